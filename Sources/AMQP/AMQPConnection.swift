@@ -1,0 +1,104 @@
+import IOThread
+import Logging
+
+/// Holds a session for one owner thread; reopens it when the previous one broke.
+final class SessionHolder: @unchecked Sendable {
+    let configuration: AMQPConfiguration
+    var session: AMQPSession?
+    init(configuration: AMQPConfiguration) { self.configuration = configuration }
+
+    func current() throws -> AMQPSession {
+        if let session, session.isOpen { return session }
+        session?.close()
+        session = nil
+        let fresh = try AMQPSession(configuration: configuration)
+        session = fresh
+        return fresh
+    }
+
+    func close() {
+        session?.close()
+        session = nil
+    }
+}
+
+/// A general-purpose AMQP connection for topology and inspection: declare, bind, purge,
+/// delete, `basic.get`. It reopens itself on the next call after the connection broke.
+/// Publishing goes through ``AMQPPublisher`` and consuming through ``AMQPConsumer``, each on
+/// its own connection, as RabbitMQ recommends.
+public final class AMQPConnection: Sendable {
+    private let thread: IOThread
+    private let holder: SessionHolder
+
+    private init(thread: IOThread, holder: SessionHolder) {
+        self.thread = thread
+        self.holder = holder
+    }
+
+    deinit {
+        let holder = self.holder
+        thread.submit { holder.close() }
+        thread.shutdown()
+    }
+
+    /// Connects now, so bad credentials or an unreachable broker surface here.
+    public static func connect(configuration: AMQPConfiguration) async throws -> AMQPConnection {
+        let thread = IOThread(name: "amqp-conn")
+        let holder = SessionHolder(configuration: configuration)
+        do {
+            try await thread.run { _ = try holder.current() }
+        } catch {
+            thread.shutdown()
+            throw error
+        }
+        return AMQPConnection(thread: thread, holder: holder)
+    }
+
+    /// Declares exchanges, queues and bindings (idempotent when they already match).
+    public func declare(_ topology: AMQPTopology) async throws {
+        try await onSession { try $0.declare(topology) }
+    }
+
+    /// Declares one queue; returns its current depth and consumer count.
+    @discardableResult
+    public func declareQueue(_ queue: AMQPQueue) async throws -> (messages: Int, consumers: Int) {
+        try await onSession { try $0.declareQueue(queue) }
+    }
+
+    /// Depth and consumer count of an existing queue (a passive declare; `channelClosed` with
+    /// reply code 404 when it does not exist).
+    public func queueStatus(_ name: String) async throws -> (messages: Int, consumers: Int) {
+        try await onSession { try $0.declareQueue(AMQPQueue(name: name), passive: true) }
+    }
+
+    /// Removes every ready message from `name`; returns how many.
+    @discardableResult
+    public func purgeQueue(_ name: String) async throws -> Int {
+        try await onSession { try $0.purgeQueue(name) }
+    }
+
+    /// Deletes a queue and its messages.
+    public func deleteQueue(_ name: String) async throws {
+        try await onSession { try $0.deleteQueue(name) }
+    }
+
+    /// Deletes an exchange.
+    public func deleteExchange(_ name: String) async throws {
+        try await onSession { try $0.deleteExchange(name) }
+    }
+
+    /// Takes one message off `queue` and acknowledges it at once; nil when empty.
+    public func getAndAck(queue: String) async throws -> AMQPDelivery? {
+        try await onSession { try $0.get(queue: queue, autoAck: true) }
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        _ = try? await thread.run { [holder] in holder.close() }
+        thread.shutdown()
+    }
+
+    private func onSession<T: Sendable>(_ body: @escaping @Sendable (AMQPSession) throws -> T) async throws -> T {
+        try await thread.run { [holder] in try body(holder.current()) }
+    }
+}

@@ -1,0 +1,319 @@
+import CRabbitMQ
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Consumes one queue with manual acknowledgement on its own connection and thread.
+///
+/// Deliveries arrive on ``deliveries``; at most `prefetch` are unacknowledged at once. The
+/// consumer reconnects with backoff after the connection breaks, declares its topology again
+/// and resumes; messages that were not acked before the break are redelivered by the broker,
+/// and acking them through the old connection throws `connectionLost` instead of silently
+/// doing nothing.
+public final class AMQPConsumer: Sendable {
+    /// Tuning knobs.
+    public struct Options: Sendable {
+        /// Most unacknowledged deliveries at once.
+        public var prefetch: UInt16 = 32
+        /// Declared on every (re)connect, before consuming.
+        public var topology = AMQPTopology()
+        /// Consumer tag prefix shown by the broker.
+        public var consumerTag = "emporium"
+        /// First reconnect delay; doubles up to `maxReconnectDelay`.
+        public var reconnectDelay: Duration = .milliseconds(100)
+        /// Longest reconnect delay.
+        public var maxReconnectDelay: Duration = .seconds(5)
+        /// Creates the defaults.
+        public init() {}
+    }
+
+    /// The deliveries, in the order the broker sent them. Finishes after ``stop()``.
+    public let deliveries: AsyncStream<AMQPDelivery>
+    private let core: ConsumerCore
+
+    /// Starts consuming `queue` in the background; connection failures are retried, not thrown.
+    public init(configuration: AMQPConfiguration, queue: String, options: Options = .init(), logger: Logger = Logger(label: "emporium.amqp.consumer")) {
+        let (stream, continuation) = AsyncStream.makeStream(of: AMQPDelivery.self)
+        self.deliveries = stream
+        self.core = ConsumerCore(configuration: configuration, queue: queue, options: options, logger: logger, output: continuation)
+        let core = self.core
+        let thread = Thread { core.run() }
+        thread.name = "amqp-consumer-\(queue)"
+        thread.start()
+    }
+
+    deinit { core.enqueue(.stop(nil)) }
+
+    /// Acknowledges a delivery: the broker forgets it.
+    public func ack(_ delivery: AMQPDelivery) async throws {
+        try await perform { .ack(delivery, $0) }
+    }
+
+    /// Negatively acknowledges a delivery; `requeue` puts it back (with the redelivered
+    /// flag), otherwise it is dead-lettered or dropped.
+    public func nack(_ delivery: AMQPDelivery, requeue: Bool) async throws {
+        try await perform { .nack(delivery, requeue, $0) }
+    }
+
+    /// Rejects a delivery, like ``nack(_:requeue:)`` for one message.
+    public func reject(_ delivery: AMQPDelivery, requeue: Bool) async throws {
+        try await perform { .reject(delivery, requeue, $0) }
+    }
+
+    /// Stops consuming and closes the connection; unacknowledged deliveries go back to the
+    /// queue. The ``deliveries`` stream finishes.
+    public func stop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            core.enqueue(.stop(continuation))
+        }
+    }
+
+    /// Whether the consumer is currently subscribed.
+    public var isConnected: Bool { core.shared.withLock { $0.connected } }
+    /// How many times the consumer reconnected after a broken connection.
+    public var reconnects: Int { core.shared.withLock { $0.reconnects } }
+
+    private func perform(_ make: (CheckedContinuation<Void, any Error>) -> ConsumerCore.Operation) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            core.enqueue(make(continuation))
+        }
+    }
+}
+
+/// The consumer's loop and state. `shared` is guarded; everything else is touched only by
+/// the consumer's thread.
+private final class ConsumerCore: @unchecked Sendable {
+    enum Operation {
+        case ack(AMQPDelivery, CheckedContinuation<Void, any Error>)
+        case nack(AMQPDelivery, Bool, CheckedContinuation<Void, any Error>)
+        case reject(AMQPDelivery, Bool, CheckedContinuation<Void, any Error>)
+        case stop(CheckedContinuation<Void, Never>?)
+    }
+
+    struct Shared {
+        var operations: [Operation] = []
+        var stopped = false
+        var connected = false
+        var reconnects = 0
+    }
+
+    let configuration: AMQPConfiguration
+    let queue: String
+    let options: AMQPConsumer.Options
+    let logger: Logger
+    let output: AsyncStream<AMQPDelivery>.Continuation
+    let shared = Mutex(Shared())
+    /// A self-pipe: writing a byte wakes the thread from `poll`.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    private var session: AMQPSession?
+    private var generation = 0
+
+    init(configuration: AMQPConfiguration, queue: String, options: AMQPConsumer.Options, logger: Logger, output: AsyncStream<AMQPDelivery>.Continuation) {
+        self.configuration = configuration
+        self.queue = queue
+        self.options = options
+        self.logger = logger
+        self.output = output
+        var fds: [Int32] = [0, 0]
+        precondition(pipe(&fds) == 0, "pipe() failed")
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    func enqueue(_ operation: Operation) {
+        let accepted = shared.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.operations.append(operation)
+            return true
+        }
+        guard accepted else {
+            switch operation {
+            case .ack(_, let c), .nack(_, _, let c), .reject(_, _, let c):
+                c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped"))
+            case .stop(let c):
+                c?.resume()
+            }
+            return
+        }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    func run() {
+        var delay = options.reconnectDelay
+        var everConnected = false
+        while true {
+            if handleOperations() { return }
+            if session == nil {
+                do {
+                    try subscribe()
+                    if everConnected {
+                        shared.withLock { $0.reconnects += 1 }
+                        logger.info("amqp consumer reconnected", metadata: ["amqp.queue": "\(queue)"])
+                    }
+                    everConnected = true
+                    delay = options.reconnectDelay
+                } catch {
+                    logger.warning("amqp consumer cannot subscribe; retrying", metadata: ["amqp.queue": "\(queue)", "error": "\(error)", "retry_in": "\(delay)"])
+                    waitForWake(timeoutMS: Int32(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))
+                    delay = min(delay * 2, options.maxReconnectDelay)
+                    continue
+                }
+            }
+            guard let session else { continue }
+            if amqp_data_in_buffer(session.state) == 0 && amqp_frames_enqueued(session.state) == 0 {
+                waitForWake(timeoutMS: 1000, socket: session.socketDescriptor)
+            }
+            readDeliveries(session)
+        }
+    }
+
+    private func subscribe() throws {
+        let session = try AMQPSession(configuration: configuration)
+        do {
+            try session.declare(options.topology)
+            try session.qos(prefetch: options.prefetch)
+            try session.consume(queue: queue, consumerTag: "\(options.consumerTag)-\(UUID().uuidString.prefix(8))")
+        } catch {
+            session.close()
+            throw error
+        }
+        self.session = session
+        generation += 1
+        shared.withLock { $0.connected = true }
+    }
+
+    private func dropSession(_ error: any Error) {
+        logger.warning("amqp consumer lost its connection", metadata: ["amqp.queue": "\(queue)", "error": "\(error)"])
+        session?.close()
+        session = nil
+        shared.withLock { $0.connected = false }
+    }
+
+    /// Runs queued acks, nacks and rejects; returns true when asked to stop.
+    private func handleOperations() -> Bool {
+        let operations = shared.withLock { state -> [Operation] in
+            defer { state.operations.removeAll() }
+            return state.operations
+        }
+        for operation in operations {
+            switch operation {
+            case .ack(let delivery, let continuation):
+                settle(delivery, continuation) { try $0.ack(delivery.deliveryTag) }
+            case .nack(let delivery, let requeue, let continuation):
+                settle(delivery, continuation) { try $0.nack(delivery.deliveryTag, requeue: requeue) }
+            case .reject(let delivery, let requeue, let continuation):
+                settle(delivery, continuation) { try $0.reject(delivery.deliveryTag, requeue: requeue) }
+            case .stop(let continuation):
+                let pending = shared.withLock { state -> [Operation] in
+                    state.stopped = true
+                    defer { state.operations.removeAll() }
+                    return state.operations
+                }
+                session?.close()
+                session = nil
+                shared.withLock { $0.connected = false }
+                output.finish()
+                for operation in pending {
+                    if case .ack(_, let c) = operation { c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped")) }
+                    if case .nack(_, _, let c) = operation { c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped")) }
+                    if case .reject(_, _, let c) = operation { c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped")) }
+                    if case .stop(let c) = operation { c?.resume() }
+                }
+                continuation?.resume()
+                return true
+            }
+        }
+        return false
+    }
+
+    private func settle(_ delivery: AMQPDelivery, _ continuation: CheckedContinuation<Void, any Error>, _ body: (AMQPSession) throws -> Void) {
+        guard let session, delivery.generation == generation else {
+            continuation.resume(throwing: AMQPError(
+                code: .connectionLost,
+                message: "delivery \(delivery.deliveryTag) came on a connection that has since closed; the broker redelivers it"))
+            return
+        }
+        do {
+            try body(session)
+            continuation.resume()
+        } catch {
+            dropSession(error)
+            continuation.resume(throwing: error)
+        }
+    }
+
+    private func waitForWake(timeoutMS: Int32, socket: Int32 = -1) {
+        var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        if socket >= 0 { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
+        _ = poll(&fds, nfds_t(fds.count), timeoutMS)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    /// Reads every complete delivery available now; services heartbeats on the way.
+    private func readDeliveries(_ session: AMQPSession) {
+        repeat {
+            amqp_maybe_release_buffers(session.state)
+            var envelope = amqp_envelope_t()
+            var zero = timeval(tv_sec: 0, tv_usec: 0)
+            let reply = amqp_consume_message(session.state, &envelope, &zero, 0)
+            if reply.reply_type == AMQP_RESPONSE_NORMAL {
+                let delivery = AMQPDelivery(
+                    deliveryTag: envelope.delivery_tag, redelivered: envelope.redelivered != 0,
+                    exchange: string(envelope.exchange), routingKey: string(envelope.routing_key),
+                    body: byteArray(envelope.message.body), properties: decodeProperties(envelope.message.properties),
+                    generation: generation)
+                amqp_destroy_envelope(&envelope)
+                output.yield(delivery)
+                continue
+            }
+            if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+                if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue { return }
+                if reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue {
+                    handleOtherFrame(session)
+                    if self.session == nil { return }
+                    continue
+                }
+            }
+            dropSession(AMQPStatus.error(status: reply.library_error, "consuming \(queue)"))
+            return
+        } while amqp_data_in_buffer(session.state) != 0 || amqp_frames_enqueued(session.state) != 0
+    }
+
+    /// A frame other than a delivery: the broker closing the channel or connection, or
+    /// cancelling the subscription (its queue was deleted).
+    private func handleOtherFrame(_ session: AMQPSession) {
+        var frame = amqp_frame_t()
+        let status = amqp_simple_wait_frame(session.state, &frame)
+        guard status == AMQP_STATUS_OK.rawValue else {
+            dropSession(AMQPStatus.error(status: status, "consuming \(queue)"))
+            return
+        }
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
+        let method = frame.payload.method
+        switch method.id {
+        case AMQPMethod.channelClose, AMQPMethod.connectionClose:
+            let error = AMQPStatus.serverError(method: method.id, decoded: method.decoded, "consuming \(queue)")
+            session.markClosed(replyToServerClose: method.id == AMQPMethod.connectionClose)
+            dropSession(error)
+        case AMQPMethod.basicCancel:
+            dropSession(AMQPError(code: .channelClosed, message: "the broker cancelled the subscription to \(queue)"))
+        default:
+            break
+        }
+    }
+}

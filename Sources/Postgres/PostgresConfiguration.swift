@@ -1,0 +1,95 @@
+import Foundation
+
+/// How to reach PostgreSQL and how each connection behaves.
+public struct PostgresConfiguration: Sendable {
+    /// Server host name or address.
+    public var host: String
+    /// Server port.
+    public var port: Int
+    /// Role to log in as.
+    public var user: String
+    /// Password; never logged.
+    public var password: String?
+    /// Database name.
+    public var database: String
+    /// How long opening a connection may take before it fails (libpq rounds to whole
+    /// seconds, at least 2).
+    public var connectTimeout: Duration = .seconds(5)
+    /// Server-side `statement_timeout` set on every connection; `nil` leaves the server's.
+    public var statementTimeout: Duration? = .seconds(30)
+    /// Reported in `pg_stat_activity.application_name`.
+    public var applicationName: String = "emporium"
+
+    /// Creates a configuration from its parts.
+    public init(host: String, port: Int = 5432, user: String, password: String?, database: String) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    /// Parses `postgres://user:password@host:port/database` (also `postgresql://`).
+    /// Percent-escapes in the user, password and database are decoded.
+    public init(url string: String) throws {
+        guard let components = URLComponents(string: string),
+            let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme),
+            let host = components.host, !host.isEmpty
+        else {
+            throw PostgresError(
+                code: .invalidConfiguration,
+                message: "DATABASE_URL must look like postgres://user:password@host:port/database")
+        }
+        let database = String(components.percentEncodedPath.dropFirst()).removingPercentEncoding ?? ""
+        guard !database.isEmpty, let user = components.user, !user.isEmpty else {
+            throw PostgresError(
+                code: .invalidConfiguration, message: "DATABASE_URL must name a user and a database")
+        }
+        self.init(
+            host: host, port: components.port ?? 5432, user: user,
+            password: components.password, database: database)
+    }
+
+    /// Reads `DATABASE_URL` (default `postgres://emporium:emporium@127.0.0.1:5432/emporium`),
+    /// `DB_CONNECT_TIMEOUT_MS` (default 5000) and `DB_STATEMENT_TIMEOUT_MS` (default 30000;
+    /// 0 disables).
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> PostgresConfiguration {
+        var config = try PostgresConfiguration(
+            url: environment["DATABASE_URL"] ?? "postgres://emporium:emporium@127.0.0.1:5432/emporium")
+        if let ms = environment["DB_CONNECT_TIMEOUT_MS"].flatMap(Int.init) {
+            config.connectTimeout = .milliseconds(ms)
+        }
+        if let ms = environment["DB_STATEMENT_TIMEOUT_MS"].flatMap(Int.init) {
+            config.statementTimeout = ms > 0 ? .milliseconds(ms) : nil
+        }
+        return config
+    }
+
+    /// The same server with another database (tests create one per test).
+    public func with(database: String) -> PostgresConfiguration {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+
+    /// libpq keyword/value pairs; passed as arrays so no value needs quoting.
+    var connectionParameters: [(String, String)] {
+        var seconds = Int((connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000 + 999) / 1000)
+        seconds = max(seconds, 1)
+        var options = "-c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8"
+        if let statementTimeout {
+            let ms = statementTimeout.components.seconds * 1000
+                + statementTimeout.components.attoseconds / 1_000_000_000_000_000
+            options += " -c statement_timeout=\(ms)"
+        }
+        var pairs: [(String, String)] = [
+            ("host", host), ("port", String(port)), ("user", user), ("dbname", database),
+            ("connect_timeout", String(seconds)), ("application_name", applicationName),
+            ("options", options), ("sslmode", "prefer"),
+        ]
+        if let password { pairs.append(("password", password)) }
+        return pairs
+    }
+}

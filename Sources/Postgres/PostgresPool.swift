@@ -1,0 +1,234 @@
+import Logging
+import Synchronization
+
+/// A bounded pool of ``PostgresConnection``s.
+///
+/// At most `maxConnections` sessions are open; callers beyond that wait in order until one is
+/// released or `acquireTimeout` passes (then `poolTimeout`). A session found broken, on
+/// release or before reuse, is closed and replaced by a new one, so after a server restart or
+/// `pg_terminate_backend` the next caller gets a fresh session.
+public final class PostgresPool: Sendable {
+    /// Counts for monitoring.
+    public struct Statistics: Sendable {
+        /// Sessions open or being opened.
+        public var open: Int
+        /// Sessions idle in the pool.
+        public var idle: Int
+        /// Callers waiting for a session.
+        public var waiting: Int
+    }
+
+    /// What an acquirer receives: a session to reuse, or the right to open a new one.
+    private enum Lease: Sendable {
+        case reuse(PostgresConnection)
+        case open
+    }
+
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<Lease, any Error>
+        var timeout: Task<Void, Never>?
+    }
+
+    private struct State {
+        var idle: [PostgresConnection] = []
+        var open = 0
+        var waiters: [Waiter] = []
+        var nextWaiterID = 0
+        var closed = false
+    }
+
+    /// The configuration new sessions are opened with.
+    public let configuration: PostgresConfiguration
+    /// The most sessions open at once.
+    public let maxConnections: Int
+    /// How long a caller waits for a session before `poolTimeout`.
+    public let acquireTimeout: Duration
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    /// Creates an empty pool; sessions are opened on demand.
+    public init(
+        configuration: PostgresConfiguration, maxConnections: Int = 10,
+        acquireTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "emporium.postgres.pool")
+    ) {
+        precondition(maxConnections > 0, "a pool needs at least one connection")
+        self.configuration = configuration
+        self.maxConnections = maxConnections
+        self.acquireTimeout = acquireTimeout
+        self.logger = logger
+    }
+
+    /// Lends a session to `body` and takes it back afterwards, whatever `body` does.
+    public func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await acquire()
+        do {
+            let value = try await body(connection)
+            await release(connection)
+            return value
+        } catch {
+            await release(connection)
+            throw error
+        }
+    }
+
+    /// Runs `body` in a transaction on a pooled session; rolls back if it throws.
+    public func withTransaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await withConnection { try await $0.transaction(body) }
+    }
+
+    /// Runs one statement on a pooled session.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> PostgresRows {
+        try await withConnection { try await $0.query(sql, parameters) }
+    }
+
+    /// Current counts.
+    public var statistics: Statistics {
+        state.withLock { Statistics(open: $0.open, idle: $0.idle.count, waiting: $0.waiters.count) }
+    }
+
+    /// Closes idle sessions and fails waiters; later acquires throw `poolClosed`.
+    public func close() async {
+        let (idle, waiters) = state.withLock { state in
+            state.closed = true
+            defer {
+                state.open -= state.idle.count
+                state.idle = []
+                state.waiters = []
+            }
+            return (state.idle, state.waiters)
+        }
+        for waiter in waiters {
+            waiter.timeout?.cancel()
+            waiter.continuation.resume(throwing: PostgresError(code: .poolClosed, message: "the pool is closed"))
+        }
+        for connection in idle { await connection.close() }
+    }
+
+    // MARK: Acquire and release
+
+    private func acquire() async throws -> PostgresConnection {
+        while true {
+            switch try await lease() {
+            case .reuse(let connection):
+                if await connection.isUsable() { return connection }
+                logger.debug("replacing a broken pooled connection", metadata: ["db.backend_pid": "\(connection.backendPID)"])
+                await connection.close()
+                // The slot is ours; fall through and open a replacement in it.
+                return try await openInSlot()
+            case .open:
+                return try await openInSlot()
+            }
+        }
+    }
+
+    /// Opens a session in a slot already counted in `open`; gives the slot back on failure.
+    private func openInSlot() async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(configuration: configuration, logger: logger)
+        } catch {
+            handBackSlot()
+            throw error
+        }
+    }
+
+    private func lease() async throws -> Lease {
+        let waiterID = state.withLock { state -> Int in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
+                enum Immediate { case lease(Lease), closed, wait }
+                let immediate = state.withLock { state -> Immediate in
+                    if state.closed { return .closed }
+                    if let connection = state.idle.popLast() { return .lease(.reuse(connection)) }
+                    if state.open < maxConnections {
+                        state.open += 1
+                        return .lease(.open)
+                    }
+                    state.waiters.append(Waiter(id: waiterID, continuation: continuation))
+                    return .wait
+                }
+                switch immediate {
+                case .lease(let lease):
+                    continuation.resume(returning: lease)
+                case .closed:
+                    continuation.resume(throwing: PostgresError(code: .poolClosed, message: "the pool is closed"))
+                case .wait:
+                    let timeout = acquireTimeout
+                    let task = Task { [weak self] in
+                        try? await Task.sleep(for: timeout)
+                        guard !Task.isCancelled else { return }
+                        self?.failWaiter(
+                            waiterID,
+                            PostgresError(
+                                code: .poolTimeout,
+                                message: "no database connection became free within \(timeout) (pool size \(self?.maxConnections ?? 0))"))
+                    }
+                    let stored = state.withLock { state -> Bool in
+                        guard let index = state.waiters.firstIndex(where: { $0.id == waiterID }) else { return false }
+                        state.waiters[index].timeout = task
+                        return true
+                    }
+                    if !stored { task.cancel() }
+                }
+            }
+        } onCancel: {
+            failWaiter(waiterID, CancellationError())
+        }
+    }
+
+    private func failWaiter(_ id: Int, _ error: any Error) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        waiter?.timeout?.cancel()
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    /// Returns a session: to the first waiter, to the idle list, or closed if broken.
+    private func release(_ connection: PostgresConnection) async {
+        let healthy = !connection.isBroken
+        if !healthy { await connection.close() }
+        enum Next { case resume(Waiter, Lease), done, closeIt }
+        let next = state.withLock { state -> Next in
+            if state.closed {
+                state.open -= 1
+                return healthy ? .closeIt : .done
+            }
+            if !state.waiters.isEmpty {
+                return .resume(state.waiters.removeFirst(), healthy ? .reuse(connection) : .open)
+            }
+            if healthy {
+                state.idle.append(connection)
+            } else {
+                state.open -= 1
+            }
+            return .done
+        }
+        switch next {
+        case .resume(let waiter, let lease):
+            waiter.timeout?.cancel()
+            waiter.continuation.resume(returning: lease)
+        case .closeIt:
+            await connection.close()
+        case .done:
+            break
+        }
+    }
+
+    /// A slot whose session failed to open: passes it to a waiter (who will try to open one)
+    /// or frees it.
+    private func handBackSlot() {
+        let waiter = state.withLock { state -> Waiter? in
+            if !state.closed, !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            state.open -= 1
+            return nil
+        }
+        waiter?.timeout?.cancel()
+        waiter?.continuation.resume(returning: .open)
+    }
+}

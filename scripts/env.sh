@@ -1,0 +1,43 @@
+# Shared settings for the local services. Sourced by the other scripts; every value can be
+# overridden from the environment.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="${EMPORIUM_LOCAL_DIR:-$ROOT/.local}"
+
+PG_PORT="${PG_PORT:-5432}"
+PG_USER="${PG_USER:-emporium}"
+PG_PASSWORD="${PG_PASSWORD:-emporium}"
+PG_DB="${PG_DB:-emporium}"
+PG_DATA="$LOCAL/pg/data"
+PG_SOCKET_DIR="$LOCAL/pg/run"
+PG_LOG="$LOCAL/pg/postgres.log"
+
+AMQP_PORT="${AMQP_PORT:-5672}"
+AMQP_USER="${AMQP_USER:-emporium}"
+AMQP_PASSWORD="${AMQP_PASSWORD:-emporium}"
+RABBIT_HOME="$LOCAL/rabbitmq"
+
+export DATABASE_URL="${DATABASE_URL:-postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}"
+export AMQP_URL="${AMQP_URL:-amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$AMQP_PORT/%2F}"
+
+# RabbitMQ keeps all of its state under .local/ and listens on loopback only.
+export RABBITMQ_NODENAME="${RABBITMQ_NODENAME:-emporium@localhost}"
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT="$AMQP_PORT"
+export RABBITMQ_DIST_PORT="${RABBITMQ_DIST_PORT:-25672}"
+export RABBITMQ_MNESIA_BASE="$RABBIT_HOME/mnesia"
+export RABBITMQ_LOG_BASE="$RABBIT_HOME/log"
+export RABBITMQ_PID_FILE="$RABBIT_HOME/rabbitmq.pid"
+export RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_HOME/enabled_plugins"
+export RABBITMQ_CONFIG_FILE="$RABBIT_HOME/rabbitmq"
+export ERL_EPMD_ADDRESS=127.0.0.1
+export HOME_FOR_RABBIT="$RABBIT_HOME"
+RABBIT_BIN=/usr/lib/rabbitmq/bin
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+# Runs a command as the postgres user when we are root (PostgreSQL refuses to run as root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+rabbitmqctl_local() { HOME="$RABBIT_HOME" "$RABBIT_BIN/rabbitmqctl" "$@"; }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Stops the local PostgreSQL and RabbitMQ started by scripts/services.sh and any running
+# Emporium processes started by `make run`.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+if [ -f "$LOCAL/run.pids" ]; then
+  while read -r pid; do kill "$pid" 2>/dev/null; done < "$LOCAL/run.pids"
+  rm -f "$LOCAL/run.pids"
+fi
+if [ -f "$PG_DATA/postmaster.pid" ]; then
+  as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && echo "stop: PostgreSQL stopped"
+fi
+if [ -f "$RABBITMQ_PID_FILE" ]; then
+  rabbitmqctl_local -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 && echo "stop: RabbitMQ stopped"
+fi
