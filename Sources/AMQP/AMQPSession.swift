@@ -234,13 +234,13 @@ final class AMQPSession {
         self.state = state
         let where_ = "\(configuration.host):\(configuration.port)"
         guard let socket = amqp_tcp_socket_new(state) else {
-            amqp_destroy_connection(state)
+            close()
             throw AMQPError(code: .connectionFailed, message: "cannot create a socket for \(where_)")
         }
         var timeout = timeval(duration: configuration.connectTimeout)
         let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
-            amqp_destroy_connection(state)
+            close()
             let text = String(cString: amqp_error_string2(opened))
             throw AMQPError(code: .connectionFailed, message: "cannot connect to RabbitMQ at \(where_): \(text)")
         }
@@ -251,8 +251,8 @@ final class AMQPSession {
         let login = emporium_amqp_login_plain(
             state, configuration.virtualHost, 0, 131_072, heartbeat, configuration.user, configuration.password)
         if login.reply_type != AMQP_RESPONSE_NORMAL {
-            var error: AMQPError
-            do { try AMQPStatus.check(login, "login") ; error = AMQPError(code: .connectionFailed, message: "login failed") } catch let e as AMQPError { error = e } catch { fatalError() }
+            var error = AMQPError(code: .connectionFailed, message: "login failed")
+            if let reported = (Result { try AMQPStatus.check(login, "login") }).failure as? AMQPError { error = reported }
             // RabbitMQ answers bad credentials by closing the socket (a library error here)
             // and an unknown or forbidden vhost with connection.close 530/403.
             if error.code == .connectionLost || error.replyCode == 530 || error.replyCode == 403 {
@@ -261,7 +261,7 @@ final class AMQPSession {
                     message: "RabbitMQ at \(where_) refused user \"\(configuration.user)\" on vhost \"\(configuration.virtualHost)\" (wrong credentials, unknown vhost or no permission)",
                     replyCode: error.replyCode ?? 403, replyText: error.replyText)
             }
-            amqp_destroy_connection(state)
+            close()
             throw error
         }
         isOpen = true
@@ -457,6 +457,10 @@ final class AMQPSession {
             deliveryTag: tag, redelivered: redelivered, exchange: exchange, routingKey: routingKey,
             body: content.body, properties: content.properties, generation: 0)
     }
+}
+
+extension Result {
+    var failure: Failure? { if case .failure(let error) = self { error } else { nil } }
 }
 
 extension timeval {

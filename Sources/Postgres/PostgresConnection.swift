@@ -98,6 +98,7 @@ public final class PostgresConnection: Sendable {
 
     /// Runs `body` inside `BEGIN` … `COMMIT`; rolls back and rethrows if `body` throws.
     /// A commit the server turned into a rollback (the transaction had failed) throws.
+    @discardableResult
     public func transaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await query("BEGIN")
         let value: T
@@ -121,8 +122,13 @@ public final class PostgresConnection: Sendable {
         guard !broken.withLock({ $0 }) else { return false }
         let usable = (try? await thread.run { [handle] in
             guard let connection = handle.pointer else { return false }
-            return PQconsumeInput(connection) == 1 && PQstatus(connection) == CONNECTION_OK
-                && PQtransactionStatus(connection) == PQTRANS_IDLE
+            // The server's termination notice and the EOF after it may need several reads.
+            for _ in 0..<8 {
+                guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else { return false }
+                var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+                if poll(&descriptor, 1, 0) <= 0 { break }
+            }
+            return PQtransactionStatus(connection) == PQTRANS_IDLE
         }) ?? false
         if !usable { broken.withLock { $0 = true } }
         return usable

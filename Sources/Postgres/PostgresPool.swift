@@ -60,6 +60,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Lends a session to `body` and takes it back afterwards, whatever `body` does.
+    @discardableResult
     public func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await acquire()
         do {
@@ -73,6 +74,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` in a transaction on a pooled session; rolls back if it throws.
+    @discardableResult
     public func withTransaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await withConnection { try await $0.transaction(body) }
     }
