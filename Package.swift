@@ -39,8 +39,7 @@ let package = Package(
                 "Postgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            resources: [.copy("Migrations")]
+            ]
         ),
         .target(
             name: "API",
