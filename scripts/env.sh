@@ -10,6 +10,10 @@ PG_DB="${PG_DB:-emporium}"
 PG_DATA="$LOCAL/pg/data"
 PG_SOCKET_DIR="$LOCAL/pg/run"
 PG_LOG="$LOCAL/pg/postgres.log"
+if [ -f "$LOCAL/pg/location" ]; then  # see services.sh: data kept outside an unreachable checkout
+  PG_DATA="$(cat "$LOCAL/pg/location")/data"; PG_SOCKET_DIR="$(cat "$LOCAL/pg/location")/run"
+  PG_LOG="$(cat "$LOCAL/pg/location")/postgres.log"
+fi
 
 AMQP_PORT="${AMQP_PORT:-5672}"
 AMQP_USER="${AMQP_USER:-emporium}"

@@ -25,7 +25,18 @@ start_postgres() {
     echo "services: PostgreSQL already answers on 127.0.0.1:$PG_PORT"
   else
     mkdir -p "$LOCAL/pg" "$PG_SOCKET_DIR"
-    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$LOCAL/pg"
+    if [ "$(id -u)" = 0 ]; then
+      chown -R postgres:postgres "$LOCAL/pg"
+      # PostgreSQL runs as `postgres`, which must reach the data directory; a checkout under
+      # a private home directory is not reachable, so the data then lives under /var/tmp.
+      if ! runuser -u postgres -- test -w "$LOCAL/pg"; then
+        local alt="/var/tmp/emporium-$(echo "$ROOT" | md5sum | cut -c1-8)/pg"
+        echo "services: postgres cannot reach $LOCAL/pg; keeping its data in $alt"
+        mkdir -p "$alt/run" && chown -R postgres:postgres "$(dirname "$alt")"
+        PG_DATA="$alt/data"; PG_SOCKET_DIR="$alt/run"; PG_LOG="$alt/postgres.log"
+        echo "$alt" > "$LOCAL/pg/location"
+      fi
+    fi
     if [ ! -f "$PG_DATA/PG_VERSION" ]; then
       echo "services: initialising PostgreSQL in $PG_DATA"
       as_postgres "$bin/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null

@@ -1,1 +1,13 @@
-print("placeholder")
+import API
+import Foundation
+
+// Thin entry point: configuration from the environment, then the application from the API
+// library. Configuration errors exit with status 2 and a message.
+do {
+    let configuration = try APIConfiguration.fromEnvironment()
+    let app = buildApplication(configuration: configuration)
+    try await app.runService()
+} catch let error as ConfigurationError {
+    FileHandle.standardError.write(Data("emporium-api: \(error)\n".utf8))
+    exit(2)
+}

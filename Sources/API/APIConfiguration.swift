@@ -1,0 +1,60 @@
+import AMQP
+import Foundation
+import Logging
+import Postgres
+
+/// Everything the API reads from its environment.
+public struct APIConfiguration: Sendable {
+    /// Address to listen on (`HTTP_HOST`, default `127.0.0.1`; containers set `0.0.0.0`).
+    public var host: String = "127.0.0.1"
+    /// Port to listen on (`HTTP_PORT`, default 8080).
+    public var port: Int = 8080
+    /// Log level (`LOG_LEVEL`: trace, debug, info, notice, warning, error, critical; default info).
+    public var logLevel: Logger.Level = .info
+    /// PostgreSQL (`DATABASE_URL`, `DB_CONNECT_TIMEOUT_MS`, `DB_STATEMENT_TIMEOUT_MS`).
+    public var postgres: PostgresConfiguration
+    /// Pool size (`DB_POOL_SIZE`, default 10).
+    public var poolSize: Int = 10
+    /// Longest wait for a pooled connection (`DB_ACQUIRE_TIMEOUT_MS`, default 2000); past it
+    /// a request gets 503 instead of hanging.
+    public var acquireTimeout: Duration = .seconds(2)
+    /// RabbitMQ (`AMQP_URL`, `AMQP_HEARTBEAT_SECONDS`).
+    public var amqp: AMQPConfiguration
+
+    /// Creates a configuration with the given servers and defaults elsewhere.
+    public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration) {
+        self.postgres = postgres
+        self.amqp = amqp
+    }
+
+    /// Reads the variables above; a malformed value is an error, not a silent default.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> APIConfiguration {
+        var config = APIConfiguration(
+            postgres: try .fromEnvironment(environment), amqp: try .fromEnvironment(environment))
+        if let host = environment["HTTP_HOST"] { config.host = host }
+        if let value = environment["HTTP_PORT"] {
+            guard let port = Int(value), (1...65535).contains(port) else { throw ConfigurationError("HTTP_PORT must be a port number, not \(value)") }
+            config.port = port
+        }
+        if let value = environment["LOG_LEVEL"] {
+            guard let level = Logger.Level(rawValue: value.lowercased()) else { throw ConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical") }
+            config.logLevel = level
+        }
+        if let value = environment["DB_POOL_SIZE"] {
+            guard let size = Int(value), size > 0 else { throw ConfigurationError("DB_POOL_SIZE must be a positive number") }
+            config.poolSize = size
+        }
+        if let value = environment["DB_ACQUIRE_TIMEOUT_MS"] {
+            guard let ms = Int(value), ms > 0 else { throw ConfigurationError("DB_ACQUIRE_TIMEOUT_MS must be a positive number") }
+            config.acquireTimeout = .milliseconds(ms)
+        }
+        return config
+    }
+}
+
+/// A configuration value that cannot be used.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    /// Creates the error with an operator-facing message.
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,66 @@
+import API
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import TestSupport
+import Testing
+
+@Suite("API health and readiness")
+struct HealthTests {
+    private func configuration() throws -> APIConfiguration {
+        var config = APIConfiguration(postgres: try TestEnvironment.postgres(), amqp: try TestEnvironment.amqp())
+        config.port = 0
+        config.logLevel = .error
+        return config
+    }
+
+    @Test("GET /health answers 200 while the process runs")
+    func health() async throws {
+        let app = buildApplication(configuration: try configuration())
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"status\":\"ok\""))
+            }
+        }
+    }
+
+    @Test("GET /ready answers 200 when PostgreSQL and RabbitMQ answer")
+    func ready() async throws {
+        let app = buildApplication(configuration: try configuration())
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/ready", method: .get) { response in
+                #expect(response.status == .ok)
+                let body = String(buffer: response.body)
+                #expect(body.contains("\"postgres\":\"ok\""))
+                #expect(body.contains("\"rabbitmq\":\"ok\""))
+            }
+        }
+    }
+
+    @Test("GET /ready answers 503 with a problem body when a dependency is unreachable")
+    func notReady() async throws {
+        var config = try configuration()
+        config.postgres.port = 1
+        config.amqp.port = 1
+        let app = buildApplication(configuration: config)
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/ready", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                let body = String(buffer: response.body)
+                #expect(body.contains("\"status\":503"))
+                #expect(body.contains("postgres"))
+                #expect(body.contains("rabbitmq"))
+                #expect(!body.contains("refused"))  // internal error text stays in the logs
+            }
+        }
+    }
+
+    @Test("malformed configuration is refused with a message")
+    func badConfiguration() throws {
+        #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["HTTP_PORT": "eighty"]) }
+        #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["LOG_LEVEL": "loud"]) }
+        #expect(throws: (any Error).self) { try APIConfiguration.fromEnvironment(["DATABASE_URL": "nonsense"]) }
+    }
+}
