@@ -86,8 +86,11 @@ public struct AMQPBinding: Sendable, Hashable {
 
 /// Exchanges, queues and bindings declared together, idempotently, on every (re)connect.
 public struct AMQPTopology: Sendable {
+    /// Exchanges, declared first.
     public var exchanges: [AMQPExchange]
+    /// Queues, declared after the exchanges their arguments may name.
     public var queues: [AMQPQueue]
+    /// Bindings, declared last.
     public var bindings: [AMQPBinding]
 
     /// Creates a topology; declared in the order exchanges, queues, bindings.

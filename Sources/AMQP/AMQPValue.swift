@@ -1,11 +1,18 @@
 /// A value in an AMQP field table: queue arguments and message headers.
 public enum AMQPValue: Sendable, Hashable, CustomStringConvertible {
+    /// UTF-8 text (AMQP long string).
     case string(String)
+    /// A signed integer; sent as a 64-bit field.
     case int(Int64)
+    /// A boolean.
     case bool(Bool)
+    /// A 64-bit float.
     case double(Double)
+    /// A field array (e.g. `x-death`).
     case array([AMQPValue])
+    /// A nested table.
     case table([String: AMQPValue])
+    /// No value.
     case void
 
     public var description: String {

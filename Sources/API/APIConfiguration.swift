@@ -54,6 +54,7 @@ public struct APIConfiguration: Sendable {
 
 /// A configuration value that cannot be used.
 public struct ConfigurationError: Error, CustomStringConvertible {
+    /// The message for the operator.
     public let description: String
     /// Creates the error with an operator-facing message.
     public init(_ description: String) { self.description = description }

@@ -90,14 +90,16 @@ public struct Migrator: Sendable {
     public func migrate(configuration: PostgresConfiguration) async throws -> [Migration] {
         let migrations = try loadMigrations()
         let db = try await PostgresConnection.connect(configuration: configuration, logger: logger)
-        defer { Task { await db.close() } }
-        try await db.query("SELECT pg_advisory_lock($1)", [Self.advisoryLockKey])
         do {
+            // Held for the whole run; released explicitly, and by the server if we die.
+            try await db.query("SELECT pg_advisory_lock($1)", [Self.advisoryLockKey])
             let applied = try await applyPending(migrations, on: db)
             try await db.query("SELECT pg_advisory_unlock($1)", [Self.advisoryLockKey])
+            await db.close()
             return applied
         } catch {
             _ = try? await db.query("SELECT pg_advisory_unlock($1)", [Self.advisoryLockKey])
+            await db.close()
             throw error
         }
     }

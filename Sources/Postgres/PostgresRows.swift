@@ -39,6 +39,7 @@ public struct PostgresRows: Sendable, Sequence {
     /// The first row, if any.
     public var first: PostgresRow? { count > 0 ? self[0] : nil }
 
+    /// Iterates the rows in order.
     public func makeIterator() -> AnyIterator<PostgresRow> {
         var next = 0
         return AnyIterator {
