@@ -1,6 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+let workerExecutables = ["stock", "payment", "order", "notification"].map { "emporium-\($0)-worker" }
+
 let package = Package(
     name: "Emporium",
     platforms: [.macOS(.v15)],
@@ -9,13 +11,17 @@ let package = Package(
         .executable(name: "emporium", targets: ["emporium"]),
         .library(name: "Postgres", targets: ["Postgres"]),
         .library(name: "AMQP", targets: ["AMQP"]),
-    ],
+    ] + workerExecutables.map { .executable(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // C clients, as system libraries.
@@ -33,19 +39,45 @@ let package = Package(
             name: "AMQP",
             dependencies: ["CRabbitMQ", "IOThread", .product(name: "Logging", package: "swift-log")]
         ),
+        // Order state machine, money and event types: no I/O.
+        .target(name: "Domain"),
+        // Envelope, topology, outbox writer + relay, inbox, worker runner.
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "Postgres", "AMQP", "Domain",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Postgres", "AMQP", "Domain", "Messaging",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "Operations",
             dependencies: [
-                "Postgres",
+                "Postgres", "Domain",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "API",
             dependencies: [
-                "Postgres", "AMQP",
+                "Postgres", "AMQP", "Domain", "Messaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -54,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "emporium",
             dependencies: [
-                "Operations", "Postgres",
+                "Operations", "Postgres", "Domain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -62,11 +94,12 @@ let package = Package(
 
         .target(
             name: "TestSupport",
-            dependencies: ["Postgres", "AMQP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Postgres", "AMQP", "Operations", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "TestSupport"]),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(
             name: "APITests",
@@ -75,6 +108,13 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-    ],
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ] + workerExecutables.map { .executableTarget(name: $0, dependencies: ["Workers"]) },
     swiftLanguageModes: [.v6]
 )

@@ -45,3 +45,8 @@ as_postgres() {
 }
 
 rabbitmqctl_local() { HOME="$RABBIT_HOME" "$RABBIT_BIN/rabbitmqctl" "$@"; }
+
+# Development-only secrets for `make run` and `make test`; production sets its own.
+export JWT_SECRET="${JWT_SECRET:-local-development-secret-change-me-0123456789}"
+export SEED_ADMIN_EMAIL="${SEED_ADMIN_EMAIL:-admin@emporium.local}"
+export SEED_ADMIN_PASSWORD="${SEED_ADMIN_PASSWORD:-admin-password-change-me}"

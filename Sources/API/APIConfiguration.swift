@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Logging
+import Messaging
 import Postgres
 
 /// Everything the API reads from its environment.
@@ -20,6 +21,12 @@ public struct APIConfiguration: Sendable {
     public var acquireTimeout: Duration = .seconds(2)
     /// RabbitMQ (`AMQP_URL`, `AMQP_HEARTBEAT_SECONDS`).
     public var amqp: AMQPConfiguration
+    /// Exchange and queue names (`EMPORIUM_NAMESPACE`, default `emporium`).
+    public var names = MessagingNames()
+    /// HMAC key for access tokens (`JWT_SECRET`, required, at least 32 characters).
+    public var jwtSecret = ""
+    /// bcrypt cost for new password hashes (`BCRYPT_COST`, 4–16, default 11).
+    public var bcryptCost: UInt8 = 11
 
     /// Creates a configuration with the given servers and defaults elsewhere.
     public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration) {
@@ -32,6 +39,12 @@ public struct APIConfiguration: Sendable {
         var config = APIConfiguration(
             postgres: try .fromEnvironment(environment), amqp: try .fromEnvironment(environment))
         if let host = environment["HTTP_HOST"] { config.host = host }
+        config.names = .fromEnvironment(environment)
+        config.jwtSecret = environment["JWT_SECRET"] ?? ""
+        if let value = environment["BCRYPT_COST"] {
+            guard let cost = UInt8(value), (4...16).contains(cost) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 16") }
+            config.bcryptCost = cost
+        }
         if let value = environment["HTTP_PORT"] {
             guard let port = Int(value), (1...65535).contains(port) else { throw ConfigurationError("HTTP_PORT must be a port number, not \(value)") }
             config.port = port

@@ -1,32 +1,50 @@
+import AMQP
 import Hummingbird
+import HummingbirdBcrypt
 import Logging
+import Messaging
 import Postgres
 import ServiceLifecycle
 
-/// Builds the API application: routes, the database pool and their lifecycle. The
-/// `emporium-api` executable only calls this and runs it, so tests run the same code.
-public func buildApplication(configuration: APIConfiguration) -> some ApplicationProtocol {
+/// Builds the API application: routes, the database pool, the event publisher, the outbox
+/// relay and their lifecycle. The `emporium-api` executable only calls this and runs it,
+/// so tests run the same code.
+public func buildApplication(configuration: APIConfiguration) async throws -> some ApplicationProtocol {
     var logger = Logger(label: "emporium.api")
     logger.logLevel = configuration.logLevel
+    guard configuration.jwtSecret.utf8.count >= 32 else {
+        throw ConfigurationError("JWT_SECRET must be set to at least 32 characters")
+    }
     let pool = PostgresPool(
         configuration: configuration.postgres, maxConnections: configuration.poolSize,
         acquireTimeout: configuration.acquireTimeout, logger: logger)
-    let router = Router()
+    var publisherOptions = AMQPPublisher.Options()
+    publisherOptions.topology = configuration.names.topology
+    publisherOptions.reconnectTimeout = .seconds(2)  // a request never waits long on the broker; the relay retries
+    let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
+    let outbox = OutboxPublisher(publisher: publisher, pool: pool, exchange: configuration.names.eventsExchange, logger: logger)
+    let tokens = await TokenService(secret: configuration.jwtSecret)
+    let hasher = PasswordHasher(cost: configuration.bcryptCost)
+
+    let router = Router(context: AppRequestContext.self)
+    router.middlewares.add(ProblemMiddleware())
     router.middlewares.add(LogRequestsMiddleware(.debug))
     HealthController(checks: [PostgresReadiness(pool: pool), RabbitMQReadiness(configuration: configuration.amqp)])
         .register(on: router)
+
+    let api = router.group("api/v1")
+    AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost))
+        .register(on: api.group("auth"))
+    let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens))
+    ProductsController(pool: pool).register(public: api, authenticated: authenticated)
+    CartController(pool: pool).register(on: authenticated)
+    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool))
+        .register(on: authenticated)
+    PaymentsController(pool: pool).register(on: authenticated)
+
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "emporium-api"),
-        services: [PoolService(pool: pool)],
+        services: [OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)],
         logger: logger)
-}
-
-/// Closes the pool when the service group shuts down (SIGTERM/SIGINT).
-struct PoolService: Service {
-    let pool: PostgresPool
-    func run() async throws {
-        try? await gracefulShutdown()
-        await pool.close()
-    }
 }

@@ -40,7 +40,7 @@ struct HealthController: Sendable {
         let checks: [String: String]?
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<AppRequestContext>) {
         router.get("/health") { _, _ in Status(status: "ok", checks: nil) }
         router.get("/ready") { _, _ in try await ready() }
     }

@@ -5,7 +5,7 @@ import Foundation
 // library. Configuration errors exit with status 2 and a message.
 do {
     let configuration = try APIConfiguration.fromEnvironment()
-    let app = buildApplication(configuration: configuration)
+    let app = try await buildApplication(configuration: configuration)
     try await app.runService()
 } catch let error as ConfigurationError {
     FileHandle.standardError.write(Data("emporium-api: \(error)\n".utf8))

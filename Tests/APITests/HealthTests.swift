@@ -11,12 +11,14 @@ struct HealthTests {
         var config = APIConfiguration(postgres: try TestEnvironment.postgres(), amqp: try TestEnvironment.amqp())
         config.port = 0
         config.logLevel = .error
+        config.jwtSecret = String(repeating: "k", count: 32)
+        config.bcryptCost = 4
         return config
     }
 
     @Test("GET /health answers 200 while the process runs")
     func health() async throws {
-        let app = buildApplication(configuration: try configuration())
+        let app = try await buildApplication(configuration: try configuration())
         try await app.test(.live) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
@@ -27,7 +29,7 @@ struct HealthTests {
 
     @Test("GET /ready answers 200 when PostgreSQL and RabbitMQ answer")
     func ready() async throws {
-        let app = buildApplication(configuration: try configuration())
+        let app = try await buildApplication(configuration: try configuration())
         try await app.test(.live) { client in
             try await client.execute(uri: "/ready", method: .get) { response in
                 #expect(response.status == .ok)
@@ -43,7 +45,7 @@ struct HealthTests {
         var config = try configuration()
         config.postgres.port = 1
         config.amqp.port = 1
-        let app = buildApplication(configuration: config)
+        let app = try await buildApplication(configuration: config)
         try await app.test(.live) { client in
             try await client.execute(uri: "/ready", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
@@ -62,5 +64,13 @@ struct HealthTests {
         #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["HTTP_PORT": "eighty"]) }
         #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["LOG_LEVEL": "loud"]) }
         #expect(throws: (any Error).self) { try APIConfiguration.fromEnvironment(["DATABASE_URL": "nonsense"]) }
+        #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["BCRYPT_COST": "99"]) }
+    }
+
+    @Test("the API refuses to start without a JWT secret of at least 32 characters")
+    func missingSecret() async throws {
+        var config = try configuration()
+        config.jwtSecret = "short"
+        await #expect(throws: ConfigurationError.self) { _ = try await buildApplication(configuration: config) }
     }
 }

@@ -1,0 +1,133 @@
+import Domain
+import Foundation
+import Hummingbird
+import HummingbirdBcrypt
+import Postgres
+
+/// Verifies `Authorization: Bearer <access token>` and sets the request's identity; any
+/// missing, malformed, forged or expired token is a 401.
+struct AuthMiddleware: RouterMiddleware {
+    let tokens: TokenService
+
+    func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw APIError.unauthorized("a bearer access token is required")
+        }
+        guard let identity = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+            throw APIError.unauthorized("the access token is invalid or expired")
+        }
+        var context = context
+        context.identity = identity
+        context.logger[metadataKey: "user.id"] = "\(identity.userId)"
+        return try await next(request, context)
+    }
+}
+
+/// Password hashing with bcrypt, off the cooperative thread pool (it is deliberately slow).
+struct PasswordHasher: Sendable {
+    /// bcrypt cost (`BCRYPT_COST`); each step doubles the work.
+    let cost: UInt8
+
+    func hash(_ password: String) async -> String {
+        await offload { Bcrypt.hash(password, cost: cost) }
+    }
+
+    func verify(_ password: String, hash: String) async -> Bool {
+        await offload { Bcrypt.verify(password, hash: hash) }
+    }
+
+    private func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: work()) }
+        }
+    }
+}
+
+/// `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
+struct AuthController: Sendable {
+    let pool: PostgresPool
+    let tokens: TokenService
+    let hasher: PasswordHasher
+    /// A valid hash to verify against when the email is unknown, so both paths cost the same.
+    let decoyHash: String
+
+    struct Registration: Decodable {
+        let email: String
+        let password: String
+        let firstName: String
+        let lastName: String
+    }
+
+    struct Credentials: Decodable {
+        let email: String
+        let password: String
+    }
+
+    struct UserBody: ResponseEncodable {
+        let id: UUID
+        let email: String
+        let firstName: String
+        let lastName: String
+        let role: String
+    }
+
+    struct TokenBody: ResponseEncodable {
+        let accessToken: String
+        let refreshToken: String
+        let tokenType = "Bearer"
+        let expiresIn: Int
+    }
+
+    func register(on group: RouterGroup<AppRequestContext>) {
+        group.post("register") { request, context in try await register(request, context) }
+        group.post("login") { request, context in try await login(request, context) }
+    }
+
+    static func validate(email: String) -> Bool {
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        return email.count <= 254 && parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".")
+            && !parts[1].hasPrefix(".") && !parts[1].hasSuffix(".") && !email.contains(where: \.isWhitespace)
+    }
+
+    private func register(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<UserBody> {
+        let (body, _) = try await request.decodeJSON(Registration.self, context: context)
+        var problems: [(String, String)] = []
+        if !Self.validate(email: body.email) { problems.append(("email", "must be a valid email address")) }
+        if body.password.count < 8 { problems.append(("password", "must be at least 8 characters")) }
+        if body.password.utf8.count > 72 { problems.append(("password", "must be at most 72 bytes")) }
+        if body.firstName.trimmingCharacters(in: .whitespaces).isEmpty || body.firstName.count > 100 { problems.append(("first_name", "must be 1 to 100 characters")) }
+        if body.lastName.trimmingCharacters(in: .whitespaces).isEmpty || body.lastName.count > 100 { problems.append(("last_name", "must be 1 to 100 characters")) }
+        guard problems.isEmpty else { throw APIError.invalid(problems) }
+
+        let id = UUID()
+        let hash = await hasher.hash(body.password)
+        do {
+            try await pool.query(
+                "INSERT INTO users (id, email, password_hash, first_name, last_name, role) VALUES ($1, $2, $3, $4, $5, 'CUSTOMER')",
+                [id, body.email, hash, body.firstName, body.lastName])
+        } catch let error as PostgresError where error.isUniqueViolation {
+            throw APIError.conflict("an account with this email already exists")
+        }
+        return EditedResponse(status: .created, headers: [.location: "/api/v1/users/\(id.uuidString.lowercased())"],
+                              response: UserBody(id: id, email: body.email, firstName: body.firstName, lastName: body.lastName, role: Role.customer.rawValue))
+    }
+
+    private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
+        let (body, _) = try await request.decodeJSON(Credentials.self, context: context)
+        let row = try await pool.query(
+            "SELECT id, password_hash, role, is_active FROM users WHERE lower(email) = lower($1)", [body.email]).first
+        let hash = try row?.decode(String.self, "password_hash") ?? decoyHash
+        let matches = await hasher.verify(body.password, hash: hash)
+        guard let row, matches, try row.decode(Bool.self, "is_active"),
+              let role = Role(rawValue: try row.decode(String.self, "role"))
+        else { throw APIError.unauthorized("email or password is incorrect") }
+        let userId = try row.decode(UUID.self, "id")
+        let refresh = TokenService.newRefreshToken()
+        try await pool.query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, now() + interval '30 days')",
+            [UUID(), userId, UUID(), refresh.hash])
+        return TokenBody(
+            accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh.token,
+            expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
+    }
+}

@@ -1,0 +1,258 @@
+import Crypto
+import Domain
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Messaging
+import Postgres
+
+/// Places the cart as an order and reads the caller's orders.
+struct OrdersController: Sendable {
+    let pool: PostgresPool
+    let outbox: OutboxPublisher
+    let names: MessagingNames
+    let idempotency: IdempotencyStore
+
+    struct ShippingAddress: Codable, Sendable {
+        let line1: String
+        let line2: String?
+        let city: String
+        let postalCode: String
+        let country: String
+    }
+
+    struct PlaceOrder: Decodable {
+        let paymentMethod: String
+        let shippingAddress: ShippingAddress
+    }
+
+    struct ItemBody: Encodable, Sendable {
+        let productId: UUID
+        let name: String
+        let sku: String
+        let quantity: Int
+        let unitPriceCents: Int
+    }
+
+    struct HistoryBody: Encodable, Sendable {
+        let fromStatus: String?
+        let toStatus: String
+        let reason: String?
+        let changedAt: Date
+    }
+
+    struct OrderBody: ResponseEncodable, Sendable {
+        let id: UUID
+        let orderNumber: String
+        let status: String
+        let cancellationReason: String?
+        let paymentMethod: String
+        let shippingAddress: ShippingAddress
+        let items: [ItemBody]
+        let totalCents: Int
+        let currency: String
+        let statusHistory: [HistoryBody]
+        let createdAt: Date
+    }
+
+    func register(on group: RouterGroup<AppRequestContext>) {
+        group.post("orders") { request, context in try await place(request, context) }
+        group.get("orders") { request, context in try await list(request, context) }
+        group.get("orders/:id") { _, context in try await get(context) }
+    }
+
+    // MARK: Placement
+
+    private func place(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let userId = try context.requireIdentity().userId
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else {
+            throw APIError.badRequest("the Idempotency-Key header is required", errors: [.init(field: "Idempotency-Key", message: "required")])
+        }
+        guard key.count <= 255 else { throw APIError.badRequest("the Idempotency-Key header is at most 255 characters") }
+        let (input, raw) = try await request.decodeJSON(PlaceOrder.self, context: context)
+        try validate(input)
+        let hash = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
+
+        switch try await idempotency.claim(userId: userId, key: key, requestHash: hash) {
+        case .replay(let status, let body):
+            return jsonResponse(status: status, body: body, replayed: true)
+        case .mismatch:
+            throw APIError.unprocessable("this Idempotency-Key was already used with a different request body")
+        case .inFlight:
+            throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
+        case .acquired:
+            break
+        }
+        do {
+            let traceparent = TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
+            let (body, event) = try await pool.withTransaction { db in
+                let (order, event) = try await createOrder(userId: userId, input: input, traceparent: traceparent, db)
+                let stored = try await idempotency.complete(userId: userId, key: key, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
+                return (stored, event)
+            }
+            await outbox.publishCommitted([event])
+            return jsonResponse(status: 201, body: body, replayed: false)
+        } catch {
+            await idempotency.release(userId: userId, key: key)
+            throw error
+        }
+    }
+
+    private func validate(_ input: PlaceOrder) throws {
+        var problems: [(String, String)] = []
+        let method = input.paymentMethod
+        if method.isEmpty || method.count > 64 || !method.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+            problems.append(("payment_method", "must be a payment token such as tok_visa"))
+        }
+        let address = input.shippingAddress
+        for (field, value, limit) in [("line1", address.line1, 200), ("city", address.city, 100), ("postal_code", address.postalCode, 20)]
+        where value.trimmingCharacters(in: .whitespaces).isEmpty || value.count > limit {
+            problems.append(("shipping_address.\(field)", "must be 1 to \(limit) characters"))
+        }
+        if (address.line2?.count ?? 0) > 200 { problems.append(("shipping_address.line2", "must be at most 200 characters")) }
+        if address.country.count != 2 || !address.country.allSatisfy({ $0.isASCII && $0.isUppercase }) {
+            problems.append(("shipping_address.country", "must be an ISO 3166-1 alpha-2 code such as DE"))
+        }
+        guard problems.isEmpty else { throw APIError.invalid(problems) }
+    }
+
+    /// Writes the order, its lines, its first history row and its `order.placed` outbox row,
+    /// and empties the cart, all in the caller's transaction.
+    private func createOrder(userId: UUID, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws -> (OrderBody, EventEnvelope) {
+        let cartId = try await CartController.cartId(for: userId, on: db)
+        // Locks the cart: two placements by the same user never take the same lines.
+        try await db.query("SELECT id FROM carts WHERE id = $1 FOR UPDATE", [cartId])
+        let lines = try await db.query(
+            """
+            SELECT ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents, ci.currency
+            FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY ci.product_id
+            """, [cartId])
+        guard lines.count > 0 else { throw APIError.unprocessable("the cart is empty") }
+        guard lines.count <= CartController.maxLines else { throw APIError.unprocessable("an order holds at most \(CartController.maxLines) lines") }
+        var items: [ItemBody] = []
+        var total = 0
+        let currency = try lines[0].decode(String.self, "currency")
+        for line in lines {
+            let item = ItemBody(productId: try line.decode(UUID.self, "product_id"), name: try line.decode(String.self, "name"), sku: try line.decode(String.self, "sku"),
+                                quantity: try line.decode(Int.self, "quantity"), unitPriceCents: try line.decode(Int.self, "unit_price_cents"))
+            guard try line.decode(String.self, "currency") == currency else { throw APIError.unprocessable("the cart mixes currencies") }
+            guard let lineTotal = Money.lineTotal(unitCents: item.unitPriceCents, quantity: item.quantity),
+                  case (let sum, false) = total.addingReportingOverflow(lineTotal) else { throw APIError.unprocessable("the order total is too large") }
+            total = sum
+            items.append(item)
+        }
+        let orderId = UUID()
+        let orderNumber = Self.newOrderNumber()
+        let address = try PostgresJSON(encoding: input.shippingAddress, encoder: EmporiumJSON.encoder())
+        let created = try await db.query(
+            """
+            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, total_cents, currency, trace_parent)
+            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $6, $7, $8) RETURNING created_at
+            """, [orderId, orderNumber, userId, input.paymentMethod, address, total, currency, traceparent])[0].decode(Date.self, "created_at")
+        for item in items {
+            try await db.query(
+                """
+                INSERT INTO order_items (id, order_id, product_id, product_name, sku, quantity, unit_price_cents, currency)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                """, [UUID(), orderId, item.productId, item.name, item.sku, item.quantity, item.unitPriceCents, currency])
+        }
+        let history = try await db.query(
+            "INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING') RETURNING changed_at", [orderId])[0]
+        try await db.query("DELETE FROM cart_items WHERE cart_id = $1", [cartId])
+        let event = try EventEnvelope(
+            type: EventType.orderPlaced, orderId: orderId,
+            payload: OrderPlaced(orderId: orderId, userId: userId, totalCents: total, currency: currency, paymentMethod: input.paymentMethod,
+                                 lines: items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
+            traceparent: traceparent)
+        try await Outbox.append(event, exchange: names.eventsExchange, on: db)
+        let body = OrderBody(
+            id: orderId, orderNumber: orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: input.paymentMethod,
+            shippingAddress: input.shippingAddress, items: items, totalCents: total, currency: currency,
+            statusHistory: [HistoryBody(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: try history.decode(Date.self, "changed_at"))],
+            createdAt: created)
+        return (body, event)
+    }
+
+    /// `EMP-YYMMDD-XXXXXX`: readable on the phone, unique by its random part (and the index).
+    static func newOrderNumber(now: Date = Date()) -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        let day = now.formatted(.iso8601.year().month().day().dateSeparator(.omitted)).dropFirst(2)
+        return "EMP-\(day)-" + String((0..<6).map { _ in alphabet.randomElement()! })
+    }
+
+    private func jsonResponse(status: Int, body: String, replayed: Bool) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if replayed { headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    // MARK: Reading
+
+    private func list(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<OrderBody> {
+        let userId = try context.requireIdentity().userId
+        let page = try Page(request)
+        let rows = try await pool.query(
+            "SELECT id, count(*) OVER () AS total FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+            [userId, page.size, page.offset])
+        var orders: [OrderBody] = []
+        for row in rows {
+            if let order = try await load(try row.decode(UUID.self, "id")) { orders.append(order) }
+        }
+        return PageBody(items: orders, page: page.number, pageSize: page.size, total: try rows.first?.decode(Int.self, "total") ?? 0)
+    }
+
+    private func get(_ context: AppRequestContext) async throws -> OrderBody {
+        let identity = try context.requireIdentity()
+        let id = try context.parameters.requireUUID("id", "order")
+        // Another user's order is indistinguishable from a missing one.
+        guard let order = try await load(id, visibleTo: identity.role.isAdmin ? nil : identity.userId) else { throw APIError.notFound("order") }
+        return order
+    }
+
+    /// The order with its lines and history; nil when missing or not owned by `owner`.
+    func load(_ id: UUID, visibleTo owner: UUID? = nil) async throws -> OrderBody? {
+        try await pool.withConnection { db in
+            guard let row = try await db.query(
+                """
+                SELECT id, order_number, status, cancellation_reason, payment_method, shipping_address, total_cents, currency, created_at
+                FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)
+                """, [id, owner]).first
+            else { return nil }
+            let items = try await db.query(
+                "SELECT product_id, product_name, sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY product_id", [id]
+            ).map {
+                ItemBody(productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "product_name"), sku: try $0.decode(String.self, "sku"),
+                         quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"))
+            }
+            let history = try await db.query(
+                "SELECT from_status, to_status, reason, changed_at FROM order_status_history WHERE order_id = $1 ORDER BY id", [id]
+            ).map {
+                HistoryBody(fromStatus: try $0.decode(String?.self, "from_status"), toStatus: try $0.decode(String.self, "to_status"),
+                            reason: try $0.decode(String?.self, "reason"), changedAt: try $0.decode(Date.self, "changed_at"))
+            }
+            return OrderBody(
+                id: id, orderNumber: try row.decode(String.self, "order_number"), status: try row.decode(String.self, "status"),
+                cancellationReason: try row.decode(String?.self, "cancellation_reason"), paymentMethod: try row.decode(String.self, "payment_method"),
+                shippingAddress: try row.decode(PostgresJSON.self, "shipping_address").decode(as: ShippingAddress.self, decoder: EmporiumJSON.decoder()),
+                items: items, totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+                statusHistory: history, createdAt: try row.decode(Date.self, "created_at"))
+        }
+    }
+}
+
+/// W3C trace context: accepts a valid incoming `traceparent` or starts a new trace.
+enum TraceContext {
+    static func parse(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: "-")
+        guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
+              parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }), parts[1] != String(repeating: "0", count: 32)
+        else { return nil }
+        return header.lowercased()
+    }
+
+    static func new() -> String {
+        func hex(_ count: Int) -> String { (0..<count).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
+        return "00-\(hex(32))-\(hex(16))-01"
+    }
+}

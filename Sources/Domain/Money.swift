@@ -1,0 +1,24 @@
+/// An amount in a currency's minor units (cents), never a floating-point number.
+public struct Money: Sendable, Hashable, Codable {
+    /// Minor units.
+    public var cents: Int
+    /// ISO 4217 code, upper case.
+    public var currency: String
+
+    /// Creates an amount.
+    public init(cents: Int, currency: String) {
+        self.cents = cents
+        self.currency = currency
+    }
+
+    /// Whether `code` looks like an ISO 4217 currency code (three upper-case letters).
+    public static func isValidCurrency(_ code: String) -> Bool {
+        code.count == 3 && code.allSatisfy { $0.isASCII && $0.isUppercase }
+    }
+
+    /// `unit × quantity`, or nil on overflow.
+    public static func lineTotal(unitCents: Int, quantity: Int) -> Int? {
+        let (product, overflow) = unitCents.multipliedReportingOverflow(by: quantity)
+        return overflow ? nil : product
+    }
+}

@@ -1,0 +1,161 @@
+import AMQP
+import Foundation
+import Logging
+import Postgres
+import ServiceLifecycle
+
+/// Writes events into the `outbox` table inside the caller's transaction.
+public enum Outbox {
+    /// Appends `event` to the outbox in the transaction running on `db`.
+    public static func append(_ event: EventEnvelope, exchange: String, on db: PostgresConnection) async throws {
+        try await db.query(
+            """
+            INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """,
+            [event.id, event.type, exchange, event.type, event.orderId,
+             PostgresJSON(data: Data(try event.encoded())), event.traceparent, event.occurredAt])
+    }
+
+    /// The AMQP message for an event: the envelope as the body, its id as `message_id`,
+    /// its type as routing key and `type`, persistent and mandatory.
+    public static func message(for event: EventEnvelope, body: [UInt8], exchange: String) -> AMQPOutgoingMessage {
+        var headers: AMQPTable = ["schema_version": .int(Int64(event.schemaVersion))]
+        if let traceparent = event.traceparent { headers["traceparent"] = .string(traceparent) }
+        if let orderId = event.orderId { headers["order_id"] = .string(orderId.uuidString.lowercased()) }
+        return AMQPOutgoingMessage(
+            exchange: exchange, routingKey: event.type, body: body,
+            properties: AMQPProperties(
+                messageID: event.id.uuidString.lowercased(), contentType: "application/json", type: event.type,
+                timestamp: event.occurredAt, headers: headers, persistent: true, appID: "emporium"),
+            mandatory: true)
+    }
+}
+
+/// Publishes committed outbox rows with publisher confirms and marks them published, only
+/// after the broker confirmed them. Failures are logged and left to the relay.
+public struct OutboxPublisher: Sendable {
+    let publisher: AMQPPublisher
+    let pool: PostgresPool
+    let exchange: String
+    let logger: Logger
+
+    /// Creates a publisher for events on `exchange`.
+    public init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {
+        self.publisher = publisher
+        self.pool = pool
+        self.exchange = exchange
+        self.logger = logger
+    }
+
+    /// Publishes events that were just committed to the outbox; returns how many the broker
+    /// confirmed (and were marked). Never throws: the relay retries what is left.
+    @discardableResult
+    public func publishCommitted(_ events: [EventEnvelope]) async -> Int {
+        guard !events.isEmpty else { return 0 }
+        do {
+            let messages = try events.map { Outbox.message(for: $0, body: try $0.encoded(), exchange: exchange) }
+            return try await publishAndMark(ids: events.map(\.id), messages: messages)
+        } catch {
+            logger.warning("publishing after commit failed; the outbox relay will retry", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// Publishes `messages` and marks the confirmed ones' outbox rows (by `ids`).
+    func publishAndMark(ids: [UUID], messages: [AMQPOutgoingMessage], on db: PostgresConnection? = nil) async throws -> Int {
+        let outcomes = try await publisher.publish(messages)
+        var confirmed: [UUID] = []
+        var failed: [(UUID, String)] = []
+        for (id, outcome) in zip(ids, outcomes) {
+            switch outcome {
+            case .confirmed: confirmed.append(id)
+            case .returned(let code, let text): failed.append((id, "returned \(code) \(text)"))
+            case .nacked: failed.append((id, "nacked by the broker"))
+            }
+        }
+        let mark = "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1) AND published_at IS NULL"
+        if !confirmed.isEmpty {
+            if let db { try await db.query(mark, [confirmed]) } else { try await pool.query(mark, [confirmed]) }
+        }
+        for (id, reason) in failed {
+            logger.error("outbox event not accepted by the broker", metadata: ["message.id": "\(id)", "error": "\(reason)"])
+            let note = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
+            if let db { try await db.query(note, [id, reason]) } else { try await pool.query(note, [id, reason]) }
+        }
+        return confirmed.count
+    }
+}
+
+/// Claims outbox rows left unpublished (the writer crashed between commit and publish, or
+/// the broker was down) and publishes them. Runs in every process that writes events.
+///
+/// Rows are claimed with `FOR UPDATE SKIP LOCKED` inside a transaction that stays open
+/// until the broker confirmed them, so two relays never publish the same row at once;
+/// a row younger than `grace` is left to its writer's own after-commit publish.
+public struct OutboxRelay: Service {
+    let publisher: OutboxPublisher
+    let interval: Duration
+    let grace: Duration
+    let batchSize: Int
+
+    /// Creates a relay polling every `interval`.
+    public init(publisher: OutboxPublisher, interval: Duration = .seconds(1), grace: Duration = .seconds(2), batchSize: Int = 200) {
+        self.publisher = publisher
+        self.interval = interval
+        self.grace = grace
+        self.batchSize = batchSize
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                // Drain a backlog quickly, then poll.
+                while try await relayOnce() == batchSize {}
+            } catch {
+                publisher.logger.warning("outbox relay pass failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One pass: publishes up to `batchSize` stale rows; returns how many were confirmed.
+    @discardableResult
+    public func relayOnce() async throws -> Int {
+        let graceMS = Int(grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000)
+        return try await publisher.pool.withTransaction { db in
+            let rows = try await db.query(
+                """
+                SELECT id, exchange, payload::text AS body FROM outbox
+                WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+                ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+                """,
+                [graceMS, batchSize])
+            guard rows.count > 0 else { return 0 }
+            var ids: [UUID] = []
+            var messages: [AMQPOutgoingMessage] = []
+            for row in rows {
+                let body = Array(try row.decode(String.self, "body").utf8)
+                let event = try EventEnvelope.decode(body)
+                ids.append(try row.decode(UUID.self, "id"))
+                messages.append(Outbox.message(for: event, body: body, exchange: try row.decode(String.self, "exchange")))
+            }
+            let confirmed = try await publisher.publishAndMark(ids: ids, messages: messages, on: db)
+            if confirmed > 0 {
+                publisher.logger.info("outbox relay published unpublished events", metadata: ["count": "\(confirmed)"])
+            }
+            return confirmed
+        }
+    }
+}
+
+/// Records processed messages per consumer so a redelivery is recognised.
+public enum Inbox {
+    /// Records `messageID` for `consumer` in the transaction on `db`; false when it was
+    /// already recorded (a duplicate: skip the effects, ack the message).
+    public static func claim(consumer: String, messageID: UUID, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
+            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [consumer, messageID]).affectedRows == 1
+    }
+}

@@ -1,0 +1,88 @@
+import Crypto
+import Domain
+import Foundation
+import Messaging
+import Postgres
+
+/// Charges requested payments and refunds charged orders that were cancelled.
+///
+/// The payment id is derived from the order id, and it is the provider's idempotency key:
+/// if the worker dies after the charge but before its commit, the redelivered request
+/// computes the same key and the provider answers with the first charge.
+public struct PaymentHandler: EventHandler {
+    public var consumerName: String { "payment" }
+    let provider: any PaymentProvider
+
+    /// Creates the handler over `provider`.
+    public init(provider: any PaymentProvider) { self.provider = provider }
+
+    /// The payment id of an order: a name-based UUID, stable across retries and processes.
+    public static func paymentId(for orderId: UUID) -> UUID { derivedUUID("payment:\(orderId.uuidString.lowercased())") }
+
+    public func handle(_ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
+        switch event.type {
+        case EventType.paymentRequested: return try await charge(try event.payload(as: PaymentRequested.self), cause: event, db)
+        case EventType.orderCancelled: return try await refundIfCharged(try event.payload(as: OrderOutcome.self).orderId, cause: event, db)
+        default: throw PermanentFailure("payment worker does not handle \(event.type)")
+        }
+    }
+
+    private func charge(_ request: PaymentRequested, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
+        let paymentId = Self.paymentId(for: request.orderId)
+        try await db.query(
+            """
+            INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider)
+            VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT (id) DO NOTHING
+            """,
+            [paymentId, request.orderId, request.userId, request.amountCents, request.currency, request.paymentMethod, provider.name])
+        let current = try await db.query("SELECT status FROM payments WHERE id = $1 FOR UPDATE", [paymentId])[0]
+        guard try current.decode(String.self, "status") == "PENDING" else { return [] }
+
+        let result = try await provider.charge(ChargeRequest(
+            idempotencyKey: paymentId.uuidString.lowercased(), orderId: request.orderId,
+            amountCents: request.amountCents, currency: request.currency, paymentMethod: request.paymentMethod))
+        switch result {
+        case .succeeded(let reference):
+            try await db.query("UPDATE payments SET status = 'SUCCEEDED', provider_reference = $2, updated_at = now() WHERE id = $1", [paymentId, reference])
+            return [try EventEnvelope(type: EventType.paymentSucceeded, orderId: request.orderId,
+                                      payload: PaymentOutcome(orderId: request.orderId, paymentId: paymentId), traceparent: cause.traceparent)]
+        case .declined(let code):
+            try await db.query("UPDATE payments SET status = 'FAILED', failure_reason = $2, updated_at = now() WHERE id = $1", [paymentId, code])
+            return [try EventEnvelope(type: EventType.paymentFailed, orderId: request.orderId,
+                                      payload: PaymentOutcome(orderId: request.orderId, paymentId: paymentId, reason: code), traceparent: cause.traceparent)]
+        }
+    }
+
+    private func refundIfCharged(_ orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
+        let rows = try await db.query(
+            "SELECT id, amount_cents, currency, provider_reference FROM payments WHERE order_id = $1 AND status = 'SUCCEEDED' FOR UPDATE",
+            [orderId])
+        guard let payment = rows.first else { return [] }
+        let paymentId = try payment.decode(UUID.self, "id")
+        let amount = try payment.decode(Int.self, "amount_cents")
+        let currency = try payment.decode(String.self, "currency")
+        let refundId = derivedUUID("refund:\(paymentId.uuidString.lowercased())")
+        let result = try await provider.refund(
+            idempotencyKey: refundId.uuidString.lowercased(), orderId: orderId,
+            chargeReference: try payment.decode(String?.self, "provider_reference") ?? "", amountCents: amount, currency: currency)
+        guard case .succeeded(let reference) = result else { throw TransientFailure("refund of \(paymentId) was refused") }
+        try await db.query(
+            """
+            INSERT INTO refunds (id, payment_id, amount_cents, currency, status, provider_reference, reason)
+            VALUES ($1, $2, $3, $4, 'SUCCEEDED', $5, 'order_cancelled') ON CONFLICT (payment_id) DO NOTHING
+            """, [refundId, paymentId, amount, currency, reference])
+        try await db.query("UPDATE payments SET status = 'REFUNDED', updated_at = now() WHERE id = $1", [paymentId])
+        return [try EventEnvelope(type: EventType.paymentRefunded, orderId: orderId,
+                                  payload: PaymentRefunded(orderId: orderId, paymentId: paymentId, refundId: refundId, amountCents: amount, currency: currency),
+                                  traceparent: cause.traceparent)]
+    }
+}
+
+/// A version-5-style UUID from SHA-256 of `name`: the same name gives the same id everywhere.
+func derivedUUID(_ name: String) -> UUID {
+    var bytes = Array(SHA256.hash(data: Data(name.utf8)).prefix(16))
+    bytes[6] = (bytes[6] & 0x0f) | 0x50
+    bytes[8] = (bytes[8] & 0x3f) | 0x80
+    return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                       bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+}

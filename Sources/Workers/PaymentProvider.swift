@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import Messaging
+import Postgres
+
+/// A charge to make. `idempotencyKey` is the payment id: the same key never charges twice.
+public struct ChargeRequest: Sendable {
+    public var idempotencyKey: String
+    public var orderId: UUID
+    public var amountCents: Int
+    public var currency: String
+    /// The card token, e.g. `tok_visa`.
+    public var paymentMethod: String
+}
+
+/// What the provider said about a charge or refund.
+public enum ProviderResult: Sendable, Equatable {
+    /// Done; the provider's reference for it.
+    case succeeded(reference: String)
+    /// Refused for good (e.g. `card_declined`).
+    case declined(code: String)
+}
+
+/// A payment processor. Implementations throw ``TransientFailure`` when the provider is
+/// unreachable, so the message is retried with the same idempotency key.
+public protocol PaymentProvider: Sendable {
+    /// Stored on payment rows, e.g. `fake` or `stripe`.
+    var name: String { get }
+    /// Charges once per idempotency key; a repeated key returns the first result.
+    func charge(_ request: ChargeRequest) async throws -> ProviderResult
+    /// Refunds a charge once per idempotency key.
+    func refund(idempotencyKey: String, orderId: UUID, chargeReference: String, amountCents: Int, currency: String) async throws -> ProviderResult
+}
+
+/// A card processor stand-in: `tok_visa` (and `tok_mastercard`) succeed,
+/// `tok_chargeDeclined` is declined with `card_declined`, anything else with
+/// `invalid_payment_method`. Each call takes `latency`. Its ledger is the
+/// `fake_provider_operations` table, written outside the caller's transaction like a real
+/// processor's records, so idempotency holds across worker crashes.
+public struct FakePaymentProvider: PaymentProvider {
+    public var name: String { "fake" }
+    let ledger: PostgresPool
+    let latency: Duration
+
+    /// Creates the provider; `ledger` must not be the pool whose transaction calls it.
+    public init(ledger: PostgresPool, latency: Duration = .zero) {
+        self.ledger = ledger
+        self.latency = latency
+    }
+
+    public func charge(_ request: ChargeRequest) async throws -> ProviderResult {
+        let outcome: ProviderResult = switch request.paymentMethod {
+        case "tok_visa", "tok_mastercard": .succeeded(reference: "ch_\(UUID().uuidString.prefix(12).lowercased())")
+        case "tok_chargeDeclined": .declined(code: "card_declined")
+        default: .declined(code: "invalid_payment_method")
+        }
+        return try await record(kind: "charge", key: request.idempotencyKey, orderId: request.orderId, amountCents: request.amountCents, currency: request.currency, method: request.paymentMethod, outcome: outcome)
+    }
+
+    public func refund(idempotencyKey: String, orderId: UUID, chargeReference: String, amountCents: Int, currency: String) async throws -> ProviderResult {
+        try await record(kind: "refund", key: idempotencyKey, orderId: orderId, amountCents: amountCents, currency: currency, method: nil,
+                         outcome: .succeeded(reference: "re_\(UUID().uuidString.prefix(12).lowercased())"))
+    }
+
+    /// Stores the first result for `key` and returns whatever is stored.
+    private func record(kind: String, key: String, orderId: UUID, amountCents: Int, currency: String, method: String?, outcome: ProviderResult) async throws -> ProviderResult {
+        if latency > .zero { try await Task.sleep(for: latency) }
+        let (reference, succeeded, code): (String, Bool, String?) = switch outcome {
+        case .succeeded(let reference): (reference, true, nil)
+        case .declined(let code): ("dc_\(UUID().uuidString.prefix(12).lowercased())", false, code)
+        }
+        do {
+            let id = UUID()
+            try await ledger.query(
+                """
+                INSERT INTO fake_provider_operations (id, idempotency_key, kind, order_id, amount_cents, currency, payment_method, outcome, decline_code)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING
+                """,
+                [id, key, kind, orderId, amountCents, currency, method, succeeded ? "succeeded" : "declined", code])
+            _ = reference
+            let row = try await ledger.query(
+                "SELECT id, outcome, decline_code FROM fake_provider_operations WHERE idempotency_key = $1", [key])[0]
+            if try row.decode(String.self, "outcome") == "succeeded" {
+                return .succeeded(reference: (kind == "charge" ? "ch_" : "re_") + (try row.decode(UUID.self, "id")).uuidString.lowercased())
+            }
+            return .declined(code: try row.decode(String?.self, "decline_code") ?? "declined")
+        } catch let error as PostgresError where error.isTransient {
+            throw TransientFailure("payment provider unavailable: \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import AMQP
+import Foundation
+import Logging
+import Messaging
+import Postgres
+import ServiceLifecycle
+
+/// What a worker process reads from its environment.
+public struct WorkerConfiguration: Sendable {
+    /// `DATABASE_URL` and friends.
+    public var postgres: PostgresConfiguration
+    /// `AMQP_URL`.
+    public var amqp: AMQPConfiguration
+    /// `EMPORIUM_NAMESPACE`.
+    public var names: MessagingNames
+    /// `WORKER_PREFETCH` (default 16): most messages in flight per worker process.
+    public var prefetch: UInt16 = 16
+    /// `DB_POOL_SIZE` (default 8).
+    public var poolSize = 8
+    /// `PAYMENT_PROVIDER_LATENCY_MS` (default 0): the fake provider's delay per call.
+    public var providerLatency: Duration = .zero
+    /// `LOG_LEVEL` (default info).
+    public var logLevel: Logger.Level = .info
+
+    /// Creates a configuration from its parts.
+    public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration, names: MessagingNames) {
+        self.postgres = postgres
+        self.amqp = amqp
+        self.names = names
+    }
+
+    /// Reads the variables above.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> WorkerConfiguration {
+        var config = WorkerConfiguration(postgres: try .fromEnvironment(environment), amqp: try .fromEnvironment(environment), names: .fromEnvironment(environment))
+        if let value = environment["WORKER_PREFETCH"] { config.prefetch = try positive(UInt16(value), "WORKER_PREFETCH") }
+        if let value = environment["DB_POOL_SIZE"] { config.poolSize = try positive(Int(value), "DB_POOL_SIZE") }
+        if let value = environment["PAYMENT_PROVIDER_LATENCY_MS"] {
+            guard let ms = Int(value), ms >= 0 else { throw WorkerConfigurationError("PAYMENT_PROVIDER_LATENCY_MS must be a number of milliseconds") }
+            config.providerLatency = .milliseconds(ms)
+        }
+        if let value = environment["LOG_LEVEL"] {
+            guard let level = Logger.Level(rawValue: value.lowercased()) else { throw WorkerConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical") }
+            config.logLevel = level
+        }
+        return config
+    }
+
+    private static func positive<T: BinaryInteger>(_ value: T?, _ name: String) throws -> T {
+        guard let value, value > 0 else { throw WorkerConfigurationError("\(name) must be a positive number") }
+        return value
+    }
+}
+
+/// A configuration value that cannot be used.
+public struct WorkerConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Builds and runs a worker process: its pool, publisher, outbox relay and consumer, as
+/// services of one group that shuts down gracefully on SIGTERM and SIGINT.
+public enum WorkerMain {
+    /// The services of a worker for `role`; tests run these in-process.
+    public static func services(role: WorkerRole, configuration: WorkerConfiguration, logger: Logger) throws -> [any Service] {
+        let pool = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, acquireTimeout: .seconds(10), logger: logger)
+        var publisherOptions = AMQPPublisher.Options()
+        publisherOptions.topology = configuration.names.topology
+        let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
+        let outbox = OutboxPublisher(publisher: publisher, pool: pool, exchange: configuration.names.eventsExchange, logger: logger)
+        let handler: any EventHandler
+        var extra: [any Service] = []
+        switch role {
+        case .stock: handler = StockHandler()
+        case .order: handler = OrderHandler()
+        case .notification: handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
+        case .payment:
+            let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
+            handler = PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency))
+            extra.append(ClosePoolOnShutdown(pool: ledger))
+        }
+        let worker = Worker(role: role, handler: handler, names: configuration.names, pool: pool, amqp: configuration.amqp,
+                            outbox: outbox, prefetch: configuration.prefetch, logger: logger)
+        return [worker, OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)] + extra
+    }
+
+    /// The `@main` body of `emporium-<role>-worker`.
+    public static func run(role: WorkerRole) async {
+        do {
+            let configuration = try WorkerConfiguration.fromEnvironment()
+            var logger = Logger(label: "emporium.\(role.rawValue)-worker")
+            logger.logLevel = configuration.logLevel
+            let group = ServiceGroup(
+                services: try services(role: role, configuration: configuration, logger: logger),
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        } catch {
+            FileHandle.standardError.write(Data("emporium-\(role.rawValue)-worker: \(error)\n".utf8))
+            exit(2)
+        }
+    }
+}
+
