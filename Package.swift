@@ -111,8 +111,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP",
+                "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
     ] + workerExecutables.map { .executableTarget(name: $0, dependencies: ["Workers"]) },

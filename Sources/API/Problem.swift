@@ -70,6 +70,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             let detail = error.status == .notFound ? "no such resource" : (error.body ?? error.status.reasonPhrase)
             return try problemResponse(status: error.status, detail: detail, instance: request.uri.path)
+        } catch let error as any HTTPResponseError {
+            let detail = error.status == .contentTooLarge ? "the request body is larger than \(context.maxUploadSize / 1024) KiB" : error.status.reasonPhrase
+            return try problemResponse(status: error.status, detail: detail, instance: request.uri.path)
         } catch let error as DecodingError {
             return try problemResponse(status: .badRequest, detail: "the body is not valid JSON for this request: \(describe(error))", instance: request.uri.path)
         } catch let error as PostgresError where error.isTransient {

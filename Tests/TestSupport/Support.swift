@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Logging
+import Operations
 import Postgres
 
 /// Shared helpers for tests against the real PostgreSQL and RabbitMQ started by
@@ -47,6 +48,16 @@ public enum TestEnvironment {
             _ = try? await admin.query("DROP DATABASE \(name) WITH (FORCE)")
             await admin.close()
             throw error
+        }
+    }
+
+    /// Runs `body` with a fresh database migrated to the project's schema (`sql/`).
+    public static func withMigratedDatabase<T>(_ body: (PostgresConfiguration) async throws -> T) async throws -> T {
+        try await withTemporaryDatabase { config in
+            var quiet = Logger(label: "test.migrate")
+            quiet.logLevel = .warning
+            try await Migrator(directory: repositoryRoot.appendingPathComponent("sql"), logger: quiet).migrate(configuration: config)
+            return try await body(config)
         }
     }
 

@@ -1,0 +1,209 @@
+import AMQP
+import API
+import Domain
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Messaging
+import Operations
+import Postgres
+import ServiceLifecycle
+import TestSupport
+import Testing
+import Workers
+
+/// A whole Emporium for one test: its own migrated database, its own exchange and queue
+/// names on the real broker, the four workers running in-process (the same services the
+/// worker executables run), and the API served on a free port.
+struct Stack {
+    let database: PostgresConfiguration
+    let names: MessagingNames
+    let amqp: AMQPConfiguration
+    let db: PostgresPool
+    let client: any TestClientProtocol
+
+    static let jwtSecret = "integration-test-secret-0123456789abcdef"
+
+    /// Options for unusual setups.
+    struct Options {
+        /// Run the workers in this process.
+        var inProcessWorkers = true
+        /// Point the API's publisher at a dead broker (to leave outbox rows unpublished).
+        var apiBrokerUnreachable = false
+        /// Fake provider latency.
+        var providerLatency: Duration = .zero
+    }
+
+    static func run(_ options: Options = Options(), _ body: @Sendable (Stack) async throws -> Void) async throws {
+        try await TestEnvironment.withMigratedDatabase { database in
+            let names = MessagingNames(namespace: TestEnvironment.uniqueName("it"))
+            let amqp = try TestEnvironment.amqp()
+            var logger = Logger(label: "test.stack")
+            logger.logLevel = .warning
+
+            let workers = try makeWorkers(database: database, names: names, amqp: amqp, latency: options.providerLatency, enabled: options.inProcessWorkers)
+            let workerTask = Task { try await workers.run() }
+
+            var apiConfig = APIConfiguration(postgres: database, amqp: amqp)
+            if options.apiBrokerUnreachable { apiConfig.amqp.port = 1 }
+            apiConfig.port = 0
+            apiConfig.names = names
+            apiConfig.jwtSecret = jwtSecret
+            apiConfig.bcryptCost = 4
+            apiConfig.logLevel = .warning
+            let app = try await buildApplication(configuration: apiConfig)
+            let pool = PostgresPool(configuration: database, maxConnections: 4)
+            do {
+                try await app.test(.live) { client in
+                    try await body(Stack(database: database, names: names, amqp: amqp, db: pool, client: client))
+                }
+            } catch {
+                await workers.triggerGracefulShutdown()
+                _ = await workerTask.result
+                await pool.close()
+                await cleanUp(names: names, amqp: amqp)
+                throw error
+            }
+            await workers.triggerGracefulShutdown()
+            _ = await workerTask.result
+            await pool.close()
+            await cleanUp(names: names, amqp: amqp)
+        }
+    }
+
+    /// The four workers' services (what the worker executables run) as one group.
+    static func makeWorkers(database: PostgresConfiguration, names: MessagingNames, amqp: AMQPConfiguration, latency: Duration = .zero, enabled: Bool = true) throws -> ServiceGroup {
+        var logger = Logger(label: "test.workers")
+        logger.logLevel = .warning
+        var services: [any Service] = []
+        if enabled {
+            var config = WorkerConfiguration(postgres: database, amqp: amqp, names: names)
+            config.providerLatency = latency
+            config.poolSize = 4
+            for role in WorkerRole.allCases { services += try WorkerMain.services(role: role, configuration: config, logger: logger) }
+        }
+        return ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
+    }
+
+    private static func cleanUp(names: MessagingNames, amqp: AMQPConfiguration) async {
+        guard let admin = try? await AMQPConnection.connect(configuration: amqp) else { return }
+        for role in WorkerRole.allCases {
+            try? await admin.deleteQueue(names.queue(role))
+            try? await admin.deleteQueue(names.deadLetterQueue(role))
+        }
+        try? await admin.deleteExchange(names.eventsExchange)
+        try? await admin.deleteExchange(names.deadLetterExchange)
+        await admin.close()
+    }
+
+    // MARK: HTTP helpers
+
+    struct HTTPResult: Sendable {
+        let status: HTTPResponse.Status
+        let body: String
+        let headers: HTTPFields
+        /// The body as a JSON object.
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    @discardableResult
+    func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers extra: HTTPFields = [:]) async throws -> HTTPResult {
+        var headers = extra
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        var body: ByteBuffer?
+        if let json {
+            headers[.contentType] = "application/json"
+            body = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
+        }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body) { response in
+            HTTPResult(status: response.status, body: String(buffer: response.body), headers: response.headers)
+        }
+    }
+
+    /// Registers and logs in a customer; returns (user id, access token).
+    func customer(_ name: String = TestEnvironment.uniqueName("buyer")) async throws -> (UUID, String) {
+        let email = "\(name)@example.com"
+        let registered = try await request(.post, "/api/v1/auth/register", json: ["email": email, "password": "correct horse battery", "first_name": "Test", "last_name": name])
+        guard registered.status == .created, let id = uuid(registered.json["id"]) else {
+            throw TestFailure("register failed: \(registered.status) \(registered.body)")
+        }
+        return (id, try await login(email, "correct horse battery"))
+    }
+
+    func login(_ email: String, _ password: String) async throws -> String {
+        let response = try await request(.post, "/api/v1/auth/login", json: ["email": email, "password": password])
+        guard response.status == .ok, let token = response.json["access_token"] as? String else {
+            throw TestFailure("login failed: \(response.status) \(response.body)")
+        }
+        return token
+    }
+
+    /// An ADMIN account (created directly in the database, as `emporium user create` does).
+    func admin() async throws -> String {
+        let email = "\(TestEnvironment.uniqueName("admin"))@example.com"
+        var quiet = Logger(label: "test")
+        quiet.logLevel = .error
+        try await Accounts(pool: db, bcryptCost: 4).createUser(email: email, password: "admin password", role: .admin, firstName: "Ada", lastName: "Admin")
+        return try await login(email, "admin password")
+    }
+
+    /// Creates a product as `adminToken`; returns its id.
+    func product(_ adminToken: String, stock: Int, priceCents: Int = 1_000) async throws -> UUID {
+        let created = try await request(.post, "/api/v1/products", token: adminToken, json: [
+            "name": "Widget", "description": "A test widget", "sku": TestEnvironment.uniqueName("SKU"),
+            "price_cents": priceCents, "currency": "EUR", "stock": stock,
+        ])
+        guard created.status == .created, let id = uuid(created.json["id"]) else {
+            throw TestFailure("product create failed: \(created.status) \(created.body)")
+        }
+        return id
+    }
+
+    func addToCart(_ token: String, _ productId: UUID, quantity: Int) async throws {
+        let added = try await request(.post, "/api/v1/cart/items", token: token, json: ["product_id": productId.uuidString, "quantity": quantity])
+        guard added.status == .created else { throw TestFailure("add to cart failed: \(added.status) \(added.body)") }
+    }
+
+    static func orderBody(_ paymentMethod: String = "tok_visa") -> [String: Any] {
+        ["payment_method": paymentMethod, "shipping_address": ["line1": "1 Main Street", "city": "Berlin", "postal_code": "10115", "country": "DE"]]
+    }
+
+    /// Places the cart as an order; returns its id.
+    func placeOrder(_ token: String, paymentMethod: String = "tok_visa", key: String = UUID().uuidString) async throws -> UUID {
+        let placed = try await request(.post, "/api/v1/orders", token: token, json: Self.orderBody(paymentMethod), headers: [HTTPField.Name("Idempotency-Key")!: key])
+        guard placed.status == .created, let id = uuid(placed.json["id"]) else {
+            throw TestFailure("place order failed: \(placed.status) \(placed.body)")
+        }
+        return id
+    }
+
+    // MARK: Database checks
+
+    func orderStatus(_ orderId: UUID) async throws -> (status: String, reason: String?) {
+        let row = try await db.query("SELECT status, cancellation_reason FROM orders WHERE id = $1", [orderId])[0]
+        return (try row.decode(String.self, "status"), try row.decode(String?.self, "cancellation_reason"))
+    }
+
+    /// Waits until the order is CONFIRMED or CANCELLED; returns the final status.
+    func awaitTerminal(_ orderId: UUID, timeout: Duration = .seconds(30)) async throws -> (status: String, reason: String?) {
+        var last = try await orderStatus(orderId)
+        _ = await TestEnvironment.eventually(timeout: timeout) {
+            last = (try? await orderStatus(orderId)) ?? last
+            return last.status == "CONFIRMED" || last.status == "CANCELLED"
+        }
+        return last
+    }
+
+    func stock(_ productId: UUID) async throws -> Int {
+        try await db.query("SELECT stock FROM products WHERE id = $1", [productId])[0].decode(Int.self, "stock")
+    }
+
+    func count(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> Int {
+        try await db.query(sql, parameters)[0].decode(Int.self, at: 0)
+    }
+}
+
+/// A UUID from a JSON value, if it is one.
+func uuid(_ value: Any?) -> UUID? { (value as? String).flatMap { UUID(uuidString: $0) } }
