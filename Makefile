@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh
 
-.PHONY: help services stop build migrate run test
+.PHONY: help services stop build migrate run test walkthrough
 
 help:
 	@echo "make run      install what is missing, start PostgreSQL + RabbitMQ, migrate, build, start the API on :8080"
@@ -11,6 +11,7 @@ help:
 	@echo "make services start (or find running) PostgreSQL and RabbitMQ on loopback, data under .local/"
 	@echo "make migrate  apply pending sql/ migrations"
 	@echo "make stop     stop the processes started by make run, PostgreSQL and RabbitMQ"
+	@echo "make walkthrough  the README checkout walkthrough against a running make run"
 
 services:
 	@bash scripts/services.sh
@@ -24,8 +25,15 @@ migrate: build
 run: services
 	@bash scripts/run.sh
 
+# The suite, then the README's own walkthrough against `make run` (the app processes are
+# stopped afterwards; the servers stay up).
 test: services
-	@$(ENV) && swift test
+	@$(ENV) && swift build && swift test
+	@bash scripts/check-readme.sh
+	@bash scripts/run.sh && bash scripts/walkthrough.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
 
 stop:
 	@bash scripts/stop.sh
+
+walkthrough:
+	@bash scripts/walkthrough.sh

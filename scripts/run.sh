@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds, migrates and starts the Emporium processes in the background, logging to
+# Builds, migrates, seeds and starts the API and one of each worker in the background, logging to
 # .local/logs/. Returns once the API answers GET /health. `make stop` stops them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -19,6 +19,7 @@ fi
 swift build
 BIN="$(swift build --show-bin-path)"
 "$BIN/emporium" migrate
+"$BIN/emporium" seed
 
 start() {
   local name="$1"; shift
@@ -28,6 +29,9 @@ start() {
 }
 
 start emporium-api
+for role in stock payment order notification; do
+  start "emporium-$role-worker"
+done
 
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$HTTP_PORT/health" >/dev/null 2>&1; then

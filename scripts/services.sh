@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 install_missing_packages() {
-  local wanted=(libpq-dev librabbitmq-dev postgresql postgresql-contrib rabbitmq-server curl)
+  local wanted=(libpq-dev librabbitmq-dev postgresql postgresql-contrib rabbitmq-server curl jq)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Stops the local PostgreSQL and RabbitMQ started by scripts/services.sh and any running
-# Emporium processes started by `make run`.
+# Emporium processes started by `make run`. With --apps-only, only those processes.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 if [ -f "$LOCAL/run.pids" ]; then
   while read -r pid; do kill "$pid" 2>/dev/null; done < "$LOCAL/run.pids"
   rm -f "$LOCAL/run.pids"
 fi
+[ "${1:-}" = "--apps-only" ] && exit 0
 if [ -f "$PG_DATA/postmaster.pid" ]; then
   as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && echo "stop: PostgreSQL stopped"
 fi

@@ -1,0 +1,156 @@
+import Foundation
+import HTTPTypes
+import Messaging
+import Postgres
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real worker executables as child processes, so a test can `kill -9` them.
+final class WorkerProcesses: @unchecked Sendable {
+    private var processes: [WorkerRole: Process] = [:]
+    private let environment: [String: String]
+    private let logDirectory: URL
+    private let lock = NSLock()
+
+    /// Where `swift build` put the executables: next to the test bundle.
+    static let binDirectory: URL = {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+            TestEnvironment.repositoryRoot.appendingPathComponent(".build/debug"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("emporium-stock-worker").path) } ?? candidates[1]
+    }()
+
+    init(stack: Stack, providerLatencyMS: Int) throws {
+        var environment = ProcessInfo.processInfo.environment
+        let db = stack.database
+        environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
+        environment["AMQP_URL"] = "amqp://\(stack.amqp.user):\(stack.amqp.password)@\(stack.amqp.host):\(stack.amqp.port)/%2F"
+        environment["EMPORIUM_NAMESPACE"] = stack.names.namespace
+        environment["PAYMENT_PROVIDER_LATENCY_MS"] = String(providerLatencyMS)
+        environment["LOG_LEVEL"] = "warning"
+        environment["DB_POOL_SIZE"] = "4"
+        self.environment = environment
+        logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("worker-logs"))
+        try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
+    }
+
+    func start(_ role: WorkerRole) throws {
+        let executable = Self.binDirectory.appendingPathComponent("emporium-\(role.rawValue)-worker")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw TestFailure("\(executable.path) is missing: run `swift build` before the tests (make test does)")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.environment = environment
+        let log = logDirectory.appendingPathComponent("\(role.rawValue).log")
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        lock.withLock { processes[role] = process }
+    }
+
+    /// `kill -9`: no cleanup, no acks, no commits in flight.
+    func kill9(_ role: WorkerRole) {
+        guard let process = lock.withLock({ processes[role] }) else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM to all, waiting for each to exit.
+    func stopAll() {
+        let all = lock.withLock { Array(processes.values) }
+        for process in all where process.isRunning { process.terminate() }
+        for process in all { process.waitUntilExit() }
+    }
+
+    /// Exit statuses of stopped processes (SIGTERM must exit 0).
+    var exitStatuses: [Int32] { lock.withLock { processes.values.filter { !$0.isRunning }.map(\.terminationStatus) } }
+
+    func log(_ role: WorkerRole) -> String {
+        (try? String(contentsOf: logDirectory.appendingPathComponent("\(role.rawValue).log"), encoding: .utf8)) ?? ""
+    }
+}
+
+@Suite("Crashing workers mid-flight")
+struct CrashTests {
+    @Test("kill -9 of each worker while 100 orders are in flight: all terminal, no double charge, stock adds up")
+    func killNineEachWorker() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let admin = try await stack.admin()
+            let initialStock = 1_000
+            let productId = try await stack.product(admin, stock: initialStock)
+            var customers: [(token: String, method: String)] = []
+            for index in 0..<100 {
+                let (_, token) = try await stack.customer("crash\(index)-\(UUID().uuidString.prefix(6))")
+                try await stack.addToCart(token, productId, quantity: 1 + index % 3)
+                customers.append((token, index % 10 == 0 ? "tok_chargeDeclined" : "tok_visa"))
+            }
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 20)
+            for role in WorkerRole.allCases { try workers.start(role) }
+
+            // Orders go in over about four seconds while each worker in turn is killed and
+            // restarted.
+            let placing = Task {
+                try await withThrowingTaskGroup(of: UUID.self) { group in
+                    for (index, customer) in customers.enumerated() {
+                        if index % 10 == 0 { try await Task.sleep(for: .milliseconds(400)) }
+                        group.addTask { try await stack.placeOrder(customer.token, paymentMethod: customer.method) }
+                    }
+                    return try await group.reduce(into: [UUID]()) { $0.append($1) }
+                }
+            }
+            for role in [WorkerRole.payment, .stock, .order, .notification] {
+                try await Task.sleep(for: .milliseconds(700))
+                workers.kill9(role)
+                try await Task.sleep(for: .milliseconds(300))
+                try workers.start(role)
+            }
+            let orderIds = try await placing.value
+            #expect(orderIds.count == 100)
+
+            var confirmed: [UUID] = []
+            var cancelled: [UUID] = []
+            for orderId in orderIds {
+                let final = try await stack.awaitTerminal(orderId, timeout: .seconds(120))
+                if final.status == "CONFIRMED" { confirmed.append(orderId) }
+                else if final.status == "CANCELLED" { cancelled.append(orderId) }
+                else { Issue.record("order \(orderId) stuck in \(final.status)") }
+            }
+            #expect(confirmed.count == 90)
+            #expect(cancelled.count == 10)
+            #expect(try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND cancellation_reason = 'payment_failed'", [cancelled]) == 10)
+
+            // No order charged more than once at the provider, and our records agree with it.
+            #expect(try await stack.count(
+                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles") == 0)
+            #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded'") == 90)
+            #expect(try await stack.count("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'") == 90)
+
+            // Stock adds up: what confirmed orders bought is gone, everything else is back.
+            let sold = try await stack.count("SELECT coalesce(sum(quantity), 0)::int8 FROM order_items WHERE order_id = ANY($1)", [confirmed])
+            #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == initialStock - sold })
+            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status <> 'COMMITTED'", [confirmed]) == 0)
+            #expect(await TestEnvironment.eventually {
+                (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status <> 'RELEASED'", [cancelled])) == 0
+            })
+            // Every order is told exactly once.
+            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
+                (try? await stack.count("SELECT count(DISTINCT order_id) FROM notifications WHERE order_id = ANY($1)", [orderIds])) == 100
+            })
+            #expect(try await stack.count("SELECT count(*) FROM notifications WHERE order_id = ANY($1)", [orderIds]) == 100)
+
+            workers.stopAll()
+            #expect(workers.exitStatuses.allSatisfy { $0 == 0 }, "SIGTERM should exit 0:\n\(workers.log(.payment).suffix(2000))")
+        }
+    }
+}
