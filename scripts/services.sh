@@ -75,7 +75,11 @@ CONF
     HOME="$RABBIT_HOME" "$RABBIT_BIN/rabbitmqctl" --timeout 120 wait "$RABBITMQ_PID_FILE" >/dev/null
     HOME="$RABBIT_HOME" "$RABBIT_BIN/rabbitmqctl" await_startup >/dev/null
   fi
-  if ! rabbitmqctl_local -q list_users 2>/dev/null | grep -q "^$AMQP_USER\b"; then
+  local users
+  if ! users="$(rabbitmqctl_local -q list_users 2>/dev/null)"; then
+    # A broker started elsewhere (another checkout, a system service): not ours to manage.
+    echo "services: the RabbitMQ on port $AMQP_PORT is not managed from this checkout; leaving its users alone"
+  elif ! grep -q "^$AMQP_USER\b" <<<"$users"; then
     rabbitmqctl_local -q add_user "$AMQP_USER" "$AMQP_PASSWORD" >/dev/null
     rabbitmqctl_local -q set_user_tags "$AMQP_USER" administrator >/dev/null
     rabbitmqctl_local -q set_permissions -p / "$AMQP_USER" ".*" ".*" ".*" >/dev/null
