@@ -64,6 +64,15 @@ public final class AMQPConsumer: Sendable {
         try await perform { .reject(delivery, requeue, $0) }
     }
 
+    /// Stops new deliveries (`basic.cancel`) but keeps the connection, so deliveries already
+    /// received can still be processed and acked (a graceful drain). ``deliveries`` finishes
+    /// once the ones already received are handed out. Call ``stop()`` afterwards.
+    public func cancel() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            core.enqueue(.cancel(continuation))
+        }
+    }
+
     /// Stops consuming and closes the connection; unacknowledged deliveries go back to the
     /// queue. The ``deliveries`` stream finishes.
     public func stop() async {
@@ -92,6 +101,7 @@ private final class ConsumerCore: @unchecked Sendable {
         case nack(AMQPDelivery, Bool, CheckedContinuation<Void, any Error>)
         case reject(AMQPDelivery, Bool, CheckedContinuation<Void, any Error>)
         case stop(CheckedContinuation<Void, Never>?)
+        case cancel(CheckedContinuation<Void, Never>)
     }
 
     struct Shared {
@@ -113,6 +123,10 @@ private final class ConsumerCore: @unchecked Sendable {
 
     private var session: AMQPSession?
     private var generation = 0
+    private var consumerTag = ""
+    /// After ``AMQPConsumer/cancel()``: no resubscribing, and the stream ends when drained.
+    private var cancelled = false
+    private var finished = false
 
     init(configuration: AMQPConfiguration, queue: String, options: AMQPConsumer.Options, logger: Logger, output: AsyncStream<AMQPDelivery>.Continuation) {
         self.configuration = configuration
@@ -145,6 +159,8 @@ private final class ConsumerCore: @unchecked Sendable {
                 c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped"))
             case .stop(let c):
                 c?.resume()
+            case .cancel(let c):
+                c.resume()
             }
             return
         }
@@ -157,6 +173,12 @@ private final class ConsumerCore: @unchecked Sendable {
         var everConnected = false
         while true {
             if handleOperations() { return }
+            if session == nil && cancelled {
+                // Cancelled and the connection is gone: nothing more can arrive or be acked.
+                finishOutput()
+                waitForWake(timeoutMS: 1000)
+                continue
+            }
             if session == nil {
                 do {
                     try subscribe()
@@ -186,7 +208,8 @@ private final class ConsumerCore: @unchecked Sendable {
         do {
             try session.declare(options.topology)
             try session.qos(prefetch: options.prefetch)
-            try session.consume(queue: queue, consumerTag: "\(options.consumerTag)-\(UUID().uuidString.prefix(8))")
+            consumerTag = "\(options.consumerTag)-\(UUID().uuidString.prefix(8))"
+            try session.consume(queue: queue, consumerTag: consumerTag)
         } catch {
             session.close()
             throw error
@@ -226,15 +249,22 @@ private final class ConsumerCore: @unchecked Sendable {
                 session?.close()
                 session = nil
                 shared.withLock { $0.connected = false }
-                output.finish()
+                finishOutput()
                 for operation in pending {
                     if case .ack(_, let c) = operation { c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped")) }
                     if case .nack(_, _, let c) = operation { c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped")) }
                     if case .reject(_, _, let c) = operation { c.resume(throwing: AMQPError(code: .stopped, message: "the consumer has stopped")) }
                     if case .stop(let c) = operation { c?.resume() }
+                    if case .cancel(let c) = operation { c.resume() }
                 }
                 continuation?.resume()
                 return true
+            case .cancel(let continuation):
+                if !cancelled, let session {
+                    do { try session.cancel(consumerTag: consumerTag) } catch { dropSession(error) }
+                }
+                cancelled = true
+                continuation.resume()
             }
         }
         return false
@@ -254,6 +284,12 @@ private final class ConsumerCore: @unchecked Sendable {
             dropSession(error)
             continuation.resume(throwing: error)
         }
+    }
+
+    private func finishOutput() {
+        guard !finished else { return }
+        finished = true
+        output.finish()
     }
 
     private func waitForWake(timeoutMS: Int32, socket: Int32 = -1) {
@@ -282,7 +318,11 @@ private final class ConsumerCore: @unchecked Sendable {
                 continue
             }
             if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
-                if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue { return }
+                if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue {
+                    // Cancelled and nothing left buffered: every delivery has been handed out.
+                    if cancelled { finishOutput() }
+                    return
+                }
                 if reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue {
                     handleOtherFrame(session)
                     if self.session == nil { return }

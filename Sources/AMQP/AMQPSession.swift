@@ -401,6 +401,12 @@ final class AMQPSession {
         try rpc("basic.qos")
     }
 
+    func cancel(consumerTag: String) throws {
+        let arena = CArena()
+        _ = amqp_basic_cancel(state, channel, arena.bytes(consumerTag))
+        try rpc("basic.cancel")
+    }
+
     func consume(queue: String, consumerTag: String) throws {
         let arena = CArena()
         _ = amqp_basic_consume(

@@ -23,6 +23,8 @@ public struct APIConfiguration: Sendable {
     public var amqp: AMQPConfiguration
     /// Exchange and queue names (`EMPORIUM_NAMESPACE`, default `emporium`).
     public var names = MessagingNames()
+    /// Queue arguments the API declares with the topology (must match the workers').
+    public var policy = QueuePolicy()
     /// HMAC key for access tokens (`JWT_SECRET`, required, at least 32 characters).
     public var jwtSecret = ""
     /// bcrypt cost for new password hashes (`BCRYPT_COST`, 4–16, default 11).
@@ -40,6 +42,7 @@ public struct APIConfiguration: Sendable {
             postgres: try .fromEnvironment(environment), amqp: try .fromEnvironment(environment))
         if let host = environment["HTTP_HOST"] { config.host = host }
         config.names = .fromEnvironment(environment)
+        do { config.policy = try QueuePolicy.fromEnvironment(environment) } catch { throw ConfigurationError("\(error)") }
         config.jwtSecret = environment["JWT_SECRET"] ?? ""
         if let value = environment["BCRYPT_COST"] {
             guard let cost = UInt8(value), (4...16).contains(cost) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 16") }

@@ -19,7 +19,7 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
         configuration: configuration.postgres, maxConnections: configuration.poolSize,
         acquireTimeout: configuration.acquireTimeout, logger: logger)
     var publisherOptions = AMQPPublisher.Options()
-    publisherOptions.topology = configuration.names.topology
+    publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
     publisherOptions.reconnectTimeout = .seconds(2)  // a request never waits long on the broker; the relay retries
     let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
     let outbox = OutboxPublisher(publisher: publisher, pool: pool, exchange: configuration.names.eventsExchange, logger: logger)

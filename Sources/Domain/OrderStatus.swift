@@ -57,6 +57,8 @@ public enum EventType {
     public static let paymentSucceeded = "payment.succeeded"
     public static let paymentFailed = "payment.failed"
     public static let paymentRefunded = "payment.refunded"
+    /// A charge arrived for an order that was cancelled meanwhile: give the money back.
+    public static let paymentRefundRequested = "payment.refund_requested"
 }
 
 /// User roles, from least to most privileged.

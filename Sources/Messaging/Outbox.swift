@@ -35,10 +35,12 @@ public enum Outbox {
 /// Publishes committed outbox rows with publisher confirms and marks them published, only
 /// after the broker confirmed them. Failures are logged and left to the relay.
 public struct OutboxPublisher: Sendable {
-    let publisher: AMQPPublisher
+    /// The confirmed publisher underneath (workers also route failed messages through it).
+    public let publisher: AMQPPublisher
     let pool: PostgresPool
     let exchange: String
-    let logger: Logger
+    /// The process's logger.
+    public let logger: Logger
 
     /// Creates a publisher for events on `exchange`.
     public init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {

@@ -43,50 +43,69 @@ public enum FailureClass: String, Sendable {
 }
 
 /// Consumes a role's queue and runs its handler: inbox dedup, effects and outgoing outbox
-/// rows in one transaction, publish after commit, ack after that.
+/// rows in one transaction, publish after commit, ack after that. A failure is published,
+/// with confirms, to the next delay queue (transient, attempts left) or to the dead-letter
+/// queue (permanent, or attempts exhausted) before the original is acked, so a message is
+/// never lost and never loops. On graceful shutdown the worker stops taking deliveries,
+/// finishes those in hand within `drainTimeout`, and leaves the rest to the broker.
 public struct Worker: Service {
     let role: WorkerRole
     let handler: any EventHandler
     let names: MessagingNames
+    let policy: QueuePolicy
     let pool: PostgresPool
     let amqp: AMQPConfiguration
     let outbox: OutboxPublisher
     let prefetch: UInt16
+    let drainTimeout: Duration
     let logger: Logger
 
     /// Creates the worker; nothing connects until ``run()``.
-    public init(role: WorkerRole, handler: any EventHandler, names: MessagingNames, pool: PostgresPool, amqp: AMQPConfiguration, outbox: OutboxPublisher, prefetch: UInt16 = 16, logger: Logger) {
+    public init(role: WorkerRole, handler: any EventHandler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
+                outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), logger: Logger) {
         self.role = role
         self.handler = handler
         self.names = names
+        self.policy = policy
         self.pool = pool
         self.amqp = amqp
         self.outbox = outbox
         self.prefetch = prefetch
+        self.drainTimeout = drainTimeout
         self.logger = logger
     }
 
     public func run() async throws {
         var options = AMQPConsumer.Options()
         options.prefetch = prefetch
-        options.topology = names.topology
+        options.topology = names.topology(policy: policy)
         options.consumerTag = "emporium-\(role.rawValue)"
         let consumer = AMQPConsumer(configuration: amqp, queue: names.queue(role), options: options, logger: logger)
+        let router = FailureRouter(names: names, policy: policy, role: role)
         logger.info("worker consuming", metadata: ["amqp.queue": "\(names.queue(role))"])
+        let drainTimeout = self.drainTimeout
+        let logger = self.logger
         await withGracefulShutdownHandler {
             // Prefetch bounds how many deliveries are in flight, so one task each is bounded too.
             await withDiscardingTaskGroup { group in
                 for await delivery in consumer.deliveries {
-                    group.addTask { await process(delivery, consumer: consumer) }
+                    group.addTask { await process(delivery, consumer: consumer, router: router) }
                 }
             }
         } onGracefulShutdown: {
-            Task { await consumer.stop() }
+            Task {
+                logger.info("draining: no new deliveries; finishing those in hand")
+                await consumer.cancel()
+                try? await Task.sleep(for: drainTimeout)
+                // Whatever is still unfinished goes back to the queue with the connection.
+                await consumer.stop()
+            }
         }
+        await consumer.stop()
     }
 
     /// Handles one delivery to the end: ack, retry or dead-letter.
-    func process(_ delivery: AMQPDelivery, consumer: AMQPConsumer) async {
+    func process(_ delivery: AMQPDelivery, consumer: AMQPConsumer, router: FailureRouter) async {
         var log = logger
         log[metadataKey: "amqp.queue"] = "\(names.queue(role))"
         log[metadataKey: "message.id"] = "\(delivery.properties.messageID ?? "-")"
@@ -96,12 +115,14 @@ public struct Worker: Service {
             guard event.schemaVersion == EventEnvelope.currentSchemaVersion else {
                 throw PermanentFailure("unsupported schema_version \(event.schemaVersion)")
             }
+            guard role.eventTypes.contains(event.type) else { throw PermanentFailure("unknown event type \(event.type) for the \(role.rawValue) worker") }
         } catch {
-            log.error("undecodable message dead-lettered", metadata: ["error": "\(error)"])
-            try? await consumer.reject(delivery, requeue: false)
+            let reason = (error as? PermanentFailure)?.description ?? "undecodable message: \(error)"
+            await fail(delivery, reason: reason, failure: .permanent, consumer: consumer, router: router, log: log)
             return
         }
         if let orderId = event.orderId { log[metadataKey: "order.id"] = "\(orderId)" }
+        if let traceparent = event.traceparent { log[metadataKey: "trace.parent"] = "\(traceparent)" }
         do {
             let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
                 guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
@@ -115,17 +136,32 @@ public struct Worker: Service {
             } else {
                 log.info("duplicate event skipped", metadata: ["event.type": "\(event.type)"])
             }
-            try await consumer.ack(delivery)
-        } catch {
-            switch FailureClass.of(error) {
-            case .transient:
-                log.warning("transient failure; message requeued", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(200))
-                try? await consumer.nack(delivery, requeue: true)
-            case .permanent:
-                log.error("permanent failure; message dead-lettered", metadata: ["error": "\(error)"])
-                try? await consumer.reject(delivery, requeue: false)
+            do { try await consumer.ack(delivery) } catch {
+                // The effects are committed; the broker redelivers and the inbox skips it.
+                log.warning("ack failed after commit; the redelivery will be skipped", metadata: ["error": "\(error)"])
             }
+        } catch {
+            await fail(delivery, reason: "\(error)", failure: FailureClass.of(error), consumer: consumer, router: router, log: log)
+        }
+    }
+
+    /// Publishes the failed delivery to its retry or dead-letter queue with confirms, then
+    /// acks it. If that publish fails, the delivery is requeued instead: never lost.
+    private func fail(_ delivery: AMQPDelivery, reason: String, failure: FailureClass, consumer: AMQPConsumer, router: FailureRouter, log: Logger) async {
+        let (route, message) = router.route(delivery, error: reason, failure: failure)
+        do {
+            try await outbox.publisher.publish(message)
+            switch route {
+            case .retry(let queue, let delay):
+                log.warning("transient failure; retrying later", metadata: ["error": "\(reason)", "retry.queue": "\(queue)", "retry.delay": "\(delay)"])
+            case .deadLetter(let queue):
+                log.error("message dead-lettered", metadata: ["error": "\(reason)", "error.class": "\(failure.rawValue)", "dlq": "\(queue)"])
+            }
+            try? await consumer.ack(delivery)
+        } catch {
+            log.error("cannot route a failed message; requeueing it", metadata: ["error": "\(error)", "cause": "\(reason)"])
+            try? await Task.sleep(for: .milliseconds(500))
+            try? await consumer.nack(delivery, requeue: true)
         }
     }
 }

@@ -22,7 +22,8 @@ public struct PaymentHandler: EventHandler {
     public func handle(_ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
         switch event.type {
         case EventType.paymentRequested: return try await charge(try event.payload(as: PaymentRequested.self), cause: event, db)
-        case EventType.orderCancelled: return try await refundIfCharged(try event.payload(as: OrderOutcome.self).orderId, cause: event, db)
+        case EventType.orderCancelled, EventType.paymentRefundRequested:
+            return try await refundIfCharged(try event.payload(as: OrderOutcome.self).orderId, cause: event, db)
         default: throw PermanentFailure("payment worker does not handle \(event.type)")
         }
     }
@@ -37,6 +38,12 @@ public struct PaymentHandler: EventHandler {
             [paymentId, request.orderId, request.userId, request.amountCents, request.currency, request.paymentMethod, provider.name])
         let current = try await db.query("SELECT status FROM payments WHERE id = $1 FOR UPDATE", [paymentId])[0]
         guard try current.decode(String.self, "status") == "PENDING" else { return [] }
+        // An order cancelled (e.g. expired) before its charge is not charged at all.
+        let order = try await db.query("SELECT status FROM orders WHERE id = $1", [request.orderId]).first
+        guard try order?.decode(String.self, "status") == "AWAITING_PAYMENT" else {
+            try await db.query("UPDATE payments SET status = 'FAILED', failure_reason = 'order_not_awaiting_payment', updated_at = now() WHERE id = $1", [paymentId])
+            return []
+        }
 
         let result = try await provider.charge(ChargeRequest(
             idempotencyKey: paymentId.uuidString.lowercased(), orderId: request.orderId,

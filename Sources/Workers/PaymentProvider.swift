@@ -34,21 +34,29 @@ public protocol PaymentProvider: Sendable {
 
 /// A card processor stand-in: `tok_visa` (and `tok_mastercard`) succeed,
 /// `tok_chargeDeclined` is declined with `card_declined`, anything else with
-/// `invalid_payment_method`. Each call takes `latency`. Its ledger is the
+/// `invalid_payment_method`. Each call takes `latency`. For failure drills, setting
+/// `fake_provider_outage.active` makes every call fail transiently (as an unreachable
+/// processor would), and, only when `faults` is on (`FAKE_PROVIDER_FAULTS=true`),
+/// `tok_crash` kills the worker process (as a crashing SDK would). Its ledger is the
 /// `fake_provider_operations` table, written outside the caller's transaction like a real
 /// processor's records, so idempotency holds across worker crashes.
 public struct FakePaymentProvider: PaymentProvider {
     public var name: String { "fake" }
     let ledger: PostgresPool
     let latency: Duration
+    let faults: Bool
 
     /// Creates the provider; `ledger` must not be the pool whose transaction calls it.
-    public init(ledger: PostgresPool, latency: Duration = .zero) {
+    public init(ledger: PostgresPool, latency: Duration = .zero, faults: Bool = false) {
         self.ledger = ledger
         self.latency = latency
+        self.faults = faults
     }
 
     public func charge(_ request: ChargeRequest) async throws -> ProviderResult {
+        if faults && request.paymentMethod == "tok_crash" {
+            fatalError("fake payment provider: simulated crash for tok_crash")
+        }
         let outcome: ProviderResult = switch request.paymentMethod {
         case "tok_visa", "tok_mastercard": .succeeded(reference: "ch_\(UUID().uuidString.prefix(12).lowercased())")
         case "tok_chargeDeclined": .declined(code: "card_declined")
@@ -62,9 +70,23 @@ public struct FakePaymentProvider: PaymentProvider {
                          outcome: .succeeded(reference: "re_\(UUID().uuidString.prefix(12).lowercased())"))
     }
 
+    /// Throws a transient failure while the drill switch `fake_provider_outage.active` is on.
+    private func refuseDuringOutage(_ key: String) async throws {
+        let outage: Bool
+        do {
+            outage = try await ledger.query("SELECT active FROM fake_provider_outage WHERE id = 1").first?.decode(Bool.self, "active") ?? false
+        } catch let error as PostgresError where error.isTransient {
+            throw TransientFailure("payment provider unavailable: \(error.message)")
+        }
+        guard outage else { return }
+        _ = try? await ledger.query("INSERT INTO fake_provider_refused_calls (idempotency_key) VALUES ($1)", [key])
+        throw TransientFailure("payment provider unavailable (outage)")
+    }
+
     /// Stores the first result for `key` and returns whatever is stored.
     private func record(kind: String, key: String, orderId: UUID, amountCents: Int, currency: String, method: String?, outcome: ProviderResult) async throws -> ProviderResult {
         if latency > .zero { try await Task.sleep(for: latency) }
+        try await refuseDuringOutage(key)
         let (reference, succeeded, code): (String, Bool, String?) = switch outcome {
         case .succeeded(let reference): (reference, true, nil)
         case .declined(let code): ("dc_\(UUID().uuidString.prefix(12).lowercased())", false, code)

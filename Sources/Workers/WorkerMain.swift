@@ -21,6 +21,17 @@ public struct WorkerConfiguration: Sendable {
     public var providerLatency: Duration = .zero
     /// `LOG_LEVEL` (default info).
     public var logLevel: Logger.Level = .info
+    /// Retry delays, attempt limit, delivery limit (`RETRY_DELAYS_MS`, `RETRY_MAX_ATTEMPTS`,
+    /// `WORKER_DELIVERY_LIMIT`).
+    public var policy = QueuePolicy()
+    /// `WORKER_DRAIN_TIMEOUT_MS` (default 10000): how long SIGTERM waits for in-flight messages.
+    public var drainTimeout: Duration = .seconds(10)
+    /// `PAYMENT_TIMEOUT_SECONDS` (default 900): orders awaiting payment longer are cancelled.
+    public var paymentTimeout: Duration = .seconds(900)
+    /// `SWEEPER_INTERVAL_MS` (default 10000): how often the order worker looks for them.
+    public var sweeperInterval: Duration = .seconds(10)
+    /// `FAKE_PROVIDER_FAULTS` (default false): enables the fake provider's crash token.
+    public var providerFaults = false
 
     /// Creates a configuration from its parts.
     public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration, names: MessagingNames) {
@@ -38,6 +49,11 @@ public struct WorkerConfiguration: Sendable {
             guard let ms = Int(value), ms >= 0 else { throw WorkerConfigurationError("PAYMENT_PROVIDER_LATENCY_MS must be a number of milliseconds") }
             config.providerLatency = .milliseconds(ms)
         }
+        config.policy = try QueuePolicy.fromEnvironment(environment)
+        if let value = environment["WORKER_DRAIN_TIMEOUT_MS"] { config.drainTimeout = .milliseconds(try positive(Int(value), "WORKER_DRAIN_TIMEOUT_MS")) }
+        if let value = environment["PAYMENT_TIMEOUT_SECONDS"] { config.paymentTimeout = .seconds(try positive(Int(value), "PAYMENT_TIMEOUT_SECONDS")) }
+        if let value = environment["SWEEPER_INTERVAL_MS"] { config.sweeperInterval = .milliseconds(try positive(Int(value), "SWEEPER_INTERVAL_MS")) }
+        config.providerFaults = environment["FAKE_PROVIDER_FAULTS"] == "true"
         if let value = environment["LOG_LEVEL"] {
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw WorkerConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical") }
             config.logLevel = level
@@ -64,22 +80,24 @@ public enum WorkerMain {
     public static func services(role: WorkerRole, configuration: WorkerConfiguration, logger: Logger) throws -> [any Service] {
         let pool = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, acquireTimeout: .seconds(10), logger: logger)
         var publisherOptions = AMQPPublisher.Options()
-        publisherOptions.topology = configuration.names.topology
+        publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
         let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
         let outbox = OutboxPublisher(publisher: publisher, pool: pool, exchange: configuration.names.eventsExchange, logger: logger)
         let handler: any EventHandler
         var extra: [any Service] = []
         switch role {
         case .stock: handler = StockHandler()
-        case .order: handler = OrderHandler()
+        case .order:
+            handler = OrderHandler()
+            extra.append(PaymentTimeoutSweeper(pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout, interval: configuration.sweeperInterval))
         case .notification: handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
         case .payment:
             let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
-            handler = PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency))
+            handler = PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults))
             extra.append(ClosePoolOnShutdown(pool: ledger))
         }
-        let worker = Worker(role: role, handler: handler, names: configuration.names, pool: pool, amqp: configuration.amqp,
-                            outbox: outbox, prefetch: configuration.prefetch, logger: logger)
+        let worker = Worker(role: role, handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
+                            outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, logger: logger)
         return [worker, OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)] + extra
     }
 
@@ -89,6 +107,7 @@ public enum WorkerMain {
             let configuration = try WorkerConfiguration.fromEnvironment()
             var logger = Logger(label: "emporium.\(role.rawValue)-worker")
             logger.logLevel = configuration.logLevel
+            // The worker drains first; the pool and relay close when the group ends.
             let group = ServiceGroup(
                 services: try services(role: role, configuration: configuration, logger: logger),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

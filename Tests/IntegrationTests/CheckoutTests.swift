@@ -236,7 +236,7 @@ struct CheckoutTests {
             #expect(try await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND event_type = 'order.placed' AND published_at IS NULL", [orderId]) == 1)
             #expect(try await stack.orderStatus(orderId).status == "PENDING")
             // Workers start; their outbox relays publish the leftover row and the saga runs.
-            let workers = try Stack.makeWorkers(database: stack.database, names: stack.names, amqp: stack.amqp)
+            let workers = try Stack.makeWorkers(database: stack.database, names: stack.names, amqp: stack.amqp, forceEnabled: true)
             let running = Task { try await workers.run() }
             let final = try await stack.awaitTerminal(orderId)
             await workers.triggerGracefulShutdown()

@@ -34,6 +34,12 @@ final class WorkerProcesses: @unchecked Sendable {
         environment["PAYMENT_PROVIDER_LATENCY_MS"] = String(providerLatencyMS)
         environment["LOG_LEVEL"] = "warning"
         environment["DB_POOL_SIZE"] = "4"
+        let policy = Stack.Options().policy
+        environment["RETRY_DELAYS_MS"] = policy.retryDelays.map { String($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }.joined(separator: ",")
+        environment["RETRY_MAX_ATTEMPTS"] = String(policy.maxAttempts)
+        environment["WORKER_DELIVERY_LIMIT"] = String(policy.deliveryLimit)
+        environment["WORKER_DRAIN_TIMEOUT_MS"] = "3000"
+        environment["FAKE_PROVIDER_FAULTS"] = "true"
         self.environment = environment
         logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("worker-logs"))
         try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)

@@ -34,6 +34,18 @@ struct Stack {
         var apiBrokerUnreachable = false
         /// Fake provider latency.
         var providerLatency: Duration = .zero
+        /// Short delays so retries happen within a test.
+        var policy: QueuePolicy = {
+            var policy = QueuePolicy()
+            policy.retryDelays = [.milliseconds(300), .milliseconds(1_200)]
+            policy.maxAttempts = 4
+            policy.deliveryLimit = 3
+            return policy
+        }()
+        /// Roles not to run in-process.
+        var excludedRoles: Set<WorkerRole> = []
+        /// The payment timeout the order worker's sweeper applies.
+        var paymentTimeout: Duration = .seconds(900)
     }
 
     static func run(_ options: Options = Options(), _ body: @Sendable (Stack) async throws -> Void) async throws {
@@ -43,13 +55,14 @@ struct Stack {
             var logger = Logger(label: "test.stack")
             logger.logLevel = .warning
 
-            let workers = try makeWorkers(database: database, names: names, amqp: amqp, latency: options.providerLatency, enabled: options.inProcessWorkers)
+            let workers = try makeWorkers(database: database, names: names, amqp: amqp, options: options)
             let workerTask = Task { try await workers.run() }
 
             var apiConfig = APIConfiguration(postgres: database, amqp: amqp)
             if options.apiBrokerUnreachable { apiConfig.amqp.port = 1 }
             apiConfig.port = 0
             apiConfig.names = names
+            apiConfig.policy = options.policy
             apiConfig.jwtSecret = jwtSecret
             apiConfig.bcryptCost = 4
             apiConfig.logLevel = .warning
@@ -74,15 +87,21 @@ struct Stack {
     }
 
     /// The four workers' services (what the worker executables run) as one group.
-    static func makeWorkers(database: PostgresConfiguration, names: MessagingNames, amqp: AMQPConfiguration, latency: Duration = .zero, enabled: Bool = true) throws -> ServiceGroup {
+    static func makeWorkers(database: PostgresConfiguration, names: MessagingNames, amqp: AMQPConfiguration, options: Options = Options(), forceEnabled: Bool = false) throws -> ServiceGroup {
         var logger = Logger(label: "test.workers")
-        logger.logLevel = .warning
+        logger.logLevel = .critical
         var services: [any Service] = []
-        if enabled {
+        if options.inProcessWorkers || forceEnabled {
             var config = WorkerConfiguration(postgres: database, amqp: amqp, names: names)
-            config.providerLatency = latency
+            config.providerLatency = options.providerLatency
             config.poolSize = 4
-            for role in WorkerRole.allCases { services += try WorkerMain.services(role: role, configuration: config, logger: logger) }
+            config.policy = options.policy
+            config.drainTimeout = .seconds(2)
+            config.paymentTimeout = options.paymentTimeout
+            config.sweeperInterval = .milliseconds(200)
+            for role in WorkerRole.allCases where !options.excludedRoles.contains(role) {
+                services += try WorkerMain.services(role: role, configuration: config, logger: logger)
+            }
         }
         return ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
     }
@@ -92,6 +111,7 @@ struct Stack {
         for role in WorkerRole.allCases {
             try? await admin.deleteQueue(names.queue(role))
             try? await admin.deleteQueue(names.deadLetterQueue(role))
+            for delay in Options().policy.retryDelays { try? await admin.deleteQueue(names.retryQueue(role, delay: delay)) }
         }
         try? await admin.deleteExchange(names.eventsExchange)
         try? await admin.deleteExchange(names.deadLetterExchange)
