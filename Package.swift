@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "Operations",
             dependencies: [
-                "Postgres", "Domain",
+                "Postgres", "Domain", "AMQP", "Messaging",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "emporium",
             dependencies: [
-                "Operations", "Postgres", "Domain",
+                "Operations", "Postgres", "Domain", "AMQP", "Messaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,3 +1,4 @@
+import CRabbitMQ
 import IOThread
 import Logging
 
@@ -5,6 +6,8 @@ import Logging
 final class SessionHolder: @unchecked Sendable {
     let configuration: AMQPConfiguration
     var session: AMQPSession?
+    /// Bumped for every new session: deliveries fetched on an older one cannot be acked.
+    var generation = 0
     init(configuration: AMQPConfiguration) { self.configuration = configuration }
 
     func current() throws -> AMQPSession {
@@ -13,6 +16,7 @@ final class SessionHolder: @unchecked Sendable {
         session = nil
         let fresh = try AMQPSession(configuration: configuration)
         session = fresh
+        generation += 1
         return fresh
     }
 
@@ -90,6 +94,39 @@ public final class AMQPConnection: Sendable {
     /// Takes one message off `queue` and acknowledges it at once; nil when empty.
     public func getAndAck(queue: String) async throws -> AMQPDelivery? {
         try await onSession { try $0.get(queue: queue, autoAck: true) }
+    }
+
+    /// Takes one message off `queue` without acknowledging it (`basic.get`): it stays with
+    /// this connection until ``ack(_:)``, ``requeueAll()`` or ``close()`` (which requeues it).
+    /// Classic queues put requeued messages back in their original positions, so browsing
+    /// a queue and requeueing leaves its order and depth as they were.
+    public func get(queue: String) async throws -> AMQPDelivery? {
+        try await thread.run { [holder] in
+            let session = try holder.current()
+            guard let delivery = try session.get(queue: queue, autoAck: false) else { return nil }
+            return AMQPDelivery(deliveryTag: delivery.deliveryTag, redelivered: delivery.redelivered, exchange: delivery.exchange,
+                                routingKey: delivery.routingKey, body: delivery.body, properties: delivery.properties, generation: holder.generation)
+        }
+    }
+
+    /// Acknowledges a message fetched with ``get(queue:)``: the broker deletes it.
+    public func ack(_ delivery: AMQPDelivery) async throws {
+        try await thread.run { [holder] in
+            guard let session = holder.session, session.isOpen, delivery.generation == holder.generation else {
+                throw AMQPError(code: .connectionLost, message: "the message came on a connection that has closed; it is back in its queue")
+            }
+            try session.ack(delivery.deliveryTag)
+        }
+    }
+
+    /// Puts every message fetched with ``get(queue:)`` and not acked back in its queue.
+    public func requeueAll() async throws {
+        try await thread.run { [holder] in
+            guard let session = holder.session, session.isOpen else { return }
+            try AMQPStatus.check(amqp_basic_nack(session.state, session.channel, 0, 1, 1), "basic.nack (requeue all)")
+            // A round trip makes sure the broker has processed the nack before we go on.
+            try session.qos(prefetch: 0)
+        }
     }
 
     /// Closes the connection.
