@@ -266,7 +266,10 @@ public struct DeadLetters: Sendable {
     func letter(_ delivery: AMQPDelivery, queue: String, now: Date = Date()) -> DeadLetter {
         let headers = delivery.properties.headers
         func text(_ key: String) -> String? { headers[key]?.stringValue }
-        func date(_ key: String) -> Date? { text(key).flatMap { try? Date($0, strategy: .iso8601) } }
+        func date(_ key: String) -> Date? {
+            guard let value = text(key) else { return nil }
+            return (try? Date(value, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true))) ?? (try? Date(value, strategy: .iso8601))
+        }
         // A message the broker dead-lettered itself (delivery limit) carries only x-death.
         var error = text(DeadLetterHeader.error)
         var deathTime: Date?

@@ -73,10 +73,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     /// Whether trying again later may succeed: lost or refused connections, serialization
     /// failures, deadlocks, a server shutting down or out of connections, cancelled
-    /// statements (e.g. the statement timeout) and pool timeouts.
+    /// statements (e.g. the statement timeout), pool timeouts and a pool closed by shutdown
+    /// (another process may do the work).
     public var isTransient: Bool {
         switch code {
-        case .connectionFailed, .connectionLost, .poolTimeout: return true
+        case .connectionFailed, .connectionLost, .poolTimeout, .poolClosed: return true
         case .server:
             guard let sqlState else { return false }
             return sqlState.hasPrefix("08")  // connection exception

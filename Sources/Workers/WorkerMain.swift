@@ -98,7 +98,9 @@ public enum WorkerMain {
         }
         let worker = Worker(role: role, handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
                             outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, logger: logger)
-        return [worker, OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)] + extra
+        // ServiceGroup shuts services down in reverse order: the worker drains first, while
+        // the pools and the publisher it needs are still open.
+        return [ClosePoolOnShutdown(pool: pool)] + extra + [OutboxRelay(publisher: outbox), worker]
     }
 
     /// The `@main` body of `emporium-<role>-worker`.

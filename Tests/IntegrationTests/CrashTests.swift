@@ -70,6 +70,18 @@ final class WorkerProcesses: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Whether the role's process is alive.
+    func isRunning(_ role: WorkerRole) -> Bool { lock.withLock { processes[role]?.isRunning ?? false } }
+
+    /// SIGTERM to one worker; its exit status and how long it took to exit.
+    func terminate(_ role: WorkerRole) -> (Int32, Duration) {
+        guard let process = lock.withLock({ processes[role] }) else { return (-1, .zero) }
+        let start = ContinuousClock.now
+        process.terminate()
+        process.waitUntilExit()
+        return (process.terminationStatus, ContinuousClock.now - start)
+    }
+
     /// SIGTERM to all, waiting for each to exit.
     func stopAll() {
         let all = lock.withLock { Array(processes.values) }

@@ -1,0 +1,44 @@
+import Foundation
+import Messaging
+import TestSupport
+
+/// Runs the real `emporium` binary against a stack's broker and namespace.
+struct CLI {
+    let stack: Stack
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    var environment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        let db = stack.database
+        environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
+        environment["AMQP_URL"] = "amqp://\(stack.amqp.user):\(stack.amqp.password)@\(stack.amqp.host):\(stack.amqp.port)/%2F"
+        environment["EMPORIUM_NAMESPACE"] = stack.names.namespace
+        return environment
+    }
+
+    func process(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = WorkerProcesses.binDirectory.appendingPathComponent("emporium")
+        process.arguments = arguments
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    @discardableResult
+    func run(_ arguments: String...) throws -> Result {
+        let (process, out, err) = try process(arguments)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
