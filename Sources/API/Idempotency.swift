@@ -68,8 +68,18 @@ struct IdempotencyStore: Sendable {
             """, [userId, key, status, PostgresJSON(data: body)])[0].decode(String.self, "body")
     }
 
-    /// Gives the key back after a failed attempt, so the client may retry with it.
+    /// Gives the key back after a failed attempt, so the client may retry with it. If the
+    /// database is unreachable right now, keeps trying in the background for a minute, so
+    /// the client's retries are not answered 409 for longer than the outage lasts.
     func release(userId: UUID, key: String) async {
-        _ = try? await pool.query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status = 'IN_FLIGHT'", [userId, key])
+        let sql = "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status = 'IN_FLIGHT'"
+        if (try? await pool.query(sql, [userId, key])) != nil { return }
+        let pool = self.pool
+        Task {
+            for _ in 0..<120 {
+                try? await Task.sleep(for: .milliseconds(500))
+                if (try? await pool.query(sql, [userId, key])) != nil { return }
+            }
+        }
     }
 }

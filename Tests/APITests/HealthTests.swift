@@ -59,6 +59,24 @@ struct HealthTests {
         }
     }
 
+    @Test("a data route answers 503 with a problem body, promptly, while PostgreSQL is unreachable")
+    func databaseDown() async throws {
+        var config = try configuration()
+        config.postgres.port = 1
+        let app = try await buildApplication(configuration: config)
+        try await app.test(.live) { client in
+            let start = ContinuousClock.now
+            try await client.execute(uri: "/api/v1/products", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                #expect(response.headers[.retryAfter] != nil)
+                #expect(!String(buffer: response.body).contains("Connection refused"))
+            }
+            // Bounded by the connect timeout and the pool's acquire timeout, not a hang.
+            #expect(ContinuousClock.now - start < .seconds(15))
+        }
+    }
+
     @Test("malformed configuration is refused with a message")
     func badConfiguration() throws {
         #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["HTTP_PORT": "eighty"]) }

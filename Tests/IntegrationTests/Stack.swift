@@ -111,7 +111,7 @@ struct Stack {
         for role in WorkerRole.allCases {
             try? await admin.deleteQueue(names.queue(role))
             try? await admin.deleteQueue(names.deadLetterQueue(role))
-            for delay in Options().policy.retryDelays { try? await admin.deleteQueue(names.retryQueue(role, delay: delay)) }
+            for delay in [300, 500, 1_200, 2_000, 5_000].map(Duration.milliseconds) { try? await admin.deleteQueue(names.retryQueue(role, delay: delay)) }
         }
         try? await admin.deleteExchange(names.eventsExchange)
         try? await admin.deleteExchange(names.deadLetterExchange)

@@ -1,5 +1,8 @@
 import AMQP
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Operations
 import Postgres
@@ -36,17 +39,20 @@ public enum TestEnvironment {
     ) async throws -> T {
         let base = try postgres()
         let name = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        let admin = try await PostgresConnection.connect(configuration: base)
+        // A connection per step: a test may restart the server in between.
+        func admin(_ sql: String) async throws {
+            let connection = try await PostgresConnection.connect(configuration: base)
+            defer { Task { await connection.close() } }
+            try await connection.query(sql)
+        }
         // Identifiers cannot be bound as parameters; `name` is generated here from hex only.
-        try await admin.query("CREATE DATABASE \(name)")
+        try await admin("CREATE DATABASE \(name)")
         do {
             let value = try await body(base.with(database: name))
-            try await admin.query("DROP DATABASE \(name) WITH (FORCE)")
-            await admin.close()
+            try await admin("DROP DATABASE \(name) WITH (FORCE)")
             return value
         } catch {
-            _ = try? await admin.query("DROP DATABASE \(name) WITH (FORCE)")
-            await admin.close()
+            try? await admin("DROP DATABASE \(name) WITH (FORCE)")
             throw error
         }
     }
@@ -64,20 +70,42 @@ public enum TestEnvironment {
     /// Runs the local broker's `rabbitmqctl` with `arguments`; returns its output.
     @discardableResult
     public static func rabbitmqctl(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = repositoryRoot.appendingPathComponent("scripts/rabbitmqctl")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: output, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("rabbitmqctl \(arguments.joined(separator: " ")) failed: \(text)")
+        let (status, output) = try runBlocking(repositoryRoot.appendingPathComponent("scripts/rabbitmqctl").path, arguments)
+        guard status == 0 else { throw TestFailure("rabbitmqctl \(arguments.joined(separator: " ")) failed: \(output)") }
+        return output
+    }
+
+    /// Runs a program to completion and returns its exit status and combined output, waiting
+    /// with `waitpid` on a GCD thread, never on the cooperative pool. (Foundation's
+    /// `Process.waitUntilExit` was seen to miss the exit of a script that restarts
+    /// PostgreSQL, leaving it a zombie and the test hung.)
+    public static func run(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try runBlocking(path, arguments) })
+            }
         }
-        return text
+    }
+
+    static func runBlocking(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueName("run") + ".log").path
+        defer { try? FileManager.default.removeItem(atPath: outputFile) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw TestFailure("cannot run \(path): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? ""
+        // WIFEXITED / WEXITSTATUS, which Swift does not import as macros.
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitStatus, output)
     }
 
     /// Runs `body` in a fresh virtual host the configured user may use, deleted afterwards.
