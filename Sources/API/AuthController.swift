@@ -78,9 +78,15 @@ struct AuthController: Sendable {
         let expiresIn: Int
     }
 
+    struct RefreshRequest: Decodable {
+        let refreshToken: String
+    }
+
     func register(on group: RouterGroup<AppRequestContext>) {
         group.post("register") { request, context in try await register(request, context) }
         group.post("login") { request, context in try await login(request, context) }
+        group.post("refresh") { request, context in try await refresh(request, context) }
+        group.post("logout") { request, context in try await logout(request, context) }
     }
 
     static func validate(email: String) -> Bool {
@@ -122,12 +128,68 @@ struct AuthController: Sendable {
               let role = Role(rawValue: try row.decode(String.self, "role"))
         else { throw APIError.unauthorized("email or password is incorrect") }
         let userId = try row.decode(UUID.self, "id")
-        let refresh = TokenService.newRefreshToken()
-        try await pool.query(
-            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, now() + interval '30 days')",
-            [UUID(), userId, UUID(), refresh.hash])
+        let refresh = try await pool.withConnection { db in try await Self.issueRefreshToken(userId: userId, family: UUID(), on: db) }
         return TokenBody(
-            accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh.token,
+            accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
             expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
+    }
+
+    /// Stores the hash of a new refresh token in `family`; returns the token.
+    static func issueRefreshToken(userId: UUID, family: UUID, on db: PostgresConnection) async throws -> String {
+        let refresh = TokenService.newRefreshToken()
+        try await db.query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, now() + interval '30 days')",
+            [UUID(), userId, family, refresh.hash])
+        return refresh.token
+    }
+
+    /// Rotation: a refresh token works once and is replaced by a new one of the same family.
+    /// Presenting a used or revoked token again means it leaked: the whole family is revoked,
+    /// so the thief's and the owner's sessions both end and the owner logs in again.
+    private func refresh(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
+        let (body, _) = try await request.decodeJSON(RefreshRequest.self, context: context)
+        let hash = TokenService.hashRefreshToken(body.refreshToken)
+        enum Outcome { case issued(String, UUID, Role), reused, invalid }
+        let outcome = try await pool.withTransaction { db -> Outcome in
+            guard let row = try await db.query(
+                """
+                SELECT t.id, t.user_id, t.family_id, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
+                       t.expires_at < now() AS expired, u.role, u.is_active
+                FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t
+                """, [hash]).first
+            else { return .invalid }
+            let family = try row.decode(UUID.self, "family_id")
+            if try row.decode(Bool.self, "spent") {
+                try await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [family])
+                return .reused
+            }
+            guard try !row.decode(Bool.self, "expired"), try row.decode(Bool.self, "is_active"),
+                  let role = Role(rawValue: try row.decode(String.self, "role")) else { return .invalid }
+            try await db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", [try row.decode(UUID.self, "id")])
+            let userId = try row.decode(UUID.self, "user_id")
+            return .issued(try await Self.issueRefreshToken(userId: userId, family: family, on: db), userId, role)
+        }
+        switch outcome {
+        case .issued(let refresh, let userId, let role):
+            return TokenBody(accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
+                             expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
+        case .reused:
+            context.logger.warning("refresh token reused; its family is revoked")
+            throw APIError.unauthorized("the refresh token was already used; sign in again")
+        case .invalid:
+            throw APIError.unauthorized("the refresh token is invalid or expired")
+        }
+    }
+
+    /// Revokes the refresh token's whole family (this device's session). Idempotent: an
+    /// unknown or already revoked token is fine too.
+    private func logout(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let (body, _) = try await request.decodeJSON(RefreshRequest.self, context: context)
+        try await pool.query(
+            """
+            UPDATE refresh_tokens SET revoked_at = now()
+            WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL
+            """, [TokenService.hashRefreshToken(body.refreshToken)])
+        return Response(status: .noContent)
     }
 }
