@@ -59,6 +59,59 @@ struct OrdersController: Sendable {
         group.post("orders") { request, context in try await place(request, context) }
         group.get("orders") { request, context in try await list(request, context) }
         group.get("orders/:id") { _, context in try await get(context) }
+        group.post("orders/:id/cancel") { _, context in try await cancel(context) }
+        group.put("orders/:id/status") { request, context in try await changeStatus(request, context) }
+    }
+
+    // MARK: Changes after placement
+
+    struct StatusChange: Decodable {
+        let status: String
+    }
+
+    /// The owner (or an ADMIN) cancels an order before it ships. The saga does the rest:
+    /// the stock worker releases the reservation and the payment worker refunds a charge.
+    private func cancel(_ context: AppRequestContext) async throws -> OrderBody {
+        let identity = try context.requireIdentity()
+        let id = try context.parameters.requireUUID("id", "order")
+        try await move(id, to: .cancelled, reason: .customer, owner: identity.role.isAdmin ? nil : identity.userId,
+                       eventType: EventType.orderCancelled, refused: "the order can no longer be cancelled (it has shipped or is already cancelled)")
+        return try await load(id)!
+    }
+
+    /// ADMIN moves an order to SHIPPED or DELIVERED, only along allowed transitions.
+    private func changeStatus(_ request: Request, _ context: AppRequestContext) async throws -> OrderBody {
+        let identity = try context.requireIdentity()
+        guard identity.role.isAdmin else { throw APIError.forbidden("only admins change an order's status") }
+        let id = try context.parameters.requireUUID("id", "order")
+        let (input, _) = try await request.decodeJSON(StatusChange.self, context: context)
+        let eventType: String
+        switch OrderStatus(rawValue: input.status) {
+        case .shipped: eventType = EventType.orderShipped
+        case .delivered: eventType = EventType.orderDelivered
+        default: throw APIError.invalid([("status", "must be SHIPPED or DELIVERED; other states are reached through the checkout itself")])
+        }
+        let target = OrderStatus(rawValue: input.status)!
+        try await move(id, to: target, reason: nil, owner: nil, eventType: eventType,
+                       refused: "an order cannot move to \(target.rawValue) from its current status")
+        return try await load(id)!
+    }
+
+    /// Applies a transition and writes its event to the outbox in one transaction; 404 when
+    /// the order is missing (or not `owner`'s), 409 when its state does not allow it.
+    private func move(_ id: UUID, to target: OrderStatus, reason: CancellationReason?, owner: UUID?, eventType: String, refused: String) async throws {
+        let event = try await pool.withTransaction { db -> EventEnvelope in
+            guard let row = try await db.query("SELECT user_id, trace_parent FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)", [id, owner]).first else {
+                throw APIError.notFound("order")
+            }
+            guard try await OrderTransition.apply(id, to: target, reason: reason, on: db) != nil else { throw APIError.conflict(refused) }
+            let event = try EventEnvelope(type: eventType, orderId: id,
+                                          payload: OrderOutcome(orderId: id, userId: try row.decode(UUID.self, "user_id"), reason: reason?.rawValue),
+                                          traceparent: try row.decode(String?.self, "trace_parent"))
+            try await Outbox.append(event, exchange: names.eventsExchange, on: db)
+            return event
+        }
+        await outbox.publishCommitted([event])
     }
 
     // MARK: Placement

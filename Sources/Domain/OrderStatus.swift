@@ -53,6 +53,8 @@ public enum EventType {
     public static let orderCancelled = "order.cancelled"
     public static let stockReserved = "stock.reserved"
     public static let stockRejected = "stock.rejected"
+    public static let orderShipped = "order.shipped"
+    public static let orderDelivered = "order.delivered"
     public static let paymentRequested = "payment.requested"
     public static let paymentSucceeded = "payment.succeeded"
     public static let paymentFailed = "payment.failed"

@@ -12,7 +12,7 @@ public enum WorkerRole: String, Sendable, CaseIterable {
         case .stock: [EventType.orderPlaced, EventType.orderConfirmed, EventType.orderCancelled]
         case .order: [EventType.stockReserved, EventType.stockRejected, EventType.paymentSucceeded, EventType.paymentFailed]
         case .payment: [EventType.paymentRequested, EventType.orderCancelled, EventType.paymentRefundRequested]
-        case .notification: [EventType.orderConfirmed, EventType.orderCancelled, EventType.paymentRefunded]
+        case .notification: [EventType.orderConfirmed, EventType.orderCancelled, EventType.paymentRefunded, EventType.orderShipped, EventType.orderDelivered]
         }
     }
 }

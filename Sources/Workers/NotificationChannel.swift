@@ -59,6 +59,8 @@ public struct NotificationTemplates: Sendable {
         try library.register(
             "Hello {{first_name}},\n\nwe refunded {{amount}} {{currency}} for order {{order_number}}.\n\nEmporium",
             named: "payment_refunded")
+        try library.register("Hello {{first_name}},\n\nyour order {{order_number}} is on its way.\n\nEmporium", named: "order_shipped")
+        try library.register("Hello {{first_name}},\n\nyour order {{order_number}} was delivered. Enjoy!\n\nEmporium", named: "order_delivered")
         self.library = library
     }
 

@@ -30,6 +30,9 @@ public struct NotificationHandler: EventHandler {
             orderId = outcome.orderId
             values["reason"] = (outcome.reason ?? "cancelled").replacingOccurrences(of: "_", with: " ")
             values["refunded"] = try await db.query("SELECT 1 FROM payments WHERE order_id = $1 AND status IN ('SUCCEEDED', 'REFUNDED')", [orderId]).count > 0
+        case EventType.orderShipped, EventType.orderDelivered:
+            template = event.type == EventType.orderShipped ? "order_shipped" : "order_delivered"
+            orderId = try event.payload(as: OrderOutcome.self).orderId
         case EventType.paymentRefunded:
             template = "payment_refunded"
             let refund = try event.payload(as: PaymentRefunded.self)

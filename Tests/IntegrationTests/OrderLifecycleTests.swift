@@ -1,0 +1,60 @@
+import Foundation
+import HTTPTypes
+import TestSupport
+import Testing
+
+@Suite("Order lifecycle after placement: customer cancel, refunds, shipping")
+struct OrderLifecycleTests {
+    @Test("customer cancel after payment ends CANCELLED with a recorded refund and released stock, once")
+    func cancelAfterPayment() async throws {
+        try await Stack.run { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10, priceCents: 2_000)
+            let (_, alice) = try await stack.customer()
+            let (_, bob) = try await stack.customer()
+            try await stack.addToCart(alice, productId, quantity: 3)
+            let orderId = try await stack.placeOrder(alice)
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            #expect(try await stack.stock(productId) == 7)
+
+            #expect(try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: bob).status == .notFound)
+            let cancelled = try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: alice)
+            #expect(cancelled.status == .ok)
+            #expect(cancelled.json["status"] as? String == "CANCELLED")
+            #expect(cancelled.json["cancellation_reason"] as? String == "customer")
+            #expect(try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: alice).status == .conflict)
+
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.order_id = $1 AND r.amount_cents = 6000", [orderId])) == 1 })
+            #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 10 })
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'payment_refunded'", [orderId])) == 1 })
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await stack.stock(productId) == 10)  // released once
+            #expect(try await stack.count("SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'REFUNDED'", [orderId]) == 1)
+            #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'refund'", [orderId]) == 1)
+            let history = try await stack.request(.get, "/api/v1/payments/history", token: alice)
+            #expect((history.json["items"] as? [[String: Any]])?.first?["refunded_cents"] as? Int == 6_000)
+        }
+    }
+
+    @Test("admin ships and delivers along allowed transitions; a shipped order cannot be cancelled")
+    func shipping() async throws {
+        try await Stack.run { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10)
+            let (_, alice) = try await stack.customer()
+            try await stack.addToCart(alice, productId, quantity: 1)
+            let orderId = try await stack.placeOrder(alice)
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            let path = "/api/v1/orders/\(orderId)/status"
+            #expect(try await stack.request(.put, path, token: alice, json: ["status": "SHIPPED"]).status == .forbidden)
+            #expect(try await stack.request(.put, path, token: admin, json: ["status": "DELIVERED"]).status == .conflict)
+            #expect(try await stack.request(.put, path, token: admin, json: ["status": "CANCELLED"]).status == .unprocessableContent)
+            #expect(try await stack.request(.put, path, token: admin, json: ["status": "SHIPPED"]).json["status"] as? String == "SHIPPED")
+            #expect(try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: alice).status == .conflict)
+            #expect(try await stack.request(.put, path, token: admin, json: ["status": "DELIVERED"]).json["status"] as? String == "DELIVERED")
+            #expect(try await stack.request(.put, path, token: admin, json: ["status": "SHIPPED"]).status == .conflict)
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template IN ('order_shipped', 'order_delivered')", [orderId])) == 2 })
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND published_at IS NULL", [orderId]) == 0)
+        }
+    }
+}
