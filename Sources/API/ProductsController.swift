@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Postgres
 
@@ -14,6 +15,8 @@ struct ProductsController: Sendable {
         let priceCents: Int
         let currency: String
         let stock: Int
+        /// The version the client read; required on updates (or `If-Match`).
+        let version: Int?
 
         func validate() throws {
             var problems: [(String, String)] = []
@@ -55,7 +58,10 @@ struct ProductsController: Sendable {
 
     func register(public group: RouterGroup<AppRequestContext>, authenticated: RouterGroup<AppRequestContext>) {
         group.get("products") { request, _ in try await list(request) }
-        group.get("products/:id") { _, context in try await get(context.parameters.requireUUID("id", "product")) }
+        group.get("products/:id") { _, context in
+            let product = try await get(context.parameters.requireUUID("id", "product"))
+            return EditedResponse(headers: [.eTag: "\"\(product.version)\""], response: product)
+        }
         authenticated.post("products") { request, context in try await create(request, context) }
         authenticated.put("products/:id") { request, context in try await update(request, context) }
     }
@@ -101,16 +107,27 @@ struct ProductsController: Sendable {
         let id = try context.parameters.requireUUID("id", "product")
         let (input, _) = try await request.decodeJSON(ProductInput.self, context: context)
         try input.validate()
+        // Optimistic locking: the update names the version it was based on, by `If-Match`
+        // (412 when stale) or a `version` field (409 when stale).
+        let ifMatch = request.headers[.ifMatch].flatMap { Int($0.trimmingCharacters(in: CharacterSet(charactersIn: "\" W/"))) }
+        guard let expected = ifMatch ?? input.version else {
+            throw APIError(status: .preconditionRequired, detail: "send the product's version (the `version` field or an If-Match header) with an update")
+        }
         do {
             // A seller may only touch its own products; others' look absent.
             let rows = try await pool.query(
                 """
                 UPDATE products SET name = $2, description = $3, sku = $4, price_cents = $5, currency = $6, stock = $7,
                   version = version + 1, updated_at = now()
-                WHERE id = $1 AND ($8 OR seller_id = $9) RETURNING \(Self.columns)
+                WHERE id = $1 AND ($8 OR seller_id = $9) AND version = $10 RETURNING \(Self.columns)
                 """,
-                [id, input.name, input.description ?? "", input.sku, input.priceCents, input.currency, input.stock, identity.role.isAdmin, identity.userId])
-            guard let row = rows.first else { throw APIError.notFound("product") }
+                [id, input.name, input.description ?? "", input.sku, input.priceCents, input.currency, input.stock, identity.role.isAdmin, identity.userId, expected])
+            guard let row = rows.first else {
+                let visible = try await pool.query("SELECT version FROM products WHERE id = $1 AND ($2 OR seller_id = $3)", [id, identity.role.isAdmin, identity.userId])
+                guard let current = visible.first else { throw APIError.notFound("product") }
+                let detail = "the product changed since version \(expected) (now \(try current.decode(Int.self, "version"))); read it again and reapply the change"
+                throw ifMatch != nil ? APIError(status: .preconditionFailed, detail: detail) : APIError.conflict(detail)
+            }
             return try ProductBody(row)
         } catch let error as PostgresError where error.isUniqueViolation {
             throw APIError.conflict("a product with SKU \(input.sku) already exists")
