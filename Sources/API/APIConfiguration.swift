@@ -29,6 +29,12 @@ public struct APIConfiguration: Sendable {
     public var jwtSecret = ""
     /// bcrypt cost for new password hashes (`BCRYPT_COST`, 4–16, default 11).
     public var bcryptCost: UInt8 = 11
+    /// Requests per second per client address (`RATE_LIMIT_PER_SECOND`, default 50).
+    public var rateLimitPerSecond: Double = 50
+    /// Burst per client address (`RATE_LIMIT_BURST`, default 100).
+    public var rateLimitBurst = 100
+    /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; default none).
+    public var corsAllowedOrigins: Set<String> = []
 
     /// Creates a configuration with the given servers and defaults elsewhere.
     public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration) {
@@ -44,6 +50,17 @@ public struct APIConfiguration: Sendable {
         config.names = .fromEnvironment(environment)
         do { config.policy = try QueuePolicy.fromEnvironment(environment) } catch { throw ConfigurationError("\(error)") }
         config.jwtSecret = environment["JWT_SECRET"] ?? ""
+        if let value = environment["RATE_LIMIT_PER_SECOND"] {
+            guard let rate = Double(value), rate > 0 else { throw ConfigurationError("RATE_LIMIT_PER_SECOND must be a positive number") }
+            config.rateLimitPerSecond = rate
+        }
+        if let value = environment["RATE_LIMIT_BURST"] {
+            guard let burst = Int(value), burst > 0 else { throw ConfigurationError("RATE_LIMIT_BURST must be a positive number") }
+            config.rateLimitBurst = burst
+        }
+        if let value = environment["CORS_ALLOWED_ORIGINS"] {
+            config.corsAllowedOrigins = Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
         if let value = environment["BCRYPT_COST"] {
             guard let cost = UInt8(value), (4...16).contains(cost) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 16") }
             config.bcryptCost = cost

@@ -27,7 +27,9 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
 
     let router = Router(context: AppRequestContext.self)
+    router.middlewares.add(ResponseHeadersMiddleware(allowedOrigins: configuration.corsAllowedOrigins))
     router.middlewares.add(ProblemMiddleware())
+    router.middlewares.add(RateLimitMiddleware(limiter: RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)))
     router.middlewares.add(LogRequestsMiddleware(.debug))
     HealthController(checks: [PostgresReadiness(pool: pool), RabbitMQReadiness(configuration: configuration.amqp)])
         .register(on: router)

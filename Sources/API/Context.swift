@@ -17,10 +17,13 @@ public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by ``AuthMiddleware``; nil on public routes.
     public var identity: Identity?
+    /// The peer's IP address, the key for per-client rate limits.
+    public let clientAddress: String
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.identity = nil
+        self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     public var maxUploadSize: Int { 64 * 1024 }

@@ -3,7 +3,7 @@ import HTTPTypes
 import TestSupport
 import Testing
 
-@Suite("Catalog: optimistic locking on product updates")
+@Suite("Catalog and HTTP protections")
 struct CatalogTests {
     private func update(_ stack: Stack, _ token: String, _ id: UUID, name: String, version: Int?, ifMatch: String? = nil) async throws -> Stack.HTTPResult {
         var body: [String: Any] = ["name": name, "sku": "LOCK-\(id.uuidString.prefix(8))", "price_cents": 500, "currency": "EUR", "stock": 3]
@@ -40,6 +40,45 @@ struct CatalogTests {
             #expect(try await update(stack, admin, id, name: "Gamma", version: nil, ifMatch: "\"\(version + 1)\"").status == .ok)
             #expect(try await update(stack, admin, id, name: "Delta", version: nil).status == .preconditionRequired)
             #expect(try await stack.request(.get, "/api/v1/products/\(id)").json["name"] as? String == "Gamma")
+        }
+    }
+
+    @Test("a flood of requests gets 429 with Retry-After; bodies over 64 KiB get 413; every response has a request id and security headers")
+    func protections() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        options.rateLimit = (5, 10)
+        try await Stack.run(options) { stack in
+            var statuses: [HTTPResponse.Status] = []
+            var retryAfter: String?
+            for _ in 0..<40 {
+                let response = try await stack.request(.get, "/api/v1/products")
+                statuses.append(response.status)
+                if response.status == .tooManyRequests {
+                    retryAfter = response.headers[.retryAfter]
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                }
+            }
+            #expect(statuses.prefix(10).allSatisfy { $0 == .ok })  // the burst
+            #expect(statuses.contains(.tooManyRequests))
+            #expect(Int(retryAfter ?? "") ?? 0 >= 1)
+            #expect(try await stack.request(.get, "/health").status == .ok)  // probes are exempt
+
+            try await Task.sleep(for: .seconds(2))
+            let huge = String(repeating: "x", count: 70_000)
+            let tooLarge = try await stack.request(.post, "/api/v1/auth/login", json: ["email": huge, "password": huge])
+            #expect(tooLarge.status == .contentTooLarge)
+
+            let plain = try await stack.request(.get, "/health")
+            #expect(plain.headers[HTTPField.Name("X-Request-Id")!]?.isEmpty == false)
+            #expect(plain.headers[.xContentTypeOptions] == "nosniff")
+            #expect(plain.headers[.contentSecurityPolicy] != nil)
+            let echoed = try await stack.request(.get, "/health", headers: [HTTPField.Name("X-Request-Id")!: "req-123"])
+            #expect(echoed.headers[HTTPField.Name("X-Request-Id")!] == "req-123")
+            let allowed = try await stack.request(.get, "/health", headers: [.origin: "https://shop.example"])
+            #expect(allowed.headers[.accessControlAllowOrigin] == "https://shop.example")
+            let foreign = try await stack.request(.get, "/health", headers: [.origin: "https://evil.example"])
+            #expect(foreign.headers[.accessControlAllowOrigin] == nil)
         }
     }
 }

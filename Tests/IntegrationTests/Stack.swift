@@ -46,6 +46,8 @@ struct Stack {
         var excludedRoles: Set<WorkerRole> = []
         /// The payment timeout the order worker's sweeper applies.
         var paymentTimeout: Duration = .seconds(900)
+        /// Per-client rate limit (tests send many requests from one address).
+        var rateLimit: (perSecond: Double, burst: Int) = (100_000, 100_000)
     }
 
     static func run(_ options: Options = Options(), _ body: @Sendable (Stack) async throws -> Void) async throws {
@@ -63,6 +65,9 @@ struct Stack {
             apiConfig.port = 0
             apiConfig.names = names
             apiConfig.policy = options.policy
+            apiConfig.rateLimitPerSecond = options.rateLimit.perSecond
+            apiConfig.rateLimitBurst = options.rateLimit.burst
+            apiConfig.corsAllowedOrigins = ["https://shop.example"]
             apiConfig.jwtSecret = jwtSecret
             apiConfig.bcryptCost = 4
             apiConfig.logLevel = .warning
