@@ -33,6 +33,12 @@ public struct APIConfiguration: Sendable {
     public var rateLimitPerSecond: Double = 50
     /// Burst per client address (`RATE_LIMIT_BURST`, default 100).
     public var rateLimitBurst = 100
+    /// Failed logins allowed per account (`LOGIN_MAX_FAILURES_PER_ACCOUNT`, default 5) and per
+    /// client address (`LOGIN_MAX_FAILURES_PER_ADDRESS`, default 20) within
+    /// `LOGIN_THROTTLE_WINDOW_SECONDS` (default 900).
+    public var loginMaxFailuresPerAccount = 5
+    public var loginMaxFailuresPerAddress = 20
+    public var loginThrottleWindow: Duration = .seconds(900)
     /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; default none).
     public var corsAllowedOrigins: Set<String> = []
 
@@ -57,6 +63,16 @@ public struct APIConfiguration: Sendable {
         if let value = environment["RATE_LIMIT_BURST"] {
             guard let burst = Int(value), burst > 0 else { throw ConfigurationError("RATE_LIMIT_BURST must be a positive number") }
             config.rateLimitBurst = burst
+        }
+        for (key, apply) in [
+            ("LOGIN_MAX_FAILURES_PER_ACCOUNT", { (n: Int) in config.loginMaxFailuresPerAccount = n }),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", { (n: Int) in config.loginMaxFailuresPerAddress = n }),
+            ("LOGIN_THROTTLE_WINDOW_SECONDS", { (n: Int) in config.loginThrottleWindow = .seconds(n) }),
+        ] {
+            if let value = environment[key] {
+                guard let number = Int(value), number > 0 else { throw ConfigurationError("\(key) must be a positive number") }
+                apply(number)
+            }
         }
         if let value = environment["CORS_ALLOWED_ORIGINS"] {
             config.corsAllowedOrigins = Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })

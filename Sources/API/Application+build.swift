@@ -35,7 +35,9 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
         .register(on: router)
 
     let api = router.group("api/v1")
-    AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost))
+    let throttle = AuthController.Throttle(
+        perAccount: configuration.loginMaxFailuresPerAccount, perAddress: configuration.loginMaxFailuresPerAddress, window: configuration.loginThrottleWindow)
+    AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle)
         .register(on: api.group("auth"))
     let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens))
     ProductsController(pool: pool).register(public: api, authenticated: authenticated)
@@ -43,6 +45,7 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool))
         .register(on: authenticated)
     PaymentsController(pool: pool).register(on: authenticated)
+    UsersController(pool: pool).register(on: authenticated)
 
     return Application(
         router: router,

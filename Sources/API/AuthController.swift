@@ -45,11 +45,36 @@ struct PasswordHasher: Sendable {
 
 /// `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
 struct AuthController: Sendable {
+    /// Failed logins allowed per account and per client address within `window`.
+    struct Throttle: Sendable {
+        var perAccount = 5
+        var perAddress = 20
+        var window: Duration = .seconds(900)
+    }
+
     let pool: PostgresPool
     let tokens: TokenService
     let hasher: PasswordHasher
     /// A valid hash to verify against when the email is unknown, so both paths cost the same.
     let decoyHash: String
+    let throttle: Throttle
+
+    /// Passwords too common to allow whatever their length (a short deny list; NIST 800-63B).
+    static let commonPasswords: Set<String> = [
+        "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop", "qwerty123",
+        "iloveyou", "11111111", "00000000", "abc12345", "letmein1", "welcome1", "admin123", "passw0rd",
+    ]
+
+    /// Problems with a new password, if any: 8–72 bytes, not common, not the email.
+    static func passwordProblems(_ password: String, email: String) -> [String] {
+        var problems: [String] = []
+        if password.count < 8 { problems.append("must be at least 8 characters") }
+        if password.utf8.count > 72 { problems.append("must be at most 72 bytes") }
+        if commonPasswords.contains(password.lowercased()) { problems.append("is too common") }
+        let local = email.split(separator: "@").first.map(String.init)?.lowercased() ?? ""
+        if local.count >= 4, password.lowercased().contains(local) { problems.append("must not contain the email address") }
+        return problems
+    }
 
     struct Registration: Decodable {
         let email: String
@@ -99,8 +124,7 @@ struct AuthController: Sendable {
         let (body, _) = try await request.decodeJSON(Registration.self, context: context)
         var problems: [(String, String)] = []
         if !Self.validate(email: body.email) { problems.append(("email", "must be a valid email address")) }
-        if body.password.count < 8 { problems.append(("password", "must be at least 8 characters")) }
-        if body.password.utf8.count > 72 { problems.append(("password", "must be at most 72 bytes")) }
+        problems += Self.passwordProblems(body.password, email: body.email).map { ("password", $0) }
         if body.firstName.trimmingCharacters(in: .whitespaces).isEmpty || body.firstName.count > 100 { problems.append(("first_name", "must be 1 to 100 characters")) }
         if body.lastName.trimmingCharacters(in: .whitespaces).isEmpty || body.lastName.count > 100 { problems.append(("last_name", "must be 1 to 100 characters")) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
@@ -120,18 +144,38 @@ struct AuthController: Sendable {
 
     private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
         let (body, _) = try await request.decodeJSON(Credentials.self, context: context)
+        let account = body.email.lowercased()
+        try await refuseIfThrottled(account: account, address: context.clientAddress)
         let row = try await pool.query(
             "SELECT id, password_hash, role, is_active FROM users WHERE lower(email) = lower($1)", [body.email]).first
         let hash = try row?.decode(String.self, "password_hash") ?? decoyHash
         let matches = await hasher.verify(body.password, hash: hash)
         guard let row, matches, try row.decode(Bool.self, "is_active"),
               let role = Role(rawValue: try row.decode(String.self, "role"))
-        else { throw APIError.unauthorized("email or password is incorrect") }
+        else {
+            try await pool.query("INSERT INTO login_failures (account, client_address) VALUES ($1, $2)", [account, context.clientAddress])
+            throw APIError.unauthorized("email or password is incorrect")
+        }
+        try await pool.query("DELETE FROM login_failures WHERE account = $1", [account])
         let userId = try row.decode(UUID.self, "id")
         let refresh = try await pool.withConnection { db in try await Self.issueRefreshToken(userId: userId, family: UUID(), on: db) }
         return TokenBody(
             accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
             expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
+    }
+
+    /// 429 with `Retry-After` once an account or an address has failed too often lately.
+    private func refuseIfThrottled(account: String, address: String) async throws {
+        let windowSeconds = Int(throttle.window.components.seconds)
+        let row = try await pool.query(
+            """
+            SELECT count(*) FILTER (WHERE account = $1) AS by_account, count(*) FILTER (WHERE client_address = $2) AS by_address,
+                   extract(epoch FROM min(failed_at) + make_interval(secs => $3) - now())::int8 AS wait
+            FROM login_failures WHERE (account = $1 OR client_address = $2) AND failed_at > now() - make_interval(secs => $3)
+            """, [account, address, windowSeconds])[0]
+        guard try row.decode(Int.self, "by_account") >= throttle.perAccount || row.decode(Int.self, "by_address") >= throttle.perAddress else { return }
+        let wait = max(1, try row.decode(Int?.self, "wait") ?? windowSeconds)
+        throw APIError(status: .tooManyRequests, detail: "too many failed sign-ins; try again in \(wait) s", headers: [.retryAfter: String(wait)])
     }
 
     /// Stores the hash of a new refresh token in `family`; returns the token.
