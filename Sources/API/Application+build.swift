@@ -41,6 +41,7 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
         .register(on: api.group("auth"))
     let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens))
     ProductsController(pool: pool).register(public: api, authenticated: authenticated)
+    CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
     CartController(pool: pool).register(on: authenticated)
     OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool))
         .register(on: authenticated)

@@ -17,6 +17,12 @@ struct ProductsController: Sendable {
         let stock: Int
         /// The version the client read; required on updates (or `If-Match`).
         let version: Int?
+        /// Image URLs (http or https), at most 10.
+        let images: [String]?
+        /// Categories the product is listed in.
+        let categoryIds: [UUID]?
+        /// Whether it is listed at all (default true).
+        let isActive: Bool?
 
         func validate() throws {
             var problems: [(String, String)] = []
@@ -26,6 +32,11 @@ struct ProductsController: Sendable {
             if priceCents < 0 || priceCents > 100_000_000_00 { problems.append(("price_cents", "must be from 0 to 10000000000")) }
             if !Money.isValidCurrency(currency) { problems.append(("currency", "must be an ISO 4217 code such as EUR")) }
             if stock < 0 || stock > 1_000_000_000 { problems.append(("stock", "must be from 0 to 1000000000")) }
+            let urls = images ?? []
+            if urls.count > 10 || !urls.allSatisfy({ url in url.count <= 2_000 && (url.hasPrefix("https://") || url.hasPrefix("http://")) && URL(string: url)?.host != nil }) {
+                problems.append(("images", "at most 10 http(s) URLs"))
+            }
+            if (categoryIds?.count ?? 0) > 20 { problems.append(("category_ids", "at most 20 categories")) }
             guard problems.isEmpty else { throw APIError.invalid(problems) }
         }
     }
@@ -40,6 +51,11 @@ struct ProductsController: Sendable {
         let stock: Int
         let version: Int
         let sellerId: UUID?
+        let images: [String]
+        let isActive: Bool
+        let categoryIds: [UUID]
+        let ratingAverage: Double?
+        let ratingCount: Int
 
         init(_ row: PostgresRow) throws {
             id = try row.decode(UUID.self, "id")
@@ -51,10 +67,28 @@ struct ProductsController: Sendable {
             stock = try row.decode(Int.self, "stock")
             version = try row.decode(Int.self, "version")
             sellerId = try row.decode(UUID?.self, "seller_id")
+            images = try row.decode([String].self, "images")
+            isActive = try row.decode(Bool.self, "is_active")
+            categoryIds = try row.decode([UUID].self, "category_ids")
+            ratingCount = try row.decode(Int.self, "rating_count")
+            ratingAverage = ratingCount > 0 ? (Double(try row.decode(Int.self, "rating_sum")) / Double(ratingCount) * 100).rounded() / 100 : nil
         }
     }
 
-    static let columns = "id, name, description, sku, price_cents, currency, stock, version, seller_id"
+    static let columns = """
+        id, name, description, sku, price_cents, currency, stock, version, seller_id, images, is_active, rating_count, rating_sum,
+        ARRAY(SELECT category_id FROM product_categories pc WHERE pc.product_id = products.id ORDER BY category_id) AS category_ids
+        """
+
+    /// Sort orders a client may ask for, mapped to fixed SQL (never user text).
+    static let sorts: [String: String] = [
+        "relevance": "rank DESC, created_at DESC, id",
+        "price_asc": "price_cents ASC, id",
+        "price_desc": "price_cents DESC, id",
+        "newest": "created_at DESC, id",
+        "name": "name ASC, id",
+        "rating": "(CASE WHEN rating_count = 0 THEN 0 ELSE rating_sum::float8 / rating_count END) DESC, id",
+    ]
 
     func register(public group: RouterGroup<AppRequestContext>, authenticated: RouterGroup<AppRequestContext>) {
         group.get("products") { request, _ in try await list(request) }
@@ -66,13 +100,64 @@ struct ProductsController: Sendable {
         authenticated.put("products/:id") { request, context in try await update(request, context) }
     }
 
+    /// Search and filters: `q` (full text, ranked), `category` (id or slug, with its
+    /// subcategories), `min_price`, `max_price`, `in_stock`, `sort`. Every filter is a fixed,
+    /// parameterized clause that is off when its parameter is NULL; pages are stable because
+    /// every sort ends with the id.
     private func list(_ request: Request) async throws -> PageBody<ProductBody> {
         let page = try Page(request)
+        let query = request.uri.queryParameters
+        func int(_ name: String) throws -> Int? {
+            guard let text = query[name[...]].map(String.init), !text.isEmpty else { return nil }
+            guard let value = Int(text), value >= 0 else { throw APIError.badRequest("\(name) must be a whole number of cents", errors: [.init(field: name, message: "must be a non-negative integer")]) }
+            return value
+        }
+        let text = query["q"].map(String.init).flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        guard (text?.count ?? 0) <= 200 else { throw APIError.badRequest("q is at most 200 characters") }
+        let minPrice = try int("min_price"), maxPrice = try int("max_price")
+        let inStock: Bool?
+        switch query["in_stock"].map(String.init) {
+        case nil, "": inStock = nil
+        case "true", "1": inStock = true
+        case "false", "0": inStock = false
+        default: throw APIError.badRequest("in_stock must be true or false", errors: [.init(field: "in_stock", message: "must be true or false")])
+        }
+        let category = query["category"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let sortName = query["sort"].map(String.init) ?? (text == nil ? "newest" : "relevance")
+        guard let order = Self.sorts[sortName] else {
+            throw APIError.badRequest("sort must be one of \(Self.sorts.keys.sorted().joined(separator: ", "))", errors: [.init(field: "sort", message: "unknown sort")])
+        }
         let rows = try await pool.query(
-            "SELECT \(Self.columns), count(*) OVER () AS total FROM products WHERE is_active ORDER BY created_at, id LIMIT $1 OFFSET $2",
-            [page.size, page.offset])
+            """
+            WITH RECURSIVE wanted AS (
+              SELECT id FROM categories WHERE $5::text IS NOT NULL AND (slug = $5 OR id::text = $5)
+              UNION SELECT c.id FROM categories c JOIN wanted w ON c.parent_id = w.id
+            ), matches AS (
+              SELECT products.*, CASE WHEN $1::text IS NULL THEN 0 ELSE ts_rank(search, websearch_to_tsquery('english', $1)) END AS rank
+              FROM products
+              WHERE is_active
+                AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1))
+                AND ($2::int8 IS NULL OR price_cents >= $2)
+                AND ($3::int8 IS NULL OR price_cents <= $3)
+                AND ($4::bool IS NULL OR ($4 AND stock > 0) OR (NOT $4 AND stock = 0))
+                AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM product_categories pc JOIN wanted w ON w.id = pc.category_id WHERE pc.product_id = products.id))
+            )
+            SELECT \(Self.columns), count(*) OVER () AS total FROM matches AS products
+            ORDER BY \(order) LIMIT $6 OFFSET $7
+            """,
+            [text, minPrice, maxPrice, inStock, category, page.size, page.offset])
         return PageBody(items: try rows.map(ProductBody.init), page: page.number, pageSize: page.size,
                         total: try rows.first?.decode(Int.self, "total") ?? 0)
+    }
+
+    /// Replaces a product's categories; unknown category ids are refused.
+    static func setCategories(_ productId: UUID, _ categoryIds: [UUID]?, on db: PostgresConnection) async throws {
+        guard let categoryIds else { return }
+        let unique = Array(Set(categoryIds))
+        let known = try await db.query("SELECT count(*) AS n FROM categories WHERE id = ANY($1)", [unique])[0].decode(Int.self, "n")
+        guard known == unique.count else { throw APIError.invalid([("category_ids", "unknown category")]) }
+        try await db.query("DELETE FROM product_categories WHERE product_id = $1", [productId])
+        try await db.query("INSERT INTO product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])", [productId, unique])
     }
 
     private func get(_ id: UUID) async throws -> ProductBody {
@@ -89,12 +174,17 @@ struct ProductsController: Sendable {
         try input.validate()
         let id = UUID()
         do {
-            let row = try await pool.query(
-                """
-                INSERT INTO products (id, seller_id, sku, name, description, price_cents, currency, stock)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING \(Self.columns)
-                """,
-                [id, identity.role == .seller ? identity.userId : nil, input.sku, input.name, input.description ?? "", input.priceCents, input.currency, input.stock])[0]
+            let row = try await pool.withTransaction { db in
+                try await db.query(
+                    """
+                    INSERT INTO products (id, seller_id, sku, name, description, price_cents, currency, stock, images, is_active)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                    """,
+                    [id, identity.role == .seller ? identity.userId : nil, input.sku, input.name, input.description ?? "", input.priceCents, input.currency, input.stock,
+                     input.images ?? [], input.isActive ?? true])
+                try await Self.setCategories(id, input.categoryIds, on: db)
+                return try await db.query("SELECT \(Self.columns) FROM products WHERE id = $1", [id])[0]
+            }
             return EditedResponse(status: .created, headers: [.location: "/api/v1/products/\(id.uuidString.lowercased())"], response: try ProductBody(row))
         } catch let error as PostgresError where error.isUniqueViolation {
             throw APIError.conflict("a product with SKU \(input.sku) already exists")
@@ -115,14 +205,20 @@ struct ProductsController: Sendable {
         }
         do {
             // A seller may only touch its own products; others' look absent.
-            let rows = try await pool.query(
-                """
-                UPDATE products SET name = $2, description = $3, sku = $4, price_cents = $5, currency = $6, stock = $7,
-                  version = version + 1, updated_at = now()
-                WHERE id = $1 AND ($8 OR seller_id = $9) AND version = $10 RETURNING \(Self.columns)
-                """,
-                [id, input.name, input.description ?? "", input.sku, input.priceCents, input.currency, input.stock, identity.role.isAdmin, identity.userId, expected])
-            guard let row = rows.first else {
+            let updated = try await pool.withTransaction { db -> PostgresRow? in
+                let rows = try await db.query(
+                    """
+                    UPDATE products SET name = $2, description = $3, sku = $4, price_cents = $5, currency = $6, stock = $7,
+                      images = coalesce($11, images), is_active = coalesce($12, is_active), version = version + 1, updated_at = now()
+                    WHERE id = $1 AND ($8 OR seller_id = $9) AND version = $10 RETURNING id
+                    """,
+                    [id, input.name, input.description ?? "", input.sku, input.priceCents, input.currency, input.stock, identity.role.isAdmin, identity.userId, expected,
+                     input.images, input.isActive])
+                guard rows.count == 1 else { return nil }
+                if input.categoryIds != nil { try await Self.setCategories(id, input.categoryIds, on: db) }
+                return try await db.query("SELECT \(Self.columns) FROM products WHERE id = $1", [id])[0]
+            }
+            guard let row = updated else {
                 let visible = try await pool.query("SELECT version FROM products WHERE id = $1 AND ($2 OR seller_id = $3)", [id, identity.role.isAdmin, identity.userId])
                 guard let current = visible.first else { throw APIError.notFound("product") }
                 let detail = "the product changed since version \(expected) (now \(try current.decode(Int.self, "version"))); read it again and reapply the change"

@@ -82,3 +82,58 @@ struct CatalogTests {
         }
     }
 }
+
+@Suite("Catalog search, filters and categories")
+struct SearchTests {
+    @Test("search ranks relevant products first, filters combine, pages are stable, page_size is capped")
+    func search() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let admin = try await stack.admin()
+            let kitchen = try #require(try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Kitchen", "slug": "kitchen"]).json["id"] as? String)
+            let cups = try #require(try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Cups", "slug": "cups", "parent_id": kitchen]).json["id"] as? String)
+            #expect(try await stack.request(.put, "/api/v1/categories/\(kitchen)", token: admin, json: ["name": "Kitchen", "slug": "kitchen", "parent_id": cups]).status == .unprocessableContent)
+            #expect(try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Dup", "slug": "kitchen"]).status == .conflict)
+            let (_, customer) = try await stack.customer()
+            #expect(try await stack.request(.post, "/api/v1/categories", token: customer, json: ["name": "X", "slug": "x"]).status == .forbidden)
+
+            func product(_ name: String, _ description: String, price: Int, stock: Int, categories: [String]) async throws -> String {
+                let response = try await stack.request(.post, "/api/v1/products", token: admin, json: [
+                    "name": name, "description": description, "sku": TestEnvironment.uniqueName("S"), "price_cents": price, "currency": "EUR",
+                    "stock": stock, "category_ids": categories, "images": ["https://img.example/\(price).jpg"],
+                ])
+                return try #require(response.json["id"] as? String, "\(response.body)")
+            }
+            let mug = try await product("Coffee mug", "A large mug for coffee", price: 1_200, stock: 5, categories: [cups])
+            let beans = try await product("Coffee beans", "Roasted beans", price: 1_800, stock: 0, categories: [kitchen])
+            let book = try await product("Notebook", "Paper notebook; great with coffee", price: 900, stock: 9, categories: [])
+            _ = try await product("Teapot", "Ceramic teapot", price: 3_000, stock: 2, categories: [kitchen])
+
+            func ids(_ query: String) async throws -> [String] {
+                let response = try await stack.request(.get, "/api/v1/products?\(query)")
+                #expect(response.status == .ok, "\(query): \(response.body)")
+                return (response.json["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            }
+            let coffee = try await ids("q=coffee")
+            #expect(Set(coffee) == [mug, beans, book])
+            #expect(coffee.last == book)  // only in its description: ranked below name matches
+            #expect(try await ids("q=coffee&in_stock=true") .contains(beans) == false)
+            #expect(try await ids("q=coffee&max_price=1500&in_stock=true").sorted() == [mug, book].sorted())
+            #expect(Set(try await ids("category=kitchen")).isSuperset(of: [mug, beans]))  // subcategories included
+            #expect(try await ids("category=cups") == [mug])
+            #expect(try await ids("min_price=1000&max_price=2000&sort=price_asc") == [mug, beans])
+            #expect(try await ids("sort=price_desc").first != nil)
+            // Stable pages: walking pages of 1 visits every product once.
+            var walked: [String] = []
+            for page in 1...4 { walked += try await ids("sort=name&page=\(page)&page_size=1") }
+            #expect(walked.count == 4 && Set(walked).count == 4)
+            #expect(try await stack.request(.get, "/api/v1/products?page_size=1000").status == .badRequest)
+            #expect(try await stack.request(.get, "/api/v1/products?sort=drop%20table").status == .badRequest)
+            #expect(try await stack.request(.get, "/api/v1/products?min_price=-5").status == .badRequest)
+            let one = try await stack.request(.get, "/api/v1/products/\(mug)").json
+            #expect((one["category_ids"] as? [String])?.map { $0.lowercased() } == [cups.lowercased()])
+            #expect((one["images"] as? [String])?.count == 1)
+        }
+    }
+}
