@@ -42,6 +42,7 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens))
     ProductsController(pool: pool).register(public: api, authenticated: authenticated)
     CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
+    ReviewsController(pool: pool).register(public: api, authenticated: authenticated)
     CartController(pool: pool).register(on: authenticated)
     OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool))
         .register(on: authenticated)
