@@ -39,6 +39,14 @@ public struct APIConfiguration: Sendable {
     public var loginMaxFailuresPerAccount = 5
     public var loginMaxFailuresPerAddress = 20
     public var loginThrottleWindow: Duration = .seconds(900)
+    /// Tax on the order subtotal in basis points (`TAX_RATE_BPS`, default 0; 1900 is 19 %).
+    public var taxRateBasisPoints = 0
+    /// Flat shipping per order in cents (`SHIPPING_FLAT_CENTS`, default 0).
+    public var shippingFlatCents = 0
+    /// Subtotal from which shipping is free (`FREE_SHIPPING_OVER_CENTS`; unset: never).
+    public var freeShippingOverCents: Int?
+    /// Idle time after which a cart is emptied (`CART_IDLE_EXPIRY_HOURS`, default 72).
+    public var cartIdleExpiry: Duration = .seconds(72 * 3_600)
     /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; default none).
     public var corsAllowedOrigins: Set<String> = []
 
@@ -71,6 +79,17 @@ public struct APIConfiguration: Sendable {
         ] {
             if let value = environment[key] {
                 guard let number = Int(value), number > 0 else { throw ConfigurationError("\(key) must be a positive number") }
+                apply(number)
+            }
+        }
+        for (key, apply) in [
+            ("TAX_RATE_BPS", { (n: Int) in config.taxRateBasisPoints = n }),
+            ("SHIPPING_FLAT_CENTS", { (n: Int) in config.shippingFlatCents = n }),
+            ("FREE_SHIPPING_OVER_CENTS", { (n: Int) in config.freeShippingOverCents = n }),
+            ("CART_IDLE_EXPIRY_HOURS", { (n: Int) in config.cartIdleExpiry = .seconds(n * 3_600) }),
+        ] {
+            if let value = environment[key] {
+                guard let number = Int(value), number >= 0 else { throw ConfigurationError("\(key) must be a non-negative whole number") }
                 apply(number)
             }
         }

@@ -43,8 +43,12 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     ProductsController(pool: pool).register(public: api, authenticated: authenticated)
     CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
     ReviewsController(pool: pool).register(public: api, authenticated: authenticated)
-    CartController(pool: pool).register(on: authenticated)
-    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool))
+    CartController(pool: pool, expiry: configuration.cartIdleExpiry).register(on: authenticated)
+    let pricing = OrdersController.Pricing(
+        taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
+        freeShippingOverCents: configuration.freeShippingOverCents)
+    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool),
+                     pricing: pricing, cartExpiry: configuration.cartIdleExpiry)
         .register(on: authenticated)
     PaymentsController(pool: pool).register(on: authenticated)
     UsersController(pool: pool).register(on: authenticated)

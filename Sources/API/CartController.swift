@@ -6,6 +6,8 @@ import Postgres
 /// item id is simply not found.
 struct CartController: Sendable {
     let pool: PostgresPool
+    /// A cart untouched for this long is emptied on its next use.
+    let expiry: Duration
     static let maxQuantity = 100
     static let maxLines = 100
 
@@ -41,9 +43,15 @@ struct CartController: Sendable {
         group.delete("cart/items/:id") { _, context in try await remove(context) }
     }
 
-    /// The user's cart id, creating the cart on first use.
-    static func cartId(for userId: UUID, on db: PostgresConnection) async throws -> UUID {
+    /// The user's cart id, creating the cart on first use. A cart idle for longer than
+    /// `expiry` is emptied first (its captured prices are stale); every use touches it.
+    static func cartId(for userId: UUID, expiry: Duration, on db: PostgresConnection) async throws -> UUID {
+        let seconds = Double(expiry.components.seconds)
         try await db.query(
+            """
+            DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1 AND updated_at < now() - make_interval(secs => $2))
+            """, [userId, seconds])
+        return try await db.query(
             """
             INSERT INTO carts (id, user_id) VALUES ($1, $2)
             ON CONFLICT (user_id) DO UPDATE SET updated_at = now() RETURNING id
@@ -52,7 +60,7 @@ struct CartController: Sendable {
 
     private func cart(for userId: UUID) async throws -> CartBody {
         try await pool.withConnection { db in
-            let cartId = try await Self.cartId(for: userId, on: db)
+            let cartId = try await Self.cartId(for: userId, expiry: expiry, on: db)
             let rows = try await db.query(
                 """
                 SELECT ci.id, ci.product_id, p.name, ci.quantity, ci.unit_price_cents, ci.currency
@@ -75,7 +83,7 @@ struct CartController: Sendable {
         let (input, _) = try await request.decodeJSON(AddItem.self, context: context)
         try checkQuantity(input.quantity)
         try await pool.withTransaction { db in
-            let cartId = try await Self.cartId(for: userId, on: db)
+            let cartId = try await Self.cartId(for: userId, expiry: expiry, on: db)
             guard let product = try await db.query("SELECT price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [input.productId]).first else {
                 throw APIError.notFound("product")
             }

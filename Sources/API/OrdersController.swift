@@ -12,6 +12,22 @@ struct OrdersController: Sendable {
     let outbox: OutboxPublisher
     let names: MessagingNames
     let idempotency: IdempotencyStore
+    let pricing: Pricing
+    let cartExpiry: Duration
+
+    /// Tax and shipping, computed on the server from configuration.
+    struct Pricing: Sendable {
+        var taxRateBasisPoints = 0
+        var shippingFlatCents = 0
+        var freeShippingOverCents: Int?
+
+        /// (tax, shipping) for a subtotal; tax rounds half up to the cent.
+        func charges(subtotal: Int) -> (tax: Int, shipping: Int) {
+            let tax = (subtotal * taxRateBasisPoints + 5_000) / 10_000
+            let free = freeShippingOverCents.map { subtotal >= $0 } ?? false
+            return (tax, free ? 0 : shippingFlatCents)
+        }
+    }
 
     struct ShippingAddress: Codable, Sendable {
         let line1: String
@@ -49,6 +65,9 @@ struct OrdersController: Sendable {
         let paymentMethod: String
         let shippingAddress: ShippingAddress
         let items: [ItemBody]
+        let subtotalCents: Int
+        let taxCents: Int
+        let shippingCents: Int
         let totalCents: Int
         let currency: String
         let statusHistory: [HistoryBody]
@@ -172,7 +191,7 @@ struct OrdersController: Sendable {
     /// Writes the order, its lines, its first history row and its `order.placed` outbox row,
     /// and empties the cart, all in the caller's transaction.
     private func createOrder(userId: UUID, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws -> (OrderBody, EventEnvelope) {
-        let cartId = try await CartController.cartId(for: userId, on: db)
+        let cartId = try await CartController.cartId(for: userId, expiry: cartExpiry, on: db)
         // Locks the cart: two placements by the same user never take the same lines.
         try await db.query("SELECT id FROM carts WHERE id = $1 FOR UPDATE", [cartId])
         let lines = try await db.query(
@@ -194,14 +213,20 @@ struct OrdersController: Sendable {
             total = sum
             items.append(item)
         }
+        let subtotal = total
+        let (tax, shipping) = pricing.charges(subtotal: subtotal)
+        guard case (let withTax, false) = subtotal.addingReportingOverflow(tax), case (let grand, false) = withTax.addingReportingOverflow(shipping) else {
+            throw APIError.unprocessable("the order total is too large")
+        }
+        total = grand
         let orderId = UUID()
         let orderNumber = Self.newOrderNumber()
         let address = try PostgresJSON(encoding: input.shippingAddress, encoder: EmporiumJSON.encoder())
         let created = try await db.query(
             """
-            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, total_cents, currency, trace_parent)
-            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $6, $7, $8) RETURNING created_at
-            """, [orderId, orderNumber, userId, input.paymentMethod, address, total, currency, traceparent])[0].decode(Date.self, "created_at")
+            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
+            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at
+            """, [orderId, orderNumber, userId, input.paymentMethod, address, subtotal, tax, shipping, total, currency, traceparent])[0].decode(Date.self, "created_at")
         for item in items {
             try await db.query(
                 """
@@ -220,7 +245,7 @@ struct OrdersController: Sendable {
         try await Outbox.append(event, exchange: names.eventsExchange, on: db)
         let body = OrderBody(
             id: orderId, orderNumber: orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: input.paymentMethod,
-            shippingAddress: input.shippingAddress, items: items, totalCents: total, currency: currency,
+            shippingAddress: input.shippingAddress, items: items, subtotalCents: subtotal, taxCents: tax, shippingCents: shipping, totalCents: total, currency: currency,
             statusHistory: [HistoryBody(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: try history.decode(Date.self, "changed_at"))],
             createdAt: created)
         return (body, event)
@@ -267,7 +292,7 @@ struct OrdersController: Sendable {
         try await pool.withConnection { db in
             guard let row = try await db.query(
                 """
-                SELECT id, order_number, status, cancellation_reason, payment_method, shipping_address, total_cents, currency, created_at
+                SELECT id, order_number, status, cancellation_reason, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, created_at
                 FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)
                 """, [id, owner]).first
             else { return nil }
@@ -287,7 +312,8 @@ struct OrdersController: Sendable {
                 id: id, orderNumber: try row.decode(String.self, "order_number"), status: try row.decode(String.self, "status"),
                 cancellationReason: try row.decode(String?.self, "cancellation_reason"), paymentMethod: try row.decode(String.self, "payment_method"),
                 shippingAddress: try row.decode(PostgresJSON.self, "shipping_address").decode(as: ShippingAddress.self, decoder: EmporiumJSON.decoder()),
-                items: items, totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+                items: items, subtotalCents: try row.decode(Int.self, "subtotal_cents"), taxCents: try row.decode(Int.self, "tax_cents"),
+                shippingCents: try row.decode(Int.self, "shipping_cents"), totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
                 statusHistory: history, createdAt: try row.decode(Date.self, "created_at"))
         }
     }

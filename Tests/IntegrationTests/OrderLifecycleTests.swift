@@ -58,3 +58,38 @@ struct OrderLifecycleTests {
         }
     }
 }
+
+@Suite("Server-side pricing and cart expiry")
+struct PricingTests {
+    @Test("tax and shipping are computed on the server; the charge is the grand total; idle carts expire")
+    func pricing() async throws {
+        var options = Stack.Options()
+        options.pricing = (1_900, 499, 5_000)
+        try await Stack.run(options) { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10, priceCents: 1_050)
+            let (userId, token) = try await stack.customer()
+            try await stack.addToCart(token, productId, quantity: 2)
+            var body = Stack.orderBody()
+            body["tax_cents"] = 0
+            body["shipping_cents"] = 0
+            let placed = try await stack.request(.post, "/api/v1/orders", token: token, json: body, headers: [HTTPField.Name("Idempotency-Key")!: "p1"])
+            #expect(placed.json["subtotal_cents"] as? Int == 2_100)
+            #expect(placed.json["tax_cents"] as? Int == 399)  // 19 % of 21.00, rounded
+            #expect(placed.json["shipping_cents"] as? Int == 499)
+            #expect(placed.json["total_cents"] as? Int == 2_998)
+            let orderId = try #require(uuid(placed.json["id"]))
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            #expect(try await stack.count("SELECT amount_cents FROM payments WHERE order_id = $1", [orderId]) == 2_998)
+
+            try await stack.addToCart(token, productId, quantity: 5)
+            let big = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: "p2"])
+            #expect(big.json["shipping_cents"] as? Int == 0)  // free over 50.00
+
+            // A cart idle past the expiry is emptied on its next use.
+            try await stack.addToCart(token, productId, quantity: 1)
+            try await stack.db.query("UPDATE carts SET updated_at = now() - interval '73 hours' WHERE user_id = $1", [userId])
+            #expect(((try await stack.request(.get, "/api/v1/cart", token: token)).json["items"] as? [Any])?.isEmpty == true)
+        }
+    }
+}

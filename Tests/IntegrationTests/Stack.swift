@@ -46,6 +46,8 @@ struct Stack {
         var excludedRoles: Set<WorkerRole> = []
         /// The payment timeout the order worker's sweeper applies.
         var paymentTimeout: Duration = .seconds(900)
+        /// Tax (basis points) and flat shipping (cents); zero keeps totals equal to subtotals.
+        var pricing: (taxBasisPoints: Int, shippingCents: Int, freeOverCents: Int?) = (0, 0, nil)
         /// Per-client rate limit (tests send many requests from one address).
         var rateLimit: (perSecond: Double, burst: Int) = (100_000, 100_000)
     }
@@ -68,6 +70,9 @@ struct Stack {
             apiConfig.rateLimitPerSecond = options.rateLimit.perSecond
             apiConfig.rateLimitBurst = options.rateLimit.burst
             apiConfig.corsAllowedOrigins = ["https://shop.example"]
+            apiConfig.taxRateBasisPoints = options.pricing.taxBasisPoints
+            apiConfig.shippingFlatCents = options.pricing.shippingCents
+            apiConfig.freeShippingOverCents = options.pricing.freeOverCents
             apiConfig.jwtSecret = jwtSecret
             apiConfig.bcryptCost = 4
             apiConfig.logLevel = .warning
