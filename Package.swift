@@ -100,6 +100,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP", "TestSupport"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
         .testTarget(
             name: "APITests",
