@@ -46,6 +46,7 @@ let package = Package(
             name: "Messaging",
             dependencies: [
                 "Postgres", "AMQP", "Domain",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

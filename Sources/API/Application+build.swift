@@ -50,7 +50,7 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool),
                      pricing: pricing, cartExpiry: configuration.cartIdleExpiry)
         .register(on: authenticated)
-    PaymentsController(pool: pool).register(on: authenticated)
+    PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
     UsersController(pool: pool).register(on: authenticated)
 
     return Application(

@@ -16,8 +16,11 @@ public struct PaymentHandler: EventHandler {
     /// Creates the handler over `provider`.
     public init(provider: any PaymentProvider) { self.provider = provider }
 
-    /// The payment id of an order: a name-based UUID, stable across retries and processes.
-    public static func paymentId(for orderId: UUID) -> UUID { derivedUUID("payment:\(orderId.uuidString.lowercased())") }
+    /// The payment method of orders whose client confirms the payment itself.
+    public static let manualMethod = PaymentIds.manualMethod
+
+    /// The payment id of an order (see ``PaymentIds``).
+    public static func paymentId(for orderId: UUID) -> UUID { PaymentIds.paymentId(for: orderId) }
 
     public func handle(_ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
         switch event.type {
@@ -38,6 +41,9 @@ public struct PaymentHandler: EventHandler {
             [paymentId, request.orderId, request.userId, request.amountCents, request.currency, request.paymentMethod, provider.name])
         let current = try await db.query("SELECT status FROM payments WHERE id = $1 FOR UPDATE", [paymentId])[0]
         guard try current.decode(String.self, "status") == "PENDING" else { return [] }
+        // `manual`: the client confirms through POST /api/v1/payments/confirm, which sends
+        // this request again with the card token.
+        if request.paymentMethod == Self.manualMethod { return [] }
         // An order cancelled (e.g. expired) before its charge is not charged at all.
         let order = try await db.query("SELECT status FROM orders WHERE id = $1", [request.orderId]).first
         guard try order?.decode(String.self, "status") == "AWAITING_PAYMENT" else {
@@ -68,7 +74,7 @@ public struct PaymentHandler: EventHandler {
         let paymentId = try payment.decode(UUID.self, "id")
         let amount = try payment.decode(Int.self, "amount_cents")
         let currency = try payment.decode(String.self, "currency")
-        let refundId = derivedUUID("refund:\(paymentId.uuidString.lowercased())")
+        let refundId = PaymentIds.derived("refund:\(paymentId.uuidString.lowercased())")
         let result = try await provider.refund(
             idempotencyKey: refundId.uuidString.lowercased(), orderId: orderId,
             chargeReference: try payment.decode(String?.self, "provider_reference") ?? "", amountCents: amount, currency: currency)
@@ -85,11 +91,3 @@ public struct PaymentHandler: EventHandler {
     }
 }
 
-/// A version-5-style UUID from SHA-256 of `name`: the same name gives the same id everywhere.
-func derivedUUID(_ name: String) -> UUID {
-    var bytes = Array(SHA256.hash(data: Data(name.utf8)).prefix(16))
-    bytes[6] = (bytes[6] & 0x0f) | 0x50
-    bytes[8] = (bytes[8] & 0x3f) | 0x80
-    return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                       bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
-}

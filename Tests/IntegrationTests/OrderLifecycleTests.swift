@@ -93,3 +93,38 @@ struct PricingTests {
         }
     }
 }
+
+@Suite("Client-confirmed payments")
+struct ManualPaymentTests {
+    @Test("an order paid with `manual` waits; intent shows the amount; confirm charges once; others get 404")
+    func intentAndConfirm() async throws {
+        try await Stack.run { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 5, priceCents: 1_500)
+            let (_, alice) = try await stack.customer()
+            let (_, bob) = try await stack.customer()
+            try await stack.addToCart(alice, productId, quantity: 2)
+            let orderId = try await stack.placeOrder(alice, paymentMethod: "manual")
+            #expect(await TestEnvironment.eventually { (try? await stack.orderStatus(orderId).status) == "AWAITING_PAYMENT" })
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await stack.orderStatus(orderId).status == "AWAITING_PAYMENT")  // nobody charged it
+
+            #expect(try await stack.request(.post, "/api/v1/payments/intent", token: bob, json: ["order_id": orderId.uuidString]).status == .notFound)
+            let intent = try await stack.request(.post, "/api/v1/payments/intent", token: alice, json: ["order_id": orderId.uuidString])
+            #expect(intent.status == .ok)
+            #expect(intent.json["amount_cents"] as? Int == 3_000)
+            #expect(intent.json["status"] as? String == "requires_confirmation")
+            let paymentId = try #require(intent.json["payment_id"] as? String)
+
+            #expect(try await stack.request(.post, "/api/v1/payments/confirm", token: bob, json: ["payment_id": paymentId, "payment_method": "tok_visa"]).status == .notFound)
+            #expect(try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "no spaces allowed"]).status == .unprocessableContent)
+            let confirmed = try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "tok_visa"])
+            #expect(confirmed.status == .accepted)
+            #expect(try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "tok_visa"]).status == .conflict)
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'charge'", [orderId]) == 1)
+            let history = try await stack.request(.get, "/api/v1/payments/history", token: alice)
+            #expect((history.json["items"] as? [[String: Any]])?.first?["status"] as? String == "SUCCEEDED")
+        }
+    }
+}
