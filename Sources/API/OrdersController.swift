@@ -177,14 +177,8 @@ struct OrdersController: Sendable {
             problems.append(("payment_method", "must be a payment token such as tok_visa"))
         }
         let address = input.shippingAddress
-        for (field, value, limit) in [("line1", address.line1, 200), ("city", address.city, 100), ("postal_code", address.postalCode, 20)]
-        where value.trimmingCharacters(in: .whitespaces).isEmpty || value.count > limit {
-            problems.append(("shipping_address.\(field)", "must be 1 to \(limit) characters"))
-        }
-        if (address.line2?.count ?? 0) > 200 { problems.append(("shipping_address.line2", "must be at most 200 characters")) }
-        if address.country.count != 2 || !address.country.allSatisfy({ $0.isASCII && $0.isUppercase }) {
-            problems.append(("shipping_address.country", "must be an ISO 3166-1 alpha-2 code such as DE"))
-        }
+        problems += AddressRules.problems(line1: address.line1, line2: address.line2, city: address.city, postalCode: address.postalCode,
+                                          country: address.country, prefix: "shipping_address.")
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 

@@ -165,13 +165,7 @@ struct UsersController: Sendable {
     // MARK: Addresses (always scoped to the caller)
 
     private func validate(_ input: AddressInput) throws {
-        var problems: [(String, String)] = []
-        for (field, value, limit) in [("line1", input.line1, 200), ("city", input.city, 100), ("postal_code", input.postalCode, 20)]
-        where value.trimmingCharacters(in: .whitespaces).isEmpty || value.count > limit {
-            problems.append((field, "must be 1 to \(limit) characters"))
-        }
-        if (input.line2?.count ?? 0) > 200 { problems.append(("line2", "must be at most 200 characters")) }
-        if input.country.count != 2 || !input.country.allSatisfy({ $0.isASCII && $0.isUppercase }) { problems.append(("country", "must be an ISO 3166-1 alpha-2 code such as DE")) }
+        let problems = AddressRules.problems(line1: input.line1, line2: input.line2, city: input.city, postalCode: input.postalCode, country: input.country)
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
