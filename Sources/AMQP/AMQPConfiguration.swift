@@ -16,6 +16,10 @@ public struct AMQPConfiguration: Sendable {
     public var heartbeat: Duration = .seconds(10)
     /// How long the TCP connect and the AMQP handshake may take.
     public var connectTimeout: Duration = .seconds(5)
+    /// How long a synchronous broker operation (declare, bind, purge, …) may take. Creating
+    /// a quorum queue on a busy broker can take seconds, so this is well above the connect
+    /// timeout.
+    public var rpcTimeout: Duration = .seconds(30)
     /// Shown in the management UI as the connection's name.
     public var connectionName: String = "emporium"
 

@@ -246,7 +246,8 @@ final class AMQPSession {
         }
         // The handshake is bounded by the same timeout (rabbitmq-c 0.9+).
         amqp_set_handshake_timeout(state, &timeout)
-        amqp_set_rpc_timeout(state, &timeout)
+        var rpcTimeout = timeval(duration: configuration.rpcTimeout)
+        amqp_set_rpc_timeout(state, &rpcTimeout)
         let heartbeat = Int32(configuration.heartbeat.components.seconds)
         let login = emporium_amqp_login_plain(
             state, configuration.virtualHost, 0, 131_072, heartbeat, configuration.user, configuration.password)
@@ -327,6 +328,7 @@ final class AMQPSession {
 
     func declareExchange(_ exchange: AMQPExchange) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         _ = amqp_exchange_declare(
             state, channel, arena.bytes(exchange.name), arena.bytes(exchange.type.rawValue), 0,
             exchange.durable ? 1 : 0, exchange.autoDelete ? 1 : 0, exchange.internal ? 1 : 0,
@@ -337,6 +339,7 @@ final class AMQPSession {
     @discardableResult
     func declareQueue(_ queue: AMQPQueue, passive: Bool = false) throws -> (messages: Int, consumers: Int) {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         let ok = amqp_queue_declare(
             state, channel, arena.bytes(queue.name), passive ? 1 : 0, queue.durable ? 1 : 0,
             queue.exclusive ? 1 : 0, queue.autoDelete ? 1 : 0, arena.table(queue.arguments))
@@ -347,6 +350,7 @@ final class AMQPSession {
 
     func bind(_ binding: AMQPBinding) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         _ = amqp_queue_bind(
             state, channel, arena.bytes(binding.queue), arena.bytes(binding.exchange), arena.bytes(binding.routingKey),
             arena.table(binding.arguments))
@@ -362,6 +366,7 @@ final class AMQPSession {
     @discardableResult
     func purgeQueue(_ name: String) throws -> Int {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         let ok = amqp_queue_purge(state, channel, arena.bytes(name))
         try rpc("queue.purge \(name)")
         return Int(ok?.pointee.message_count ?? 0)
@@ -369,12 +374,14 @@ final class AMQPSession {
 
     func deleteQueue(_ name: String) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         _ = amqp_queue_delete(state, channel, arena.bytes(name), 0, 0)
         try rpc("queue.delete \(name)")
     }
 
     func deleteExchange(_ name: String) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         _ = amqp_exchange_delete(state, channel, arena.bytes(name), 0)
         try rpc("exchange.delete \(name)")
     }
@@ -388,6 +395,7 @@ final class AMQPSession {
 
     func publish(_ message: AMQPOutgoingMessage) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         var props = arena.properties(message.properties)
         let status = amqp_basic_publish(
             state, channel, arena.bytes(message.exchange), arena.bytes(message.routingKey),
@@ -403,12 +411,14 @@ final class AMQPSession {
 
     func cancel(consumerTag: String) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         _ = amqp_basic_cancel(state, channel, arena.bytes(consumerTag))
         try rpc("basic.cancel")
     }
 
     func consume(queue: String, consumerTag: String) throws {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         _ = amqp_basic_consume(
             state, channel, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, 0, amqp_table_t(num_entries: 0, entries: nil))
         try rpc("basic.consume \(queue)")
@@ -452,6 +462,7 @@ final class AMQPSession {
     /// Fetches one message without a subscription (`basic.get`); nil when the queue is empty.
     func get(queue: String, autoAck: Bool) throws -> AMQPDelivery? {
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }  // C reads the arena's memory during the calls below
         let reply = amqp_basic_get(state, channel, arena.bytes(queue), autoAck ? 1 : 0)
         try AMQPStatus.check(reply, "basic.get \(queue)")
         guard reply.reply.id == AMQPMethod.basicGetOK, let decoded = reply.reply.decoded else { return nil }

@@ -45,14 +45,23 @@ public enum TestEnvironment {
             defer { Task { await connection.close() } }
             try await connection.query(sql)
         }
+        /// Best effort: an autovacuum worker (a superuser backend the test role may not
+        /// terminate) can hold the database for a moment, so try again; a leftover test
+        /// database is not a test failure.
+        func drop() async {
+            for attempt in 0..<5 {
+                if (try? await admin("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")) != nil { return }
+                try? await Task.sleep(for: .milliseconds(200 * (attempt + 1)))
+            }
+        }
         // Identifiers cannot be bound as parameters; `name` is generated here from hex only.
         try await admin("CREATE DATABASE \(name)")
         do {
             let value = try await body(base.with(database: name))
-            try await admin("DROP DATABASE \(name) WITH (FORCE)")
+            await drop()
             return value
         } catch {
-            try? await admin("DROP DATABASE \(name) WITH (FORCE)")
+            await drop()
             throw error
         }
     }
