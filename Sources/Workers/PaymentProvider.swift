@@ -55,6 +55,8 @@ public struct FakePaymentProvider: PaymentProvider {
 
     public func charge(_ request: ChargeRequest) async throws -> ProviderResult {
         if faults && request.paymentMethod == "tok_crash" {
+            // Deliberate: the drill for a message that kills its worker (caught by the work
+            // queue's delivery limit). Reachable only with FAKE_PROVIDER_FAULTS=true.
             fatalError("fake payment provider: simulated crash for tok_crash")
         }
         let outcome: ProviderResult = switch request.paymentMethod {

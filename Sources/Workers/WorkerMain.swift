@@ -93,6 +93,10 @@ public enum WorkerMain {
         case .notification: handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
         case .payment:
             let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
+            if configuration.providerFaults {
+                // A drill setting: any order paid with tok_crash takes this process down.
+                logger.warning("FAKE_PROVIDER_FAULTS is on: payments with tok_crash crash this worker; never enable it where customers order")
+            }
             handler = PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults))
             extra.append(ClosePoolOnShutdown(pool: ledger))
         }
