@@ -28,9 +28,9 @@ run: services
 # The suite, then the README's own walkthrough against `make run` (the app processes are
 # stopped afterwards; the servers stay up).
 test: services
-	@$(ENV) && swift build && swift test --skip OutageTests
+	@$(ENV) && swift build && bash scripts/swift-test.sh --skip OutageTests
 	@# The outage drills restart PostgreSQL and RabbitMQ, so they run alone, after the rest.
-	@$(ENV) && swift test --skip-build --filter OutageTests
+	@$(ENV) && bash scripts/swift-test.sh --skip-build --filter OutageTests
 	@bash scripts/check-readme.sh
 	@bash scripts/run.sh && bash scripts/walkthrough.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
 

@@ -237,7 +237,7 @@ private final class ConsumerCore: @unchecked Sendable {
             defer { state.operations.removeAll() }
             return state.operations
         }
-        for operation in operations {
+        for (index, operation) in operations.enumerated() {
             switch operation {
             case .ack(let delivery, let continuation):
                 settle(delivery, continuation) { try $0.ack(delivery.deliveryTag) }
@@ -246,7 +246,9 @@ private final class ConsumerCore: @unchecked Sendable {
             case .reject(let delivery, let requeue, let continuation):
                 settle(delivery, continuation) { try $0.reject(delivery.deliveryTag, requeue: requeue) }
             case .stop(let continuation):
-                let pending = shared.withLock { state -> [Operation] in
+                // Whatever came after the stop, in this batch or queued since, is answered
+                // too: a second stop() or a late ack must not wait forever.
+                let pending = operations[(index + 1)...] + shared.withLock { state -> [Operation] in
                     state.stopped = true
                     defer { state.operations.removeAll() }
                     return state.operations

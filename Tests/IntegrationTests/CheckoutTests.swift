@@ -30,7 +30,7 @@ struct CheckoutTests {
             #expect(try notification.decode(String.self, "recipient").hasSuffix("@example.com"))
             #expect(try notification.decode(String.self, "body").contains("is confirmed"))
             #expect(try notification.decode(UUID.self, "user_id") == userId)
-            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'COMMITTED'", [orderId]) == 1)
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'COMMITTED'", [orderId])) == 1 })
 
             // The API shows it too, with its history, and the payment in the history.
             let order = try await stack.request(.get, "/api/v1/orders/\(orderId)", token: token)
@@ -63,7 +63,7 @@ struct CheckoutTests {
             #expect(await TestEnvironment.eventually {
                 (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'order_cancelled'", [orderId])) == 1
             })
-            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'RELEASED'", [orderId]) == 1)
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'RELEASED'", [orderId])) == 1 })
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'FAILED'", [orderId]) == 1)
         }
     }
@@ -111,7 +111,7 @@ struct CheckoutTests {
             #expect(finals["CONFIRMED/-"] == 5)
             #expect(finals["CANCELLED/out_of_stock"] == 15)
             #expect(try await stack.stock(productId) == 0)
-            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE product_id = $1 AND status = 'COMMITTED'", [productId]) == 5)
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE product_id = $1 AND status = 'COMMITTED'", [productId])) == 5 })
         }
     }
 
