@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Postgres", "AMQP", "Domain", "Messaging",
+                "Postgres", "AMQP", "Domain", "Messaging", "Operations",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),

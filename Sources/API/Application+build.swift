@@ -31,6 +31,8 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     router.middlewares.add(ProblemMiddleware())
     router.middlewares.add(RateLimitMiddleware(limiter: RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)))
     router.middlewares.add(LogRequestsMiddleware(.debug))
+    let routeTable = RouteTable()
+    router.middlewares.add(MethodNotAllowedMiddleware(table: routeTable))
     HealthController(checks: [PostgresReadiness(pool: pool), RabbitMQReadiness(configuration: configuration.amqp)])
         .register(on: router)
 
@@ -52,6 +54,13 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
         .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
     UsersController(pool: pool).register(on: authenticated)
+    OpenAPIController().register(on: router)
+    routeTable.load(router.routes)
+    let drift = try OpenAPIController.mismatches(router.routes)
+    guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {
+        throw ConfigurationError("the OpenAPI document does not match the routes (run scripts/openapi/generate.py): "
+            + "undocumented \(drift.undocumented), unrouted \(drift.unrouted)")
+    }
 
     return Application(
         router: router,

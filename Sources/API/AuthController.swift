@@ -2,6 +2,7 @@ import Domain
 import Foundation
 import Hummingbird
 import HummingbirdBcrypt
+import Operations
 import Postgres
 
 /// Verifies `Authorization: Bearer <access token>` and sets the request's identity; any
@@ -29,11 +30,11 @@ struct PasswordHasher: Sendable {
     let cost: UInt8
 
     func hash(_ password: String) async -> String {
-        await offload { Bcrypt.hash(password, cost: cost) }
+        await offload { Passwords.hash(password, cost: cost) }
     }
 
     func verify(_ password: String, hash: String) async -> Bool {
-        await offload { Bcrypt.verify(password, hash: hash) }
+        await offload { Passwords.verify(password, hash: hash) }
     }
 
     private func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
@@ -65,14 +66,15 @@ struct AuthController: Sendable {
         "iloveyou", "11111111", "00000000", "abc12345", "letmein1", "welcome1", "admin123", "passw0rd",
     ]
 
-    /// Problems with a new password, if any: 8–72 bytes, not common, not the email.
-    static func passwordProblems(_ password: String, email: String) -> [String] {
+    /// Problems with a new password, if any: 8–128 characters, no NUL, not only digits, not
+    /// common. Each rule is one the OpenAPI document states, so clients can check first.
+    static func passwordProblems(_ password: String) -> [String] {
         var problems: [String] = []
-        if password.count < 8 { problems.append("must be at least 8 characters") }
-        if password.utf8.count > 72 { problems.append("must be at most 72 bytes") }
+        if FieldRules.length(password) < Passwords.lengths.lowerBound { problems.append("must be at least \(Passwords.lengths.lowerBound) characters") }
+        if FieldRules.length(password) > Passwords.lengths.upperBound { problems.append("must be at most \(Passwords.lengths.upperBound) characters") }
+        if !FieldRules.hasNoNUL(password) { problems.append("must not contain NUL") }
+        if password.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }) { problems.append("must not be only digits") }
         if commonPasswords.contains(password.lowercased()) { problems.append("is too common") }
-        let local = email.split(separator: "@").first.map(String.init)?.lowercased() ?? ""
-        if local.count >= 4, password.lowercased().contains(local) { problems.append("must not contain the email address") }
         return problems
     }
 
@@ -114,19 +116,15 @@ struct AuthController: Sendable {
         group.post("logout") { request, context in try await logout(request, context) }
     }
 
-    static func validate(email: String) -> Bool {
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        return email.count <= 254 && parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".")
-            && !parts[1].hasPrefix(".") && !parts[1].hasSuffix(".") && !email.contains(where: \.isWhitespace)
-    }
+    static func validate(email: String) -> Bool { FieldRules.isEmail(email) }
 
     private func register(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<UserBody> {
         let (body, _) = try await request.decodeJSON(Registration.self, context: context)
         var problems: [(String, String)] = []
         if !Self.validate(email: body.email) { problems.append(("email", "must be a valid email address")) }
-        problems += Self.passwordProblems(body.password, email: body.email).map { ("password", $0) }
-        if body.firstName.trimmingCharacters(in: .whitespaces).isEmpty || body.firstName.count > 100 { problems.append(("first_name", "must be 1 to 100 characters")) }
-        if body.lastName.trimmingCharacters(in: .whitespaces).isEmpty || body.lastName.count > 100 { problems.append(("last_name", "must be 1 to 100 characters")) }
+        problems += Self.passwordProblems(body.password).map { ("password", $0) }
+        if !FieldRules.isText(body.firstName, max: 100) { problems.append(("first_name", "must be 1 to 100 characters, not only spaces")) }
+        if !FieldRules.isText(body.lastName, max: 100) { problems.append(("last_name", "must be 1 to 100 characters, not only spaces")) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
 
         let id = UUID()
@@ -147,7 +145,7 @@ struct AuthController: Sendable {
         let account = body.email.lowercased()
         try await refuseIfThrottled(account: account, address: context.clientAddress)
         let row = try await pool.query(
-            "SELECT id, password_hash, role, is_active FROM users WHERE lower(email) = lower($1)", [body.email]).first
+            "SELECT id, password_hash, role, is_active AND closed_at IS NULL AS is_active FROM users WHERE lower(email) = lower($1)", [body.email]).first
         let hash = try row?.decode(String.self, "password_hash") ?? decoyHash
         let matches = await hasher.verify(body.password, hash: hash)
         guard let row, matches, try row.decode(Bool.self, "is_active"),
@@ -198,7 +196,7 @@ struct AuthController: Sendable {
             guard let row = try await db.query(
                 """
                 SELECT t.id, t.user_id, t.family_id, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
-                       t.expires_at < now() AS expired, u.role, u.is_active
+                       t.expires_at < now() AS expired, u.role, u.is_active AND u.closed_at IS NULL AS is_active
                 FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t
                 """, [hash]).first
             else { return .invalid }

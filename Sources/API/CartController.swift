@@ -20,7 +20,7 @@ struct CartController: Sendable {
         let quantity: Int
     }
 
-    struct ItemBody: Encodable, Sendable {
+    struct ItemBody: ResponseEncodable, Sendable {
         let id: UUID
         let productId: UUID
         let name: String
@@ -78,33 +78,37 @@ struct CartController: Sendable {
         guard (1...Self.maxQuantity).contains(quantity) else { throw APIError.invalid([("quantity", "must be from 1 to \(Self.maxQuantity)")]) }
     }
 
-    private func add(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<CartBody> {
+    /// Adds to the cart; answers 201 with the line (new, or the product's existing line with
+    /// the quantity added) and its `Location`.
+    private func add(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<ItemBody> {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(AddItem.self, context: context)
         try checkQuantity(input.quantity)
-        try await pool.withTransaction { db in
+        let item = try await pool.withTransaction { db -> ItemBody in
             let cartId = try await Self.cartId(for: userId, expiry: expiry, on: db)
-            guard let product = try await db.query("SELECT price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [input.productId]).first else {
+            guard let product = try await db.query("SELECT name, price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [input.productId]).first else {
                 throw APIError.notFound("product")
             }
             let existing = try await db.query("SELECT currency FROM cart_items WHERE cart_id = $1 AND product_id <> $2", [cartId, input.productId])
             let currency = try product.decode(String.self, "currency")
             if let other = existing.first, try other.decode(String.self, "currency") != currency {
-                throw APIError.unprocessable("the cart holds items in another currency")
+                throw APIError.conflict("the cart holds items in another currency")
             }
-            guard existing.count < Self.maxLines else { throw APIError.unprocessable("a cart holds at most \(Self.maxLines) lines") }
+            guard existing.count < Self.maxLines else { throw APIError.conflict("a cart holds at most \(Self.maxLines) lines") }
             // The price is captured when added; adding the same product again adds quantity.
             let line = try await db.query(
                 """
                 INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
                 ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity
-                RETURNING quantity
+                RETURNING id, quantity, unit_price_cents
                 """, [UUID(), cartId, input.productId, input.quantity, try product.decode(Int.self, "price_cents"), currency])[0]
             let quantity = try line.decode(Int.self, "quantity")
-            guard quantity <= Self.maxQuantity else { throw APIError.invalid([("quantity", "a line holds at most \(Self.maxQuantity)")]) }
-            guard quantity <= (try product.decode(Int.self, "stock")) else { throw APIError.unprocessable("only \(try product.decode(Int.self, "stock")) in stock") }
+            guard quantity <= Self.maxQuantity else { throw APIError.conflict("a cart line holds at most \(Self.maxQuantity); this one would hold \(quantity)") }
+            guard quantity <= (try product.decode(Int.self, "stock")) else { throw APIError.conflict("only \(try product.decode(Int.self, "stock")) in stock") }
+            return ItemBody(id: try line.decode(UUID.self, "id"), productId: input.productId, name: try product.decode(String.self, "name"),
+                            quantity: quantity, unitPriceCents: try line.decode(Int.self, "unit_price_cents"), currency: currency)
         }
-        return EditedResponse(status: .created, response: try await cart(for: userId))
+        return EditedResponse(status: .created, headers: [.location: "/api/v1/cart/items/\(item.id.uuidString.lowercased())"], response: item)
     }
 
     private func update(_ request: Request, _ context: AppRequestContext) async throws -> CartBody {

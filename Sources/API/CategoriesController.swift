@@ -6,6 +6,9 @@ import Postgres
 /// ancestor, and one with subcategories cannot be deleted.
 struct CategoriesController: Sendable {
     let pool: PostgresPool
+    /// A body naming a category that does not exist conflicts with the catalog as it is (409);
+    /// 404 stays reserved for the resource the path names.
+    static let unknownParent = APIError(status: .conflict, detail: "the parent category does not exist", errors: [.init(field: "parent_id", message: "unknown category")])
 
     struct Input: Decodable {
         let name: String
@@ -44,8 +47,8 @@ struct CategoriesController: Sendable {
         guard try context.requireIdentity().role.isAdmin else { throw APIError.forbidden("only admins manage categories") }
         let (input, _) = try await request.decodeJSON(Input.self, context: context)
         var problems: [(String, String)] = []
-        if input.name.trimmingCharacters(in: .whitespaces).isEmpty || input.name.count > 100 { problems.append(("name", "must be 1 to 100 characters")) }
-        if input.slug.isEmpty || input.slug.count > 64 || !input.slug.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) {
+        if !FieldRules.isText(input.name, max: 100) { problems.append(("name", "must be 1 to 100 characters, not only spaces")) }
+        if !FieldRules.isToken(input.slug, extra: "-", max: 64) || input.slug.lowercased() != input.slug {
             problems.append(("slug", "must be 1 to 64 lower-case letters, digits or dashes"))
         }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
@@ -62,7 +65,7 @@ struct CategoriesController: Sendable {
         } catch let error as PostgresError where error.isUniqueViolation {
             throw APIError.conflict("a category with slug \(input.slug) exists")
         } catch let error as PostgresError where error.sqlState == "23503" {
-            throw APIError.invalid([("parent_id", "unknown category")])
+            throw Self.unknownParent
         }
     }
 
@@ -77,7 +80,7 @@ struct CategoriesController: Sendable {
                     WITH RECURSIVE below AS (SELECT id FROM categories WHERE id = $1 UNION SELECT c.id FROM categories c JOIN below b ON c.parent_id = b.id)
                     SELECT 1 FROM below WHERE id = $2
                     """, [id, parent])
-                guard cycle.count == 0 else { throw APIError.unprocessable("a category cannot be moved under itself or its subcategories") }
+                guard cycle.count == 0 else { throw APIError.conflict("a category cannot be moved under itself or its subcategories") }
             }
             do {
                 guard let row = try await db.query(
@@ -87,7 +90,7 @@ struct CategoriesController: Sendable {
             } catch let error as PostgresError where error.isUniqueViolation {
                 throw APIError.conflict("a category with slug \(input.slug) exists")
             } catch let error as PostgresError where error.sqlState == "23503" {
-                throw APIError.invalid([("parent_id", "unknown category")])
+                throw Self.unknownParent
             }
         }
     }

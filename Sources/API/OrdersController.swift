@@ -140,7 +140,7 @@ struct OrdersController: Sendable {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else {
             throw APIError.badRequest("the Idempotency-Key header is required", errors: [.init(field: "Idempotency-Key", message: "required")])
         }
-        guard key.count <= 255 else { throw APIError.badRequest("the Idempotency-Key header is at most 255 characters") }
+        guard FieldRules.length(key) <= 255 else { throw APIError.badRequest("the Idempotency-Key header is at most 255 characters") }
         let (input, raw) = try await request.decodeJSON(PlaceOrder.self, context: context)
         try validate(input)
         let hash = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
@@ -149,7 +149,9 @@ struct OrdersController: Sendable {
         case .replay(let status, let body):
             return jsonResponse(status: status, body: body, replayed: true)
         case .mismatch:
-            throw APIError.unprocessable("this Idempotency-Key was already used with a different request body")
+            // 409: the key's stored request conflicts with this one. (The IETF draft suggests
+            // 422, which would tell a client following the schema that its body is invalid.)
+            throw APIError.conflict("this Idempotency-Key was already used with a different request body")
         case .inFlight:
             throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
         case .acquired:
@@ -173,7 +175,7 @@ struct OrdersController: Sendable {
     private func validate(_ input: PlaceOrder) throws {
         var problems: [(String, String)] = []
         let method = input.paymentMethod
-        if method.isEmpty || method.count > 64 || !method.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+        if !FieldRules.isToken(method, extra: "_", max: 64) {
             problems.append(("payment_method", "must be a payment token such as tok_visa"))
         }
         let address = input.shippingAddress
@@ -193,24 +195,24 @@ struct OrdersController: Sendable {
             SELECT ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents, ci.currency
             FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY ci.product_id
             """, [cartId])
-        guard lines.count > 0 else { throw APIError.unprocessable("the cart is empty") }
-        guard lines.count <= CartController.maxLines else { throw APIError.unprocessable("an order holds at most \(CartController.maxLines) lines") }
+        guard lines.count > 0 else { throw APIError.conflict("the cart is empty") }
+        guard lines.count <= CartController.maxLines else { throw APIError.conflict("an order holds at most \(CartController.maxLines) lines") }
         var items: [ItemBody] = []
         var total = 0
         let currency = try lines[0].decode(String.self, "currency")
         for line in lines {
             let item = ItemBody(productId: try line.decode(UUID.self, "product_id"), name: try line.decode(String.self, "name"), sku: try line.decode(String.self, "sku"),
                                 quantity: try line.decode(Int.self, "quantity"), unitPriceCents: try line.decode(Int.self, "unit_price_cents"))
-            guard try line.decode(String.self, "currency") == currency else { throw APIError.unprocessable("the cart mixes currencies") }
+            guard try line.decode(String.self, "currency") == currency else { throw APIError.conflict("the cart mixes currencies") }
             guard let lineTotal = Money.lineTotal(unitCents: item.unitPriceCents, quantity: item.quantity),
-                  case (let sum, false) = total.addingReportingOverflow(lineTotal) else { throw APIError.unprocessable("the order total is too large") }
+                  case (let sum, false) = total.addingReportingOverflow(lineTotal) else { throw APIError.conflict("the order total is too large") }
             total = sum
             items.append(item)
         }
         let subtotal = total
         let (tax, shipping) = pricing.charges(subtotal: subtotal)
         guard case (let withTax, false) = subtotal.addingReportingOverflow(tax), case (let grand, false) = withTax.addingReportingOverflow(shipping) else {
-            throw APIError.unprocessable("the order total is too large")
+            throw APIError.conflict("the order total is too large")
         }
         total = grand
         let orderId = UUID()

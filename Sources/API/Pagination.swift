@@ -9,9 +9,8 @@ struct Page: Sendable {
     var offset: Int { (number - 1) * size }
 
     init(_ request: Request) throws {
-        let query = request.uri.queryParameters
-        let number = query["page"].map { Int(String($0)) } ?? 1
-        let size = query["page_size"].map { Int(String($0)) } ?? 20
+        let number = try request.singleQueryValue("page").map { Int($0) } ?? 1
+        let size = try request.singleQueryValue("page_size").map { Int($0) } ?? 20
         guard let number, number >= 1, number <= 100_000 else { throw APIError.badRequest("page must be a number from 1", errors: [.init(field: "page", message: "must be a positive number")]) }
         guard let size, (1...Self.maxSize).contains(size) else { throw APIError.badRequest("page_size must be from 1 to \(Self.maxSize)", errors: [.init(field: "page_size", message: "must be from 1 to \(Self.maxSize)")]) }
         self.number = number
@@ -25,6 +24,18 @@ struct PageBody<Item: Encodable & Sendable>: ResponseEncodable, Sendable {
     let page: Int
     let pageSize: Int
     let total: Int
+}
+
+extension Request {
+    /// The one value of query parameter `name`, nil when absent; a repeated parameter is a 400
+    /// (which of the values was meant is not ours to guess).
+    func singleQueryValue(_ name: String) throws -> String? {
+        let values = uri.queryParameters.getAll(name)
+        guard values.count <= 1 else {
+            throw APIError.badRequest("\(name) is given more than once", errors: [.init(field: name, message: "give it once")])
+        }
+        return values.first
+    }
 }
 
 extension Parameters {

@@ -54,7 +54,7 @@ struct PaymentsController: Sendable {
             "SELECT status, payment_method, total_cents, currency FROM orders WHERE id = $1 AND user_id = $2", [input.orderId, userId]).first
         else { throw APIError.notFound("order") }
         guard try order.decode(String.self, "payment_method") == PaymentIds.manualMethod else {
-            throw APIError.unprocessable("this order is paid with the card given at checkout")
+            throw APIError.conflict("this order is paid with the card given at checkout")
         }
         let status = try order.decode(String.self, "status")
         guard status == "AWAITING_PAYMENT" else {
@@ -80,8 +80,7 @@ struct PaymentsController: Sendable {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(ConfirmRequest.self, context: context)
         let method = input.paymentMethod
-        guard !method.isEmpty, method.count <= 64, method != PaymentIds.manualMethod,
-              method.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+        guard FieldRules.isToken(method, extra: "_", max: 64), method != PaymentIds.manualMethod else {
             throw APIError.invalid([("payment_method", "must be a card token such as tok_visa")])
         }
         let (body, event) = try await pool.withTransaction { db -> (IntentBody, EventEnvelope) in

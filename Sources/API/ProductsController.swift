@@ -7,6 +7,8 @@ import Postgres
 /// The catalog: public reads; ADMIN and SELLER create; ADMIN or the owning SELLER update.
 struct ProductsController: Sendable {
     let pool: PostgresPool
+    /// The highest price a product may have, in cents (and the highest price filter).
+    static let maxPriceCents = 10_000_000_000
 
     struct ProductInput: Decodable {
         let name: String
@@ -26,14 +28,14 @@ struct ProductsController: Sendable {
 
         func validate() throws {
             var problems: [(String, String)] = []
-            if name.trimmingCharacters(in: .whitespaces).isEmpty || name.count > 200 { problems.append(("name", "must be 1 to 200 characters")) }
-            if (description?.count ?? 0) > 5_000 { problems.append(("description", "must be at most 5000 characters")) }
-            if sku.isEmpty || sku.count > 64 || sku.contains(where: \.isWhitespace) { problems.append(("sku", "must be 1 to 64 characters without spaces")) }
-            if priceCents < 0 || priceCents > 100_000_000_00 { problems.append(("price_cents", "must be from 0 to 10000000000")) }
+            if !FieldRules.isText(name, max: 200) { problems.append(("name", "must be 1 to 200 characters, not only spaces")) }
+            if !FieldRules.isFreeText(description, max: 2_000) { problems.append(("description", "must be at most 2000 characters")) }
+            if !FieldRules.isToken(sku, extra: "._-", max: 64) { problems.append(("sku", "must be 1 to 64 letters, digits, dots, dashes or underscores")) }
+            if !(0...ProductsController.maxPriceCents).contains(priceCents) { problems.append(("price_cents", "must be from 0 to \(ProductsController.maxPriceCents)")) }
             if !Money.isValidCurrency(currency) { problems.append(("currency", "must be an ISO 4217 code such as EUR")) }
             if stock < 0 || stock > 1_000_000_000 { problems.append(("stock", "must be from 0 to 1000000000")) }
             let urls = images ?? []
-            if urls.count > 10 || !urls.allSatisfy({ url in url.count <= 2_000 && (url.hasPrefix("https://") || url.hasPrefix("http://")) && URL(string: url)?.host != nil }) {
+            if urls.count > 10 || !urls.allSatisfy(FieldRules.isHTTPURL) {
                 problems.append(("images", "at most 10 http(s) URLs"))
             }
             if (categoryIds?.count ?? 0) > 20 { problems.append(("category_ids", "at most 20 categories")) }
@@ -106,24 +108,26 @@ struct ProductsController: Sendable {
     /// every sort ends with the id.
     private func list(_ request: Request) async throws -> PageBody<ProductBody> {
         let page = try Page(request)
-        let query = request.uri.queryParameters
         func int(_ name: String) throws -> Int? {
-            guard let text = query[name[...]].map(String.init), !text.isEmpty else { return nil }
-            guard let value = Int(text), value >= 0 else { throw APIError.badRequest("\(name) must be a whole number of cents", errors: [.init(field: name, message: "must be a non-negative integer")]) }
+            guard let text = try request.singleQueryValue(name) else { return nil }
+            guard let value = Int(text), (0...Self.maxPriceCents).contains(value) else {
+                throw APIError.badRequest("\(name) must be a whole number of cents from 0 to \(Self.maxPriceCents)", errors: [.init(field: name, message: "must be an integer from 0 to \(Self.maxPriceCents)")])
+            }
             return value
         }
-        let text = query["q"].map(String.init).flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
-        guard (text?.count ?? 0) <= 200 else { throw APIError.badRequest("q is at most 200 characters") }
+        let rawText = try request.singleQueryValue("q")
+        guard FieldRules.length(rawText ?? "") <= 200 else { throw APIError.badRequest("q is at most 200 characters", errors: [.init(field: "q", message: "at most 200 characters")]) }
+        let text = rawText.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
         let minPrice = try int("min_price"), maxPrice = try int("max_price")
         let inStock: Bool?
-        switch query["in_stock"].map(String.init) {
-        case nil, "": inStock = nil
-        case "true", "1": inStock = true
-        case "false", "0": inStock = false
+        switch try request.singleQueryValue("in_stock") {
+        case nil: inStock = nil
+        case "true": inStock = true
+        case "false": inStock = false
         default: throw APIError.badRequest("in_stock must be true or false", errors: [.init(field: "in_stock", message: "must be true or false")])
         }
-        let category = query["category"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        let sortName = query["sort"].map(String.init) ?? (text == nil ? "newest" : "relevance")
+        let category = try request.singleQueryValue("category").flatMap { $0.isEmpty ? nil : $0 }
+        let sortName = try request.singleQueryValue("sort") ?? (text == nil ? "newest" : "relevance")
         guard let order = Self.sorts[sortName] else {
             throw APIError.badRequest("sort must be one of \(Self.sorts.keys.sorted().joined(separator: ", "))", errors: [.init(field: "sort", message: "unknown sort")])
         }
@@ -155,7 +159,10 @@ struct ProductsController: Sendable {
         guard let categoryIds else { return }
         let unique = Array(Set(categoryIds))
         let known = try await db.query("SELECT count(*) AS n FROM categories WHERE id = ANY($1)", [unique])[0].decode(Int.self, "n")
-        guard known == unique.count else { throw APIError.invalid([("category_ids", "unknown category")]) }
+        guard known == unique.count else {
+            // 409, not 404: the path's product is fine; the body names a category that is not there.
+            throw APIError(status: .conflict, detail: "a category in category_ids does not exist", errors: [.init(field: "category_ids", message: "unknown category")])
+        }
         try await db.query("DELETE FROM product_categories WHERE product_id = $1", [productId])
         try await db.query("INSERT INTO product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])", [productId, unique])
     }

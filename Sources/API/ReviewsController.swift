@@ -45,6 +45,7 @@ struct ReviewsController: Sendable {
     private func list(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<ReviewBody> {
         let productId = try context.parameters.requireUUID("id", "product")
         let page = try Page(request)
+        guard try await pool.query("SELECT 1 FROM products WHERE id = $1 AND is_active", [productId]).count == 1 else { throw APIError.notFound("product") }
         let found = try await pool.query(
             """
             SELECT r.id, r.product_id, r.user_id, u.first_name AS author_name, r.rating, r.body, r.created_at, count(*) OVER () AS total
@@ -59,7 +60,7 @@ struct ReviewsController: Sendable {
         let (input, _) = try await request.decodeJSON(Input.self, context: context)
         var problems: [(String, String)] = []
         if !(1...5).contains(input.rating) { problems.append(("rating", "must be from 1 to 5")) }
-        if (input.body?.count ?? 0) > 2_000 { problems.append(("body", "must be at most 2000 characters")) }
+        if !FieldRules.isFreeText(input.body, max: 2_000) { problems.append(("body", "must be at most 2000 characters")) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
         let row = try await pool.withTransaction { db -> PostgresRow in
             guard try await db.query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", [productId]).count == 1 else { throw APIError.notFound("product") }

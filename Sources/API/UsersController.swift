@@ -99,14 +99,14 @@ struct UsersController: Sendable {
     }
 
     private func user(_ id: UUID) async throws -> UserBody {
-        guard let row = try await pool.query("SELECT \(Self.userColumns) FROM users WHERE id = $1", [id]).first else { throw APIError.notFound("user") }
+        guard let row = try await pool.query("SELECT \(Self.userColumns) FROM users WHERE id = $1 AND closed_at IS NULL", [id]).first else { throw APIError.notFound("user") }
         return try UserBody(row)
     }
 
     private func validateName(_ first: String, _ last: String) throws {
         var problems: [(String, String)] = []
-        if first.trimmingCharacters(in: .whitespaces).isEmpty || first.count > 100 { problems.append(("first_name", "must be 1 to 100 characters")) }
-        if last.trimmingCharacters(in: .whitespaces).isEmpty || last.count > 100 { problems.append(("last_name", "must be 1 to 100 characters")) }
+        if !FieldRules.isText(first, max: 100) { problems.append(("first_name", "must be 1 to 100 characters, not only spaces")) }
+        if !FieldRules.isText(last, max: 100) { problems.append(("last_name", "must be 1 to 100 characters, not only spaces")) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
@@ -122,7 +122,7 @@ struct UsersController: Sendable {
         try requireAdmin(context)
         let page = try Page(request)
         let rows = try await pool.query(
-            "SELECT \(Self.userColumns), count(*) OVER () AS total FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2", [page.size, page.offset])
+            "SELECT \(Self.userColumns), count(*) OVER () AS total FROM users WHERE closed_at IS NULL ORDER BY created_at, id LIMIT $1 OFFSET $2", [page.size, page.offset])
         return PageBody(items: try rows.map(UserBody.init), page: page.number, pageSize: page.size, total: try rows.first?.decode(Int.self, "total") ?? 0)
     }
 
@@ -143,21 +143,23 @@ struct UsersController: Sendable {
         }
         try validateName(change.firstName ?? current.firstName, change.lastName ?? current.lastName)
         try await pool.query(
-            "UPDATE users SET first_name = $2, last_name = $3, is_active = $4, role = $5, updated_at = now() WHERE id = $1",
+            "UPDATE users SET first_name = $2, last_name = $3, is_active = $4, role = $5, updated_at = now() WHERE id = $1 AND closed_at IS NULL",
             [id, change.firstName ?? current.firstName, change.lastName ?? current.lastName, change.isActive ?? current.isActive, change.role ?? current.role])
         if change.isActive == false { try await pool.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [id]) }
         current = try await user(id)
         return current
     }
 
-    /// Accounts are deactivated, not erased: orders and payments keep referring to them.
+    /// Closes an account: it cannot sign in, its sessions end, and it is gone from this API
+    /// (404 from then on). The row stays, because orders and payments keep referring to it.
     private func deactivate(_ context: AppRequestContext) async throws -> Response {
         try requireAdmin(context)
         let identity = try context.requireIdentity()
         let id = try context.parameters.requireUUID("id", "user")
         let target = try await user(id)
+        guard id != identity.userId else { throw APIError.conflict("an admin cannot close their own account") }
         if Role(rawValue: target.role)?.isAdmin == true, identity.role != .superadmin { throw APIError.forbidden("only a SUPERADMIN manages other admins") }
-        try await pool.query("UPDATE users SET is_active = false, updated_at = now() WHERE id = $1", [id])
+        try await pool.query("UPDATE users SET is_active = false, closed_at = now(), updated_at = now() WHERE id = $1", [id])
         try await pool.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [id])
         return Response(status: .noContent)
     }
@@ -182,7 +184,7 @@ struct UsersController: Sendable {
         let row = try await pool.withTransaction { db -> PostgresRow in
             try await db.query("SELECT id FROM users WHERE id = $1 FOR UPDATE", [userId])
             guard try await db.query("SELECT count(*) AS n FROM addresses WHERE user_id = $1", [userId])[0].decode(Int.self, "n") < Self.maxAddresses else {
-                throw APIError.unprocessable("at most \(Self.maxAddresses) addresses per account")
+                throw APIError.conflict("at most \(Self.maxAddresses) addresses per account; delete one first")
             }
             if input.isDefault == true { try await db.query("UPDATE addresses SET is_default = false WHERE user_id = $1", [userId]) }
             return try await db.query(

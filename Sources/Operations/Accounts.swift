@@ -1,6 +1,5 @@
 import Domain
 import Foundation
-import HummingbirdBcrypt
 import Postgres
 
 /// Operator actions on accounts and demo data, used by `emporium user create` and
@@ -24,12 +23,14 @@ public struct Accounts: Sendable {
     @discardableResult
     public func createUser(email: String, password: String, role: Role, firstName: String, lastName: String) async throws -> UUID {
         guard email.contains("@"), email.count <= 254 else { throw Failure(description: "\(email) is not an email address") }
-        guard password.count >= 8, password.utf8.count <= 72 else { throw Failure(description: "the password must be 8 to 72 characters") }
+        guard Passwords.lengths.contains(password.unicodeScalars.count) else {
+            throw Failure(description: "the password must be \(Passwords.lengths.lowerBound) to \(Passwords.lengths.upperBound) characters")
+        }
         let id = UUID()
         do {
             try await pool.query(
                 "INSERT INTO users (id, email, password_hash, first_name, last_name, role) VALUES ($1, $2, $3, $4, $5, $6)",
-                [id, email, Bcrypt.hash(password, cost: bcryptCost), firstName, lastName, role.rawValue])
+                [id, email, Passwords.hash(password, cost: bcryptCost), firstName, lastName, role.rawValue])
         } catch let error as PostgresError where error.isUniqueViolation {
             throw Failure(description: "a user with email \(email) already exists")
         }

@@ -68,7 +68,7 @@ struct User: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user with a role.")
         @Option(help: "Email address (the login).") var email: String
-        @Option(help: "Password, 8 to 72 characters. Prefer --password-env to keep it out of shell history.") var password: String?
+        @Option(help: "Password, 8 to 128 characters. Prefer --password-env to keep it out of shell history.") var password: String?
         @Option(help: "Name of an environment variable holding the password.") var passwordEnv: String?
         @Option(help: "CUSTOMER, SELLER, ADMIN or SUPERADMIN.") var role: String = "CUSTOMER"
         @Option(help: "First name.") var firstName: String = "Emporium"

@@ -7,18 +7,9 @@ import Testing
 
 @Suite("API health and readiness")
 struct HealthTests {
-    private func configuration() throws -> APIConfiguration {
-        var config = APIConfiguration(postgres: try TestEnvironment.postgres(), amqp: try TestEnvironment.amqp())
-        config.port = 0
-        config.logLevel = .error
-        config.jwtSecret = String(repeating: "k", count: 32)
-        config.bcryptCost = 4
-        return config
-    }
-
     @Test("GET /health answers 200 while the process runs")
     func health() async throws {
-        let app = try await buildApplication(configuration: try configuration())
+        let app = try await buildApplication(configuration: try apiTestConfiguration())
         try await app.test(.live) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
@@ -29,7 +20,7 @@ struct HealthTests {
 
     @Test("GET /ready answers 200 when PostgreSQL and RabbitMQ answer")
     func ready() async throws {
-        let app = try await buildApplication(configuration: try configuration())
+        let app = try await buildApplication(configuration: try apiTestConfiguration())
         try await app.test(.live) { client in
             try await client.execute(uri: "/ready", method: .get) { response in
                 #expect(response.status == .ok)
@@ -42,7 +33,7 @@ struct HealthTests {
 
     @Test("GET /ready answers 503 with a problem body when a dependency is unreachable")
     func notReady() async throws {
-        var config = try configuration()
+        var config = try apiTestConfiguration()
         config.postgres.port = 1
         config.amqp.port = 1
         let app = try await buildApplication(configuration: config)
@@ -61,7 +52,7 @@ struct HealthTests {
 
     @Test("a data route answers 503 with a problem body, promptly, while PostgreSQL is unreachable")
     func databaseDown() async throws {
-        var config = try configuration()
+        var config = try apiTestConfiguration()
         config.postgres.port = 1
         let app = try await buildApplication(configuration: config)
         try await app.test(.live) { client in
@@ -87,7 +78,7 @@ struct HealthTests {
 
     @Test("the API refuses to start without a JWT secret of at least 32 characters")
     func missingSecret() async throws {
-        var config = try configuration()
+        var config = try apiTestConfiguration()
         config.jwtSecret = "short"
         await #expect(throws: ConfigurationError.self) { _ = try await buildApplication(configuration: config) }
     }

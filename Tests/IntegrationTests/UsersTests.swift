@@ -73,7 +73,8 @@ struct UsersTests {
         var options = Stack.Options()
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
-            let (customerId, customer) = try await stack.customer()
+            let customerName = TestEnvironment.uniqueName("closing")
+            let (customerId, customer) = try await stack.customer(customerName)
             let (adminId, admin) = try await account(stack, role: .admin)
             let (_, superadmin) = try await account(stack, role: .superadmin)
             #expect(try await stack.request(.get, "/api/v1/users", token: customer).status == .forbidden)
@@ -83,8 +84,16 @@ struct UsersTests {
             #expect(try await stack.request(.put, "/api/v1/users/\(adminId)", token: admin, json: ["role": "SUPERADMIN"]).status == .forbidden)
             #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["first_name": "Renamed"]).json["first_name"] as? String == "Renamed")
             #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: superadmin, json: ["role": "SELLER"]).json["role"] as? String == "SELLER")
+            // Suspension (is_active) is reversible and visible; closing (DELETE) removes the account
+            // from the API and from sign-in for good.
+            #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["is_active": false]).json["is_active"] as? Bool == false)
+            #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["is_active": true]).json["is_active"] as? Bool == true)
             #expect(try await stack.request(.delete, "/api/v1/users/\(customerId)", token: admin).status == .noContent)
-            #expect(try await stack.request(.get, "/api/v1/users/\(customerId)", token: admin).json["is_active"] as? Bool == false)
+            #expect(try await stack.request(.get, "/api/v1/users/\(customerId)", token: admin).status == .notFound)
+            #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["is_active": true]).status == .notFound)
+            #expect(try await stack.request(.delete, "/api/v1/users/\(customerId)", token: admin).status == .notFound)
+            #expect(try await stack.request(.delete, "/api/v1/users/\(adminId)", token: admin).status == .conflict)
+            #expect(try await stack.request(.post, "/api/v1/auth/login", json: ["email": "\(customerName)@example.com", "password": "correct horse battery"]).status == .unauthorized)
         }
     }
 
