@@ -31,7 +31,10 @@ test: services
 	@$(ENV) && swift build && bash scripts/swift-test.sh --skip OutageTests
 	@# The outage drills restart PostgreSQL and RabbitMQ, so they run alone, after the rest.
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --filter OutageTests
+	@python3 scripts/openapi/generate.py --check
 	@bash scripts/check-readme.sh
+	@# The API fuzzed from its own OpenAPI document (schemathesis, default checks, signed in).
+	@bash scripts/schemathesis.sh
 	@bash scripts/run.sh && bash scripts/walkthrough.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
 
 stop:
