@@ -55,6 +55,7 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "Postgres", "AMQP", "Domain", "Messaging",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds, migrates, seeds and starts the API and one of each worker in the background, logging to
+# Builds, migrates, seeds and starts the API and the workers in the background, logging to
 # .local/logs/. Returns once the API answers GET /health. `make stop` stops them.
+# Replicas per worker: STOCK_WORKERS, PAYMENT_WORKERS, ORDER_WORKERS, NOTIFICATION_WORKERS
+# (default 1 each); every replica serves GET /health and /ready on its own port from
+# WORKER_HEALTH_PORT_BASE (default 9100) upwards.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -21,16 +24,26 @@ BIN="$(swift build --show-bin-path)"
 "$BIN/emporium" migrate
 "$BIN/emporium" seed
 
+# start NAME LOG [VAR=value ...]: runs .build/.../NAME in the background with the variables.
 start() {
-  local name="$1"; shift
-  nohup "$BIN/$name" "$@" >>"$LOCAL/logs/$name.log" 2>&1 &
+  local name="$1" log="$2"; shift 2
+  nohup env "$@" "$BIN/$name" >>"$LOCAL/logs/$log.log" 2>&1 &
   echo $! >> "$LOCAL/run.pids"
-  echo "run: started $name (pid $!, log .local/logs/$name.log)"
+  echo "run: started $log (pid $!, log .local/logs/$log.log)"
 }
 
-start emporium-api
+start emporium-api emporium-api
+health_port="${WORKER_HEALTH_PORT_BASE:-9100}"
 for role in stock payment order notification; do
-  start "emporium-$role-worker"
+  count_var="$(echo "$role" | tr '[:lower:]' '[:upper:]')_WORKERS"
+  count="${!count_var:-1}"
+  [[ "$count" =~ ^[0-9]+$ ]] || { echo "run: $count_var must be a number, not '$count'" >&2; exit 64; }
+  for i in $(seq 1 "$count"); do
+    health_port=$((health_port + 1))
+    log="emporium-$role-worker"; [ "$count" -gt 1 ] && log="$log-$i"
+    start "emporium-$role-worker" "$log" EMPORIUM_INSTANCE="$role-$i" HEALTH_PORT="$health_port"
+    echo "run:   $role replica $i: http://127.0.0.1:$health_port/health"
+  done
 done
 
 for _ in $(seq 1 120); do

@@ -153,11 +153,11 @@ public struct OutboxRelay: Service {
 
 /// Records processed messages per consumer so a redelivery is recognised.
 public enum Inbox {
-    /// Records `messageID` for `consumer` in the transaction on `db`; false when it was
-    /// already recorded (a duplicate: skip the effects, ack the message).
+    /// Records `messageID` for `consumer`, handled by this process, in the transaction on
+    /// `db`; false when it was already recorded (a duplicate: skip the effects, ack the message).
     public static func claim(consumer: String, messageID: UUID, on db: PostgresConnection) async throws -> Bool {
         try await db.query(
-            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            [consumer, messageID]).affectedRows == 1
+            "INSERT INTO inbox (consumer, message_id, handled_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [consumer, messageID, ProcessIdentity.current]).affectedRows == 1
     }
 }

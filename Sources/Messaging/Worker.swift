@@ -59,10 +59,12 @@ public struct Worker: Service {
     let prefetch: UInt16
     let drainTimeout: Duration
     let logger: Logger
+    /// Subscription and progress, for the health endpoint.
+    public let status: WorkerStatus
 
     /// Creates the worker; nothing connects until ``run()``.
     public init(role: WorkerRole, handler: any EventHandler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-                outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), logger: Logger) {
+                outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(), logger: Logger) {
         self.role = role
         self.handler = handler
         self.names = names
@@ -72,6 +74,7 @@ public struct Worker: Service {
         self.outbox = outbox
         self.prefetch = prefetch
         self.drainTimeout = drainTimeout
+        self.status = status
         self.logger = logger
     }
 
@@ -81,6 +84,8 @@ public struct Worker: Service {
         options.topology = names.topology(policy: policy)
         options.consumerTag = "emporium-\(role.rawValue)"
         let consumer = AMQPConsumer(configuration: amqp, queue: names.queue(role), options: options, logger: logger)
+        status.attach(consumer)
+        let status = self.status
         let router = FailureRouter(names: names, policy: policy, role: role)
         logger.info("worker consuming", metadata: ["amqp.queue": "\(names.queue(role))"])
         let drainTimeout = self.drainTimeout
@@ -95,6 +100,7 @@ public struct Worker: Service {
         } onGracefulShutdown: {
             Task {
                 logger.info("draining: no new deliveries; finishing those in hand")
+                status.markDraining()
                 await consumer.cancel()
                 try? await Task.sleep(for: drainTimeout)
                 // Whatever is still unfinished goes back to the queue with the connection.
@@ -130,6 +136,7 @@ public struct Worker: Service {
                 for next in events { try await Outbox.append(next, exchange: names.eventsExchange, on: db) }
                 return events
             }
+            status.countHandled()
             if let outgoing {
                 log.debug("event handled", metadata: ["event.type": "\(event.type)", "emitted": "\(outgoing.map(\.type))"])
                 await outbox.publishCommitted(outgoing)

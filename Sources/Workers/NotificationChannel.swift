@@ -43,6 +43,41 @@ public struct RecordingEmailChannel: NotificationChannel {
     }
 }
 
+/// Sends every message by email through an SMTP relay (`SMTP_HOST`), and records it like
+/// ``RecordingEmailChannel``. The record comes first and its unique key (event, channel)
+/// decides: a redelivered event finds it and sends nothing. A relay that is down fails the
+/// transaction (nothing recorded), so the message is retried; one that refuses the message
+/// (5xx) dead-letters it.
+public struct SMTPEmailChannel: NotificationChannel {
+    public var name: String { "email" }
+    let client: SMTPClient
+    let from: String
+
+    /// Creates the channel sending as `from` through `client`.
+    public init(client: SMTPClient, from: String) {
+        self.client = client
+        self.from = from
+    }
+
+    public func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws {
+        let recorded = try await db.query(
+            """
+            INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status, sent_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
+            ON CONFLICT (event_id, channel) DO NOTHING
+            """,
+            [notification.id, notification.userId, notification.orderId, notification.eventId, name,
+             notification.template, notification.recipient, notification.body])
+        guard recorded.affectedRows == 1 else { return }
+        let subject = "Emporium: " + notification.template.replacingOccurrences(of: "_", with: " ")
+        do {
+            try await client.send(from: from, to: notification.recipient, subject: subject, body: notification.body)
+        } catch let failure as SMTPClient.Failure {
+            throw failure.permanent ? PermanentFailure(failure.description) as any Error : TransientFailure(failure.description)
+        }
+    }
+}
+
 /// The message templates (Mustache), by name.
 public struct NotificationTemplates: Sendable {
     private let library: MustacheLibrary

@@ -32,6 +32,15 @@ public struct WorkerConfiguration: Sendable {
     public var sweeperInterval: Duration = .seconds(10)
     /// `FAKE_PROVIDER_FAULTS` (default false): enables the fake provider's crash token.
     public var providerFaults = false
+    /// `SMTP_HOST`, `SMTP_PORT` (default 25): the notification worker sends email through
+    /// this relay; unset, it only records messages in the `notifications` table.
+    public var smtp: (host: String, port: Int)?
+    /// `MAIL_FROM` (default orders@emporium.local): the sender of notification emails.
+    public var mailFrom = "orders@emporium.local"
+    /// `HEALTH_PORT`: serve `GET /health` and `GET /ready` on this port (unset: no server).
+    public var healthPort: Int?
+    /// `HEALTH_HOST` (default 127.0.0.1; 0.0.0.0 in containers).
+    public var healthHost = "127.0.0.1"
 
     /// Creates a configuration from its parts.
     public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration, names: MessagingNames) {
@@ -54,6 +63,20 @@ public struct WorkerConfiguration: Sendable {
         if let value = environment["PAYMENT_TIMEOUT_SECONDS"] { config.paymentTimeout = .seconds(try positive(Int(value), "PAYMENT_TIMEOUT_SECONDS")) }
         if let value = environment["SWEEPER_INTERVAL_MS"] { config.sweeperInterval = .milliseconds(try positive(Int(value), "SWEEPER_INTERVAL_MS")) }
         config.providerFaults = environment["FAKE_PROVIDER_FAULTS"] == "true"
+        if let value = environment["HEALTH_PORT"], !value.isEmpty {
+            guard let port = Int(value), (1...65_535).contains(port) else { throw WorkerConfigurationError("HEALTH_PORT must be a port number") }
+            config.healthPort = port
+        }
+        if let value = environment["HEALTH_HOST"], !value.isEmpty { config.healthHost = value }
+        if let host = environment["SMTP_HOST"], !host.isEmpty {
+            let portText = environment["SMTP_PORT"] ?? "25"
+            guard let port = Int(portText), (1...65_535).contains(port) else { throw WorkerConfigurationError("SMTP_PORT must be a port number") }
+            config.smtp = (host, port)
+        }
+        if let from = environment["MAIL_FROM"], !from.isEmpty {
+            guard SMTPClient.isSafeAddress(from) else { throw WorkerConfigurationError("MAIL_FROM must be a bare email address") }
+            config.mailFrom = from
+        }
         if let value = environment["LOG_LEVEL"] {
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw WorkerConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical") }
             config.logLevel = level
@@ -90,7 +113,11 @@ public enum WorkerMain {
         case .order:
             handler = OrderHandler()
             extra.append(PaymentTimeoutSweeper(pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout, interval: configuration.sweeperInterval))
-        case .notification: handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
+        case .notification:
+            let channel: any NotificationChannel = configuration.smtp.map {
+                SMTPEmailChannel(client: SMTPClient(host: $0.host, port: $0.port), from: configuration.mailFrom)
+            } ?? RecordingEmailChannel()
+            handler = NotificationHandler(channel: channel, templates: try NotificationTemplates())
         case .payment:
             let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
             if configuration.providerFaults {
@@ -100,11 +127,17 @@ public enum WorkerMain {
             handler = PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults))
             extra.append(ClosePoolOnShutdown(pool: ledger))
         }
+        let status = WorkerStatus()
         let worker = Worker(role: role, handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
-                            outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, logger: logger)
+                            outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, status: status, logger: logger)
+        // The health server comes first so it stops last: while draining, /ready says so.
+        var health: [any Service] = []
+        if let port = configuration.healthPort {
+            health.append(WorkerHealthServer.application(host: configuration.healthHost, port: port, role: role, status: status, pool: pool, logger: logger))
+        }
         // ServiceGroup shuts services down in reverse order: the worker drains first, while
         // the pools and the publisher it needs are still open.
-        return [ClosePoolOnShutdown(pool: pool)] + extra + [OutboxRelay(publisher: outbox), worker]
+        return health + [ClosePoolOnShutdown(pool: pool)] + extra + [OutboxRelay(publisher: outbox), worker]
     }
 
     /// The `@main` body of `emporium-<role>-worker`.

@@ -11,7 +11,13 @@ import Glibc
 
 /// The real worker executables as child processes, so a test can `kill -9` them.
 final class WorkerProcesses: @unchecked Sendable {
-    private var processes: [WorkerRole: Process] = [:]
+    /// One running replica: its process and the port of its health server.
+    private struct Replica {
+        let process: Process
+        let healthPort: Int
+    }
+
+    private var processes: [String: Replica] = [:]
     private let environment: [String: String]
     private let logDirectory: URL
     private let lock = NSLock()
@@ -25,7 +31,7 @@ final class WorkerProcesses: @unchecked Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("emporium-stock-worker").path) } ?? candidates[1]
     }()
 
-    init(stack: Stack, providerLatencyMS: Int) throws {
+    init(stack: Stack, providerLatencyMS: Int, extraEnvironment: [String: String] = [:]) throws {
         var environment = ProcessInfo.processInfo.environment
         let db = stack.database
         environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
@@ -40,42 +46,55 @@ final class WorkerProcesses: @unchecked Sendable {
         environment["WORKER_DELIVERY_LIMIT"] = String(policy.deliveryLimit)
         environment["WORKER_DRAIN_TIMEOUT_MS"] = "3000"
         environment["FAKE_PROVIDER_FAULTS"] = "true"
+        environment.merge(extraEnvironment) { _, new in new }
         self.environment = environment
         logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("worker-logs"))
         try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
     }
 
-    func start(_ role: WorkerRole) throws {
+    private static func key(_ role: WorkerRole, _ replica: Int) -> String { "\(role.rawValue)-\(replica)" }
+
+    /// Starts replica `replica` of `role` (instance name `<role>-<replica>`, as in the inbox's
+    /// `handled_by`), with its health server on a free port.
+    func start(_ role: WorkerRole, replica: Int = 1) throws {
         let executable = Self.binDirectory.appendingPathComponent("emporium-\(role.rawValue)-worker")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw TestFailure("\(executable.path) is missing: run `swift build` before the tests (make test does)")
         }
+        let key = Self.key(role, replica)
+        let port = try TestEnvironment.freePort()
         let process = Process()
         process.executableURL = executable
+        var environment = self.environment
+        environment["EMPORIUM_INSTANCE"] = key
+        environment["HEALTH_PORT"] = String(port)
         process.environment = environment
-        let log = logDirectory.appendingPathComponent("\(role.rawValue).log")
+        let log = logDirectory.appendingPathComponent("\(key).log")
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        lock.withLock { processes[role] = process }
+        lock.withLock { processes[key] = Replica(process: process, healthPort: port) }
     }
 
+    /// The health server's port of a replica.
+    func healthPort(_ role: WorkerRole, replica: Int = 1) -> Int? { lock.withLock { processes[Self.key(role, replica)]?.healthPort } }
+
     /// `kill -9`: no cleanup, no acks, no commits in flight.
-    func kill9(_ role: WorkerRole) {
-        guard let process = lock.withLock({ processes[role] }) else { return }
+    func kill9(_ role: WorkerRole, replica: Int = 1) {
+        guard let process = lock.withLock({ processes[Self.key(role, replica)]?.process }) else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    /// Whether the role's process is alive.
-    func isRunning(_ role: WorkerRole) -> Bool { lock.withLock { processes[role]?.isRunning ?? false } }
+    /// Whether the replica's process is alive.
+    func isRunning(_ role: WorkerRole, replica: Int = 1) -> Bool { lock.withLock { processes[Self.key(role, replica)]?.process.isRunning ?? false } }
 
-    /// SIGTERM to one worker; its exit status and how long it took to exit.
-    func terminate(_ role: WorkerRole) -> (Int32, Duration) {
-        guard let process = lock.withLock({ processes[role] }) else { return (-1, .zero) }
+    /// SIGTERM to one replica; its exit status and how long it took to exit.
+    func terminate(_ role: WorkerRole, replica: Int = 1) -> (Int32, Duration) {
+        guard let process = lock.withLock({ processes[Self.key(role, replica)]?.process }) else { return (-1, .zero) }
         let start = ContinuousClock.now
         process.terminate()
         process.waitUntilExit()
@@ -84,16 +103,16 @@ final class WorkerProcesses: @unchecked Sendable {
 
     /// SIGTERM to all, waiting for each to exit.
     func stopAll() {
-        let all = lock.withLock { Array(processes.values) }
+        let all = lock.withLock { processes.values.map(\.process) }
         for process in all where process.isRunning { process.terminate() }
         for process in all { process.waitUntilExit() }
     }
 
-    /// Exit statuses of stopped processes (SIGTERM must exit 0).
-    var exitStatuses: [Int32] { lock.withLock { processes.values.filter { !$0.isRunning }.map(\.terminationStatus) } }
+    /// Exit statuses of stopped processes (SIGTERM must exit 0; a kill -9 shows as 9).
+    var exitStatuses: [Int32] { lock.withLock { processes.values.map(\.process).filter { !$0.isRunning }.map(\.terminationStatus) } }
 
-    func log(_ role: WorkerRole) -> String {
-        (try? String(contentsOf: logDirectory.appendingPathComponent("\(role.rawValue).log"), encoding: .utf8)) ?? ""
+    func log(_ role: WorkerRole, replica: Int = 1) -> String {
+        (try? String(contentsOf: logDirectory.appendingPathComponent("\(Self.key(role, replica)).log"), encoding: .utf8)) ?? ""
     }
 }
 

@@ -79,6 +79,42 @@ struct OutageTests {
         }
     }
 
+    /// The HTTP status `url` answers, or nil when nothing answers.
+    private func httpStatus(_ url: String) async -> Int? {
+        guard let (_, output) = try? await TestEnvironment.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", url]) else { return nil }
+        return Int(output.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 == 0 ? nil : $0 }
+    }
+
+    @Test("GET /ready of the API and of a worker is 503 while PostgreSQL or RabbitMQ is stopped, and 200 once it is back")
+    func readiness() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0)
+            try workers.start(.stock)
+            try await ScalingTests.awaitReady(workers, [(.stock, 1)])
+            let workerReady = "http://127.0.0.1:\(try #require(workers.healthPort(.stock)))/ready"
+            for service in ["postgres", "rabbitmq"] {
+                let (stopped, output) = try await TestEnvironment.run(
+                    TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-service.sh").path, [service, "stop"])
+                #expect(stopped == 0, "\(output)")
+                let apiDown = await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.request(.get, "/ready"))?.status == .serviceUnavailable }
+                let workerDown = await TestEnvironment.eventually(timeout: .seconds(30)) { await httpStatus(workerReady) == 503 }
+                let (started, startOutput) = try await TestEnvironment.run(
+                    TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-service.sh").path, [service, "start"])
+                #expect(apiDown, "the API's /ready should be 503 while \(service) is stopped")
+                #expect(workerDown, "the worker's /ready should be 503 while \(service) is stopped")
+                #expect(started == 0, "\(startOutput)")
+                #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await stack.request(.get, "/ready"))?.status == .ok }, "API /ready after \(service) is back")
+                #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { await httpStatus(workerReady) == 200 }, "worker /ready after \(service) is back")
+            }
+            // /health stays 200 throughout: the process is alive, only not ready.
+            #expect(await httpStatus(workerReady.replacingOccurrences(of: "/ready", with: "/health")) == 200)
+            workers.stopAll()
+            #expect(workers.exitStatuses.allSatisfy { $0 == 0 })
+        }
+    }
+
     @Test("RabbitMQ restarted while 200 orders are in flight: all terminal, no double charge, stock adds up")
     func rabbitMQRestart() async throws { try await outage("rabbitmq") }
 
