@@ -7,6 +7,7 @@ ENV := source scripts/env.sh
 
 help:
 	@echo "make run      install what is missing, start PostgreSQL + RabbitMQ, migrate, build, start the API on :8080"
+	@echo "             and the workers (replicas: make run PAYMENT_WORKERS=4, also STOCK_/ORDER_/NOTIFICATION_WORKERS)"
 	@echo "make test     the same setup, then the whole test suite"
 	@echo "make services start (or find running) PostgreSQL and RabbitMQ on loopback, data under .local/"
 	@echo "make migrate  apply pending sql/ migrations"
@@ -22,8 +23,15 @@ build: services
 migrate: build
 	@$(ENV) && .build/debug/emporium migrate
 
+# Replicas per worker for `make run`, e.g. `make run PAYMENT_WORKERS=4`.
+STOCK_WORKERS ?= 1
+PAYMENT_WORKERS ?= 1
+ORDER_WORKERS ?= 1
+NOTIFICATION_WORKERS ?= 1
+
 run: services
-	@bash scripts/run.sh
+	@STOCK_WORKERS=$(STOCK_WORKERS) PAYMENT_WORKERS=$(PAYMENT_WORKERS) ORDER_WORKERS=$(ORDER_WORKERS) \
+	  NOTIFICATION_WORKERS=$(NOTIFICATION_WORKERS) bash scripts/run.sh
 
 # The suite, then the README's own walkthrough against `make run` (the app processes are
 # stopped afterwards; the servers stay up).
@@ -32,6 +40,7 @@ test: services
 	@# The outage drills restart PostgreSQL and RabbitMQ, so they run alone, after the rest.
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --filter OutageTests
 	@python3 scripts/openapi/generate.py --check
+	@bash scripts/validate-deploy.sh
 	@bash scripts/check-readme.sh
 	@# The API fuzzed from its own OpenAPI document (schemathesis, default checks, signed in).
 	@bash scripts/schemathesis.sh
