@@ -24,6 +24,13 @@ final class SessionHolder: @unchecked Sendable {
         session?.close()
         session = nil
     }
+
+    /// Lets rabbitmq-c send a due heartbeat (it only does so inside its calls) and notice a
+    /// dead peer; an idle connection would otherwise be closed by the broker.
+    func serviceHeartbeat() {
+        guard let session, session.isOpen else { return }
+        do { _ = try session.waitFrame(timeout: .zero) } catch { close() }
+    }
 }
 
 /// A general-purpose AMQP connection for topology and inspection: declare, bind, purge,
@@ -33,13 +40,24 @@ final class SessionHolder: @unchecked Sendable {
 public final class AMQPConnection: Sendable {
     private let thread: IOThread
     private let holder: SessionHolder
+    private let heartbeat: Task<Void, Never>
 
     private init(thread: IOThread, holder: SessionHolder) {
         self.thread = thread
         self.holder = holder
+        // Held open between calls (a slow replay browses its queue for minutes): keep it alive.
+        let interval = max(holder.configuration.heartbeat / 2, .milliseconds(500))
+        self.heartbeat = Task { [weak thread] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let thread else { return }
+                thread.submit { holder.serviceHeartbeat() }
+            }
+        }
     }
 
     deinit {
+        heartbeat.cancel()
         let holder = self.holder
         thread.submit { holder.close() }
         thread.shutdown()
@@ -131,6 +149,7 @@ public final class AMQPConnection: Sendable {
 
     /// Closes the connection.
     public func close() async {
+        heartbeat.cancel()
         _ = try? await thread.run { [holder] in holder.close() }
         thread.shutdown()
     }
