@@ -24,6 +24,21 @@ struct AuthMiddleware: RouterMiddleware {
     }
 }
 
+/// On public routes: a valid `Authorization: Bearer` token sets the identity (so a route can
+/// show its owner or an admin more); none, or an invalid one, leaves the caller anonymous.
+struct OptionalAuthMiddleware: RouterMiddleware {
+    let tokens: TokenService
+
+    func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
+              let identity = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        else { return try await next(request, context) }
+        var context = context
+        context.identity = identity
+        return try await next(request, context)
+    }
+}
+
 /// Password hashing with bcrypt, off the cooperative thread pool (it is deliberately slow).
 struct PasswordHasher: Sendable {
     /// bcrypt cost (`BCRYPT_COST`); each step doubles the work.

@@ -95,7 +95,7 @@ struct ProductsController: Sendable {
     func register(public group: RouterGroup<AppRequestContext>, authenticated: RouterGroup<AppRequestContext>) {
         group.get("products") { request, _ in try await list(request) }
         group.get("products/:id") { _, context in
-            let product = try await get(context.parameters.requireUUID("id", "product"))
+            let product = try await get(context.parameters.requireUUID("id", "product"), viewer: context.identity)
             return EditedResponse(headers: [.eTag: "\"\(product.version)\""], response: product)
         }
         authenticated.post("products") { request, context in try await create(request, context) }
@@ -167,8 +167,12 @@ struct ProductsController: Sendable {
         try await db.query("INSERT INTO product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])", [productId, unique])
     }
 
-    private func get(_ id: UUID) async throws -> ProductBody {
-        guard let row = try await pool.query("SELECT \(Self.columns) FROM products WHERE id = $1 AND is_active", [id]).first else {
+    /// An active product; an inactive one only for an admin or the seller who owns it.
+    private func get(_ id: UUID, viewer: Identity?) async throws -> ProductBody {
+        guard let row = try await pool.query(
+            "SELECT \(Self.columns) FROM products WHERE id = $1 AND (is_active OR $2 OR seller_id = $3)",
+            [id, viewer?.role.isAdmin ?? false, viewer?.userId]).first
+        else {
             throw APIError.notFound("product")
         }
         return try ProductBody(row)
