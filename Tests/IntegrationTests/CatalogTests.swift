@@ -47,7 +47,8 @@ struct CatalogTests {
     func protections() async throws {
         var options = Stack.Options()
         options.inProcessWorkers = false
-        options.rateLimit = (5, 10)
+        // A burst of 10, then one request per 2 s: the flood outruns it however slow the machine.
+        options.rateLimit = (0.5, 10)
         try await Stack.run(options) { stack in
             var statuses: [HTTPResponse.Status] = []
             var retryAfter: String?

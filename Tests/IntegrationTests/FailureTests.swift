@@ -274,8 +274,8 @@ struct FailureTests {
             let admin = try await declareTopology(stack)
             var ids = Set<String>()
             for _ in 0..<20 { ids.insert(try await deadLetter(stack)) }
-            let (process, _, _) = try CLI(stack: stack).process(["dlq", "replay", "--all", "--rate", "5"])
-            // Killed once it is under way (a few messages replayed at 5 per second).
+            let (process, _, _) = try CLI(stack: stack).process(["dlq", "replay", "--all", "--rate", "2"])
+            // Killed once it is under way (a few messages replayed at 2 per second: 10 s for all).
             #expect(await TestEnvironment.eventually { (try? await admin.queueStatus(stack.names.queue(.payment)).messages) ?? 0 >= 3 })
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
