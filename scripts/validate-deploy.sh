@@ -5,15 +5,21 @@
 #     plus a lint that worker services can scale (no container_name, no host ports);
 #   - deploy/k8s rendered with `kubectl kustomize` (or, without kubectl, the files listed in
 #     its kustomization in order) and checked by scripts/deploy/validate_k8s.py
-#     (kubernetes-validate from PyPI, strict).
+#     (kubernetes-validate from PyPI, strict);
+#   - compose/prometheus/prometheus.yml with `promtool check config` (Debian's prometheus),
+#     and the Grafana provisioning and dashboard with scripts/deploy/validate_dashboards.py.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-if ! command -v docker-compose >/dev/null; then
-  echo "validate-deploy: installing docker-compose"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq docker-compose >/dev/null
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v promtool >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "validate-deploy: installing ${missing[*]}"
+  # RUNLEVEL=1: the packages' services are not started; only their tools are used here.
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 TOOLS="$LOCAL/pytools"
 if ! "$TOOLS/bin/python" -c "import kubernetes_validate" 2>/dev/null; then
@@ -54,9 +60,16 @@ PY
   "$TOOLS/bin/python" scripts/deploy/validate_k8s.py "$rendered"
 }
 
+# validate_monitoring DIR: the Prometheus config and Grafana files under DIR (a compose dir).
+validate_monitoring() {
+  promtool check config "$1/prometheus/prometheus.yml" >/dev/null && "$TOOLS/bin/python" scripts/deploy/validate_dashboards.py "$1/grafana"
+}
+
 validate_compose compose
 echo "validate-deploy: compose/docker-compose.yml is valid"
 validate_k8s deploy/k8s
+validate_monitoring compose
+echo "validate-deploy: compose/prometheus/prometheus.yml is valid"
 
 # The same checks must reject broken copies.
 scratch="$(mktemp -d)"
@@ -88,4 +101,16 @@ expect_rejected "k8s: replicas is not a number" validate_k8s "$(broken_k8s repli
 expect_rejected "k8s: unknown field (strict)" validate_k8s "$(broken_k8s unknown-field api.yaml 's/terminationGracePeriodSeconds: 30/terminationGracePeriod: 30/')"
 expect_rejected "k8s: ScaledObject aimed at a missing Deployment" validate_k8s \
   "$(broken_k8s scaled-object keda-scaledobjects.yaml '0,/name: emporium-stock-worker$/! s/^    name: emporium-stock-worker$/    name: emporium-stock-workers/')"
+broken_monitoring() {  # broken_monitoring NAME FILE SED-EXPRESSION
+  rm -rf "$scratch/$1"; cp -r compose "$scratch/$1"
+  sed -i "$3" "$scratch/$1/$2"
+  cmp -s "compose/$2" "$scratch/$1/$2" && { echo "validate-deploy: the $1 edit changed nothing" >&2; exit 1; }
+  echo "$scratch/$1"
+}
+expect_rejected "prometheus: scrape interval is not a duration" validate_monitoring \
+  "$(broken_monitoring prom-interval prometheus/prometheus.yml 's/scrape_interval: 10s/scrape_interval: often/')"
+expect_rejected "grafana: a panel queries a metric nobody exports" validate_monitoring \
+  "$(broken_monitoring grafana-metric grafana/dashboards/emporium.json 's/orders_placed_total/orders_plaecd_total/')"
+expect_rejected "grafana: the dashboard is not JSON" validate_monitoring \
+  "$(broken_monitoring grafana-json grafana/dashboards/emporium.json '1s/^{/{,/')"
 echo "validate-deploy: all deployment files valid; broken copies rejected"

@@ -1,6 +1,7 @@
 import CRabbitMQ
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 #if canImport(Glibc)
@@ -189,6 +190,7 @@ private final class ConsumerCore: @unchecked Sendable {
                     try subscribe()
                     if everConnected {
                         shared.withLock { $0.reconnects += 1 }
+                        Counter(label: "amqp_reconnects_total", dimensions: [("client", "consumer")]).increment()
                         logger.info("amqp consumer reconnected", metadata: ["amqp.queue": "\(queue)"])
                     }
                     everConnected = true

@@ -2,6 +2,7 @@ import CRabbitMQ
 import Foundation
 import IOThread
 import Logging
+import Metrics
 import Synchronization
 
 /// Publishes with publisher confirms on its own connection.
@@ -66,6 +67,11 @@ public final class AMQPPublisher: Sendable {
     /// `reconnectTimeout` or refused the operation (e.g. an unknown exchange).
     public func publish(_ messages: [AMQPOutgoingMessage]) async throws -> [AMQPPublishOutcome] {
         guard !messages.isEmpty else { return [] }
+        let start = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - start
+            Metrics.Timer(label: "amqp_publish_confirm_seconds").recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        }
         return try await thread.run { [core] in try core.publishBatch(messages) }
     }
 
@@ -123,6 +129,7 @@ private final class PublisherCore: @unchecked Sendable {
         if hadSession {
             reconnects.withLock { $0 += 1 }
             logger.info("amqp publisher reconnected", metadata: ["amqp.host": "\(configuration.host)"])
+            Counter(label: "amqp_reconnects_total", dimensions: [("client", "publisher")]).increment()
         }
         hadSession = true
         current = session

@@ -28,9 +28,10 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
 
     let router = Router(context: AppRequestContext.self)
     router.middlewares.add(ResponseHeadersMiddleware(allowedOrigins: configuration.corsAllowedOrigins))
+    router.middlewares.add(AccessLogMiddleware())
     router.middlewares.add(ProblemMiddleware())
+    router.middlewares.add(HTTPMetricsMiddleware())
     router.middlewares.add(RateLimitMiddleware(limiter: RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)))
-    router.middlewares.add(LogRequestsMiddleware(.debug))
     let routeTable = RouteTable()
     router.middlewares.add(MethodNotAllowedMiddleware(table: routeTable))
     HealthController(checks: [PostgresReadiness(pool: pool), RabbitMQReadiness(configuration: configuration.amqp)])
@@ -42,9 +43,11 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle)
         .register(on: api.group("auth"))
     let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens))
-    ProductsController(pool: pool).register(public: api, authenticated: authenticated)
+    // Catalog reads are public; a token, when sent, lets an admin or a product's seller see it inactive.
+    let catalog = api.group().add(middleware: OptionalAuthMiddleware(tokens: tokens))
+    ProductsController(pool: pool).register(public: catalog, authenticated: authenticated)
     CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
-    ReviewsController(pool: pool).register(public: api, authenticated: authenticated)
+    ReviewsController(pool: pool).register(public: catalog, authenticated: authenticated)
     CartController(pool: pool, expiry: configuration.cartIdleExpiry).register(on: authenticated)
     let pricing = OrdersController.Pricing(
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
@@ -55,6 +58,10 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
     UsersController(pool: pool).register(on: authenticated)
     OpenAPIController().register(on: router)
+    router.get("/metrics") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: EmporiumMetrics.render())))
+    }
     routeTable.load(router.routes)
     let drift = try OpenAPIController.mismatches(router.routes)
     guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {

@@ -4044,6 +4044,7 @@ enum OpenAPIDocument {
   },
   "/api/v1/products/{id}": {
    "get": {
+    "description": "Public. An inactive product is 404, except to an admin or its seller sending their access token.",
     "operationId": "get_products_id",
     "parameters": [
      {
@@ -4304,6 +4305,7 @@ enum OpenAPIDocument {
   },
   "/api/v1/products/{id}/reviews": {
    "get": {
+    "description": "Public; for an inactive product, only to an admin or its seller sending their access token.",
     "operationId": "get_products_id_reviews",
     "parameters": [
      {
@@ -5718,6 +5720,28 @@ enum OpenAPIDocument {
     ]
    }
   },
+  "/metrics": {
+   "get": {
+    "description": "HTTP durations by route and status, orders, saga step latencies, messages, outbox backlog, publish latency, pool use, reconnects.",
+    "operationId": "get__metrics",
+    "responses": {
+     "200": {
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      },
+      "description": "Prometheus text format"
+     }
+    },
+    "summary": "Prometheus metrics of this process",
+    "tags": [
+     "operations"
+    ]
+   }
+  },
   "/ready": {
    "get": {
     "operationId": "get__ready",
@@ -5812,6 +5836,7 @@ too many requests get 429 with <code>Retry-After</code>.</p>
 <table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Who</th></tr>
 <tr><td><code>GET</code></td><td><code>/health</code></td><td>The process is alive</td><td>public</td></tr>
 <tr><td><code>GET</code></td><td><code>/ready</code></td><td>PostgreSQL and RabbitMQ answer</td><td>public</td></tr>
+<tr><td><code>GET</code></td><td><code>/metrics</code></td><td>Prometheus metrics of this process</td><td>public</td></tr>
 <tr><td><code>GET</code></td><td><code>/api/v1/openapi.json</code></td><td>This document</td><td>public</td></tr>
 <tr><td><code>GET</code></td><td><code>/docs</code></td><td>Human-readable API reference</td><td>public</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/auth/register</code></td><td>Create a customer account</td><td>public</td></tr>

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Messaging
+import Metrics
 import Postgres
 
 /// Places the cart as an order and reads the caller's orders.
@@ -165,6 +166,11 @@ struct OrdersController: Sendable {
                 return (stored, event)
             }
             await outbox.publishCommitted([event])
+            var log = context.logger
+            log[metadataKey: "order.id"] = "\(event.orderId.map { "\($0)" } ?? "-")"
+            log[metadataKey: "trace.id"] = "\(traceID(ofTraceparent: traceparent) ?? "-")"
+            log.info("order placed", metadata: ["event.type": "\(event.type)", "message.id": "\(event.id)"])
+            Counter(label: "orders_placed_total").increment()
             return jsonResponse(status: 201, body: body, replayed: false)
         } catch {
             await idempotency.release(userId: userId, key: key)

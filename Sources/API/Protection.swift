@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Messaging
+import Metrics
 import Synchronization
 
 /// Token buckets per key: `rate` requests per second on average, bursts up to `burst`.
@@ -42,7 +44,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/health" || request.uri.path == "/ready" { return try await next(request, context) }
+        if ["/health", "/ready", "/metrics"].contains(request.uri.path) { return try await next(request, context) }
         if let retryAfter = limiter.acquire(context.clientAddress) {
             throw APIError(status: .tooManyRequests, detail: "too many requests; retry after \(retryAfter) s", headers: [.retryAfter: String(retryAfter)])
         }
@@ -82,6 +84,37 @@ struct ResponseHeadersMiddleware: RouterMiddleware {
             response.headers[.accessControlExposeHeaders] = "X-Request-Id, Retry-After, ETag, Location, Idempotent-Replayed"
             response.headers[.vary] = "Origin"
         }
+        return response
+    }
+}
+
+/// One info line per request: method, path (never the query string, which could carry
+/// something sensitive), status and duration, with the request id from
+/// ``ResponseHeadersMiddleware``. Never headers or bodies: no tokens or passwords.
+struct AccessLogMiddleware: RouterMiddleware {
+    func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let milliseconds = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
+        context.logger.info("request", metadata: [
+            "http.method": "\(request.method.rawValue)", "http.path": "\(request.uri.path)",
+            "http.status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", milliseconds))",
+        ])
+        return response
+    }
+}
+
+/// `http_request_duration_seconds{route,method,status}`: the route as registered
+/// (`/api/v1/orders/{id}`), never the raw path, so ids do not explode the label set.
+struct HTTPMetricsMiddleware: RouterMiddleware {
+    func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let route = context.endpointPath ?? "unmatched"
+        EmporiumMetrics.record(Metrics.Timer(label: "http_request_duration_seconds", dimensions: [
+            ("route", route), ("method", request.method.rawValue), ("status", String(response.status.code)),
+        ]), since: start)
         return response
     }
 }

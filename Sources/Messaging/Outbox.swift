@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Logging
+import Metrics
 import Postgres
 import ServiceLifecycle
 
@@ -114,11 +115,20 @@ public struct OutboxRelay: Service {
             do {
                 // Drain a backlog quickly, then poll.
                 while try await relayOnce() == batchSize {}
+                try await reportBacklog()
             } catch {
                 publisher.logger.warning("outbox relay pass failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: interval)
         }
+    }
+
+    /// `outbox_unpublished` and `outbox_oldest_unpublished_age_seconds`, after each pass.
+    func reportBacklog() async throws {
+        let row = try await publisher.pool.query(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest FROM outbox WHERE published_at IS NULL")[0]
+        Gauge(label: "outbox_unpublished").record(try row.decode(Int.self, "n"))
+        Gauge(label: "outbox_oldest_unpublished_age_seconds").record(try row.decode(Double.self, "oldest"))
     }
 
     /// One pass: publishes up to `batchSize` stale rows; returns how many were confirmed.

@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Logging
+import Metrics
 import Postgres
 import ServiceLifecycle
 
@@ -124,11 +125,22 @@ public struct Worker: Service {
             guard role.eventTypes.contains(event.type) else { throw PermanentFailure("unknown event type \(event.type) for the \(role.rawValue) worker") }
         } catch {
             let reason = (error as? PermanentFailure)?.description ?? "undecodable message: \(error)"
+            let type = (try? EventEnvelope.decode(delivery.body).type) ?? "undecodable"
+            Counter(label: "messages_consumed_total", dimensions: [("queue", names.queue(role)), ("type", type)]).increment()
             await fail(delivery, reason: reason, failure: .permanent, consumer: consumer, router: router, log: log)
             return
         }
         if let orderId = event.orderId { log[metadataKey: "order.id"] = "\(orderId)" }
-        if let traceparent = event.traceparent { log[metadataKey: "trace.parent"] = "\(traceparent)" }
+        let labels = [("queue", names.queue(role)), ("type", event.type)]
+        Counter(label: "messages_consumed_total", dimensions: labels).increment()
+        let started = ContinuousClock.now
+        if let traceparent = event.traceparent {
+            log[metadataKey: "trace.parent"] = "\(traceparent)"
+            if let trace = traceID(ofTraceparent: traceparent) { log[metadataKey: "trace.id"] = "\(trace)" }
+        }
+        log[metadataKey: "event.type"] = "\(event.type)"
+        // A replayed dead letter says so: same message id and trace, and how many replays.
+        if let replays = delivery.properties.headers[DeadLetterHeader.replayCount]?.intValue { log[metadataKey: "replay.count"] = "\(replays)" }
         do {
             let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
                 guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
@@ -137,13 +149,17 @@ public struct Worker: Service {
                 return events
             }
             status.countHandled()
+            EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
             if let outgoing {
-                log.debug("event handled", metadata: ["event.type": "\(event.type)", "emitted": "\(outgoing.map(\.type))"])
+                log.info("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
                 await outbox.publishCommitted(outgoing)
             } else {
-                log.info("duplicate event skipped", metadata: ["event.type": "\(event.type)"])
+                log.info("duplicate event skipped")
             }
-            do { try await consumer.ack(delivery) } catch {
+            do {
+                try await consumer.ack(delivery)
+                Counter(label: "messages_acked_total", dimensions: labels).increment()
+            } catch {
                 // The effects are committed; the broker redelivers and the inbox skips it.
                 log.warning("ack failed after commit; the redelivery will be skipped", metadata: ["error": "\(error)"])
             }
@@ -156,12 +172,16 @@ public struct Worker: Service {
     /// acks it. If that publish fails, the delivery is requeued instead: never lost.
     private func fail(_ delivery: AMQPDelivery, reason: String, failure: FailureClass, consumer: AMQPConsumer, router: FailureRouter, log: Logger) async {
         let (route, message) = router.route(delivery, error: reason, failure: failure)
+        let type = (try? EventEnvelope.decode(delivery.body).type) ?? "undecodable"
+        let labels = [("queue", names.queue(role)), ("type", type)]
         do {
             try await outbox.publisher.publish(message)
             switch route {
             case .retry(let queue, let delay):
+                Counter(label: "messages_retried_total", dimensions: labels).increment()
                 log.warning("transient failure; retrying later", metadata: ["error": "\(reason)", "retry.queue": "\(queue)", "retry.delay": "\(delay)"])
             case .deadLetter(let queue):
+                Counter(label: "messages_dead_lettered_total", dimensions: labels).increment()
                 log.error("message dead-lettered", metadata: ["error": "\(reason)", "error.class": "\(failure.rawValue)", "dlq": "\(queue)"])
             }
             try? await consumer.ack(delivery)

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// A bounded pool of ``PostgresConnection``s.
@@ -46,23 +47,36 @@ public final class PostgresPool: Sendable {
     public let acquireTimeout: Duration
     private let state = Mutex(State())
     private let logger: Logger
+    /// `db_pool_connections_in_use{pool}` and `db_pool_waiters{pool}`.
+    private let inUseGauge: Gauge
+    private let waitersGauge: Gauge
 
-    /// Creates an empty pool; sessions are opened on demand.
+    /// Creates an empty pool; sessions are opened on demand. `metricsName` labels its gauges.
     public init(
         configuration: PostgresConfiguration, maxConnections: Int = 10,
-        acquireTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "emporium.postgres.pool")
+        acquireTimeout: Duration = .seconds(5), logger: Logger = Logger(label: "emporium.postgres.pool"), metricsName: String = "main"
     ) {
         precondition(maxConnections > 0, "a pool needs at least one connection")
         self.configuration = configuration
         self.maxConnections = maxConnections
         self.acquireTimeout = acquireTimeout
         self.logger = logger
+        inUseGauge = Gauge(label: "db_pool_connections_in_use", dimensions: [("pool", metricsName)])
+        waitersGauge = Gauge(label: "db_pool_waiters", dimensions: [("pool", metricsName)])
+    }
+
+    private func reportStatistics() {
+        let current = statistics
+        inUseGauge.record(current.open - current.idle)
+        waitersGauge.record(current.waiting)
     }
 
     /// Lends a session to `body` and takes it back afterwards, whatever `body` does.
     @discardableResult
     public func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await acquire()
+        reportStatistics()
+        defer { reportStatistics() }
         do {
             let value = try await body(connection)
             await release(connection)
@@ -153,6 +167,7 @@ public final class PostgresPool: Sendable {
                     state.waiters.append(Waiter(id: waiterID, continuation: continuation))
                     return .wait
                 }
+                if case .wait = immediate { reportStatistics() }
                 switch immediate {
                 case .lease(let lease):
                     continuation.resume(returning: lease)

@@ -45,7 +45,7 @@ public struct PaymentHandler: EventHandler {
         // this request again with the card token.
         if request.paymentMethod == Self.manualMethod { return [] }
         // An order cancelled (e.g. expired) before its charge is not charged at all.
-        let order = try await db.query("SELECT status FROM orders WHERE id = $1", [request.orderId]).first
+        let order = try await db.query("SELECT status, extract(epoch FROM now() - created_at)::float8 AS age_seconds FROM orders WHERE id = $1", [request.orderId]).first
         guard try order?.decode(String.self, "status") == "AWAITING_PAYMENT" else {
             try await db.query("UPDATE payments SET status = 'FAILED', failure_reason = 'order_not_awaiting_payment', updated_at = now() WHERE id = $1", [paymentId])
             return []
@@ -57,6 +57,7 @@ public struct PaymentHandler: EventHandler {
         switch result {
         case .succeeded(let reference):
             try await db.query("UPDATE payments SET status = 'SUCCEEDED', provider_reference = $2, updated_at = now() WHERE id = $1", [paymentId, reference])
+            if let age = try order?.decode(Double.self, "age_seconds") { OrderTransition.recordSagaStep("paid", ageSeconds: age) }
             return [try EventEnvelope(type: EventType.paymentSucceeded, orderId: request.orderId,
                                       payload: PaymentOutcome(orderId: request.orderId, paymentId: paymentId), traceparent: cause.traceparent)]
         case .declined(let code):

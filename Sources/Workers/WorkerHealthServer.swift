@@ -4,8 +4,9 @@ import Logging
 import Messaging
 import Postgres
 
-/// A worker's `GET /health` (the process runs; with its role, instance and messages handled)
-/// and `GET /ready` (subscribed to its queue and PostgreSQL answers, else 503), on
+/// A worker's `GET /health` (the process runs; with its role, instance and messages handled),
+/// `GET /ready` (subscribed to its queue and PostgreSQL answers, else 503) and
+/// `GET /metrics` (Prometheus), on
 /// `HEALTH_PORT`, for compose health checks and Kubernetes probes.
 enum WorkerHealthServer {
     struct Health: ResponseEncodable {
@@ -24,6 +25,10 @@ enum WorkerHealthServer {
         let router = Router()
         router.get("/health") { _, _ in
             Health(status: "ok", role: role.rawValue, instance: ProcessIdentity.current, handled: status.handled)
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: EmporiumMetrics.render())))
         }
         router.get("/ready") { _, _ in
             let postgres: Bool

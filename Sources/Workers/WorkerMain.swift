@@ -142,6 +142,8 @@ public enum WorkerMain {
 
     /// The `@main` body of `emporium-<role>-worker`.
     public static func run(role: WorkerRole) async {
+        EmporiumLogging.bootstrap()
+        EmporiumMetrics.bootstrap()
         do {
             let configuration = try WorkerConfiguration.fromEnvironment()
             var logger = Logger(label: "emporium.\(role.rawValue)-worker")

@@ -1,5 +1,9 @@
 import API
 import Foundation
+import Messaging
+
+EmporiumLogging.bootstrap()
+EmporiumMetrics.bootstrap()
 
 // Thin entry point: configuration from the environment, then the application from the API
 // library. Configuration errors exit with status 2 and a message.

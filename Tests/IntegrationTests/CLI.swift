@@ -5,6 +5,8 @@ import TestSupport
 /// Runs the real `emporium` binary against a stack's broker and namespace.
 struct CLI {
     let stack: Stack
+    /// Variables set on top of the stack's (e.g. a dead broker's address).
+    var overrides: [String: String] = [:]
 
     struct Result {
         let status: Int32
@@ -18,6 +20,7 @@ struct CLI {
         environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
         environment["AMQP_URL"] = "amqp://\(stack.amqp.user):\(stack.amqp.password)@\(stack.amqp.host):\(stack.amqp.port)/%2F"
         environment["EMPORIUM_NAMESPACE"] = stack.names.namespace
+        environment.merge(overrides) { _, new in new }
         return environment
     }
 

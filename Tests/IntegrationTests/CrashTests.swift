@@ -40,10 +40,7 @@ final class WorkerProcesses: @unchecked Sendable {
         environment["PAYMENT_PROVIDER_LATENCY_MS"] = String(providerLatencyMS)
         environment["LOG_LEVEL"] = "warning"
         environment["DB_POOL_SIZE"] = "4"
-        let policy = Stack.Options().policy
-        environment["RETRY_DELAYS_MS"] = policy.retryDelays.map { String($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }.joined(separator: ",")
-        environment["RETRY_MAX_ATTEMPTS"] = String(policy.maxAttempts)
-        environment["WORKER_DELIVERY_LIMIT"] = String(policy.deliveryLimit)
+        environment.merge(Self.policyEnvironment) { _, new in new }
         environment["WORKER_DRAIN_TIMEOUT_MS"] = "3000"
         environment["FAKE_PROVIDER_FAULTS"] = "true"
         environment.merge(extraEnvironment) { _, new in new }
@@ -51,6 +48,20 @@ final class WorkerProcesses: @unchecked Sendable {
         logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("worker-logs"))
         try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
     }
+
+    /// The stack's queue policy as the variables every process must share (they shape the
+    /// queues' declarations).
+    static var policyEnvironment: [String: String] {
+        let policy = Stack.Options().policy
+        return [
+            "RETRY_DELAYS_MS": policy.retryDelays.map { String($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }.joined(separator: ","),
+            "RETRY_MAX_ATTEMPTS": String(policy.maxAttempts),
+            "WORKER_DELIVERY_LIMIT": String(policy.deliveryLimit),
+        ]
+    }
+
+    /// The log file of a replica (JSON lines).
+    func logLines(_ role: WorkerRole, replica: Int = 1) -> [String] { log(role, replica: replica).split(separator: "\n").map(String.init) }
 
     private static func key(_ role: WorkerRole, _ replica: Int) -> String { "\(role.rawValue)-\(replica)" }
 

@@ -248,7 +248,7 @@ def op(path, method, summary, *, tag, ok, errors=(), body=None, params=(), auth=
         codes |= {400, 413, 422}
     if any(p["in"] == "query" for p in params):
         codes |= {400}
-    if path not in ("/health", "/ready", "/docs", "/api/v1/openapi.json"):
+    if path not in ("/health", "/ready", "/metrics", "/docs", "/api/v1/openapi.json"):
         codes |= {503}
     else:
         codes.discard(429)
@@ -273,6 +273,9 @@ LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the new r
 op("/health", "get", "The process is alive", tag="operations", auth=False, ok={"200": json_body(ref("Health"), "Alive")})
 op("/ready", "get", "PostgreSQL and RabbitMQ answer", tag="operations", auth=False,
    ok={"200": json_body(ref("Readiness"), "Ready"), "503": {**problem(503), "description": "A dependency is unreachable; `checks` names it"}})
+op("/metrics", "get", "Prometheus metrics of this process", tag="operations", auth=False,
+   description="HTTP durations by route and status, orders, saga step latencies, messages, outbox backlog, publish latency, pool use, reconnects.",
+   ok={"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
 op("/api/v1/openapi.json", "get", "This document", tag="operations", auth=False, ok={"200": json_body({"type": "object"}, "OpenAPI 3.1")})
 op("/docs", "get", "Human-readable API reference", tag="operations", auth=False,
    ok={"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}})
@@ -327,6 +330,7 @@ op("/api/v1/products", "get", "Search and filter active products", tag="catalog"
     *PAGE_PARAMS,
 ], ok={"200": json_body(ref("ProductPage"), "Matching products")})
 op("/api/v1/products/{id}", "get", "One active product", tag="catalog", auth=False, params=ID, errors=[404],
+   description="Public. An inactive product is 404, except to an admin or its seller sending their access token.",
    ok={"200": json_body(ref("Product"), "Product", {"ETag": {"schema": {"type": "string"}, "description": "the version, quoted"}})})
 op("/api/v1/products", "post", "Create a product", tag="catalog", body="ProductInput", errors=[403, 404, 409],
    roles="SELLER (owns what it creates), ADMIN, SUPERADMIN", ok={"201": json_body(ref("Product"), "Created", LOCATION)})
@@ -341,6 +345,7 @@ op("/api/v1/products/{id}", "put", "Replace a product (optimistic locking)", tag
                "`is_active` keep their value.",
    ok={"200": json_body(ref("Product"), "Updated; `version` increased")})
 op("/api/v1/products/{id}/reviews", "get", "A product's reviews, newest first", tag="reviews", auth=False, params=[*ID, *PAGE_PARAMS], errors=[404],
+   description="Public; for an inactive product, only to an admin or its seller sending their access token.",
    ok={"200": json_body(ref("ReviewPage"), "Reviews")})
 op("/api/v1/products/{id}/reviews", "post", "Review a product you received", tag="reviews", params=ID, body="ReviewInput", errors=[403, 404, 409],
    description="Only a customer with a DELIVERED order containing the product, once per product (409 for a second one).",

@@ -1,0 +1,39 @@
+import Foundation
+import Metrics
+import Prometheus
+
+/// The process's Prometheus registry behind swift-metrics, and what `GET /metrics` shows.
+///
+/// Metric names (all labels fixed per name, as Prometheus requires):
+/// - `http_request_duration_seconds{route,method,status}` (API)
+/// - `orders_placed_total` (API); `orders_finalized_total{status}`; `saga_step_seconds{step}`:
+///   time from placement to `reserved`, `paid`, `confirmed`
+/// - `messages_consumed_total`, `messages_acked_total`, `messages_retried_total`,
+///   `messages_dead_lettered_total` `{queue,type}`; `message_handler_duration_seconds{queue,type}`
+/// - `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds`
+/// - `amqp_publish_confirm_seconds`; `amqp_reconnects_total{client}`
+/// - `db_pool_connections_in_use{pool}`, `db_pool_waiters{pool}`
+public enum EmporiumMetrics {
+    /// The registry `GET /metrics` renders.
+    public static let registry = PrometheusCollectorRegistry()
+
+    /// Routes swift-metrics into ``registry``. Call once per process, first thing (the
+    /// executables do); without it metrics are no-ops.
+    public static func bootstrap() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+        ]
+        MetricsSystem.bootstrap(factory)
+    }
+
+    /// The Prometheus text exposition of every metric so far.
+    public static func render() -> String { registry.emitToString() }
+
+    /// Seconds since `start`, for a swift-metrics `Timer`.
+    public static func record(_ timer: Metrics.Timer, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Messaging
+import TestSupport
+import Testing
+
+/// One sample of a Prometheus text exposition: the value of `name` whose labels include
+/// `labels`, summed over any other labels; 0 when absent (a counter not yet moved).
+func prometheusValue(_ text: String, _ name: String, _ labels: [String: String] = [:]) -> Double {
+    var total = 0.0
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2, let value = Double(parts[parts.count - 1]) else { continue }
+        let series = String(parts[0])
+        let metric = series.prefix { $0 != "{" }
+        guard metric == name else { continue }
+        var found: [String: String] = [:]
+        if let open = series.firstIndex(of: "{") {
+            for pair in series[series.index(after: open)..<series.index(before: series.endIndex)].split(separator: ",") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2 { found[String(kv[0])] = String(kv[1]).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            }
+        }
+        if labels.allSatisfy({ found[$0.key] == $0.value }) { total += value }
+    }
+    return total
+}
+
+@Suite("Prometheus metrics of the API and the workers")
+struct MetricsTests {
+    @Test("after one order, /metrics of the API and of each worker show the counters moved by exactly that order")
+    func countersMove() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let api = try await APIProcess(stack: stack, extraEnvironment: ["LOG_LEVEL": "warning"])
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0)
+            for role in WorkerRole.allCases { try workers.start(role) }
+            try await ScalingTests.awaitReady(workers, WorkerRole.allCases.map { ($0, 1) })
+            func scrape(_ role: WorkerRole?) async throws -> String {
+                let url = role.map { "http://127.0.0.1:\(workers.healthPort($0)!)/metrics" } ?? "\(api.url)/metrics"
+                let (status, output) = try await TestEnvironment.run("/usr/bin/curl", ["-fsS", url])
+                guard status == 0 else { throw TestFailure("scraping \(url) failed: \(output)") }
+                return output
+            }
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10)
+            let (_, token) = try await stack.customer()
+            try await stack.addToCart(token, productId, quantity: 2)
+            var before: [String: String] = ["api": try await scrape(nil)]
+            for role in WorkerRole.allCases { before[role.rawValue] = try await scrape(role) }
+
+            let placed = try await api.request("POST", "/api/v1/orders", json: Stack.orderBody(), headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString])
+            #expect(placed.status == 201)
+            let orderId = try #require(uuid(jsonLogLine(placed.body)?["id"]))
+            #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")
+            // The notification is the last step.
+            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1", [orderId])) == 1 })
+            try await Task.sleep(for: .milliseconds(300))
+
+            func delta(_ source: String, _ text: String, _ name: String, _ labels: [String: String] = [:]) -> Double {
+                prometheusValue(text, name, labels) - prometheusValue(before[source] ?? "", name, labels)
+            }
+            let apiMetrics = try await scrape(nil)
+            #expect(delta("api", apiMetrics, "orders_placed_total") == 1)
+            #expect(delta("api", apiMetrics, "http_request_duration_seconds_count", ["route": "/api/v1/orders", "method": "POST", "status": "201"]) == 1)
+            #expect(prometheusValue(apiMetrics, "amqp_publish_confirm_seconds_count") >= 1)
+            #expect(apiMetrics.contains("db_pool_connections_in_use"))
+            #expect(apiMetrics.contains("outbox_unpublished"))
+
+            let expected: [(WorkerRole, [String])] = [
+                (.stock, ["order.placed", "order.confirmed"]), (.payment, ["payment.requested"]),
+                (.order, ["stock.reserved", "payment.succeeded"]), (.notification, ["order.confirmed"]),
+            ]
+            for (role, types) in expected {
+                let text = try await scrape(role)
+                for type in types {
+                    let labels = ["queue": stack.names.queue(role), "type": type]
+                    #expect(delta(role.rawValue, text, "messages_consumed_total", labels) == 1, "\(role) consumed \(type)")
+                    #expect(delta(role.rawValue, text, "messages_acked_total", labels) == 1, "\(role) acked \(type)")
+                    #expect(delta(role.rawValue, text, "message_handler_duration_seconds_count", labels) == 1, "\(role) handled \(type)")
+                }
+                #expect(delta(role.rawValue, text, "messages_dead_lettered_total") == 0)
+                #expect(delta(role.rawValue, text, "messages_retried_total") == 0)
+            }
+            let order = try await scrape(.order)
+            #expect(delta("order", order, "orders_finalized_total", ["status": "CONFIRMED"]) == 1)
+            #expect(delta("order", order, "saga_step_seconds_count", ["step": "reserved"]) == 1)
+            #expect(delta("order", order, "saga_step_seconds_count", ["step": "confirmed"]) == 1)
+            #expect(delta("payment", try await scrape(.payment), "saga_step_seconds_count", ["step": "paid"]) == 1)
+            workers.stopAll()
+            api.stop()
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import HTTPTypes
+import Messaging
+import Operations
+import TestSupport
+import Testing
+
+@Suite("Logs and traces")
+struct ObservabilityTests {
+    @Test("API log lines are JSON with request ids; signing up, in and refreshing leaves no password or token in them")
+    func jsonLogsWithoutSecrets() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let api = try await APIProcess(stack: stack)
+            let email = "\(TestEnvironment.uniqueName("logs"))@example.com"
+            let password = "Sekrit-\(UUID().uuidString.prefix(12))"
+            #expect(try await api.request("POST", "/api/v1/auth/register", json: ["email": email, "password": password, "first_name": "Log", "last_name": "Test"]).status == 201)
+            let login = try await api.request("POST", "/api/v1/auth/login", json: ["email": email, "password": password])
+            #expect(login.status == 200)
+            let tokens = try #require(jsonLogLine(login.body))
+            let access = try #require(tokens["access_token"] as? String)
+            let refresh = try #require(tokens["refresh_token"] as? String)
+            let refreshed = try await api.request("POST", "/api/v1/auth/refresh", json: ["refresh_token": refresh])
+            #expect(refreshed.status == 200)
+            let newRefresh = try #require(jsonLogLine(refreshed.body)?["refresh_token"] as? String)
+            #expect(try await api.request("GET", "/api/v1/users/me", headers: ["Authorization": "Bearer \(access)"]).status == 200)
+            #expect(try await api.request("POST", "/api/v1/auth/login", json: ["email": email, "password": "\(password)-wrong"]).status == 401)
+            api.stop()
+
+            let lines = api.logLines
+            #expect(lines.count >= 5)
+            var requests = 0
+            for line in lines {
+                guard let fields = jsonLogLine(line) else {
+                    Issue.record("not a JSON object: \(line)")
+                    continue
+                }
+                #expect(fields["ts"] is String && fields["level"] is String && fields["msg"] is String && fields["logger"] is String, "\(line)")
+                if fields["msg"] as? String == "request" {
+                    requests += 1
+                    #expect((fields["request.id"] as? String)?.isEmpty == false, "\(line)")
+                    #expect(fields["http.status"] is String && fields["http.path"] is String)
+                }
+                for secret in [password, access, refresh, newRefresh, "Bearer "] {
+                    #expect(!line.contains(secret), "a log line carries a secret: \(line)")
+                }
+            }
+            #expect(requests >= 5)
+        }
+    }
+
+    @Test("one trace id from the HTTP request through the API and all four workers, onto the dead letter and its replay")
+    func traceThroughTheQueue() async throws {
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let api = try await APIProcess(stack: stack, extraEnvironment: ["LOG_LEVEL": "info"])
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["LOG_LEVEL": "info", "LOG_FORMAT": "json"])
+            for role in WorkerRole.allCases { try workers.start(role) }
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10)
+            let (_, token) = try await stack.customer()
+
+            func place(trace: String) async throws -> UUID {
+                try await stack.addToCart(token, productId, quantity: 1)
+                let placed = try await api.request("POST", "/api/v1/orders", json: Stack.orderBody(), headers: [
+                    "Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString, "traceparent": "00-\(trace)-00f067aa0ba902b7-01",
+                ])
+                #expect(placed.status == 201, "\(placed.body)")
+                return try #require(uuid(jsonLogLine(placed.body)?["id"]))
+            }
+            func lines(_ lines: [String], trace: String, order: UUID) -> [[String: Any]] {
+                lines.compactMap(jsonLogLine).filter { $0["trace.id"] as? String == trace && $0["order.id"] as? String == order.uuidString }
+            }
+
+            let trace = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
+            let orderId = try await place(trace: trace)
+            #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) {
+                WorkerRole.allCases.allSatisfy { !lines(workers.logLines($0), trace: trace, order: orderId).isEmpty }
+            }, "every worker logs the order under the request's trace id")
+            #expect(lines(api.logLines, trace: trace, order: orderId).contains { $0["msg"] as? String == "order placed" })
+            for role in WorkerRole.allCases {
+                let handled = lines(workers.logLines(role), trace: trace, order: orderId)
+                #expect(handled.allSatisfy { ($0["message.id"] as? String)?.isEmpty == false && ($0["amqp.queue"] as? String) == stack.names.queue(role) }, "\(role): \(handled)")
+            }
+
+            // A payment that keeps failing is dead-lettered with its trace; the replay continues it.
+            try await stack.db.query("UPDATE fake_provider_outage SET active = true")
+            let failing = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
+            let stuck = try await place(trace: failing)
+            var filter = DeadLetterFilter()
+            filter.orderId = stuck.uuidString
+            let letters = DeadLetters(amqp: stack.amqp, names: stack.names)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await letters.list(filter).count) == 1 })
+            let letter = try #require(try await letters.list(filter).first)
+            #expect(letter.headers["traceparent"]?.contains(failing) == true, "\(letter.headers)")
+            #expect(letter.body.contains(failing))
+            #expect(lines(workers.logLines(.payment), trace: failing, order: stuck).contains { $0["msg"] as? String == "message dead-lettered" })
+
+            try await stack.db.query("UPDATE fake_provider_outage SET active = false")
+            let replay = try CLI(stack: stack).run("dlq", "replay", "--order", stuck.uuidString)
+            #expect(replay.status == 0, "\(replay.stderr)")
+            #expect(try await stack.awaitTerminal(stuck, timeout: .seconds(60)).status == "CONFIRMED")
+            #expect(await TestEnvironment.eventually(timeout: .seconds(20)) {
+                lines(workers.logLines(.payment), trace: failing, order: stuck).contains { $0["msg"] as? String == "event handled" && $0["replay.count"] as? String == "1" }
+            }, "the replay is handled under the original trace, marked as a replay")
+            workers.stopAll()
+            api.stop()
+        }
+    }
+}
