@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// Builds the API application: routes, the database pool, the event publisher, the outbox
 /// relay and their lifecycle. The `emporium-api` executable only calls this and runs it,
 /// so tests run the same code.
-public func buildApplication(configuration: APIConfiguration) async throws -> some ApplicationProtocol {
+public func buildApplication(configuration: APIConfiguration, extraServices: [any Service] = []) async throws -> some ApplicationProtocol {
     var logger = Logger(label: "emporium.api")
     logger.logLevel = configuration.logLevel
     guard configuration.jwtSecret.utf8.count >= 32 else {
@@ -27,6 +27,8 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
 
     let router = Router(context: AppRequestContext.self)
+    // A server span per request, continuing an incoming traceparent (no-op without a tracer).
+    router.middlewares.add(TracingMiddleware())
     router.middlewares.add(ResponseHeadersMiddleware(allowedOrigins: configuration.corsAllowedOrigins))
     router.middlewares.add(AccessLogMiddleware())
     router.middlewares.add(ProblemMiddleware())
@@ -72,6 +74,6 @@ public func buildApplication(configuration: APIConfiguration) async throws -> so
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "emporium-api"),
-        services: [OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)],
+        services: extraServices + [OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)],
         logger: logger)
 }

@@ -159,7 +159,9 @@ struct OrdersController: Sendable {
             break
         }
         do {
-            let traceparent = TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
+            // The request span's context when tracing is on (its trace continues the client's);
+            // otherwise the client's traceparent, or a new trace.
+            let traceparent = EmporiumTracing.currentTraceparent() ?? TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
             let (body, event) = try await pool.withTransaction { db in
                 let (order, event) = try await createOrder(userId: userId, input: input, traceparent: traceparent, db)
                 let stored = try await idempotency.complete(userId: userId, key: key, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Postgres
 import ServiceLifecycle
+import Tracing
 
 /// A role's business logic: applies one event inside the worker's transaction and returns
 /// the events to emit, which are written to the outbox in that same transaction.
@@ -141,30 +142,46 @@ public struct Worker: Service {
         log[metadataKey: "event.type"] = "\(event.type)"
         // A replayed dead letter says so: same message id and trace, and how many replays.
         if let replays = delivery.properties.headers[DeadLetterHeader.replayCount]?.intValue { log[metadataKey: "replay.count"] = "\(replays)" }
-        do {
-            let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
-                guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
-                let events = try await handler.handle(event, in: db)
-                for next in events { try await Outbox.append(next, exchange: names.eventsExchange, on: db) }
-                return events
-            }
-            status.countHandled()
-            EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
-            if let outgoing {
-                log.info("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
-                await outbox.publishCommitted(outgoing)
-            } else {
-                log.info("duplicate event skipped")
-            }
+        // One consumer span per message, continuing the publisher's trace (a no-op without a tracer).
+        let parent = EmporiumTracing.context(continuing: event.traceparent ?? delivery.properties.headers["traceparent"]?.stringValue)
+        await withSpan("\(event.type) process", context: parent, ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "rabbitmq"
+            span.attributes["messaging.destination.name"] = names.queue(role)
+            span.attributes["messaging.message.id"] = event.id.uuidString
+            if let orderId = event.orderId { span.attributes["emporium.order.id"] = orderId.uuidString }
+            // A replay continues the dead letter's trace; the span says it is one.
+            if let replays = delivery.properties.headers[DeadLetterHeader.replayCount]?.intValue { span.attributes["emporium.replay.count"] = Int(replays) }
             do {
-                try await consumer.ack(delivery)
-                Counter(label: "messages_acked_total", dimensions: labels).increment()
+                let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
+                    guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
+                    // What this message causes continues its trace, as children of this span.
+                    let traceparent = EmporiumTracing.currentTraceparent()
+                    let events = try await handler.handle(event, in: db).map { next in
+                        var next = next
+                        if let traceparent { next.traceparent = traceparent }
+                        return next
+                    }
+                    for next in events { try await Outbox.append(next, exchange: names.eventsExchange, on: db) }
+                    return events
+                }
+                status.countHandled()
+                EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
+                if let outgoing {
+                    log.info("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
+                    await outbox.publishCommitted(outgoing)
+                } else {
+                    log.info("duplicate event skipped")
+                }
+                do {
+                    try await consumer.ack(delivery)
+                    Counter(label: "messages_acked_total", dimensions: labels).increment()
+                } catch {
+                    // The effects are committed; the broker redelivers and the inbox skips it.
+                    log.warning("ack failed after commit; the redelivery will be skipped", metadata: ["error": "\(error)"])
+                }
             } catch {
-                // The effects are committed; the broker redelivers and the inbox skips it.
-                log.warning("ack failed after commit; the redelivery will be skipped", metadata: ["error": "\(error)"])
+                await fail(delivery, reason: "\(error)", failure: FailureClass.of(error), consumer: consumer, router: router, log: log)
             }
-        } catch {
-            await fail(delivery, reason: "\(error)", failure: FailureClass.of(error), consumer: consumer, router: router, log: log)
         }
     }
 

@@ -149,8 +149,10 @@ public enum WorkerMain {
             var logger = Logger(label: "emporium.\(role.rawValue)-worker")
             logger.logLevel = configuration.logLevel
             // The worker drains first; the pool and relay close when the group ends.
+            let tracing = try EmporiumTracing.bootstrap(serviceName: "emporium-\(role.rawValue)-worker")
             let group = ServiceGroup(
-                services: try services(role: role, configuration: configuration, logger: logger),
+                // The exporter first, so it stops last and flushes the final spans.
+                services: (tracing.map { [$0] } ?? []) + (try services(role: role, configuration: configuration, logger: logger)),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
         } catch {

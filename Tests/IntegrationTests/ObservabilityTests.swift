@@ -82,6 +82,8 @@ struct ObservabilityTests {
             }, "every worker logs the order under the request's trace id")
             #expect(lines(api.logLines, trace: trace, order: orderId).contains { $0["msg"] as? String == "order placed" })
             for role in WorkerRole.allCases {
+                // Every line a worker wrote is one JSON object.
+                #expect(workers.logLines(role).allSatisfy { jsonLogLine($0) != nil }, "\(role): \(workers.logLines(role).filter { jsonLogLine($0) == nil }.prefix(3))")
                 let handled = lines(workers.logLines(role), trace: trace, order: orderId)
                 #expect(handled.allSatisfy { ($0["message.id"] as? String)?.isEmpty == false && ($0["amqp.queue"] as? String) == stack.names.queue(role) }, "\(role): \(handled)")
             }
@@ -106,6 +108,46 @@ struct ObservabilityTests {
             #expect(await TestEnvironment.eventually(timeout: .seconds(20)) {
                 lines(workers.logLines(.payment), trace: failing, order: stuck).contains { $0["msg"] as? String == "event handled" && $0["replay.count"] as? String == "1" }
             }, "the replay is handled under the original trace, marked as a replay")
+            workers.stopAll()
+            api.stop()
+        }
+    }
+
+    @Test("with an OTLP endpoint, the API and all four workers export spans of the request's trace")
+    func spansExported() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.close() }
+        let otel = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver.port)", "OTEL_BSP_SCHEDULE_DELAY": "200"]
+        var options = Stack.Options()
+        options.inProcessWorkers = false
+        try await Stack.run(options) { stack in
+            let api = try await APIProcess(stack: stack, extraEnvironment: otel.merging(["LOG_LEVEL": "warning"]) { $1 })
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: otel)
+            for role in WorkerRole.allCases { try workers.start(role) }
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10)
+            let (_, token) = try await stack.customer()
+            try await stack.addToCart(token, productId, quantity: 1)
+            let trace = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
+            let placed = try await api.request("POST", "/api/v1/orders", json: Stack.orderBody(), headers: [
+                "Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString, "traceparent": "00-\(trace)-00f067aa0ba902b7-01",
+            ])
+            #expect(placed.status == 201, "\(placed.body)")
+            let orderId = try #require(uuid(jsonLogLine(placed.body)?["id"]))
+            #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")
+            // The order carries the request span's context: same trace, the API's own span id.
+            let stored = try await stack.db.query("SELECT trace_parent FROM orders WHERE id = $1", [orderId])[0].decode(String.self, "trace_parent")
+            #expect(traceID(ofTraceparent: stored) == trace)
+            #expect(!stored.contains("00f067aa0ba902b7"))
+
+            let traceBytes: [UInt8] = stride(from: 0, to: 32, by: 2).map { UInt8(trace[trace.index(trace.startIndex, offsetBy: $0)..<trace.index(trace.startIndex, offsetBy: $0 + 2)], radix: 16)! }
+            let services = ["emporium-api"] + WorkerRole.allCases.map { "emporium-\($0.rawValue)-worker" }
+            func exported(_ service: String) -> Bool {
+                receiver.traceBodies.contains { $0.contains(bytes: Array(service.utf8)) && $0.contains(bytes: traceBytes) }
+            }
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { services.allSatisfy(exported) },
+                    "spans of trace \(trace) from: \(services.filter(exported))")
+            #expect(receiver.traceBodies.contains { $0.contains(bytes: Array("order.placed process".utf8)) && $0.contains(bytes: traceBytes) })
             workers.stopAll()
             api.stop()
         }

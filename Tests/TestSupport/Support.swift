@@ -31,19 +31,31 @@ public enum TestEnvironment {
     /// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it), for
     /// a child process's server.
     public static func freePort() throws -> Int {
+        let (fd, port) = try bindLoopback(listening: false)
+        close(fd)
+        return port
+    }
+
+    /// A socket bound to 127.0.0.1 on a port the kernel picks (listening when asked): the
+    /// file descriptor and the port, for a test's stand-in server.
+    public static func bindLoopback(listening: Bool = true) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && (!listening || listen(fd, 16) == 0) && getsockname(fd, $0, &length) == 0
+            }
         }
-        guard bound else { throw TestFailure("cannot find a free port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound else {
+            close(fd)
+            throw TestFailure("cannot bind a loopback port: errno \(errno)")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     /// A name no other test uses: `prefix-<8 hex>`.
