@@ -10,11 +10,7 @@ final class APIProcess: @unchecked Sendable {
 
     init(stack: Stack, extraEnvironment: [String: String] = [:]) async throws {
         port = try TestEnvironment.freePort()
-        var environment = ProcessInfo.processInfo.environment
-        let db = stack.database
-        environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
-        environment["AMQP_URL"] = "amqp://\(stack.amqp.user):\(stack.amqp.password)@\(stack.amqp.host):\(stack.amqp.port)/%2F"
-        environment["EMPORIUM_NAMESPACE"] = stack.names.namespace
+        var environment = stack.processEnvironment
         environment["HTTP_PORT"] = String(port)
         environment["JWT_SECRET"] = Stack.jwtSecret
         environment["BCRYPT_COST"] = "4"

@@ -15,11 +15,7 @@ struct CLI {
     }
 
     var environment: [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        let db = stack.database
-        environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
-        environment["AMQP_URL"] = "amqp://\(stack.amqp.user):\(stack.amqp.password)@\(stack.amqp.host):\(stack.amqp.port)/%2F"
-        environment["EMPORIUM_NAMESPACE"] = stack.names.namespace
+        var environment = stack.processEnvironment
         environment.merge(overrides) { _, new in new }
         return environment
     }

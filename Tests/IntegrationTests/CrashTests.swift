@@ -32,11 +32,7 @@ final class WorkerProcesses: @unchecked Sendable {
     }()
 
     init(stack: Stack, providerLatencyMS: Int, extraEnvironment: [String: String] = [:]) throws {
-        var environment = ProcessInfo.processInfo.environment
-        let db = stack.database
-        environment["DATABASE_URL"] = "postgres://\(db.user):\(db.password ?? "")@\(db.host):\(db.port)/\(db.database)"
-        environment["AMQP_URL"] = "amqp://\(stack.amqp.user):\(stack.amqp.password)@\(stack.amqp.host):\(stack.amqp.port)/%2F"
-        environment["EMPORIUM_NAMESPACE"] = stack.names.namespace
+        var environment = stack.processEnvironment
         environment["PAYMENT_PROVIDER_LATENCY_MS"] = String(providerLatencyMS)
         environment["LOG_LEVEL"] = "warning"
         environment["DB_POOL_SIZE"] = "4"

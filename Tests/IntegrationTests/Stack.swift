@@ -236,4 +236,16 @@ struct Stack {
 }
 
 /// A UUID from a JSON value, if it is one.
+extension Stack {
+    /// This process's environment pointed at the stack's database, broker and namespace,
+    /// for the real executables a test starts (API, workers, CLI).
+    var processEnvironment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = "postgres://\(database.user):\(database.password ?? "")@\(database.host):\(database.port)/\(database.database)"
+        environment["AMQP_URL"] = "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/%2F"
+        environment["EMPORIUM_NAMESPACE"] = names.namespace
+        return environment
+    }
+}
+
 func uuid(_ value: Any?) -> UUID? { (value as? String).flatMap { UUID(uuidString: $0) } }
