@@ -46,7 +46,8 @@ test: services
 	@bash scripts/check-readme.sh
 	@# The API fuzzed from its own OpenAPI document (schemathesis, default checks, signed in).
 	@bash scripts/schemathesis.sh
-	@bash scripts/run.sh && bash scripts/walkthrough.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
+	@# Then the README walkthrough and a few seconds of `emporium bench` against `make run`.
+	@bash scripts/run.sh && bash scripts/walkthrough.sh && bash scripts/bench-smoke.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
 
 stop:
 	@bash scripts/stop.sh

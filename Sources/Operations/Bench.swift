@@ -1,0 +1,276 @@
+import AsyncHTTPClient
+import Foundation
+import Histogram
+import NIOCore
+import NIOHTTP1
+import Postgres
+import Synchronization
+
+/// `emporium bench`: a load generator for order placement over HTTP.
+///
+/// Open loop (default): orders arrive at a constant `rate` for `duration`, whatever the
+/// responses do, and each latency is measured from the order's scheduled arrival, so a slow
+/// response cannot hide the queueing behind it. Closed loop (`maxConcurrency`): that many
+/// clients place orders back to back, to find the peak. Then it waits until every order is
+/// terminal and reports placed → confirmed latencies and end-to-end throughput from the
+/// database.
+public struct Bench: Sendable {
+    /// What to run.
+    public struct Options: Sendable {
+        public var baseURL = "http://127.0.0.1:8080"
+        /// Offered orders per second (open loop).
+        public var rate = 50.0
+        public var duration: Duration = .seconds(10)
+        /// Closed loop with this many clients instead of a rate.
+        public var maxConcurrency: Int?
+        /// Customers placing the orders (each holds one order in flight at a time).
+        public var customers = 50
+        /// How long to wait for every order to become terminal.
+        public var settleTimeout: Duration = .seconds(120)
+        public var adminEmail = ""
+        public var adminPassword = ""
+        public init() {}
+    }
+
+    /// Latency percentiles, in milliseconds.
+    public struct Percentiles: Sendable, Encodable {
+        public let p50, p90, p99, p999, max: Double
+        public let count: Int
+    }
+
+    /// What a run measured.
+    public struct Report: Sendable, Encodable {
+        public var mode = ""
+        public var offeredRate: Double?
+        public var concurrency: Int?
+        public var durationSeconds = 0.0
+        public var placed = 0
+        public var errors = 0
+        /// Failed placements by HTTP status (`429`: the API's per-client rate limit; raise
+        /// `RATE_LIMIT_PER_SECOND` on the API under test) or `network`.
+        public var errorsByStatus: [String: Int] = [:]
+        /// Arrivals with no idle customer to place them (the generator, not the API, was short).
+        public var dropped = 0
+        public var placementThroughput = 0.0
+        public var placementLatencyMs: Percentiles?
+        public var terminal = 0
+        public var confirmed = 0
+        public var cancelled = 0
+        public var notTerminal = 0
+        public var endToEndThroughput = 0.0
+        public var confirmLatencyMs: Percentiles?
+    }
+
+    /// A failure meant for the operator.
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        /// The HTTP status that caused it, if any.
+        public var status: Int?
+    }
+
+    let options: Options
+    let pool: PostgresPool
+
+    /// Creates the bench against the API at `options.baseURL`; `pool` reads the outcomes.
+    public init(options: Options, pool: PostgresPool) {
+        self.options = options
+        self.pool = pool
+    }
+
+    /// Prepares data, runs the load, waits for the outcomes, reports.
+    public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60))))
+        do {
+            let report = try await measure(client, progress: progress)
+            try await client.shutdown()
+            return report
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    private func measure(_ client: HTTPClient, progress: @Sendable (String) -> Void) async throws -> Report {
+        let api = API(client: client, baseURL: options.baseURL)
+        let admin = try await api.login(options.adminEmail, options.adminPassword)
+        let sku = "BENCH-\(UUID().uuidString.prefix(8))"
+        let product = try await api.json("POST", "/api/v1/products", token: admin, body: [
+            "name": "Bench item \(sku)", "sku": sku, "price_cents": 1_000, "currency": "EUR", "stock": 100_000_000,
+        ], expect: 201)
+        guard let productId = product["id"] as? String else { throw Failure(description: "the API did not return the bench product's id", status: nil) }
+        progress("bench: preparing \(options.customers) customers")
+        let customers = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<options.customers {
+                group.addTask {
+                    let email = "bench-\(index)-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+                    _ = try await api.json("POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"], expect: 201)
+                    let token = try await api.login(email, "bench passphrase")
+                    _ = try await api.json("POST", "/api/v1/cart/items", token: token, body: ["product_id": productId, "quantity": 1], expect: 201)
+                    return token
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        let idle = Locked(customers)
+        let state = Locked(Measured())
+
+        /// One order by `token`: place, then fill the cart again for the next one.
+        @Sendable func order(_ token: String, scheduled: ContinuousClock.Instant) async {
+            do {
+                let placed = try await api.json("POST", "/api/v1/orders", token: token, body: [
+                    "payment_method": "tok_visa",
+                    "shipping_address": ["line1": "1 Bench Street", "city": "Berlin", "postal_code": "10115", "country": "DE"],
+                ], headers: ["Idempotency-Key": UUID().uuidString], expect: 201)
+                let elapsed = ContinuousClock.now - scheduled
+                state.withLock { state in
+                    _ = state.latencies.record(UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
+                    if let id = placed["id"] as? String { state.placed.append(id) }
+                }
+            } catch {
+                let key = (error as? Failure)?.status.map(String.init) ?? "network"
+                state.withLock { state in
+                    state.errors += 1
+                    state.errorsByStatus[key, default: 0] += 1
+                }
+            }
+            // The next order needs a cart line; a failure here shows as that order's error.
+            _ = try? await api.json("POST", "/api/v1/cart/items", token: token, body: ["product_id": productId, "quantity": 1], expect: 201)
+        }
+
+        var report = Report()
+        let start = ContinuousClock.now
+        if let concurrency = options.maxConcurrency {
+            report.mode = "closed loop"
+            report.concurrency = concurrency
+            progress("bench: \(concurrency) clients back to back for \(options.duration)")
+            await withDiscardingTaskGroup { group in
+                for client in 0..<concurrency {
+                    let mine = stride(from: client, to: customers.count, by: concurrency).map { customers[$0] }
+                    guard !mine.isEmpty else { continue }
+                    group.addTask {
+                        var turn = 0
+                        while ContinuousClock.now - start < options.duration {
+                            await order(mine[turn % mine.count], scheduled: .now)
+                            turn += 1
+                        }
+                    }
+                }
+            }
+        } else {
+            report.mode = "open loop"
+            report.offeredRate = options.rate
+            let arrivals = Int((options.rate * Double(options.duration.components.seconds)).rounded())
+            progress("bench: \(arrivals) orders at \(options.rate)/s for \(options.duration)")
+            await withDiscardingTaskGroup { group in
+                for index in 0..<arrivals {
+                    let scheduled = start + .nanoseconds(Int64(Double(index) / options.rate * 1e9))
+                    try? await Task.sleep(until: scheduled, clock: .continuous)
+                    guard let token = idle.withLock({ $0.popLast() }) else {
+                        state.withLock { $0.dropped += 1 }
+                        continue
+                    }
+                    group.addTask {
+                        await order(token, scheduled: scheduled)
+                        idle.withLock { $0.append(token) }
+                    }
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - start
+        report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let measured = state.withLock { $0 }
+        report.placed = measured.placed.count
+        report.errors = measured.errors
+        report.errorsByStatus = measured.errorsByStatus
+        report.dropped = measured.dropped
+        report.placementThroughput = Double(report.placed) / report.durationSeconds
+        report.placementLatencyMs = Self.percentiles(measured.latencies)
+
+        progress("bench: waiting for \(report.placed) orders to finish")
+        let ids = measured.placed.compactMap { UUID(uuidString: $0) }
+        let deadline = ContinuousClock.now + options.settleTimeout
+        while true {
+            let open = try await pool.query("SELECT count(*) AS n FROM orders WHERE id = ANY($1) AND status NOT IN ('CONFIRMED', 'CANCELLED')", [ids])[0].decode(Int.self, "n")
+            if open == 0 || ContinuousClock.now > deadline { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        let outcome = try await pool.query(
+            """
+            SELECT count(*) FILTER (WHERE status = 'CONFIRMED') AS confirmed, count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled,
+                   count(*) FILTER (WHERE status NOT IN ('CONFIRMED', 'CANCELLED')) AS open
+            FROM orders WHERE id = ANY($1)
+            """, [ids])[0]
+        report.confirmed = try outcome.decode(Int.self, "confirmed")
+        report.cancelled = try outcome.decode(Int.self, "cancelled")
+        report.notTerminal = try outcome.decode(Int.self, "open")
+        report.terminal = report.confirmed + report.cancelled
+        var confirmLatencies = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+        let rows = try await pool.query(
+            """
+            SELECT (extract(epoch FROM h.changed_at - o.created_at) * 1e6)::int8 AS micros, o.created_at, h.changed_at
+            FROM orders o JOIN order_status_history h ON h.order_id = o.id AND h.to_status = 'CONFIRMED' WHERE o.id = ANY($1)
+            """, [ids])
+        var first: Date?, last: Date?
+        for row in rows {
+            _ = confirmLatencies.record(UInt64(max(0, try row.decode(Int.self, "micros"))))
+            let created = try row.decode(Date.self, "created_at"), changed = try row.decode(Date.self, "changed_at")
+            first = min(first ?? created, created)
+            last = max(last ?? changed, changed)
+        }
+        report.confirmLatencyMs = Self.percentiles(confirmLatencies)
+        if let first, let last, last > first { report.endToEndThroughput = Double(rows.count) / last.timeIntervalSince(first) }
+        return report
+    }
+
+    /// What the load phase collects.
+    struct Measured: Sendable {
+        var latencies = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+        var placed: [String] = []
+        var errors = 0
+        var errorsByStatus: [String: Int] = [:]
+        var dropped = 0
+    }
+
+    /// Shared mutable state for the load tasks.
+    final class Locked<Value: Sendable>: Sendable {
+        private let mutex: Mutex<Value>
+        init(_ value: Value) { mutex = Mutex(value) }
+        func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
+    }
+
+    static func percentiles(_ histogram: Histogram<UInt64>) -> Percentiles? {
+        guard histogram.totalCount > 0 else { return nil }
+        func ms(_ micros: UInt64) -> Double { (Double(micros) / 10).rounded() / 100 }
+        return Percentiles(p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)), p99: ms(histogram.valueAtPercentile(99)),
+                           p999: ms(histogram.valueAtPercentile(99.9)), max: ms(histogram.maxRecorded), count: Int(histogram.totalCount))
+    }
+
+    /// The few calls the bench makes, JSON in and out.
+    struct API: Sendable {
+        let client: HTTPClient
+        let baseURL: String
+
+        func login(_ email: String, _ password: String) async throws -> String {
+            let body = try await json("POST", "/api/v1/auth/login", body: ["email": email, "password": password], expect: 200)
+            guard let token = body["access_token"] as? String else { throw Failure(description: "sign-in as \(email) returned no token", status: nil) }
+            return token
+        }
+
+        func json(_ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil, headers: [String: String] = [:], expect: Int) async throws -> [String: Any] {
+            var request = HTTPClientRequest(url: baseURL + path)
+            request.method = HTTPMethod(rawValue: method)
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+            }
+            let response = try await client.execute(request, timeout: .seconds(60))
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            guard Int(response.status.code) == expect else {
+                throw Failure(description: "\(method) \(path) answered \(response.status.code): \(String(buffer: bytes).prefix(300))", status: Int(response.status.code))
+            }
+            return (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        }
+    }
+}

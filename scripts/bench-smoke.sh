@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# A few seconds of `emporium bench` against the running `make run` stack, with no
+# thresholds: the tool keeps working. Fails on errors, unfinished orders or a broken report.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+BIN="$(swift build --show-bin-path)"
+report="$("$BIN/emporium" bench --rate 10 --duration 3 --customers 10 --settle-timeout 60 --json)"
+echo "$report" | jq -e '.placed >= 25 and .errors == 0 and .not_terminal == 0 and .confirmed == .placed
+  and .placement_latency_ms.p99 > 0 and .confirm_latency_ms.count == .placed' >/dev/null \
+  || { echo "bench-smoke: unexpected report:" >&2; echo "$report" >&2; exit 1; }
+echo "bench-smoke: $(echo "$report" | jq -r '"\(.placed) orders placed at \(.placement_throughput|floor)/s, placement p99 \(.placement_latency_ms.p99) ms, all confirmed (p99 \(.confirm_latency_ms.p99) ms)"')"
