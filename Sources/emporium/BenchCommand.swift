@@ -51,9 +51,7 @@ struct BenchCommand: AsyncParsableCommand {
             throw CLIError(failure.description)
         }
         if json {
-            let encoder = EmporiumJSON.encoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(Self.render(report))
         }

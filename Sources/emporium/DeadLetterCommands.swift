@@ -179,7 +179,8 @@ private func tool<T>(_ body: (DeadLetters) async throws -> T) async throws -> T 
     }
 }
 
-private func printJSON<T: Encodable>(_ value: T) throws {
+/// Prints `value` as pretty, key-sorted, snake_case JSON (every command's `--json`).
+func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = EmporiumJSON.encoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))

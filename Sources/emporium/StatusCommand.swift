@@ -20,9 +20,7 @@ struct Status: AsyncParsableCommand {
         let report = await SystemStatus(amqp: try AMQPConfiguration.fromEnvironment(environment), names: .fromEnvironment(environment), pool: pool).collect()
         await pool.close()
         if json {
-            let encoder = EmporiumJSON.encoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(Self.render(report))
         }
