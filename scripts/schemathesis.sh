@@ -27,7 +27,7 @@ fi
 admin_url="${DATABASE_URL%/*}/postgres"
 psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 export DATABASE_URL="${DATABASE_URL%/*}/$DB"
-export EMPORIUM_NAMESPACE="emporium-fuzz" HTTP_PORT="$PORT" BCRYPT_COST=4 LOG_LEVEL=warning
+export EMPORIUM_NAMESPACE="emporium-fuzz" HTTP_PORT="$PORT" BCRYPT_COST=4 LOG_LEVEL=info
 # The fuzzer is one client sending thousands of requests: lift the per-client request rate
 # (429 is still a documented answer, it just would hide the rest).
 export RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000
