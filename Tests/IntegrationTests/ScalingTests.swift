@@ -66,22 +66,29 @@ struct ScalingTests {
         #expect(try await stack.count("SELECT count(*) FROM (SELECT order_id FROM notifications GROUP BY order_id, template HAVING count(*) > 1) AS doubles") == 0)
     }
 
+    /// A product with plenty of stock, and the listed worker replicas started and ready.
+    static func productAndReplicas(_ stack: Stack, providerLatencyMS: Int, _ replicas: [(WorkerRole, Int)]) async throws -> (UUID, WorkerProcesses) {
+        let admin = try await stack.admin()
+        let productId = try await stack.product(admin, stock: initialStock)
+        let workers = try WorkerProcesses(stack: stack, providerLatencyMS: providerLatencyMS)
+        for (role, replica) in replicas { try workers.start(role, replica: replica) }
+        try await awaitReady(workers, replicas)
+        return (productId, workers)
+    }
+
+    static let initialStock = 100_000
+
     @Test("3 replicas of every worker take 500 orders: all terminal, every replica worked, nothing applied twice")
     func threeReplicasEach() async throws {
         var options = Stack.Options()
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let initialStock = 100_000
-            let productId = try await stack.product(admin, stock: initialStock)
-            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 5)
             let replicas = WorkerRole.allCases.flatMap { role in (1...3).map { (role, $0) } }
-            for (role, replica) in replicas { try workers.start(role, replica: replica) }
-            try await Self.awaitReady(workers, replicas)
+            let (productId, workers) = try await Self.productAndReplicas(stack, providerLatencyMS: 5, replicas)
 
             let orderIds = try await Self.placeOrders(stack, productId: productId, customers: 50, perCustomer: 10)
             #expect(orderIds.count == 500)
-            try await Self.expectEachAppliedOnce(stack, orderIds, productId: productId, initialStock: initialStock)
+            try await Self.expectEachAppliedOnce(stack, orderIds, productId: productId, initialStock: Self.initialStock)
 
             // The inbox names the process that handled each message: all three of every role.
             let rows = try await stack.db.query("SELECT consumer, handled_by, count(*) AS n FROM inbox GROUP BY consumer, handled_by")
@@ -101,14 +108,9 @@ struct ScalingTests {
         var options = Stack.Options()
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let initialStock = 100_000
-            let productId = try await stack.product(admin, stock: initialStock)
-            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 40)
             var replicas: [(WorkerRole, Int)] = [(.payment, 1), (.payment, 2), (.payment, 3)]
             replicas += WorkerRole.allCases.filter { $0 != .payment }.map { ($0, 1) }
-            for (role, replica) in replicas { try workers.start(role, replica: replica) }
-            try await Self.awaitReady(workers, replicas)
+            let (productId, workers) = try await Self.productAndReplicas(stack, providerLatencyMS: 40, replicas)
 
             let placing = Task { try await Self.placeOrders(stack, productId: productId, customers: 20, perCustomer: 10) }
             // Once payments are flowing through all three, two of them go away.
@@ -123,7 +125,7 @@ struct ScalingTests {
 
             let orderIds = try await placing.value
             #expect(orderIds.count == 200)
-            try await Self.expectEachAppliedOnce(stack, orderIds, productId: productId, initialStock: initialStock)
+            try await Self.expectEachAppliedOnce(stack, orderIds, productId: productId, initialStock: Self.initialStock)
             // After the stop only the survivor handled payment messages.
             let after = try await stack.db.query(
                 "SELECT DISTINCT handled_by FROM inbox WHERE consumer = 'payment' AND processed_at > $1 + interval '1 second'", [stoppedAt])
