@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh
 
+# Suites whose tests each start the API and workers as processes (see `make test`).
+PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests
+
 .PHONY: help services stop build migrate run test walkthrough
 
 help:
@@ -36,9 +39,10 @@ run: services
 # The suite, then the README's own walkthrough against `make run` (the app processes are
 # stopped afterwards; the servers stay up).
 test: services
-	@$(ENV) && swift build && bash scripts/swift-test.sh --skip OutageTests --skip ScalingTests
-	@# Twelve worker processes and 500 orders: alone, so the broker's latency stays sane for the rest.
-	@$(ENV) && bash scripts/swift-test.sh --skip-build --filter ScalingTests
+	@$(ENV) && swift build && bash scripts/swift-test.sh --skip OutageTests --skip "$(PROCESS_SUITES)"
+	@# The suites that start the real executables (up to twelve processes each, 500 orders) run
+	@# one test at a time, so they do not starve each other or the rest on a 2-core machine.
+	@$(ENV) && bash scripts/swift-test.sh --skip-build --no-parallel --filter "$(PROCESS_SUITES)"
 	@# The outage drills restart PostgreSQL and RabbitMQ, so they run alone, after the rest.
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --filter OutageTests
 	@python3 scripts/openapi/generate.py --check

@@ -83,7 +83,7 @@ struct FailureTests {
             try await stack.addToCart(token, productId, quantity: 1)
             let recovered = try await stack.placeOrder(token)
             let key = PaymentKey.of(recovered)
-            #expect(await TestEnvironment.eventually {
+            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
                 (try? await stack.count("SELECT count(*) FROM fake_provider_refused_calls WHERE idempotency_key = $1", [key])) ?? 0 >= 3
             })
             try await stack.db.query("UPDATE fake_provider_outage SET active = false")
