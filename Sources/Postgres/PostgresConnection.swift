@@ -7,13 +7,26 @@ import Synchronization
 /// The raw libpq handle; only ever touched on the owning connection's ``IOThread``.
 final class LibPQHandle: @unchecked Sendable {
     var pointer: OpaquePointer?
+    /// Statements this session has prepared: SQL text and parameter types → statement name.
+    var prepared: [PreparedKey: String] = [:]
+    /// Numbers statement names; never reused, so a name left on the server cannot clash.
+    var statementsPrepared = 0
+}
+
+/// What identifies a prepared statement: the same text with other parameter types is another.
+struct PreparedKey: Hashable {
+    let sql: String
+    let types: [UInt32]
 }
 
 /// One PostgreSQL session.
 ///
 /// Every libpq call runs on the connection's own thread, so a connection is used by one
-/// thread at a time and never blocks Swift's cooperative pool. Statements are sent with
-/// `PQexecParams`: values are bound parameters, never spliced into SQL text.
+/// thread at a time and never blocks Swift's cooperative pool. Values are always bound
+/// parameters, never spliced into SQL text. Each statement text is prepared once per session
+/// (`PQprepare`) and then executed by name (`PQexecPrepared`), so the server parses and plans
+/// it once instead of on every call; past ``preparedLimit`` distinct texts, further ones are
+/// sent unprepared (`PQexecParams`).
 public final class PostgresConnection: Sendable {
     /// The server process id serving this session (`pg_backend_pid()`).
     public let backendPID: Int32
@@ -75,16 +88,42 @@ public final class PostgresConnection: Sendable {
         return PostgresConnection(thread: thread, handle: handle, backendPID: pid, logger: logger)
     }
 
+    /// The most statements one session keeps prepared (bounds server and client memory when
+    /// statement texts are built at run time).
+    public static let preparedLimit = 256
+
     /// Runs one statement with bound parameters (`$1`, `$2`, …) and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> PostgresRows {
         let types = parameters.map { type(of: $0).postgresType.oid }
         let values = parameters.map(\.postgresText)
-        return try await perform { connection in
-            let result = withCStringArray(values) { pointers in
-                PQexecParams(connection, sql, Int32(values.count), types, pointers, nil, nil, 0)
+        return try await perform { [handle] connection in
+            let key = PreparedKey(sql: sql, types: types)
+            var name = handle.prepared[key]
+            if name == nil, handle.prepared.count < Self.preparedLimit {
+                let candidate = "emporium_\(handle.statementsPrepared + 1)"
+                handle.statementsPrepared += 1
+                _ = try readResult(PQprepare(connection, candidate, sql, Int32(types.count), types), connection: connection)
+                handle.prepared[key] = candidate
+                name = candidate
             }
-            return try readResult(result, connection: connection)
+            let result = withCStringArray(values) { pointers in
+                if let name {
+                    PQexecPrepared(connection, name, Int32(values.count), pointers, nil, nil, 0)
+                } else {
+                    PQexecParams(connection, sql, Int32(values.count), types, pointers, nil, nil, 0)
+                }
+            }
+            do {
+                return try readResult(result, connection: connection)
+            } catch let error as PostgresError where error.sqlState == "0A000" && name != nil {
+                // "cached plan must not change result type": a table changed under the prepared
+                // statement. Forget it so the next call prepares it afresh; this call fails.
+                handle.prepared[key] = nil
+                // Inside a failed transaction this DEALLOCATE fails too; the name is never reused.
+                PQclear(PQexec(connection, "DEALLOCATE \(name!)"))
+                throw error
+            }
         }
     }
 
