@@ -131,7 +131,7 @@ struct OrdersController: Sendable {
             try await Outbox.append(event, exchange: names.eventsExchange, on: db)
             return event
         }
-        await outbox.publishCommitted([event])
+        outbox.publishSoon([event])
     }
 
     // MARK: Placement
@@ -167,7 +167,7 @@ struct OrdersController: Sendable {
                 let stored = try await idempotency.complete(userId: userId, key: key, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
                 return (stored, event)
             }
-            await outbox.publishCommitted([event])
+            outbox.publishSoon([event])
             var log = context.logger
             log[metadataKey: "order.id"] = "\(event.orderId.map { "\($0)" } ?? "-")"
             log[metadataKey: "trace.id"] = "\(traceID(ofTraceparent: traceparent) ?? "-")"
@@ -197,7 +197,7 @@ struct OrdersController: Sendable {
     private func createOrder(userId: UUID, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws -> (OrderBody, EventEnvelope) {
         let cartId = try await CartController.cartId(for: userId, expiry: cartExpiry, on: db)
         // Locks the cart: two placements by the same user never take the same lines.
-        try await db.query("SELECT id FROM carts WHERE id = $1 FOR UPDATE", [cartId])
+        try await db.query("SELECT id FROM carts WHERE id = $1 FOR NO KEY UPDATE", [cartId])
         let lines = try await db.query(
             """
             SELECT ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents, ci.currency

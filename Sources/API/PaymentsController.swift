@@ -103,7 +103,7 @@ struct PaymentsController: Sendable {
             try await Outbox.append(event, exchange: names.eventsExchange, on: db)
             return (IntentBody(paymentId: input.paymentId, orderId: orderId, amountCents: amount, currency: currency, status: "processing"), event)
         }
-        await outbox.publishCommitted([event])
+        outbox.publishSoon([event])
         return EditedResponse(status: .accepted, response: body)
     }
 

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Postgres
 import ServiceLifecycle
+import Synchronization
 
 /// Writes events into the `outbox` table inside the caller's transaction.
 public enum Outbox {
@@ -42,6 +43,8 @@ public struct OutboxPublisher: Sendable {
     let exchange: String
     /// The process's logger.
     public let logger: Logger
+    /// Events handed over by ``publishSoon(_:)``, published in batches by the relay.
+    let committed = CommittedEvents()
 
     /// Creates a publisher for events on `exchange`.
     public init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {
@@ -64,6 +67,31 @@ public struct OutboxPublisher: Sendable {
             return 0
         }
     }
+
+    /// Hands events that were just committed to the outbox to the ``OutboxRelay``'s batch
+    /// publisher and returns at once, so an HTTP response or an ack never waits for the
+    /// broker. The batch publisher sends everything handed over meanwhile in one confirm
+    /// window and marks it with one statement. What it cannot publish stays unpublished in
+    /// the table, where the relay's poll finds it: the outbox row, not this call, is the promise.
+    public func publishSoon(_ events: [EventEnvelope]) {
+        committed.add(events)
+    }
+
+    /// Publishes what ``publishSoon(_:)`` collected until ``CommittedEvents/finish()``,
+    /// then what is left.
+    func publishCommittedBatches() async {
+        for await _ in committed.signals {
+            while case let batch = committed.take(max: Self.batchLimit), !batch.isEmpty {
+                await publishCommitted(batch)
+            }
+        }
+        while case let batch = committed.take(max: Self.batchLimit), !batch.isEmpty {
+            await publishCommitted(batch)
+        }
+    }
+
+    /// The most events one batch publishes (and one UPDATE marks).
+    static let batchLimit = 512
 
     /// Publishes `messages` and marks the confirmed ones' outbox rows (by `ids`).
     func publishAndMark(ids: [UUID], messages: [AMQPOutgoingMessage], on db: PostgresConnection? = nil) async throws -> Int {
@@ -90,12 +118,48 @@ public struct OutboxPublisher: Sendable {
     }
 }
 
+/// Events committed by this process and waiting to be published, shared by the copies of an
+/// ``OutboxPublisher``. Bounded: past `limit` events, new ones are left to the relay's poll
+/// (their rows are committed), so a broker outage cannot grow memory without end.
+final class CommittedEvents: Sendable {
+    private let pending = Mutex<[EventEnvelope]>([])
+    private let signal: AsyncStream<Void>.Continuation
+    /// Yields after events were added (coalesced: one pending signal at most).
+    let signals: AsyncStream<Void>
+    let limit: Int
+
+    init(limit: Int = 10_000) {
+        self.limit = limit
+        (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func add(_ events: [EventEnvelope]) {
+        guard !events.isEmpty else { return }
+        pending.withLock { pending in
+            pending.append(contentsOf: events.prefix(max(0, limit - pending.count)))
+        }
+        signal.yield()
+    }
+
+    func take(max: Int) -> [EventEnvelope] {
+        pending.withLock { pending in
+            let batch = Array(pending.prefix(max))
+            pending.removeFirst(batch.count)
+            return batch
+        }
+    }
+
+    /// Ends ``signals``; the batch publisher publishes what is left and returns.
+    func finish() { signal.finish() }
+}
+
 /// Claims outbox rows left unpublished (the writer crashed between commit and publish, or
 /// the broker was down) and publishes them. Runs in every process that writes events.
 ///
 /// Rows are claimed with `FOR UPDATE SKIP LOCKED` inside a transaction that stays open
 /// until the broker confirmed them, so two relays never publish the same row at once;
-/// a row younger than `grace` is left to its writer's own after-commit publish.
+/// a row younger than `grace` is left to its writer's own after-commit publish. The relay
+/// also runs that after-commit publish: the batches of ``OutboxPublisher/publishSoon(_:)``.
 public struct OutboxRelay: Service {
     let publisher: OutboxPublisher
     let interval: Duration
@@ -111,15 +175,22 @@ public struct OutboxRelay: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                // Drain a backlog quickly, then poll.
-                while try await relayOnce() == batchSize {}
-                try await reportBacklog()
-            } catch {
-                publisher.logger.warning("outbox relay pass failed", metadata: ["error": "\(error)"])
+        let publisher = self.publisher
+        await withDiscardingTaskGroup { group in
+            // Events this process just committed, in batches, as they come.
+            group.addTask { await publisher.publishCommittedBatches() }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    // Drain a backlog quickly, then poll.
+                    while try await relayOnce() == batchSize {}
+                    try await reportBacklog()
+                } catch {
+                    publisher.logger.warning("outbox relay pass failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
             }
-            try? await Task.sleep(for: interval)
+            // The batch publisher sends what is still in hand, then ends.
+            publisher.committed.finish()
         }
     }
 

@@ -168,7 +168,8 @@ public struct Worker: Service {
                 EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
                 if let outgoing {
                     log.info("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
-                    await outbox.publishCommitted(outgoing)
+                    // The ack does not wait for the broker: the outgoing rows are committed.
+                    outbox.publishSoon(outgoing)
                 } else {
                     log.info("duplicate event skipped")
                 }

@@ -101,7 +101,7 @@ public struct PaymentTimeoutSweeper: Service {
         }
         if !events.isEmpty {
             outbox.logger.info("cancelled orders that waited too long for payment", metadata: ["count": "\(events.count)"])
-            await outbox.publishCommitted(events)
+            outbox.publishSoon(events)
         }
         return events.count
     }
