@@ -39,7 +39,7 @@ public enum OrderTransition {
         let allowed = OrderStatus.allowedSources(of: target).map(\.rawValue)
         let rows = try await db.query(
             """
-            WITH previous AS (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE)
+            WITH previous AS (SELECT id, status FROM orders WHERE id = $1 FOR NO KEY UPDATE)
             UPDATE orders o SET status = $2, cancellation_reason = $3, updated_at = now()
             FROM previous WHERE o.id = previous.id AND previous.status = ANY($4)
             RETURNING o.user_id, o.total_cents, o.currency, o.payment_method, previous.status AS from_status,

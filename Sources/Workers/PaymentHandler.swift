@@ -39,7 +39,7 @@ public struct PaymentHandler: EventHandler {
             VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT (id) DO NOTHING
             """,
             [paymentId, request.orderId, request.userId, request.amountCents, request.currency, request.paymentMethod, provider.name])
-        let current = try await db.query("SELECT status FROM payments WHERE id = $1 FOR UPDATE", [paymentId])[0]
+        let current = try await db.query("SELECT status FROM payments WHERE id = $1 FOR NO KEY UPDATE", [paymentId])[0]
         guard try current.decode(String.self, "status") == "PENDING" else { return [] }
         // `manual`: the client confirms through POST /api/v1/payments/confirm, which sends
         // this request again with the card token.
