@@ -6,7 +6,7 @@ ENV := source scripts/env.sh
 # Suites whose tests each start the API and workers as processes (see `make test`).
 PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests
 
-.PHONY: help services stop build migrate run test walkthrough
+.PHONY: help services stop build migrate run test walkthrough bench
 
 help:
 	@echo "make run      install what is missing, start PostgreSQL + RabbitMQ, migrate, build, start the API on :8080"
@@ -16,6 +16,7 @@ help:
 	@echo "make migrate  apply pending sql/ migrations"
 	@echo "make stop     stop the processes started by make run, PostgreSQL and RabbitMQ"
 	@echo "make walkthrough  the README checkout walkthrough against a running make run"
+	@echo "make bench    release build, baselines (pgbench, raw rabbitmq-c) and Emporium's figures; writes BENCHMARKS.md (~10 min)"
 
 services:
 	@bash scripts/services.sh
@@ -58,3 +59,6 @@ stop:
 
 walkthrough:
 	@bash scripts/walkthrough.sh
+
+bench:
+	@bash scripts/bench.sh $(BENCH_ARGS)

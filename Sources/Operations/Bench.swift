@@ -25,7 +25,11 @@ public struct Bench: Sendable {
         public var maxConcurrency: Int?
         /// Customers placing the orders (each holds one order in flight at a time).
         public var customers = 50
-        /// How long to wait for every order to become terminal.
+        /// Lines per order, each a different product.
+        public var lines = 3
+        /// Products the lines are drawn from (a real catalog spreads stock updates over rows).
+        public var products = 100
+        /// How long to wait for every order to become terminal (zero: report without waiting).
         public var settleTimeout: Duration = .seconds(120)
         public var adminEmail = ""
         public var adminPassword = ""
@@ -79,7 +83,11 @@ public struct Bench: Sendable {
 
     /// Prepares data, runs the load, waits for the outcomes, reports.
     public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60))))
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(60)))
+        // One connection per customer, so no request waits in the client for a connection
+        // (the default pool of 8 would cap the offered load and add its own queueing).
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(options.customers, options.maxConcurrency ?? 0))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let report = try await measure(client, progress: progress)
             try await client.shutdown()
@@ -93,31 +101,48 @@ public struct Bench: Sendable {
     private func measure(_ client: HTTPClient, progress: @Sendable (String) -> Void) async throws -> Report {
         let api = API(client: client, baseURL: options.baseURL)
         let admin = try await api.login(options.adminEmail, options.adminPassword)
-        let sku = "BENCH-\(UUID().uuidString.prefix(8))"
-        let product = try await api.json("POST", "/api/v1/products", token: admin, body: [
-            "name": "Bench item \(sku)", "sku": sku, "price_cents": 1_000, "currency": "EUR", "stock": 100_000_000,
-        ], expect: 201)
-        guard let productId = product["id"] as? String else { throw Failure(description: "the API did not return the bench product's id", status: nil) }
-        progress("bench: preparing \(options.customers) customers")
-        let customers = try await withThrowingTaskGroup(of: String.self) { group in
-            for index in 0..<options.customers {
+        let run = UUID().uuidString.prefix(8)
+        progress("bench: preparing \(options.products) products and \(options.customers) customers")
+        let products = try await withThrowingTaskGroup(of: UUID.self) { group in
+            for index in 0..<options.products {
                 group.addTask {
-                    let email = "bench-\(index)-\(UUID().uuidString.prefix(8).lowercased())@example.com"
-                    _ = try await api.json("POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"], expect: 201)
-                    let token = try await api.login(email, "bench passphrase")
-                    _ = try await api.json("POST", "/api/v1/cart/items", token: token, body: ["product_id": productId, "quantity": 1], expect: 201)
-                    return token
+                    let sku = "BENCH-\(run)-\(index)"
+                    let product = try await api.json("POST", "/api/v1/products", token: admin, body: [
+                        "name": "Bench item \(sku)", "sku": sku, "price_cents": 1_000, "currency": "EUR", "stock": 100_000_000,
+                    ], expect: 201)
+                    guard let id = (product["id"] as? String).flatMap(UUID.init(uuidString:)) else {
+                        throw Failure(description: "the API did not return the bench product's id", status: nil)
+                    }
+                    return id
                 }
             }
-            return try await group.reduce(into: [String]()) { $0.append($1) }
+            return try await group.reduce(into: [UUID]()) { $0.append($1) }
+        }
+        let customers = try await withThrowingTaskGroup(of: Customer.self) { group in
+            for index in 0..<options.customers {
+                group.addTask {
+                    let email = "bench-\(index)-\(run.lowercased())@example.com"
+                    _ = try await api.json("POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"], expect: 201)
+                    let token = try await api.login(email, "bench passphrase")
+                    let cart = try await api.json("GET", "/api/v1/cart", token: token, expect: 200)
+                    guard let cartId = (cart["id"] as? String).flatMap(UUID.init(uuidString:)) else {
+                        throw Failure(description: "the API did not return the customer's cart id", status: nil)
+                    }
+                    let userId = try await pool.query("SELECT user_id FROM carts WHERE id = $1", [cartId])[0].decode(UUID.self, "user_id")
+                    let customer = Customer(token: token, cartId: cartId, userId: userId)
+                    try await fillCart(customer, from: products)
+                    return customer
+                }
+            }
+            return try await group.reduce(into: [Customer]()) { $0.append($1) }
         }
         let idle = Locked(customers)
         let state = Locked(Measured())
 
-        /// One order by `token`: place, then fill the cart again for the next one.
-        @Sendable func order(_ token: String, scheduled: ContinuousClock.Instant) async {
+        /// One order by `customer`: place, then fill the cart again for the next one.
+        @Sendable func order(_ customer: Customer, scheduled: ContinuousClock.Instant) async {
             do {
-                let placed = try await api.json("POST", "/api/v1/orders", token: token, body: [
+                let placed = try await api.json("POST", "/api/v1/orders", token: customer.token, body: [
                     "payment_method": "tok_visa",
                     "shipping_address": ["line1": "1 Bench Street", "city": "Berlin", "postal_code": "10115", "country": "DE"],
                 ], headers: ["Idempotency-Key": UUID().uuidString], expect: 201)
@@ -133,11 +158,12 @@ public struct Bench: Sendable {
                     state.errorsByStatus[key, default: 0] += 1
                 }
             }
-            // The next order needs a cart line; a failure here shows as that order's error.
-            _ = try? await api.json("POST", "/api/v1/cart/items", token: token, body: ["product_id": productId, "quantity": 1], expect: 201)
+            // The next order needs a full cart; a failure here shows as that order's error.
+            try? await fillCart(customer, from: products)
         }
 
         var report = Report()
+        let loadStarted = try await pool.query("SELECT now() AS now")[0].decode(Date.self, "now")
         let start = ContinuousClock.now
         if let concurrency = options.maxConcurrency {
             report.mode = "closed loop"
@@ -165,13 +191,13 @@ public struct Bench: Sendable {
                 for index in 0..<arrivals {
                     let scheduled = start + .nanoseconds(Int64(Double(index) / options.rate * 1e9))
                     try? await Task.sleep(until: scheduled, clock: .continuous)
-                    guard let token = idle.withLock({ $0.popLast() }) else {
+                    guard let customer = idle.withLock({ $0.popLast() }) else {
                         state.withLock { $0.dropped += 1 }
                         continue
                     }
                     group.addTask {
-                        await order(token, scheduled: scheduled)
-                        idle.withLock { $0.append(token) }
+                        await order(customer, scheduled: scheduled)
+                        idle.withLock { $0.append(customer) }
                     }
                 }
             }
@@ -189,10 +215,15 @@ public struct Bench: Sendable {
         progress("bench: waiting for \(report.placed) orders to finish")
         let ids = measured.placed.compactMap { UUID(uuidString: $0) }
         let deadline = ContinuousClock.now + options.settleTimeout
-        while true {
-            let open = try await pool.query("SELECT count(*) AS n FROM orders WHERE id = ANY($1) AND status NOT IN ('CONFIRMED', 'CANCELLED')", [ids])[0].decode(Int.self, "n")
+        // Polled by customer (a few hundred index probes), not by order (tens of thousands), so
+        // the waiting does not load the server that is finishing the orders.
+        let customerIds = customers.map(\.userId)
+        while options.settleTimeout > .zero {
+            let open = try await pool.query(
+                "SELECT count(*) AS n FROM orders WHERE user_id = ANY($1) AND created_at >= $2 AND status NOT IN ('CONFIRMED', 'CANCELLED')",
+                [customerIds, loadStarted])[0].decode(Int.self, "n")
             if open == 0 || ContinuousClock.now > deadline { break }
-            try await Task.sleep(for: .milliseconds(250))
+            try await Task.sleep(for: .milliseconds(500))
         }
         let outcome = try await pool.query(
             """
@@ -220,6 +251,26 @@ public struct Bench: Sendable {
         report.confirmLatencyMs = Self.percentiles(confirmLatencies)
         if let first, let last, last > first { report.endToEndThroughput = Double(rows.count) / last.timeIntervalSince(first) }
         return report
+    }
+
+    /// A signed-in bench customer and its cart.
+    struct Customer: Sendable {
+        let token: String
+        let cartId: UUID
+        let userId: UUID
+    }
+
+    /// Puts `options.lines` distinct products, one each, in the customer's cart. It writes the
+    /// rows directly, as `POST /cart/items` would, so that the load the API measures is order
+    /// placement alone rather than placement plus three cart requests per order.
+    func fillCart(_ customer: Customer, from products: [UUID]) async throws {
+        let chosen = Array(products.shuffled().prefix(options.lines))
+        try await pool.query(
+            """
+            INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency)
+            SELECT gen_random_uuid(), $1, p.id, 1, p.price_cents, p.currency FROM products p WHERE p.id = ANY($2)
+            ON CONFLICT (cart_id, product_id) DO NOTHING
+            """, [customer.cartId, chosen])
     }
 
     /// What the load phase collects.

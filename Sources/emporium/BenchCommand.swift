@@ -15,7 +15,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds of load.") var duration: Int = 10
     @Option(help: "Closed loop with this many clients placing orders back to back (finds the peak).") var max: Int?
     @Option(help: "Customers placing orders (one order in flight each).") var customers: Int = 50
-    @Option(help: "Seconds to wait for every order to finish.") var settleTimeout: Int = 120
+    @Option(help: "Lines per order, each a different product.") var lines: Int = 3
+    @Option(help: "Bench products the lines are drawn from.") var products: Int = 100
+    @Option(help: "Seconds to wait for every order to finish (0: report at once, without waiting).") var settleTimeout: Int = 120
     @Flag(help: "JSON output.") var json = false
 
     func validate() throws {
@@ -23,6 +25,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard (1...3_600).contains(duration) else { throw ValidationError("--duration must be from 1 to 3600 seconds") }
         guard (1...10_000).contains(customers) else { throw ValidationError("--customers must be from 1 to 10000") }
         if let max, !(1...1_000).contains(max) { throw ValidationError("--max must be from 1 to 1000 clients") }
+        guard (1...100).contains(lines) else { throw ValidationError("--lines must be from 1 to 100 (a cart's line limit)") }
+        guard (lines...10_000).contains(products) else { throw ValidationError("--products must be from --lines to 10000") }
+        guard (0...3_600).contains(settleTimeout) else { throw ValidationError("--settle-timeout must be from 0 to 3600 seconds") }
         guard URL(string: url)?.host != nil else { throw ValidationError("--url must be an http(s) URL") }
     }
 
@@ -37,12 +42,14 @@ struct BenchCommand: AsyncParsableCommand {
         options.duration = .seconds(duration)
         options.maxConcurrency = max
         options.customers = Swift.max(customers, max ?? 0)
+        options.lines = lines
+        options.products = products
         options.settleTimeout = .seconds(settleTimeout)
         options.adminEmail = email
         options.adminPassword = password
         let report: Bench.Report
         do {
-            let pool = PostgresPool(configuration: try PostgresConfiguration.fromEnvironment(environment), maxConnections: 2)
+            let pool = PostgresPool(configuration: try PostgresConfiguration.fromEnvironment(environment), maxConnections: 8)
             defer { Task { await pool.close() } }
             report = try await Bench(options: options, pool: pool).run { message in
                 FileHandle.standardError.write(Data((message + "\n").utf8))

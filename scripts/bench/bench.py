@@ -1,0 +1,566 @@
+#!/usr/bin/env python3
+"""`make bench`: Emporium's throughput, latency, scaling and memory, each beside a baseline
+measured in the same run on the same machine; printed, and written to BENCHMARKS.md.
+
+Run through scripts/bench.sh, which starts the servers, builds in release mode, compiles the
+raw publisher and exports what this needs (BENCH_BIN, PG_BIN, DATABASE_URL, AMQP_*). The run
+uses its own database (emporium_bench) and RabbitMQ vhost, both removed at the end, and its
+own API port, so a `make run` stack is left alone.
+
+Phases: (a) pgbench with the order-placement transaction, (b) a raw rabbitmq-c publisher with
+confirms, (c) peak placement (closed loop, same concurrency as pgbench), (d) placement latency
+at fixed offered rates, (e) end-to-end completion at a sustained rate, (f) payment-worker
+scaling with a slow provider at 1, 2 and 4 replicas, (g) resident memory of every process
+under load. During each phase it also accounts the CPU time of every process (API, workers,
+PostgreSQL, RabbitMQ, the load generator), which is the profile that locates a bottleneck.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("BENCH_BIN", "")
+PG_BIN = os.environ.get("PG_BIN", "")
+PUBLISHER = os.environ.get("BENCH_PUBLISHER", "")
+LOGS = os.path.join(os.environ.get("BENCH_LOG_DIR", os.path.join(ROOT, ".local", "logs", "bench")))
+TICKS = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def run(args, env=None, check=True, timeout=None):
+    """Runs a command and returns its standard output; a failure stops the bench with its output."""
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        fail(f"{' '.join(args[:3])} … exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result.stdout
+
+
+class Database:
+    """psql against one database, for setup and for reading outcomes."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def query(self, sql):
+        return run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", self.url, "-c", sql]).strip()
+
+    def value(self, sql):
+        return self.query(sql).splitlines()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU and memory accounting from /proc
+
+
+def proc_cpu(pid):
+    """(comm, user + system CPU seconds) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return text[text.index("(") + 1:text.rindex(")")], (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss(pid):
+    """The most memory a process has held resident so far (VmHWM), in bytes."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+# Process names (as /proc truncates them to 15 characters) to components.
+COMPONENTS = {
+    "emporium-api": "API", "emporium-stock-": "stock worker", "emporium-paymen": "payment worker",
+    "emporium-order-": "order worker", "emporium-notifi": "notification worker", "emporium": "load generator",
+    "postgres": "PostgreSQL", "beam.smp": "RabbitMQ", "erl_child_setup": "RabbitMQ", "inet_gethost": "RabbitMQ",
+    "pgbench": "pgbench", "amqp_publish": "raw publisher",
+}
+
+
+class CPUAccounting:
+    """CPU seconds by component between `start()` and `stop()`."""
+
+    @staticmethod
+    def snapshot():
+        cpu = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                stat = proc_cpu(int(name))
+                if stat and stat[0] in COMPONENTS:
+                    cpu[int(name)] = (COMPONENTS[stat[0]], stat[1])
+        return cpu
+
+    @staticmethod
+    def exited_children():
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def start(self):
+        self.before = self.snapshot()
+        self.children_before = self.exited_children()
+        self.began = time.monotonic()
+
+    def stop(self, exited="load generator"):
+        """Ends the phase. Processes this script ran that ended during it (the load generator,
+        pgbench, the publisher) are counted as `exited`."""
+        after = self.snapshot()
+        wall = time.monotonic() - self.began
+        used = {exited: self.exited_children() - self.children_before}
+        for pid, (name, seconds) in after.items():
+            used[name] = used.get(name, 0.0) + seconds - self.before.get(pid, (name, 0.0))[1]
+        return {"wall_seconds": round(wall, 1), "cpu_seconds": {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.005}}
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack under test
+
+
+class Stack:
+    """The API and the workers, as release binaries, on the bench database and vhost."""
+
+    def __init__(self, env, port):
+        self.env = env
+        self.port = port
+        self.processes = {}  # name -> Popen
+
+    def start(self, name, executable, extra=None):
+        env = dict(self.env, **(extra or {}))
+        logfile = open(os.path.join(LOGS, f"{name}.log"), "ab")
+        self.processes[name] = subprocess.Popen([os.path.join(BIN, executable)], env=env, stdout=logfile, stderr=subprocess.STDOUT)
+        return self.processes[name]
+
+    def stop(self, name):
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_all(self):
+        for name in list(self.processes):
+            self.stop(name)
+
+    def peak_rss(self):
+        """VmHWM of every process of the stack, by name."""
+        return {name: peak_rss(process.pid) for name, process in self.processes.items()}
+
+    def wait_ready(self):
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except Exception:
+                pass
+            time.sleep(0.25)
+        fail(f"the API did not become ready; see {LOGS}/api.log")
+
+
+def cpu_line(usage):
+    return ", ".join(f"{k} {v:.1f}" for k, v in usage["cpu_seconds"].items()) + f" CPU s in {usage['wall_seconds']:.0f} s"
+
+
+def emporium_bench(env, url, *args):
+    """`emporium bench … --json`, returning its report."""
+    output = run([os.path.join(BIN, "emporium"), "bench", "--url", url, "--json", *map(str, args)], env=env)
+    return json.loads(output)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phases
+
+
+def pgbench(db, env, clients, seconds):
+    user_id = db.value("SELECT id FROM users WHERE email = 'pgbench@emporium.local'")
+    products = db.query("SELECT id FROM products WHERE sku LIKE 'PGB-%' ORDER BY sku").splitlines()
+    script = os.path.join(ROOT, "scripts", "bench", "order_tx.sql")
+    output = run([os.path.join(PG_BIN, "pgbench"), "-n", "-M", "extended", "-c", str(clients), "-j", str(min(clients, CORES)),
+                  "-T", str(seconds), "-f", script, "-D", f"user_id={user_id}", "-D", f"p1={products[0]}", "-D", f"p2={products[1]}",
+                  "-D", f"p3={products[2]}", db.url], env=env)
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
+    latency = float(re.search(r"latency average = ([\d.]+) ms", output).group(1))
+    return {"clients": clients, "seconds": seconds, "tps": tps, "latency_avg_ms": latency}
+
+
+def statement_stats(db):
+    """pg_stat_statements for the bench database: query -> (calls, total ms planning + executing)."""
+    try:
+        rows = db.query(
+            "SELECT calls, total_plan_time + total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    except SystemExit:
+        return None
+    stats = {}
+    for line in rows.splitlines():
+        calls, ms, query = line.split("|", 2)
+        previous = stats.get(query, (0, 0.0))
+        stats[query] = (previous[0] + int(calls), previous[1] + float(ms))
+    return stats
+
+
+def statement_profile(before, after, orders):
+    """The statements that took the server's time during a phase, per order."""
+    if before is None or after is None:
+        return None
+    rows = []
+    for query, (calls, ms) in after.items():
+        was = before.get(query, (0, 0.0))
+        if calls - was[0] > 0:
+            rows.append({"query": query[:110], "calls_per_order": round((calls - was[0]) / orders, 2), "ms_per_order": round((ms - was[1]) / orders, 3)})
+    rows.sort(key=lambda row: -row["ms_per_order"])
+    total_calls = sum(row["calls_per_order"] for row in rows)
+    total_ms = sum(row["ms_per_order"] for row in rows)
+    return {"statements_per_order": round(total_calls, 1), "server_ms_per_order": round(total_ms, 2), "top": rows[:15]}
+
+
+def raw_publisher(amqp, vhost, count, size, window):
+    output = run([PUBLISHER, amqp["host"], str(amqp["port"]), amqp["user"], amqp["password"], vhost, "bench.raw-publisher",
+                  str(count), str(size), str(window)])
+    return json.loads(output)
+
+
+def payment_queue_depth(vhost):
+    output = run([os.path.join(ROOT, "scripts", "rabbitmqctl"), "-q", "list_queues", "-p", vhost, "name", "messages"])
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].endswith(".payment"):
+            return int(parts[1])
+    return 0
+
+
+def scaling_round(stack, db, env, url, replicas, latency_ms, prefetch, orders, accounting):
+    """Queues `orders` payment requests with no payment worker running, then starts `replicas`
+    workers and measures how fast they drain the backlog, from the payments' own timestamps."""
+    since = db.value("SELECT now()")
+    report = emporium_bench(env, url, "--rate", 200, "--duration", max(1, round(orders / 200)), "--customers", 100, "--settle-timeout", 0)
+    placed = report["placed"]
+    deadline = time.monotonic() + 120
+    while True:
+        waiting = int(db.value(f"SELECT count(*) FROM orders WHERE created_at >= '{since}' AND status = 'AWAITING_PAYMENT'"))
+        unpublished = int(db.value("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        if waiting >= placed and unpublished == 0 and payment_queue_depth(stack.env["BENCH_VHOST"]) >= placed:
+            break
+        if time.monotonic() > deadline:
+            fail(f"scaling: {waiting} of {placed} orders AWAITING_PAYMENT, {unpublished} outbox rows unpublished,"
+                 f" {payment_queue_depth(stack.env['BENCH_VHOST'])} messages in the payment queue after 2 minutes")
+        time.sleep(0.5)
+    names = [f"payment worker {i + 1}" for i in range(replicas)]
+    for name in names:
+        stack.start(name, "emporium-payment-worker", {"PAYMENT_PROVIDER_LATENCY_MS": str(latency_ms), "WORKER_PREFETCH": str(prefetch)})
+    deadline = time.monotonic() + 600
+    while int(db.value(f"SELECT count(*) FROM payments WHERE created_at >= '{since}' AND status = 'SUCCEEDED'")) < placed:
+        if time.monotonic() > deadline:
+            fail("scaling: the payment workers did not drain the backlog within 10 minutes")
+        time.sleep(0.5)
+    first, last, count = db.query(
+        f"SELECT extract(epoch FROM min(updated_at)), extract(epoch FROM max(updated_at)), count(*) FROM payments "
+        f"WHERE created_at >= '{since}' AND status = 'SUCCEEDED'").split("|")
+    rss = {name: peak_rss(stack.processes[name].pid) for name in names}
+    cpu = accounting.stop()
+    for name in names:
+        stack.stop(name)
+    per_second = (int(count) - 1) / max(1e-6, float(last) - float(first))
+    return {"replicas": replicas, "payments": int(count), "seconds": round(float(last) - float(first), 2), "per_second": round(per_second, 1),
+            "rss_bytes": rss, "cpu": cpu}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        memory = int(f.readline().split()[1]) // 1024 // 1024
+    swift = run(["swift", "--version"], check=False).strip().splitlines()
+    postgres = run([os.path.join(PG_BIN, "postgres"), "--version"], check=False).strip()
+    rabbit = run([os.path.join(ROOT, "scripts", "rabbitmqctl"), "-q", "version"], check=False).strip()
+    librabbitmq = run(["pkg-config", "--modversion", "librabbitmq"], check=False).strip()
+    return {
+        "cpu": cpu, "cores": CORES, "memory_gib": memory, "kernel": platform.release(),
+        "os": run(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"], check=False).strip(),
+        "swift": swift[0] if swift else "unknown", "postgresql": postgres, "rabbitmq": rabbit, "librabbitmq": librabbitmq,
+    }
+
+
+def mib(value):
+    return value / 1024 / 1024
+
+
+def render(results):
+    """The report: every figure, its baseline ratio and its target."""
+    m, a, b = results["machine"], results["pgbench"], results["publisher"]
+    peak, rates, e2e, scaling, memory = results["peak"], results["rates"], results["end_to_end"], results["scaling"], results["memory"]
+    lines = []
+    add = lines.append
+    add(f"Run {results['started']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}, kernel {m['kernel']}")
+    add(f"{m['swift']}; {m['postgresql']}; RabbitMQ {m['rabbitmq']}; librabbitmq {m['librabbitmq']}; release build")
+    add("")
+    add("Baselines (same machine, same run)")
+    add(f"  (a) pgbench, order + 3 items + outbox row, {a['clients']} clients, {a['seconds']} s: {a['tps']:.0f} tx/s (latency avg {a['latency_avg_ms']:.2f} ms)")
+    add(f"  (b) raw rabbitmq-c publisher, {b['size']} B persistent to a quorum queue, confirms, window {b['window']}: {b['per_second']:.0f} msg/s ({b['messages']} messages)")
+    add("")
+    add("Emporium")
+    verdicts = []
+
+    def verdict(name, met, figure, target):
+        verdicts.append((name, met, figure, target))
+
+    pl = peak["placement_latency_ms"] or {}
+    ratio = peak["placement_throughput"] / a["tps"]
+    add(f"  (c) placement peak, {peak['concurrency']} clients, {peak['duration_seconds']:.0f} s: {peak['placement_throughput']:.0f} orders/s"
+        f" = {ratio:.2f} x pgbench; p50 {pl.get('p50')} ms, p99 {pl.get('p99')} ms; errors {peak['errors']}")
+    verdict("Placement peak ≥ 0.7 × pgbench", ratio >= 0.7, f"{peak['placement_throughput']:.0f}/s = {ratio:.2f} ×", "≥ 0.70 ×")
+    add("  (d) placement latency at fixed offered rates (open loop, from each order's scheduled arrival):")
+    for r in rates:
+        p = r["placement_latency_ms"] or {}
+        add(f"      {r['offered_rate']:>5.0f}/s offered: {r['placement_throughput']:.0f}/s placed, p50 {p.get('p50')} p90 {p.get('p90')} p99 {p.get('p99')}"
+            f" p99.9 {p.get('p999')} max {p.get('max')} ms; errors {r['errors']}, dropped {r['dropped']}")
+    target_rate = max(rates, key=lambda r: r["offered_rate"])
+    p99 = (target_rate["placement_latency_ms"] or {}).get("p99", float("inf"))
+    met = p99 <= 25 and target_rate["errors"] == 0 and target_rate["dropped"] == 0
+    verdict(f"Placement p99 ≤ 25 ms at {target_rate['offered_rate']:.0f}/s, no errors", met,
+            f"p99 {p99} ms, {target_rate['errors']} errors", "≤ 25 ms, 0 errors")
+    c = e2e["confirm_latency_ms"] or {}
+    messages = results["messages_per_order"]
+    broker_rate = e2e["end_to_end_throughput"] * messages
+    add(f"  (e) end to end, {e2e['offered_rate']:.0f}/s offered for {e2e['duration_seconds']:.0f} s: {e2e['placed']} placed, {e2e['confirmed']} confirmed,"
+        f" {e2e['cancelled']} cancelled, {e2e['not_terminal']} not terminal; {e2e['end_to_end_throughput']:.0f} orders/s confirmed")
+    add(f"      errors {e2e['errors']} {e2e['errors_by_status'] or ''} (503: the API shed load when no database connection freed up in time),"
+        f" dropped {e2e['dropped']} (arrivals with every bench customer still waiting)")
+    add(f"      placed -> confirmed p50 {c.get('p50')} p99 {c.get('p99')} max {c.get('max')} ms;"
+        f" {messages:.1f} messages per order = {broker_rate:.0f} msg/s = {broker_rate / b['per_second']:.2f} x the raw publisher")
+    met = e2e["end_to_end_throughput"] >= 500 and e2e["not_terminal"] == 0 and e2e["errors"] == 0 and e2e["duration_seconds"] >= 59
+    verdict("End to end ≥ 500 orders/s for 60 s, all terminal", met,
+            f"{e2e['end_to_end_throughput']:.0f}/s, {e2e['not_terminal']} not terminal, {e2e['errors']} errors", "≥ 500/s, 0 open")
+    base = scaling[0]["per_second"]
+    add(f"  (f) payment workers, provider {results['provider_latency_ms']} ms, prefetch {results['payment_prefetch']} per replica, backlog drained:")
+    for s in scaling:
+        add(f"      {s['replicas']} replica(s): {s['per_second']:.1f} payments/s ({s['payments']} in {s['seconds']} s) = {s['per_second'] / base:.2f} x one replica")
+    top = scaling[-1]
+    verdict(f"Payment scaling {top['replicas']} replicas ≥ 3.6 × one", top["per_second"] / base >= 3.6, f"{top['per_second'] / base:.2f} ×", "≥ 3.6 ×")
+    add("  (g) peak resident memory (VmHWM) after (c) to (e), payment replicas after (f):")
+    for name, size in sorted(memory.items()):
+        limit = 200 if name == "API" else 64
+        add(f"      {name}: {mib(size):.1f} MiB (target ≤ {limit} MiB)")
+        verdict(f"Memory {name} ≤ {limit} MiB", mib(size) <= limit, f"{mib(size):.1f} MiB", f"≤ {limit} MiB")
+    add("")
+    add("CPU seconds by component per phase (the profile: where the cores went)")
+    for phase, usage in results["cpu"].items():
+        wall = usage["wall_seconds"]
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in usage["cpu_seconds"].items())
+        total = sum(usage["cpu_seconds"].values())
+        add(f"  {phase} ({wall:.0f} s wall, {total / wall / CORES * 100:.0f}% of {CORES} cores): {parts}")
+    profile = results.get("statements")
+    if profile:
+        add("")
+        add(f"PostgreSQL statements during (e), per order placed: {profile['statements_per_order']} statements,"
+            f" {profile['server_ms_per_order']} ms of server time (pg_stat_statements); the costliest:")
+        for row in profile["top"][:12]:
+            add(f"  {row['ms_per_order']:7.3f} ms  {row['calls_per_order']:5.2f} x  {row['query']}")
+    add("")
+    add("Targets")
+    for name, met, figure, target in verdicts:
+        add(f"  [{'met' if met else 'NOT MET'}] {name}: {figure} (target {target})")
+    return "\n".join(lines), verdicts
+
+
+def write_markdown(path, text, results):
+    begin, end = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+    block = f"{begin}\n```\n{text}\n```\n\nRaw figures: `BENCHMARKS.json`.\n{end}"
+    if os.path.exists(path):
+        with open(path) as f:
+            current = f.read()
+        if begin in current and end in current:
+            content = current[:current.index(begin)] + block + current[current.index(end) + len(end):]
+        else:
+            content = current.rstrip() + "\n\n" + block + "\n"
+    else:
+        content = f"# Benchmarks\n\nWritten by `make bench`.\n\n{block}\n"
+    with open(path, "w") as f:
+        f.write(content)
+    with open(os.path.join(os.path.dirname(path), "BENCHMARKS.json"), "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few seconds per phase, to check the bench itself (figures not meaningful)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--render", metavar="JSON", help="measure nothing: print (and write) the report of an earlier run's BENCHMARKS.json")
+    options = parser.parse_args()
+    if options.render:
+        with open(options.render) as f:
+            results = json.load(f)
+        text, _ = render(results)
+        print(text)
+        if not options.no_write:
+            write_markdown(os.path.join(ROOT, "BENCHMARKS.md"), text, results)
+        return
+    quick = options.quick
+    clients = int(os.environ.get("BENCH_CLIENTS", 8))
+    rates = [float(r) for r in os.environ.get("BENCH_RATES", "100 250 500").split()]
+    rate_seconds = 3 if quick else int(os.environ.get("BENCH_RATE_SECONDS", 20))
+    e2e_rate = float(os.environ.get("BENCH_E2E_RATE", 500))
+    e2e_seconds = 5 if quick else int(os.environ.get("BENCH_E2E_SECONDS", 60))
+    replicas = [int(r) for r in os.environ.get("BENCH_REPLICAS", "1 2 4").split()]
+    provider_ms = int(os.environ.get("BENCH_PROVIDER_MS", 50))
+    prefetch = int(os.environ.get("BENCH_PAYMENT_PREFETCH", 2))
+    drain_seconds = 3 if quick else int(os.environ.get("BENCH_DRAIN_SECONDS", 10))
+    port = int(os.environ.get("BENCH_HTTP_PORT", 8092))
+    os.makedirs(LOGS, exist_ok=True)
+
+    results = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+               "provider_latency_ms": provider_ms, "payment_prefetch": prefetch, "cpu": {}}
+    database_url = os.environ["DATABASE_URL"]
+    parsed = urllib.parse.urlsplit(database_url)
+    admin = Database(urllib.parse.urlunsplit(parsed._replace(path="/postgres")))
+    bench_db_name = "emporium_bench"
+    db = Database(urllib.parse.urlunsplit(parsed._replace(path=f"/{bench_db_name}")))
+    amqp = {"host": os.environ["AMQP_HOST"], "port": int(os.environ["AMQP_PORT"]), "user": os.environ["AMQP_USER"], "password": os.environ["AMQP_PASSWORD"]}
+    vhost = f"emporium-bench-{os.getpid()}"
+    rabbitmqctl = os.path.join(ROOT, "scripts", "rabbitmqctl")
+
+    admin.query(f"DROP DATABASE IF EXISTS {bench_db_name} WITH (FORCE)")
+    admin.query(f"CREATE DATABASE {bench_db_name}")
+    # The statement profile needs pg_stat_statements (preloaded by scripts/services.sh),
+    # which only a superuser can install: the local `postgres` over the socket.
+    superuser = ["psql", "-X", "-q", "-h", os.environ["PG_SOCKET_DIR"], "-p", os.environ["PG_PORT"], "-U", "postgres", "-d", bench_db_name,
+                 "-c", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"]
+    if os.getuid() == 0:
+        superuser = ["runuser", "-u", "postgres", "--"] + superuser
+    if subprocess.run(superuser, capture_output=True).returncode != 0:
+        log("pg_stat_statements is not available: no statement profile")
+    run([rabbitmqctl, "-q", "add_vhost", vhost])
+    run([rabbitmqctl, "-q", "set_permissions", "-p", vhost, amqp["user"], ".*", ".*", ".*"])
+    env = dict(os.environ, DATABASE_URL=db.url,
+               AMQP_URL=f"amqp://{amqp['user']}:{amqp['password']}@{amqp['host']}:{amqp['port']}/{urllib.parse.quote(vhost, safe='')}",
+               HTTP_PORT=str(port), BENCH_VHOST=vhost,
+               # One load generator is one client address: lift the per-client limits. Sign-up
+               # and sign-in (setup only, not measured) use a cheap bcrypt cost.
+               RATE_LIMIT_PER_SECOND="1000000", RATE_LIMIT_BURST="1000000", BCRYPT_COST="4")
+    env.pop("HEALTH_PORT", None)
+    stack = Stack(env, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        run([os.path.join(BIN, "emporium"), "migrate"], env=env)
+        run([os.path.join(BIN, "emporium"), "seed"], env=env)
+        db.query("INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES (gen_random_uuid(), 'pgbench@emporium.local', 'x', 'Pg', 'Bench')")
+        db.query("INSERT INTO products (id, sku, name, price_cents, currency, stock) SELECT gen_random_uuid(), 'PGB-' || i, 'Bench item ' || i, 1000, 'EUR', 1000000 FROM generate_series(1, 3) i")
+
+        accounting = CPUAccounting()
+        log(f"(a) pgbench, {clients} clients")
+        accounting.start()
+        results["pgbench"] = pgbench(db, env, clients, 5 if quick else 20)
+        results["cpu"]["(a) pgbench"] = accounting.stop(exited="pgbench")
+        log("    CPU: " + cpu_line(results["cpu"]["(a) pgbench"]))
+        log(f"    {results['pgbench']['tps']:.0f} tx/s")
+        # pgbench's outbox rows name no real order: they must never reach the relay.
+        db.query("DELETE FROM outbox WHERE order_id IN (SELECT id FROM orders WHERE order_number LIKE 'PGB-%')")
+        db.query("DELETE FROM orders WHERE order_number LIKE 'PGB-%'")
+        db.query("VACUUM ANALYZE")
+
+        log("(b) raw rabbitmq-c publisher")
+        accounting.start()
+        results["publisher"] = raw_publisher(amqp, vhost, 5_000 if quick else 50_000, 1024, 256)
+        results["cpu"]["(b) raw publisher"] = accounting.stop(exited="raw publisher")
+        log("    CPU: " + cpu_line(results["cpu"]["(b) raw publisher"]))
+        log(f"    {results['publisher']['per_second']:.0f} msg/s")
+
+        stack.start("API", "emporium-api")
+        for role in ("stock", "payment", "order", "notification"):
+            stack.start(f"{role} worker", f"emporium-{role}-worker")
+        stack.wait_ready()
+
+        log(f"(c) placement peak, {clients} clients")
+        accounting.start()
+        results["peak"] = emporium_bench(env, url, "--max", clients, "--duration", 5 if quick else 20, "--customers", clients * 4)
+        results["cpu"]["(c) placement peak"] = accounting.stop()
+        log("    CPU: " + cpu_line(results["cpu"]["(c) placement peak"]))
+        log(f"    {results['peak']['placement_throughput']:.0f} orders/s")
+
+        results["rates"] = []
+        for rate in rates:
+            log(f"(d) placement at {rate:.0f}/s")
+            accounting.start()
+            report = emporium_bench(env, url, "--rate", rate, "--duration", rate_seconds, "--customers", 200)
+            results["cpu"][f"(d) {rate:.0f}/s offered"] = accounting.stop()
+            log("    CPU: " + cpu_line(results["cpu"][f"(d) {rate:.0f}/s offered"]))
+            results["rates"].append(report)
+            log(f"    p99 {(report['placement_latency_ms'] or {}).get('p99')} ms, errors {report['errors']}")
+
+        log(f"(e) end to end at {e2e_rate:.0f}/s for {e2e_seconds} s")
+        messages_before = int(db.value("SELECT count(*) FROM outbox"))
+        orders_before = int(db.value("SELECT count(*) FROM orders"))
+        statements_before = statement_stats(db)
+        accounting.start()
+        results["end_to_end"] = emporium_bench(env, url, "--rate", e2e_rate, "--duration", e2e_seconds, "--customers", 400, "--settle-timeout", 300)
+        results["cpu"][f"(e) end to end at {e2e_rate:.0f}/s"] = accounting.stop()
+        log("    CPU: " + cpu_line(results["cpu"][f"(e) end to end at {e2e_rate:.0f}/s"]))
+        memory = stack.peak_rss()
+        results["statements"] = statement_profile(statements_before, statement_stats(db), max(1, results["end_to_end"]["placed"]))
+        orders = int(db.value("SELECT count(*) FROM orders")) - orders_before
+        results["messages_per_order"] = (int(db.value("SELECT count(*) FROM outbox")) - messages_before) / max(1, orders)
+        log(f"    {results['end_to_end']['end_to_end_throughput']:.0f} orders/s confirmed")
+
+        log(f"(f) payment workers with a {provider_ms} ms provider at {replicas} replicas")
+        stack.stop("payment worker")
+        results["scaling"] = []
+        for count in replicas:
+            orders = max(20, int(count * prefetch * 1000 / provider_ms * drain_seconds))
+            accounting.start()
+            round_ = scaling_round(stack, db, env, url, count, provider_ms, prefetch, orders, accounting)
+            results["cpu"][f"(f) {count} payment replica(s)"] = round_.pop("cpu")
+            log("    CPU: " + cpu_line(results["cpu"][f"(f) {count} payment replica(s)"]))
+            results["scaling"].append(round_)
+            for size in round_["rss_bytes"].values():
+                memory["payment worker"] = max(memory.get("payment worker", 0), size)
+            log(f"    {count}: {round_['per_second']:.1f} payments/s")
+        results["memory"] = memory
+    finally:
+        stack.stop_all()
+        run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False)
+        admin.query(f"DROP DATABASE IF EXISTS {bench_db_name} WITH (FORCE)")
+
+    text, verdicts = render(results)
+    print(text)
+    if not options.no_write and not quick:
+        write_markdown(os.path.join(ROOT, "BENCHMARKS.md"), text, results)
+        log("results written to BENCHMARKS.md and BENCHMARKS.json")
+
+
+if __name__ == "__main__":
+    main()
