@@ -12,11 +12,22 @@ public struct PostgresConfiguration: Sendable {
     public var password: String?
     /// Database name.
     public var database: String
-    /// How long opening a connection may take before it fails (libpq rounds to whole
-    /// seconds, at least 2).
+    /// How long opening a connection (TCP, TLS negotiation, authentication) may take before
+    /// it fails with `timeout`; polled with millisecond precision.
     public var connectTimeout: Duration = .seconds(5)
     /// Server-side `statement_timeout` set on every connection; `nil` leaves the server's.
     public var statementTimeout: Duration? = .seconds(30)
+    /// Client-side deadline of each statement: past it the statement is cancelled, the
+    /// session dropped and `timeout` thrown, so a frozen server cannot hang a caller. `nil`
+    /// waits as long as the server takes (only for tools that must wait, like migrations).
+    public var queryTimeout: Duration? = .seconds(35)
+    /// TCP keepalive: idle time before the first probe, the interval between probes and how
+    /// many unanswered probes close the connection, so a peer that vanished (a partition, a
+    /// dead host) is noticed on idle pooled connections too.
+    public var keepalive: (idle: Duration, interval: Duration, count: Int) = (.seconds(10), .seconds(5), 3)
+    /// How long sent data may stay unacknowledged by the peer's TCP stack before the
+    /// connection is closed (`tcp_user_timeout`).
+    public var tcpUserTimeout: Duration = .seconds(20)
     /// Reported in `pg_stat_activity.application_name`.
     public var applicationName: String = "emporium"
 
@@ -51,10 +62,12 @@ public struct PostgresConfiguration: Sendable {
     }
 
     /// Reads `DATABASE_URL` (default `postgres://emporium:emporium@127.0.0.1:5432/emporium`),
-    /// `DB_CONNECT_TIMEOUT_MS` (default 5000) and `DB_STATEMENT_TIMEOUT_MS` (default 30000;
-    /// 0 disables).
+    /// `DB_CONNECT_TIMEOUT_MS` (default 5000), `DB_STATEMENT_TIMEOUT_MS` (server side, default
+    /// 30000; 0 disables) and `DB_QUERY_TIMEOUT_MS` (client side, default `defaultQueryTimeout`:
+    /// each process picks its own budget, short for the API, longer for workers).
     public static func fromEnvironment(
-        _ environment: [String: String] = ProcessInfo.processInfo.environment
+        _ environment: [String: String] = ProcessInfo.processInfo.environment,
+        defaultQueryTimeout: Duration = .seconds(35)
     ) throws -> PostgresConfiguration {
         var config = try PostgresConfiguration(
             url: environment["DATABASE_URL"] ?? "postgres://emporium:emporium@127.0.0.1:5432/emporium")
@@ -63,6 +76,13 @@ public struct PostgresConfiguration: Sendable {
         }
         if let ms = environment["DB_STATEMENT_TIMEOUT_MS"].flatMap(Int.init) {
             config.statementTimeout = ms > 0 ? .milliseconds(ms) : nil
+        }
+        config.queryTimeout = defaultQueryTimeout
+        if let value = environment["DB_QUERY_TIMEOUT_MS"] {
+            guard let ms = Int(value), ms > 0 else {
+                throw PostgresError(code: .invalidConfiguration, message: "DB_QUERY_TIMEOUT_MS must be a positive number of milliseconds")
+            }
+            config.queryTimeout = .milliseconds(ms)
         }
         return config
     }
@@ -76,8 +96,7 @@ public struct PostgresConfiguration: Sendable {
 
     /// libpq keyword/value pairs; passed as arrays so no value needs quoting.
     var connectionParameters: [(String, String)] {
-        var seconds = Int((connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000 + 999) / 1000)
-        seconds = max(seconds, 1)
+        func seconds(_ duration: Duration) -> String { String(max(1, duration.components.seconds)) }
         var options = "-c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8"
         if let statementTimeout {
             let ms = statementTimeout.components.seconds * 1000
@@ -86,8 +105,10 @@ public struct PostgresConfiguration: Sendable {
         }
         var pairs: [(String, String)] = [
             ("host", host), ("port", String(port)), ("user", user), ("dbname", database),
-            ("connect_timeout", String(seconds)), ("application_name", applicationName),
-            ("options", options), ("sslmode", "prefer"),
+            ("application_name", applicationName), ("options", options), ("sslmode", "prefer"),
+            ("keepalives", "1"), ("keepalives_idle", seconds(keepalive.idle)),
+            ("keepalives_interval", seconds(keepalive.interval)), ("keepalives_count", String(keepalive.count)),
+            ("tcp_user_timeout", String(tcpUserTimeout.components.seconds * 1000 + tcpUserTimeout.components.attoseconds / 1_000_000_000_000_000)),
         ]
         if let password { pairs.append(("password", password)) }
         return pairs

@@ -27,6 +27,14 @@ struct PreparedKey: Hashable {
 /// (`PQprepare`) and then executed by name (`PQexecPrepared`), so the server parses and plans
 /// it once instead of on every call; past ``preparedLimit`` distinct texts, further ones are
 /// sent unprepared (`PQexecParams`).
+///
+/// Every wait on the server has a deadline. Connecting is bounded by the configuration's
+/// connect timeout (libpq's asynchronous connect, polled with millisecond precision), and
+/// each statement by its query timeout: a server that stops answering (a hung host, a
+/// network partition, `SIGSTOP`) yields ``PostgresError/Code/timeout`` instead of a hang.
+/// The statement is then cancelled on the server (`PQcancel`, from a thread of its own, since
+/// a frozen server may not answer the cancel either) and the session is dropped, so its pool
+/// opens a fresh one.
 public final class PostgresConnection: Sendable {
     /// The server process id serving this session (`pg_backend_pid()`).
     public let backendPID: Int32
@@ -34,11 +42,14 @@ public final class PostgresConnection: Sendable {
     private let handle: LibPQHandle
     private let broken = Mutex(false)
     private let logger: Logger
+    /// The client-side deadline of each statement; nil waits as long as the server takes.
+    private let queryTimeout: Duration?
 
-    private init(thread: IOThread, handle: LibPQHandle, backendPID: Int32, logger: Logger) {
+    private init(thread: IOThread, handle: LibPQHandle, backendPID: Int32, queryTimeout: Duration?, logger: Logger) {
         self.thread = thread
         self.handle = handle
         self.backendPID = backendPID
+        self.queryTimeout = queryTimeout
         self.logger = logger
     }
 
@@ -51,33 +62,20 @@ public final class PostgresConnection: Sendable {
         thread.shutdown()
     }
 
-    /// Opens a session. Throws `connectionFailed` with libpq's reason (refused, timed out,
-    /// authentication failed) within the configuration's connect timeout.
+    /// Opens a session. Throws `connectionFailed` with libpq's reason (refused,
+    /// authentication failed) or `timeout` when the server does not complete the handshake
+    /// within `timeout` (default: the configuration's connect timeout).
     public static func connect(
-        configuration: PostgresConfiguration, logger: Logger = Logger(label: "emporium.postgres")
+        configuration: PostgresConfiguration, timeout: Duration? = nil, logger: Logger = Logger(label: "emporium.postgres")
     ) async throws -> PostgresConnection {
         let thread = IOThread(name: "pg-\(configuration.database)")
         let handle = LibPQHandle()
         let parameters = configuration.connectionParameters
+        let budget = timeout ?? configuration.connectTimeout
         let pid: Int32
         do {
             pid = try await thread.run {
-                let connection = withCStringArray(parameters.map { $0.0 }) { keywords in
-                    withCStringArray(parameters.map { Optional($0.1) }) { values in
-                        PQconnectdbParams(keywords, values, 0)
-                    }
-                }
-                guard let connection else {
-                    throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
-                }
-                guard PQstatus(connection) == CONNECTION_OK else {
-                    let message = lastErrorMessage(connection)
-                    PQfinish(connection)
-                    throw PostgresError(
-                        code: .connectionFailed,
-                        message: "cannot connect to PostgreSQL at \(configuration.host):\(configuration.port)"
-                            + " as \(configuration.user): \(message)")
-                }
+                let connection = try openNonBlocking(parameters, within: budget, configuration: configuration)
                 handle.pointer = connection
                 return PQbackendPID(connection)
             }
@@ -85,7 +83,7 @@ public final class PostgresConnection: Sendable {
             thread.shutdown()
             throw error
         }
-        return PostgresConnection(thread: thread, handle: handle, backendPID: pid, logger: logger)
+        return PostgresConnection(thread: thread, handle: handle, backendPID: pid, queryTimeout: configuration.queryTimeout, logger: logger)
     }
 
     /// The most statements one session keeps prepared (bounds server and client memory when
@@ -93,52 +91,89 @@ public final class PostgresConnection: Sendable {
     public static let preparedLimit = 256
 
     /// Runs one statement with bound parameters (`$1`, `$2`, …) and returns its rows.
+    ///
+    /// A prepared statement the server no longer accepts (`0A000` "cached plan must not
+    /// change result type" after a migration altered a table, `26000` "prepared statement
+    /// does not exist" behind a pooler) is forgotten and, outside a transaction, prepared
+    /// again and run once more; inside one the error says so (``PostgresError/isStaleStatement``)
+    /// and ``transaction(_:)`` runs the whole transaction again.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> PostgresRows {
         let types = parameters.map { type(of: $0).postgresType.oid }
         let values = parameters.map(\.postgresText)
+        let deadline = queryTimeout
         return try await perform { [handle] connection in
             let key = PreparedKey(sql: sql, types: types)
-            var name = handle.prepared[key]
-            if name == nil, handle.prepared.count < Self.preparedLimit {
-                let candidate = "emporium_\(handle.statementsPrepared + 1)"
-                handle.statementsPrepared += 1
-                _ = try readResult(PQprepare(connection, candidate, sql, Int32(types.count), types), connection: connection)
-                handle.prepared[key] = candidate
-                name = candidate
-            }
-            let result = withCStringArray(values) { pointers in
-                if let name {
-                    PQexecPrepared(connection, name, Int32(values.count), pointers, nil, nil, 0)
-                } else {
-                    PQexecParams(connection, sql, Int32(values.count), types, pointers, nil, nil, 0)
+            for attempt in 0..<2 {
+                var name = handle.prepared[key]
+                if name == nil, handle.prepared.count < Self.preparedLimit {
+                    let candidate = "emporium_\(handle.statementsPrepared + 1)"
+                    handle.statementsPrepared += 1
+                    _ = try execute(connection, deadline: deadline) {
+                        PQsendPrepare(connection, candidate, sql, Int32(types.count), types)
+                    }
+                    handle.prepared[key] = candidate
+                    name = candidate
+                }
+                do {
+                    return try execute(connection, deadline: deadline) {
+                        withCStringArray(values) { pointers in
+                            if let name {
+                                PQsendQueryPrepared(connection, name, Int32(values.count), pointers, nil, nil, 0)
+                            } else {
+                                PQsendQueryParams(connection, sql, Int32(values.count), types, pointers, nil, nil, 0)
+                            }
+                        }
+                    }
+                } catch let error as PostgresError where error.isStaleStatement && name != nil {
+                    // Forget it so the next use prepares it afresh.
+                    handle.prepared[key] = nil
+                    let inTransaction = PQtransactionStatus(connection) != PQTRANS_IDLE
+                    if error.sqlState == "0A000", !inTransaction, let name {
+                        // The statement still exists on the server; free it (the name is never reused).
+                        _ = try? execute(connection, deadline: deadline) { PQsendQuery(connection, "DEALLOCATE \(name)") }
+                    }
+                    // Outside a transaction nothing was lost: run it again at once. Inside
+                    // one the transaction has failed; the caller's transaction() retries it.
+                    guard !inTransaction, attempt == 0 else { throw error }
                 }
             }
-            do {
-                return try readResult(result, connection: connection)
-            } catch let error as PostgresError where error.sqlState == "0A000" && name != nil {
-                // "cached plan must not change result type": a table changed under the prepared
-                // statement. Forget it so the next call prepares it afresh; this call fails.
-                handle.prepared[key] = nil
-                // Inside a failed transaction this DEALLOCATE fails too; the name is never reused.
-                PQclear(PQexec(connection, "DEALLOCATE \(name!)"))
-                throw error
-            }
+            throw PostgresError(code: .server, message: "a prepared statement went stale twice in a row", sqlState: "0A000")
         }
     }
 
-    /// Runs a trusted, parameterless script of one or more statements (`PQexec`), as
-    /// migrations need. Never pass text that contains user input.
+    /// Runs a trusted, parameterless script of one or more statements, as migrations need.
+    /// Never pass text that contains user input. Scripts wait as long as the server takes
+    /// (a migration may legitimately wait for locks); only the server's statement timeout
+    /// bounds them.
     public func executeScript(_ sql: String) async throws {
         _ = try await perform { connection in
-            try readResult(PQexec(connection, sql), connection: connection)
+            try execute(connection, deadline: nil) { PQsendQuery(connection, sql) }
         }
     }
 
     /// Runs `body` inside `BEGIN` … `COMMIT`; rolls back and rethrows if `body` throws.
     /// A commit the server turned into a rollback (the transaction had failed) throws.
+    ///
+    /// A transaction that failed only because one of its prepared statements went stale (a
+    /// migration changed a table under it) runs once more from the start, so `body` must be
+    /// safe to run again: its effects outside this session (a provider call) must be
+    /// idempotent, as everything in Emporium's transactions is.
     @discardableResult
     public func transaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await transactionOnce(body)
+            } catch let error as PostgresError where error.isStaleStatement && attempt == 1 {
+                logger.info("a prepared statement went stale (the schema changed); running the transaction again",
+                            metadata: ["db.sqlstate": "\(error.sqlState ?? "-")"])
+            }
+        }
+    }
+
+    private func transactionOnce<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await query("BEGIN")
         let value: T
         do {
@@ -176,11 +211,18 @@ public final class PostgresConnection: Sendable {
     /// Whether an error has shown the session to be unusable.
     public var isBroken: Bool { broken.withLock { $0 } }
 
-    /// Closes the session and stops its thread.
+    /// Closes the session and stops its thread. Does not wait for the thread when the
+    /// session is broken (its thread may still be finishing a cancelled call).
     public func close() async {
-        _ = try? await thread.run { [handle] in
+        let handle = self.handle
+        let finish: @Sendable () -> Void = {
             if let pointer = handle.pointer { PQfinish(pointer) }
             handle.pointer = nil
+        }
+        if isBroken {
+            thread.submit(finish)
+        } else {
+            _ = try? await thread.run(finish)
         }
         broken.withLock { $0 = true }
         thread.shutdown()
@@ -192,7 +234,20 @@ public final class PostgresConnection: Sendable {
                 guard let connection = handle.pointer else {
                     throw PostgresError(code: .connectionLost, message: "the connection is closed")
                 }
-                return try body(connection)
+                do {
+                    return try body(connection)
+                } catch let error as PostgresError where error.code == .timeout {
+                    // The server did not answer in time: cancel the statement there (from a
+                    // thread of its own: a frozen server answers the cancel no sooner) and
+                    // drop the session, so nothing waits on it again.
+                    if let cancel = PQgetCancel(connection) {
+                        let request = CancelRequest(cancel)
+                        Thread.detachNewThread { request.send() }
+                    }
+                    PQfinish(connection)
+                    handle.pointer = nil
+                    throw error
+                }
             }
         } catch let error as IOThread.Stopped {
             broken.withLock { $0 = true }
@@ -204,10 +259,22 @@ public final class PostgresConnection: Sendable {
     }
 
     private func markBrokenIfNeeded(_ error: any Error) {
-        if let error = error as? PostgresError, error.code == .connectionLost || error.sqlState?.hasPrefix("57P") == true {
+        if let error = error as? PostgresError,
+           error.code == .connectionLost || error.code == .timeout || error.sqlState?.hasPrefix("57P") == true {
             broken.withLock { $0 = true }
             logger.warning("postgres connection lost", metadata: ["db.backend_pid": "\(backendPID)", "error": "\(error.message)"])
         }
+    }
+}
+
+/// A `PGcancel` handed to a helper thread; libpq allows using it from any thread.
+private final class CancelRequest: @unchecked Sendable {
+    let cancel: OpaquePointer
+    init(_ cancel: OpaquePointer) { self.cancel = cancel }
+    func send() {
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(cancel, &buffer, Int32(buffer.count))
+        PQfreeCancel(cancel)
     }
 }
 
@@ -218,13 +285,111 @@ private func lastErrorMessage(_ connection: OpaquePointer) -> String {
     String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
+/// Milliseconds left until `deadline` (at least 0), or -1 (wait forever) without one.
+private func pollTimeout(_ deadline: ContinuousClock.Instant?) -> Int32 {
+    guard let deadline else { return -1 }
+    let left = deadline - ContinuousClock.now
+    guard left > .zero else { return 0 }
+    let ms = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+    return Int32(clamping: max(ms, 1))
+}
+
+/// Waits until the socket is readable (or writable) or the deadline passes; false on timeout.
+private func waitForSocket(_ connection: OpaquePointer, events: Int32, deadline: ContinuousClock.Instant?) -> Bool {
+    while true {
+        let timeout = pollTimeout(deadline)
+        if timeout == 0 { return false }
+        var descriptor = pollfd(fd: PQsocket(connection), events: Int16(events), revents: 0)
+        let ready = poll(&descriptor, 1, timeout)
+        if ready > 0 { return true }
+        if ready == 0 { return false }
+        if errno != EINTR { return true }  // let libpq report the socket's error
+    }
+}
+
+/// Opens a session with libpq's non-blocking connect, polling each step against one
+/// deadline (libpq's own `connect_timeout` has whole-second resolution and covers each host
+/// attempt separately).
+private func openNonBlocking(_ parameters: [(String, String)], within budget: Duration, configuration: PostgresConfiguration) throws -> OpaquePointer {
+    let deadline = ContinuousClock.now + budget
+    let connection = withCStringArray(parameters.map { $0.0 }) { keywords in
+        withCStringArray(parameters.map { Optional($0.1) }) { values in
+            PQconnectStartParams(keywords, values, 0)
+        }
+    }
+    guard let connection else {
+        throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+    }
+    let target = "PostgreSQL at \(configuration.host):\(configuration.port) as \(configuration.user)"
+    func fail(_ code: PostgresError.Code, _ reason: String) -> PostgresError {
+        PQfinish(connection)
+        return PostgresError(code: code, message: "cannot connect to \(target): \(reason)")
+    }
+    guard PQstatus(connection) != CONNECTION_BAD else { throw fail(.connectionFailed, lastErrorMessage(connection)) }
+    var status = PGRES_POLLING_WRITING
+    while true {
+        switch status {
+        case PGRES_POLLING_OK:
+            // Statements are sent without blocking, so a frozen server cannot stall a send.
+            guard PQsetnonblocking(connection, 1) == 0 else { throw fail(.connectionFailed, lastErrorMessage(connection)) }
+            return connection
+        case PGRES_POLLING_FAILED:
+            throw fail(.connectionFailed, lastErrorMessage(connection))
+        case PGRES_POLLING_READING:
+            guard waitForSocket(connection, events: Int32(POLLIN), deadline: deadline) else {
+                throw fail(.timeout, "no answer within \(budget)")
+            }
+        default:
+            guard waitForSocket(connection, events: Int32(POLLOUT), deadline: deadline) else {
+                throw fail(.timeout, "no answer within \(budget)")
+            }
+        }
+        status = PQconnectPoll(connection)
+    }
+}
+
+/// Sends one command with `send` (a `PQsend…` call), waits for its results against the
+/// deadline and returns the last one as rows, or throws the first error. On a timeout the
+/// caller cancels and drops the session.
+private func execute(_ connection: OpaquePointer, deadline timeout: Duration?, _ send: () -> Int32) throws -> PostgresRows {
+    let deadline = timeout.map { ContinuousClock.now + $0 }
+    func lost() -> PostgresError {
+        PostgresError(code: PQstatus(connection) == CONNECTION_OK ? .server : .connectionLost, message: lastErrorMessage(connection))
+    }
+    func timedOut() -> PostgresError {
+        PostgresError(code: .timeout, message: "PostgreSQL did not answer within \(timeout ?? .zero); the statement was cancelled and the session dropped")
+    }
+    guard send() == 1 else { throw lost() }
+    // Push the command out: a non-blocking session may hold part of it until the socket drains.
+    while true {
+        let flushed = PQflush(connection)
+        if flushed == 0 { break }
+        guard flushed == 1 else { throw lost() }
+        guard waitForSocket(connection, events: Int32(POLLIN | POLLOUT), deadline: deadline) else { throw timedOut() }
+        guard PQconsumeInput(connection) == 1 else { throw lost() }
+    }
+    var last: PostgresRows?
+    var firstError: PostgresError?
+    while true {
+        while PQisBusy(connection) == 1 {
+            guard waitForSocket(connection, events: Int32(POLLIN), deadline: deadline) else { throw timedOut() }
+            guard PQconsumeInput(connection) == 1 else { throw lost() }
+        }
+        guard let result = PQgetResult(connection) else { break }
+        do {
+            last = try readResult(result, connection: connection)
+        } catch let error as PostgresError {
+            if firstError == nil { firstError = error }
+        }
+    }
+    if let firstError { throw firstError }
+    guard let last else { throw lost() }
+    return last
+}
+
 /// Turns a `PGresult` into rows or a ``PostgresError`` (the one place libpq statuses become
 /// Swift errors), and frees it.
-private func readResult(_ result: OpaquePointer?, connection: OpaquePointer) throws -> PostgresRows {
-    guard let result else {
-        let lost = PQstatus(connection) != CONNECTION_OK
-        throw PostgresError(code: lost ? .connectionLost : .server, message: lastErrorMessage(connection))
-    }
+private func readResult(_ result: OpaquePointer, connection: OpaquePointer) throws -> PostgresRows {
     defer { PQclear(result) }
     switch PQresultStatus(result) {
     case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:

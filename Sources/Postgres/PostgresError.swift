@@ -28,6 +28,12 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let poolTimeout = Code("poolTimeout")
         /// The pool was shut down.
         public static let poolClosed = Code("poolClosed")
+        /// The server did not answer within the client-side deadline (connect or statement
+        /// timeout): a hung host, a partition, a frozen process. The session was dropped.
+        public static let timeout = Code("timeout")
+        /// A row was read that the statement did not return (an empty result where one row
+        /// was expected).
+        public static let rowNotFound = Code("rowNotFound")
     }
 
     /// What kind of failure this is.
@@ -76,8 +82,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// statements (e.g. the statement timeout), pool timeouts and a pool closed by shutdown
     /// (another process may do the work).
     public var isTransient: Bool {
+        if isUnavailable || isStaleStatement { return true }
         switch code {
-        case .connectionFailed, .connectionLost, .poolTimeout, .poolClosed: return true
+        case .poolClosed: return true
         case .server:
             guard let sqlState else { return false }
             return sqlState.hasPrefix("08")  // connection exception
@@ -89,6 +96,31 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
                 || sqlState == "53300"  // too_many_connections
         default: return false
         }
+    }
+
+    /// Whether the database itself cannot serve right now, whatever the statement: it cannot
+    /// be reached, refuses connections, is shutting down or starting, does not answer within
+    /// the deadline, has no free connection, or is a read-only standby after a failover.
+    /// Such a failure is the infrastructure's, not the work's: a worker pauses and waits for
+    /// the database instead of spending the message's retry attempts.
+    public var isUnavailable: Bool {
+        switch code {
+        case .connectionFailed, .connectionLost, .poolTimeout, .timeout: return true
+        case .server:
+            guard let sqlState else { return false }
+            return sqlState.hasPrefix("08")  // connection exception
+                || sqlState.hasPrefix("57P")  // admin/crash shutdown, cannot connect now
+                || sqlState == "53300"  // too_many_connections
+                || sqlState == "25006"  // read_only_sql_transaction: a standby after failover
+        default: return false
+        }
+    }
+
+    /// Whether a prepared statement went stale under the session: `0A000` ("cached plan must
+    /// not change result type", after a migration altered a table) or `26000` (the statement
+    /// does not exist, e.g. behind a pooler). The statement is prepared afresh and retried.
+    public var isStaleStatement: Bool {
+        code == .server && (sqlState == "26000" || (sqlState == "0A000" && message.contains("cached plan")))
     }
 
     /// SQLSTATE 23505: a unique constraint was violated.

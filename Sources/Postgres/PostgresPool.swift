@@ -124,25 +124,32 @@ public final class PostgresPool: Sendable {
 
     // MARK: Acquire and release
 
+    /// A session within `acquireTimeout`: waiting for a free slot and opening a new session
+    /// share that one deadline, so a caller is answered in time even when the server hangs.
     private func acquire() async throws -> PostgresConnection {
-        while true {
-            switch try await lease() {
-            case .reuse(let connection):
-                if await connection.isUsable() { return connection }
-                logger.debug("replacing a broken pooled connection", metadata: ["db.backend_pid": "\(connection.backendPID)"])
-                await connection.close()
-                // The slot is ours; fall through and open a replacement in it.
-                return try await openInSlot()
-            case .open:
-                return try await openInSlot()
-            }
+        let deadline = ContinuousClock.now + acquireTimeout
+        switch try await lease() {
+        case .reuse(let connection):
+            if await connection.isUsable() { return connection }
+            logger.debug("replacing a broken pooled connection", metadata: ["db.backend_pid": "\(connection.backendPID)"])
+            await connection.close()
+            // The slot is ours; open a replacement in it.
+            return try await openInSlot(deadline: deadline)
+        case .open:
+            return try await openInSlot(deadline: deadline)
         }
     }
 
     /// Opens a session in a slot already counted in `open`; gives the slot back on failure.
-    private func openInSlot() async throws -> PostgresConnection {
+    /// The connect timeout is cut to what is left of the acquire deadline, but never below a
+    /// second: a caller that waited long for a slot still gets a real attempt, and a loaded
+    /// machine may need that long to authenticate. (The API's 2 s acquire timeout thus bounds
+    /// a request against a frozen database to about 3 s.)
+    private func openInSlot(deadline: ContinuousClock.Instant) async throws -> PostgresConnection {
+        let left = deadline - ContinuousClock.now
+        let budget = min(configuration.connectTimeout, max(left, .seconds(1)))
         do {
-            return try await PostgresConnection.connect(configuration: configuration, logger: logger)
+            return try await PostgresConnection.connect(configuration: configuration, timeout: budget, logger: logger)
         } catch {
             handBackSlot()
             throw error

@@ -33,7 +33,8 @@ public struct PostgresRows: Sendable, Sequence {
     /// The number of rows.
     public var count: Int { columns.isEmpty ? 0 : cells.count / columns.count }
 
-    /// The row at `index`.
+    /// The row at `index`. Reading a row the result does not have throws `rowNotFound` from
+    /// `decode`, never traps: `rows[0].decode(…)` on an empty result is an error to handle.
     public subscript(index: Int) -> PostgresRow { PostgresRow(rows: self, index: index) }
 
     /// The first row, if any.
@@ -69,6 +70,10 @@ public struct PostgresRow: Sendable {
 
     /// Decodes the column at `position` (0-based) as `T`.
     public func decode<T: PostgresDecodable>(_ type: T.Type = T.self, at position: Int) throws -> T {
+        guard index >= 0, index < rows.count else {
+            throw PostgresError(
+                code: .rowNotFound, message: "the statement returned \(rows.count) row(s); row \(index) does not exist")
+        }
         guard position >= 0, position < rows.columns.count else {
             throw PostgresError(
                 code: .columnNotFound,
@@ -81,7 +86,7 @@ public struct PostgresRow: Sendable {
 
     /// Whether the named column is NULL in this row.
     public func isNull(_ name: String) -> Bool {
-        guard let position = rows.columnIndex[name] else { return true }
+        guard index >= 0, index < rows.count, let position = rows.columnIndex[name] else { return true }
         return rows.cells[index * rows.columns.count + position] == nil
     }
 }
