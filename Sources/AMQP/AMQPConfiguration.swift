@@ -22,6 +22,9 @@ public struct AMQPConfiguration: Sendable {
     public var rpcTimeout: Duration = .seconds(30)
     /// Shown in the management UI as the connection's name.
     public var connectionName: String = "emporium"
+    /// How long data sent to the broker may stay unacknowledged by its TCP stack before the
+    /// connection is given up (`TCP_USER_TIMEOUT`).
+    public var tcpUserTimeout: Duration = .seconds(20)
 
     /// Creates a configuration from its parts.
     public init(host: String, port: Int = 5672, user: String, password: String, virtualHost: String = "/") {

@@ -29,7 +29,10 @@ final class SessionHolder: @unchecked Sendable {
     /// dead peer; an idle connection would otherwise be closed by the broker.
     func serviceHeartbeat() {
         guard let session, session.isOpen else { return }
-        do { _ = try session.waitFrame(timeout: .zero) } catch { close() }
+        do {
+            session.releaseBuffers()
+            _ = try session.waitFrame(timeout: .zero)
+        } catch { close() }
     }
 }
 
@@ -121,6 +124,7 @@ public final class AMQPConnection: Sendable {
     public func get(queue: String) async throws -> AMQPDelivery? {
         try await thread.run { [holder] in
             let session = try holder.current()
+            defer { session.releaseBuffers() }
             guard let delivery = try session.get(queue: queue, autoAck: false) else { return nil }
             return AMQPDelivery(deliveryTag: delivery.deliveryTag, redelivered: delivery.redelivered, exchange: delivery.exchange,
                                 routingKey: delivery.routingKey, body: delivery.body, properties: delivery.properties, generation: holder.generation)
@@ -147,6 +151,12 @@ public final class AMQPConnection: Sendable {
         }
     }
 
+    /// One round trip to the broker (a `basic.qos` on the channel): proves the connection
+    /// and the broker answer, within the configuration's RPC timeout.
+    public func ping() async throws {
+        try await onSession { try $0.qos(prefetch: 0) }
+    }
+
     /// Closes the connection.
     public func close() async {
         heartbeat.cancel()
@@ -155,6 +165,10 @@ public final class AMQPConnection: Sendable {
     }
 
     private func onSession<T: Sendable>(_ body: @escaping @Sendable (AMQPSession) throws -> T) async throws -> T {
-        try await thread.run { [holder] in try body(holder.current()) }
+        try await thread.run { [holder] in
+            let session = try holder.current()
+            defer { session.releaseBuffers() }
+            return try body(session)
+        }
     }
 }

@@ -28,6 +28,14 @@ public final class AMQPConsumer: Sendable {
         public var reconnectDelay: Duration = .milliseconds(100)
         /// Longest reconnect delay.
         public var maxReconnectDelay: Duration = .seconds(5)
+        /// After each (re)subscription, take one message at a time until the first delivery
+        /// that is not a redelivery, then `prefetch` at once. A quorum queue counts a return
+        /// against its delivery limit for every message unacknowledged when a consumer dies,
+        /// so a message that crashed the previous consumer must meet the next one alone, or
+        /// the healthy messages buffered with it are counted (and dead-lettered) with it.
+        /// Quorum queues hand returned messages out before fresh ones, so the returns pass
+        /// one by one and the first fresh message ends the probation.
+        public var redeliveriesOneAtATime = true
         /// Creates the defaults.
         public init() {}
     }
@@ -125,6 +133,9 @@ private final class ConsumerCore: @unchecked Sendable {
     private var session: AMQPSession?
     private var generation = 0
     private var consumerTag = ""
+    /// Consuming with prefetch 1 until a delivery that is not a redelivery arrives (see
+    /// ``AMQPConsumer/Options/redeliveriesOneAtATime``).
+    private var onProbation = false
     /// After ``AMQPConsumer/cancel()``: no resubscribing, and the stream ends when drained.
     private var cancelled = false
     private var finished = false
@@ -177,6 +188,8 @@ private final class ConsumerCore: @unchecked Sendable {
     func run() {
         var delay = options.reconnectDelay
         var everConnected = false
+        // A long outage is one warning, then debug lines, not one warning per attempt.
+        var failedAttempts = 0
         while true {
             if handleOperations() { return }
             if session == nil && cancelled {
@@ -195,8 +208,15 @@ private final class ConsumerCore: @unchecked Sendable {
                     }
                     everConnected = true
                     delay = options.reconnectDelay
+                    failedAttempts = 0
                 } catch {
-                    logger.warning("amqp consumer cannot subscribe; retrying", metadata: ["amqp.queue": "\(queue)", "error": "\(error)", "retry_in": "\(delay)"])
+                    failedAttempts += 1
+                    let metadata: Logger.Metadata = ["amqp.queue": "\(queue)", "error": "\(error)", "retry_in": "\(delay)", "attempts": "\(failedAttempts)"]
+                    if failedAttempts == 1 {
+                        logger.warning("amqp consumer cannot subscribe; retrying quietly until it can", metadata: metadata)
+                    } else {
+                        logger.debug("amqp consumer still cannot subscribe", metadata: metadata)
+                    }
                     waitForWake(timeoutMS: Int32(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))
                     delay = min(delay * 2, options.maxReconnectDelay)
                     continue
@@ -214,7 +234,8 @@ private final class ConsumerCore: @unchecked Sendable {
         let session = try AMQPSession(configuration: configuration)
         do {
             try session.declare(options.topology)
-            try session.qos(prefetch: options.prefetch)
+            onProbation = options.redeliveriesOneAtATime && options.prefetch > 1
+            try session.qos(prefetch: onProbation ? 1 : options.prefetch)
             consumerTag = "\(options.consumerTag)-\(UUID().uuidString.prefix(8))"
             try session.consume(queue: queue, consumerTag: consumerTag)
         } catch {
@@ -327,6 +348,8 @@ private final class ConsumerCore: @unchecked Sendable {
                     generation: generation)
                 amqp_destroy_envelope(&envelope)
                 output.yield(delivery)
+                if onProbation && !delivery.redelivered && !cancelled { endProbation(session) }
+                if self.session == nil { return }
                 continue
             }
             if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
@@ -346,6 +369,22 @@ private final class ConsumerCore: @unchecked Sendable {
         } while amqp_data_in_buffer(session.state) != 0 || amqp_frames_enqueued(session.state) != 0
     }
 
+    /// The returned messages have passed one at a time: resubscribe with the full prefetch.
+    /// RabbitMQ fixes a consumer's prefetch when it subscribes, so this cancels the probation
+    /// subscription and starts another on the same channel; deliveries still unacknowledged
+    /// stay valid (their tags belong to the channel), and any that arrive meanwhile are kept.
+    private func endProbation(_ session: AMQPSession) {
+        onProbation = false
+        do {
+            try session.cancel(consumerTag: consumerTag)
+            try session.qos(prefetch: options.prefetch)
+            consumerTag = "\(options.consumerTag)-\(UUID().uuidString.prefix(8))"
+            try session.consume(queue: queue, consumerTag: consumerTag)
+        } catch {
+            dropSession(error)
+        }
+    }
+
     /// A frame other than a delivery: the broker closing the channel or connection, or
     /// cancelling the subscription (its queue was deleted).
     private func handleOtherFrame(_ session: AMQPSession) {
@@ -356,6 +395,7 @@ private final class ConsumerCore: @unchecked Sendable {
             return
         }
         guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return }
+        if session.noteBlocking(frame) { return }
         let method = frame.payload.method
         switch method.id {
         case AMQPMethod.channelClose, AMQPMethod.connectionClose:

@@ -94,6 +94,11 @@ public final class AMQPPublisher: Sendable {
     /// How many times the publisher had to reconnect.
     public var reconnects: Int { core.reconnects.withLock { $0 } }
 
+    /// Why the broker blocks this publisher's connection right now (a memory or disk alarm:
+    /// `connection.blocked`), or nil. While blocked, publishes wait for confirms that do not
+    /// come and fail after the confirm timeout; committed outbox rows wait for the relay.
+    public var blockedReason: String? { core.blocked.withLock { $0 } }
+
     /// Closes the connection.
     public func close() async {
         heartbeat.cancel()
@@ -111,6 +116,10 @@ private final class PublisherCore: @unchecked Sendable {
     var lastTag: UInt64 = 0
     var hadSession = false
     let reconnects = Mutex(0)
+    /// The broker's `connection.blocked` reason while it holds, readable from any thread.
+    let blocked = Mutex<String?>(nil)
+    /// When publishing started failing, until a publish succeeds again.
+    var failingSince: ContinuousClock.Instant?
 
     init(configuration: AMQPConfiguration, options: AMQPPublisher.Options, logger: Logger) {
         self.configuration = configuration
@@ -136,6 +145,8 @@ private final class PublisherCore: @unchecked Sendable {
         return session
     }
 
+    /// Closes the connection. A block noted before stays noted until a confirm proves it
+    /// lifted: an alarm outlives the connection it was reported on.
     func close() {
         current?.close()
         current = nil
@@ -143,8 +154,26 @@ private final class PublisherCore: @unchecked Sendable {
 
     func serviceHeartbeat() {
         guard let current, current.isOpen else { return }
-        // A zero wait lets rabbitmq-c send a due heartbeat and notice a dead peer.
-        do { _ = try current.waitFrame(timeout: .zero) } catch { close() }
+        // A zero wait lets rabbitmq-c send a due heartbeat and notice a dead peer; a blocking
+        // notice may be what arrives.
+        do {
+            current.releaseBuffers()
+            if let frame = try current.waitFrame(timeout: .zero) { noteBlocking(frame, on: current) }
+        } catch { close() }
+    }
+
+    /// Records `connection.blocked` / `connection.unblocked`; true when `frame` was one.
+    @discardableResult
+    func noteBlocking(_ frame: amqp_frame_t, on session: AMQPSession) -> Bool {
+        guard session.noteBlocking(frame) else { return false }
+        let reason = session.blockedReason
+        blocked.withLock { $0 = reason }
+        if let reason {
+            logger.warning("the broker blocked the publisher's connection (resource alarm); events wait in the outbox", metadata: ["reason": "\(reason)"])
+        } else {
+            logger.info("the broker unblocked the publisher's connection")
+        }
+        return true
     }
 
     func publishBatch(_ input: [AMQPOutgoingMessage]) throws -> [AMQPPublishOutcome] {
@@ -184,11 +213,13 @@ private final class PublisherCore: @unchecked Sendable {
                     lastTag += 1
                     inFlight[lastTag] = index
                 }
+                // The previous frame is fully read: let rabbitmq-c reuse its memory.
+                session.releaseBuffers()
                 guard let frame = try session.waitFrame(timeout: options.confirmTimeout) else {
                     session.markClosed()
                     throw AMQPError(code: .timeout, message: "no publisher confirm within \(options.confirmTimeout)")
                 }
-                guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
+                guard frame.frame_type == UInt8(AMQP_FRAME_METHOD), !noteBlocking(frame, on: session) else { continue }
                 let method = frame.payload.method
                 switch method.id {
                 case AMQPMethod.basicAck:
@@ -217,13 +248,26 @@ private final class PublisherCore: @unchecked Sendable {
                 toSend.append(contentsOf: inFlight.sorted { $0.key > $1.key }.map(\.value))
                 inFlight.removeAll()
                 guard clock.now < deadline else { throw error }
-                logger.warning("amqp publish failed; reconnecting", metadata: ["error": "\(error)"])
+                // One warning per outage; the attempts after it at debug.
+                if failingSince == nil {
+                    failingSince = clock.now
+                    logger.warning("amqp publish failed; reconnecting", metadata: ["error": "\(error)"])
+                } else {
+                    logger.debug("amqp publish still failing; reconnecting", metadata: ["error": "\(error)"])
+                }
                 Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
                 delay = min(delay * 2, .seconds(1))
             } catch {
                 close()
                 throw error
             }
+        }
+        current?.releaseBuffers()
+        // Confirms arrived: whatever blocked the publisher has lifted.
+        if outcomes.contains(where: { $0 == .confirmed }) { blocked.withLock { $0 = nil } }
+        if failingSince != nil {
+            failingSince = nil
+            logger.info("amqp publishing works again")
         }
         return outcomes.map { $0! }
     }

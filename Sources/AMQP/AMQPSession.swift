@@ -5,6 +5,8 @@ import Foundation
 // does not import.
 enum AMQPMethod {
     static let connectionClose: amqp_method_number_t = 0x000A_0032
+    static let connectionBlocked: amqp_method_number_t = 0x000A_003C
+    static let connectionUnblocked: amqp_method_number_t = 0x000A_003D
     static let connectionCloseOK: amqp_method_number_t = 0x000A_0033
     static let channelClose: amqp_method_number_t = 0x0014_0028
     static let channelCloseOK: amqp_method_number_t = 0x0014_0029
@@ -248,9 +250,19 @@ final class AMQPSession {
         amqp_set_handshake_timeout(state, &timeout)
         var rpcTimeout = timeval(duration: configuration.rpcTimeout)
         amqp_set_rpc_timeout(state, &rpcTimeout)
+        Self.configureSocket(amqp_get_sockfd(state), userTimeout: configuration.tcpUserTimeout)
         let heartbeat = Int32(configuration.heartbeat.components.seconds)
-        let login = emporium_amqp_login_plain(
-            state, configuration.virtualHost, 0, 131_072, heartbeat, configuration.user, configuration.password)
+        // The connection's name (shown by the management UI) and the capability to be told
+        // when a resource alarm blocks the connection, instead of finding out by timing out.
+        let arena = CArena()
+        var properties = arena.table([
+            "connection_name": .string(configuration.connectionName),
+            "capabilities": .table(["connection.blocked": .bool(true), "consumer_cancel_notify": .bool(true)]),
+        ])
+        let login = withExtendedLifetime(arena) {
+            emporium_amqp_login_plain_properties(
+                state, configuration.virtualHost, 0, 131_072, heartbeat, &properties, configuration.user, configuration.password)
+        }
         if login.reply_type != AMQP_RESPONSE_NORMAL {
             var error = AMQPError(code: .connectionFailed, message: "login failed")
             if let reported = (Result { try AMQPStatus.check(login, "login") }).failure as? AMQPError { error = reported }
@@ -276,6 +288,48 @@ final class AMQPSession {
 
     deinit { close() }
 
+    /// TCP keepalives and a user timeout on the broker's socket, so a peer that vanished
+    /// (a partition, a dead host) is noticed even while nothing is sent, and data the peer
+    /// never acknowledges fails the connection instead of waiting forever.
+    static func configureSocket(_ fd: Int32, userTimeout: Duration) {
+        guard fd >= 0 else { return }
+        var on: Int32 = 1, idle: Int32 = 10, interval: Int32 = 5, count: Int32 = 3
+        var timeout = UInt32(userTimeout.components.seconds * 1000 + userTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &timeout, socklen_t(MemoryLayout<UInt32>.size))
+    }
+
+    /// Why the broker blocked this connection (a memory or disk alarm), while it is blocked.
+    private(set) var blockedReason: String?
+
+    /// Notes `connection.blocked` / `connection.unblocked`; true when the frame was one of them.
+    func noteBlocking(_ frame: amqp_frame_t) -> Bool {
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD), frame.channel == 0 else { return false }
+        switch frame.payload.method.id {
+        case AMQPMethod.connectionBlocked:
+            let blocked = frame.payload.method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            let reason = string(blocked.reason)
+            blockedReason = reason.isEmpty ? "blocked by the broker" : reason
+            return true
+        case AMQPMethod.connectionUnblocked:
+            blockedReason = nil
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Gives rabbitmq-c's frame memory back once nothing decoded is still in use. Without
+    /// it, every frame received (each publisher confirm, each reply) grows the connection's
+    /// pools for as long as the connection lives.
+    func releaseBuffers() {
+        amqp_maybe_release_buffers(state)
+    }
+
     /// Opens the next channel number (after the broker closed the previous one).
     func openChannel() throws {
         channel += 1
@@ -293,7 +347,9 @@ final class AMQPSession {
                 var ok = amqp_channel_close_ok_t(dummy: 0)
                 _ = amqp_send_method(state, channel, AMQPMethod.channelCloseOK, &ok)
                 try? openChannel()
-            } else if error.code == .connectionLost || error.code == .accessRefused {
+            } else if error.code == .connectionLost || error.code == .accessRefused || error.code == .timeout {
+                // After a timed-out call the reply may still come and confuse the next one:
+                // the session is given up and the next call opens a fresh one.
                 markClosed(replyToServerClose: reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION)
             }
             throw error

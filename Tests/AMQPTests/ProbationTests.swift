@@ -1,0 +1,68 @@
+import AMQP
+import Foundation
+import TestSupport
+import Testing
+
+/// A consumer that replaces one that died meets the messages it held one at a time, so a
+/// message that crashed its consumer does not drag the others to the delivery limit.
+@Suite("AMQP consumer probation after a restart", .timeLimit(.minutes(2)))
+struct ProbationTests {
+    /// The prefetch count RabbitMQ applies to the consumers of `queue` right now.
+    private func prefetchCounts(_ queue: String) throws -> [Int] {
+        let output: String = try TestEnvironment.rabbitmqctl(["-q", "list_consumers", "queue_name", "prefetch_count"])
+        var counts: [Int] = []
+        for line in output.split(separator: "\n") {
+            let fields = line.split(separator: "\t").map(String.init)
+            if fields.count == 2, fields[0] == queue, let count = Int(fields[1]) { counts.append(count) }
+        }
+        return counts
+    }
+
+    @Test("after a consumer dies, the messages it held come back one at a time (prefetch 1), before fresh ones; the first fresh one restores the prefetch")
+    func redeliveriesOneAtATime() async throws {
+        let config = try TestEnvironment.amqp()
+        let admin = try await AMQPConnection.connect(configuration: config)
+        let queue = TestEnvironment.uniqueName("probation")
+        try await admin.declareQueue(.quorum(queue, deliveryLimit: 10))
+        defer { Task { try? await admin.deleteQueue(queue); await admin.close() } }
+        let publisher = AMQPPublisher(configuration: config)
+        let messages = (0..<12).map {
+            AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("m\($0)".utf8), properties: AMQPProperties(messageID: "m\($0)"))
+        }
+        #expect(try await publisher.publish(messages).allSatisfy { $0 == .confirmed })
+
+        var options = AMQPConsumer.Options()
+        options.prefetch = 4
+        // The first consumer takes a few and dies holding them (no ack).
+        let first = AMQPConsumer(configuration: config, queue: queue, options: options)
+        var held: [String] = []
+        for await delivery in first.deliveries {
+            held.append(delivery.properties.messageID ?? "")
+            if held.count == 3 { break }
+        }
+        await first.stop()
+
+        let second = AMQPConsumer(configuration: config, queue: queue, options: options)
+        var iterator = second.deliveries.makeAsyncIterator()
+        var redelivered: [String] = []
+        var fresh: AMQPDelivery?
+        while fresh == nil, let delivery = await iterator.next() {
+            if delivery.redelivered {
+                // While it handles a returned message, the consumer holds nothing else.
+                #expect(try prefetchCounts(queue) == [1])
+                redelivered.append(delivery.properties.messageID ?? "")
+                try await second.ack(delivery)
+            } else {
+                fresh = delivery
+            }
+        }
+        // Every message the dead consumer held came back first, one at a time.
+        #expect(Set(held).isSubset(of: Set(redelivered)), "held \(held), redelivered \(redelivered)")
+        let freshID = try #require(fresh?.properties.messageID)
+        #expect(!redelivered.contains(freshID))
+        // Then the consumer takes the full prefetch again.
+        #expect(await TestEnvironment.eventually(timeout: .seconds(10)) { (try? prefetchCounts(queue)) == [4] })
+        await second.stop()
+        await publisher.close()
+    }
+}
