@@ -58,8 +58,10 @@ public struct APIConfiguration: Sendable {
 
     /// Reads the variables above; a malformed value is an error, not a silent default.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> APIConfiguration {
+        // A request that needs the database answers within about 2 s even when the database
+        // hangs (`DB_QUERY_TIMEOUT_MS`, default 2000): a 503 the client can retry beats a hang.
         var config = APIConfiguration(
-            postgres: try .fromEnvironment(environment), amqp: try .fromEnvironment(environment))
+            postgres: try .fromEnvironment(environment, defaultQueryTimeout: .seconds(2)), amqp: try .fromEnvironment(environment))
         if let host = environment["HTTP_HOST"] { config.host = host }
         config.names = .fromEnvironment(environment)
         do { config.policy = try QueuePolicy.fromEnvironment(environment) } catch { throw ConfigurationError("\(error)") }

@@ -36,7 +36,7 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
     router.middlewares.add(RateLimitMiddleware(limiter: RateLimiter(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst)))
     let routeTable = RouteTable()
     router.middlewares.add(MethodNotAllowedMiddleware(table: routeTable))
-    HealthController(checks: [PostgresReadiness(pool: pool), RabbitMQReadiness(configuration: configuration.amqp)])
+    HealthController(checks: [("postgres", Readiness.postgres(pool)), ("rabbitmq", Readiness.rabbitMQ(configuration.amqp, publisher: publisher))])
         .register(on: router)
 
     let api = router.group("api/v1")
@@ -54,7 +54,7 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
     let pricing = OrdersController.Pricing(
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
         freeShippingOverCents: configuration.freeShippingOverCents)
-    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool),
+    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool, logger: logger),
                      pricing: pricing, cartExpiry: configuration.cartIdleExpiry)
         .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
@@ -74,6 +74,9 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "emporium-api"),
-        services: extraServices + [OutboxRelay(publisher: outbox), ClosePoolOnShutdown(pool: pool)],
+        // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
+        // Hummingbird) first: then the relay publishes and marks its last batch while the
+        // pool it marks through is still open, and the pool closes after it.
+        services: extraServices + [ClosePoolOnShutdown(pool: pool), OutboxRelay(publisher: outbox)],
         logger: logger)
 }

@@ -146,6 +146,7 @@ struct OrdersController: Sendable {
         try validate(input)
         let hash = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
 
+        let token: IdempotencyStore.Token
         switch try await idempotency.claim(userId: userId, key: key, requestHash: hash) {
         case .replay(let status, let body):
             return jsonResponse(status: status, body: body, replayed: true)
@@ -155,8 +156,8 @@ struct OrdersController: Sendable {
             throw APIError.conflict("this Idempotency-Key was already used with a different request body")
         case .inFlight:
             throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
-        case .acquired:
-            break
+        case .acquired(let claim):
+            token = claim
         }
         do {
             // The request span's context when tracing is on (its trace continues the client's);
@@ -164,7 +165,7 @@ struct OrdersController: Sendable {
             let traceparent = EmporiumTracing.currentTraceparent() ?? TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
             let (body, event) = try await pool.withTransaction { db in
                 let (order, event) = try await createOrder(userId: userId, input: input, traceparent: traceparent, db)
-                let stored = try await idempotency.complete(userId: userId, key: key, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
+                let stored = try await idempotency.complete(token, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
                 return (stored, event)
             }
             outbox.publishSoon([event])
@@ -174,8 +175,12 @@ struct OrdersController: Sendable {
             log.info("order placed", metadata: ["event.type": "\(event.type)", "message.id": "\(event.id)"])
             Counter(label: "orders_placed_total").increment()
             return jsonResponse(status: 201, body: body, replayed: false)
+        } catch is IdempotencyStore.ClaimLost {
+            // This request was so slow that its claim was presumed abandoned and taken over;
+            // its order was rolled back, and the request that took over answers for the key.
+            throw APIError.conflict("a later request with this Idempotency-Key took over; retry to get its response")
         } catch {
-            await idempotency.release(userId: userId, key: key)
+            await idempotency.release(token)
             throw error
         }
     }

@@ -8,25 +8,56 @@ import Synchronization
 
 /// Writes events into the `outbox` table inside the caller's transaction.
 public enum Outbox {
-    /// Appends `event` to the outbox in the transaction running on `db`.
+    /// Appends `event` to the outbox in the transaction running on `db`, for `exchange` with
+    /// the event's type as routing key.
     public static func append(_ event: EventEnvelope, exchange: String, on db: PostgresConnection) async throws {
+        try await append(event, to: .exchange(exchange), on: db)
+    }
+
+    /// Appends `event` to the outbox for `destination`: the events exchange (every role
+    /// bound to its type receives it) or one role's work queue directly (a re-drive meant
+    /// for that role alone).
+    public static func append(_ event: EventEnvelope, to destination: Destination, on db: PostgresConnection) async throws {
         try await db.query(
             """
             INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            [event.id, event.type, exchange, event.type, event.orderId,
+            [event.id, event.type, destination.exchange, destination.routingKey(for: event), event.orderId,
              PostgresJSON(data: Data(try event.encoded())), event.traceparent, event.occurredAt])
     }
 
+    /// Where an outbox row is published.
+    public enum Destination: Sendable, Hashable {
+        /// A topic exchange, routed by the event's type.
+        case exchange(String)
+        /// One queue, through the default exchange.
+        case queue(String)
+
+        var exchange: String {
+            switch self {
+            case .exchange(let name): name
+            case .queue: ""
+            }
+        }
+
+        func routingKey(for event: EventEnvelope) -> String {
+            switch self {
+            case .exchange: event.type
+            case .queue(let name): name
+            }
+        }
+    }
+
     /// The AMQP message for an event: the envelope as the body, its id as `message_id`,
-    /// its type as routing key and `type`, persistent and mandatory.
-    public static func message(for event: EventEnvelope, body: [UInt8], exchange: String) -> AMQPOutgoingMessage {
+    /// its type as routing key (unless `routingKey` names a queue) and `type`, persistent
+    /// and mandatory.
+    public static func message(for event: EventEnvelope, body: [UInt8], exchange: String, routingKey: String? = nil) -> AMQPOutgoingMessage {
         var headers: AMQPTable = ["schema_version": .int(Int64(event.schemaVersion))]
         if let traceparent = event.traceparent { headers["traceparent"] = .string(traceparent) }
         if let orderId = event.orderId { headers["order_id"] = .string(orderId.uuidString.lowercased()) }
         return AMQPOutgoingMessage(
-            exchange: exchange, routingKey: event.type, body: body,
+            exchange: exchange, routingKey: routingKey ?? event.type, body: body,
             properties: AMQPProperties(
                 messageID: event.id.uuidString.lowercased(), contentType: "application/json", type: event.type,
                 timestamp: event.occurredAt, headers: headers, persistent: true, appID: "emporium"),
@@ -45,6 +76,9 @@ public struct OutboxPublisher: Sendable {
     public let logger: Logger
     /// Events handed over by ``publishSoon(_:)``, published in batches by the relay.
     let committed = CommittedEvents()
+    /// One warning when publishing after commit starts failing (a broker outage), one notice
+    /// when it works again.
+    let afterCommitFailures: FailureStreak
 
     /// Creates a publisher for events on `exchange`.
     public init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {
@@ -52,18 +86,31 @@ public struct OutboxPublisher: Sendable {
         self.pool = pool
         self.exchange = exchange
         self.logger = logger
+        self.afterCommitFailures = FailureStreak(task: "publishing after commit (the outbox relay retries what is left)", logger: logger)
     }
 
-    /// Publishes events that were just committed to the outbox; returns how many the broker
-    /// confirmed (and were marked). Never throws: the relay retries what is left.
+    /// Publishes events that were just committed to the outbox for the events exchange;
+    /// returns how many the broker confirmed (and were marked). Never throws: the relay
+    /// retries what is left.
     @discardableResult
     public func publishCommitted(_ events: [EventEnvelope]) async -> Int {
-        guard !events.isEmpty else { return 0 }
+        await publishCommitted(events.map { CommittedEvent(event: $0, queue: nil) })
+    }
+
+    @discardableResult
+    func publishCommitted(_ items: [CommittedEvent]) async -> Int {
+        guard !items.isEmpty else { return 0 }
         do {
-            let messages = try events.map { Outbox.message(for: $0, body: try $0.encoded(), exchange: exchange) }
-            return try await publishAndMark(ids: events.map(\.id), messages: messages)
+            let messages = try items.map { item in
+                let destination: Outbox.Destination = item.queue.map { .queue($0) } ?? .exchange(exchange)
+                return Outbox.message(for: item.event, body: try item.event.encoded(), exchange: destination.exchange,
+                                      routingKey: destination.routingKey(for: item.event))
+            }
+            let confirmed = try await publishAndMark(ids: items.map(\.event.id), messages: messages).confirmed
+            afterCommitFailures.succeeded()
+            return confirmed
         } catch {
-            logger.warning("publishing after commit failed; the outbox relay will retry", metadata: ["error": "\(error)"])
+            afterCommitFailures.failed(error)
             return 0
         }
     }
@@ -74,7 +121,13 @@ public struct OutboxPublisher: Sendable {
     /// window and marks it with one statement. What it cannot publish stays unpublished in
     /// the table, where the relay's poll finds it: the outbox row, not this call, is the promise.
     public func publishSoon(_ events: [EventEnvelope]) {
-        committed.add(events)
+        committed.add(events.map { CommittedEvent(event: $0, queue: nil) })
+    }
+
+    /// ``publishSoon(_:)`` for events committed to the outbox for one work queue
+    /// (``Outbox/Destination/queue(_:)``).
+    public func publishSoon(_ events: [EventEnvelope], toQueue queue: String) {
+        committed.add(events.map { CommittedEvent(event: $0, queue: queue) })
     }
 
     /// Publishes what ``publishSoon(_:)`` collected until ``CommittedEvents/finish()``,
@@ -93,8 +146,11 @@ public struct OutboxPublisher: Sendable {
     /// The most events one batch publishes (and one UPDATE marks).
     static let batchLimit = 512
 
-    /// Publishes `messages` and marks the confirmed ones' outbox rows (by `ids`).
-    func publishAndMark(ids: [UUID], messages: [AMQPOutgoingMessage], on db: PostgresConnection? = nil) async throws -> Int {
+    /// Publishes `messages` and marks the confirmed ones' outbox rows (by `ids`). A row the
+    /// broker returned or refused counts an attempt and keeps the reason; after
+    /// ``OutboxRelay/parkAfterAttempts`` attempts it is parked: kept, no longer retried by
+    /// the relay, counted in `outbox_parked` and listed by `emporium outbox parked`.
+    func publishAndMark(ids: [UUID], messages: [AMQPOutgoingMessage], on db: PostgresConnection? = nil) async throws -> (confirmed: Int, parked: Int) {
         let outcomes = try await publisher.publish(messages)
         var confirmed: [UUID] = []
         var failed: [(UUID, String)] = []
@@ -109,20 +165,37 @@ public struct OutboxPublisher: Sendable {
         if !confirmed.isEmpty {
             if let db { try await db.query(mark, [confirmed]) } else { try await pool.query(mark, [confirmed]) }
         }
+        var parked = 0
         for (id, reason) in failed {
             logger.error("outbox event not accepted by the broker", metadata: ["message.id": "\(id)", "error": "\(reason)"])
-            let note = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
-            if let db { try await db.query(note, [id, reason]) } else { try await pool.query(note, [id, reason]) }
+            let note = """
+                UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                  parked_at = CASE WHEN attempts + 1 >= $3 THEN now() END
+                WHERE id = $1 AND published_at IS NULL RETURNING parked_at IS NOT NULL AS parked
+                """
+            let parameters: [any PostgresEncodable] = [id, reason, OutboxRelay.parkAfterAttempts]
+            let rows: PostgresRows
+            if let db { rows = try await db.query(note, parameters) } else { rows = try await pool.query(note, parameters) }
+            if try rows.first?.decode(Bool.self, "parked") == true {
+                parked += 1
+                logger.error("outbox row parked after \(OutboxRelay.parkAfterAttempts) refused attempts (emporium outbox parked)", metadata: ["message.id": "\(id)"])
+            }
         }
-        return confirmed.count
+        return (confirmed.count, parked)
     }
+}
+
+/// An event committed to the outbox, and the queue it is addressed to (nil: the events exchange).
+struct CommittedEvent: Sendable {
+    let event: EventEnvelope
+    let queue: String?
 }
 
 /// Events committed by this process and waiting to be published, shared by the copies of an
 /// ``OutboxPublisher``. Bounded: past `limit` events, new ones are left to the relay's poll
 /// (their rows are committed), so a broker outage cannot grow memory without end.
 final class CommittedEvents: Sendable {
-    private let pending = Mutex<[EventEnvelope]>([])
+    private let pending = Mutex<[CommittedEvent]>([])
     private let signal: AsyncStream<Void>.Continuation
     /// Yields after events were added (coalesced: one pending signal at most).
     let signals: AsyncStream<Void>
@@ -133,7 +206,7 @@ final class CommittedEvents: Sendable {
         (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    func add(_ events: [EventEnvelope]) {
+    func add(_ events: [CommittedEvent]) {
         guard !events.isEmpty else { return }
         pending.withLock { pending in
             pending.append(contentsOf: events.prefix(max(0, limit - pending.count)))
@@ -141,7 +214,7 @@ final class CommittedEvents: Sendable {
         signal.yield()
     }
 
-    func take(max: Int) -> [EventEnvelope] {
+    func take(max: Int) -> [CommittedEvent] {
         pending.withLock { pending in
             let batch = Array(pending.prefix(max))
             pending.removeFirst(batch.count)
@@ -166,6 +239,11 @@ public struct OutboxRelay: Service {
     let grace: Duration
     let batchSize: Int
 
+    /// Failed publish attempts (returned or refused by the broker, or an undecodable row)
+    /// after which a row is parked (`OUTBOX_PARK_AFTER_ATTEMPTS` is not read: a row the
+    /// broker refused ten times needs a person, not an eleventh try).
+    public static let parkAfterAttempts = 10
+
     /// Creates a relay polling every `interval`.
     public init(publisher: OutboxPublisher, interval: Duration = .seconds(1), grace: Duration = .seconds(2), batchSize: Int = 200) {
         self.publisher = publisher
@@ -179,55 +257,72 @@ public struct OutboxRelay: Service {
         await withDiscardingTaskGroup { group in
             // Events this process just committed, in batches, as they come.
             group.addTask { await publisher.publishCommittedBatches() }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    // Drain a backlog quickly, then poll.
-                    while try await relayOnce() == batchSize {}
-                    try await reportBacklog()
-                } catch {
-                    publisher.logger.warning("outbox relay pass failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: interval)
+            await runPeriodically(every: interval, task: "outbox relay", logger: publisher.logger) {
+                // Drain a backlog quickly, then poll.
+                while try await relayOnce() == batchSize {}
+                try await reportBacklog()
             }
             // The batch publisher sends what is still in hand, then ends.
             publisher.committed.finish()
         }
     }
 
-    /// `outbox_unpublished` and `outbox_oldest_unpublished_age_seconds`, after each pass.
+    /// `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds` and `outbox_parked`,
+    /// after each pass.
     func reportBacklog() async throws {
         let row = try await publisher.pool.query(
-            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest FROM outbox WHERE published_at IS NULL")[0]
+            """
+            SELECT count(*) FILTER (WHERE parked_at IS NULL) AS n, count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+                   coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::float8 AS oldest
+            FROM outbox WHERE published_at IS NULL
+            """)[0]
         Gauge(label: "outbox_unpublished").record(try row.decode(Int.self, "n"))
+        Gauge(label: "outbox_parked").record(try row.decode(Int.self, "parked"))
         Gauge(label: "outbox_oldest_unpublished_age_seconds").record(try row.decode(Double.self, "oldest"))
     }
 
-    /// One pass: publishes up to `batchSize` stale rows; returns how many were confirmed.
+    /// One pass: publishes up to `batchSize` stale rows; returns how many rows it settled
+    /// (confirmed, or parked because they cannot be published; a row the broker refused but
+    /// that has attempts left is not counted). A row that cannot be
+    /// decoded is parked at once with the reason, so it never stops the rows behind it.
     @discardableResult
     public func relayOnce() async throws -> Int {
         let graceMS = Int(grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000)
         return try await publisher.pool.withTransaction { db in
             let rows = try await db.query(
                 """
-                SELECT id, exchange, payload::text AS body FROM outbox
-                WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+                SELECT id, exchange, routing_key, payload::text AS body FROM outbox
+                WHERE published_at IS NULL AND parked_at IS NULL AND created_at < now() - make_interval(secs => $1::float8 / 1000)
                 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
                 """,
                 [graceMS, batchSize])
             guard rows.count > 0 else { return 0 }
             var ids: [UUID] = []
             var messages: [AMQPOutgoingMessage] = []
+            var parked = 0
             for row in rows {
-                let body = Array(try row.decode(String.self, "body").utf8)
-                let event = try EventEnvelope.decode(body)
-                ids.append(try row.decode(UUID.self, "id"))
-                messages.append(Outbox.message(for: event, body: body, exchange: try row.decode(String.self, "exchange")))
+                let id = try row.decode(UUID.self, "id")
+                do {
+                    let body = Array(try row.decode(String.self, "body").utf8)
+                    let event = try EventEnvelope.decode(body)
+                    let exchange = try row.decode(String.self, "exchange")
+                    let routingKey = try row.decode(String.self, "routing_key")
+                    messages.append(Outbox.message(for: event, body: body, exchange: exchange, routingKey: routingKey))
+                    ids.append(id)
+                } catch {
+                    parked += 1
+                    publisher.logger.error("outbox row cannot be decoded; parked for an operator (emporium outbox parked)",
+                                           metadata: ["message.id": "\(id)", "error": "\(error)"])
+                    try await db.query(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, parked_at = now() WHERE id = $1",
+                        [id, "undecodable: \(error)"])
+                }
             }
-            let confirmed = try await publisher.publishAndMark(ids: ids, messages: messages, on: db)
+            let (confirmed, refused) = ids.isEmpty ? (0, 0) : try await publisher.publishAndMark(ids: ids, messages: messages, on: db)
             if confirmed > 0 {
                 publisher.logger.info("outbox relay published unpublished events", metadata: ["count": "\(confirmed)"])
             }
-            return confirmed
+            return confirmed + parked + refused
         }
     }
 }

@@ -63,10 +63,19 @@ public struct Worker: Service {
     let logger: Logger
     /// Subscription and progress, for the health endpoint.
     public let status: WorkerStatus
+    /// Opens while the database is unavailable: deliveries are held, not failed.
+    public let breaker: DependencyBreaker
+
+    /// How many times in a row one delivery may fail for want of the database while the
+    /// prober finds the database answering in between, before the failure is counted as the
+    /// message's own (a statement that always times out, say) and retried or dead-lettered
+    /// as usual. An outage of any length costs no attempt: its retries wait for the prober.
+    static let heldRetryLimit = 10
 
     /// Creates the worker; nothing connects until ``run()``.
     public init(role: WorkerRole, handler: any EventHandler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-                outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(), logger: Logger) {
+                outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(),
+                breaker: DependencyBreaker? = nil, logger: Logger) {
         self.role = role
         self.handler = handler
         self.names = names
@@ -78,6 +87,8 @@ public struct Worker: Service {
         self.drainTimeout = drainTimeout
         self.status = status
         self.logger = logger
+        self.breaker = breaker ?? .postgres(pool, logger: logger)
+        status.attach(self.breaker)
     }
 
     public func run() async throws {
@@ -92,6 +103,7 @@ public struct Worker: Service {
         logger.info("worker consuming", metadata: ["amqp.queue": "\(names.queue(role))"])
         let drainTimeout = self.drainTimeout
         let logger = self.logger
+        let breaker = self.breaker
         await withGracefulShutdownHandler {
             // Prefetch bounds how many deliveries are in flight, so one task each is bounded too.
             await withDiscardingTaskGroup { group in
@@ -105,7 +117,9 @@ public struct Worker: Service {
                 status.markDraining()
                 await consumer.cancel()
                 try? await Task.sleep(for: drainTimeout)
-                // Whatever is still unfinished goes back to the queue with the connection.
+                // Deliveries held for an unavailable database stop waiting; whatever is still
+                // unfinished goes back to the queue with the connection.
+                breaker.stop()
                 await consumer.stop()
             }
         }
@@ -151,38 +165,62 @@ public struct Worker: Service {
             if let orderId = event.orderId { span.attributes["emporium.order.id"] = orderId.uuidString }
             // A replay continues the dead letter's trace; the span says it is one.
             if let replays = delivery.properties.headers[DeadLetterHeader.replayCount]?.intValue { span.attributes["emporium.replay.count"] = Int(replays) }
-            do {
-                let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
-                    guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
-                    // What this message causes continues its trace, as children of this span.
-                    let traceparent = EmporiumTracing.currentTraceparent()
-                    let events = try await handler.handle(event, in: db).map { next in
-                        var next = next
-                        if let traceparent { next.traceparent = traceparent }
-                        return next
-                    }
-                    for next in events { try await Outbox.append(next, exchange: names.eventsExchange, on: db) }
-                    return events
-                }
-                status.countHandled()
-                EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
-                if let outgoing {
-                    log.info("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
-                    // The ack does not wait for the broker: the outgoing rows are committed.
-                    outbox.publishSoon(outgoing)
-                } else {
-                    log.info("duplicate event skipped")
+            var heldRetries = 0
+            while true {
+                // While the database is unavailable, nothing starts: the delivery waits in hand.
+                guard await breaker.waitUntilAvailable() == .available else {
+                    log.info("shutting down while the database is unavailable; the broker keeps the message")
+                    return
                 }
                 do {
-                    try await consumer.ack(delivery)
-                    Counter(label: "messages_acked_total", dimensions: labels).increment()
+                    try await apply(event, delivery: delivery, consumer: consumer, labels: labels, started: started, log: log)
+                    return
+                } catch let error as PostgresError where error.code == .poolClosed {
+                    // The process is stopping: leave the message unacknowledged for the broker.
+                    log.info("shutting down; the broker keeps the message", metadata: ["error": "\(error.message)"])
+                    return
+                } catch let error as PostgresError where error.isUnavailable && heldRetries < Self.heldRetryLimit {
+                    heldRetries += 1
+                    log.debug("database unavailable; holding the message", metadata: ["error": "\(error.message)", "held_retries": "\(heldRetries)"])
+                    breaker.reportUnavailable(error)
                 } catch {
-                    // The effects are committed; the broker redelivers and the inbox skips it.
-                    log.warning("ack failed after commit; the redelivery will be skipped", metadata: ["error": "\(error)"])
+                    await fail(delivery, reason: "\(error)", failure: FailureClass.of(error), consumer: consumer, router: router, log: log)
+                    return
                 }
-            } catch {
-                await fail(delivery, reason: "\(error)", failure: FailureClass.of(error), consumer: consumer, router: router, log: log)
             }
+        }
+    }
+
+    /// Applies one event in a transaction (inbox claim, effects, outgoing outbox rows), then
+    /// hands the outgoing events to the publisher and acks. Throws what the transaction threw.
+    private func apply(_ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)], started: ContinuousClock.Instant, log: Logger) async throws {
+        let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
+            guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
+            // What this message causes continues its trace, as children of this span.
+            let traceparent = EmporiumTracing.currentTraceparent()
+            let events = try await handler.handle(event, in: db).map { next in
+                var next = next
+                if let traceparent { next.traceparent = traceparent }
+                return next
+            }
+            for next in events { try await Outbox.append(next, exchange: names.eventsExchange, on: db) }
+            return events
+        }
+        status.countHandled()
+        EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
+        if let outgoing {
+            log.info("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
+            // The ack does not wait for the broker: the outgoing rows are committed.
+            outbox.publishSoon(outgoing)
+        } else {
+            log.info("duplicate event skipped")
+        }
+        do {
+            try await consumer.ack(delivery)
+            Counter(label: "messages_acked_total", dimensions: labels).increment()
+        } catch {
+            // The effects are committed; the broker redelivers and the inbox skips it.
+            log.warning("ack failed after commit; the redelivery will be skipped", metadata: ["error": "\(error)"])
         }
     }
 

@@ -17,6 +17,7 @@ public enum ProcessIdentity {
 public final class WorkerStatus: Sendable {
     private struct State {
         var consumer: AMQPConsumer?
+        var breaker: DependencyBreaker?
         var handled = 0
         var draining = false
     }
@@ -31,7 +32,13 @@ public final class WorkerStatus: Sendable {
     /// Messages this process handled (applied or skipped as duplicates) since it started.
     public var handled: Int { state.withLock { $0.handled } }
 
+    /// Why the worker holds its messages right now (its database is unavailable), or nil.
+    public var pause: DependencyBreaker.Pause? { state.withLock { $0.breaker }?.pause }
+    /// Whether the worker is draining for shutdown.
+    public var isDraining: Bool { state.withLock { $0.draining } }
+
     func attach(_ consumer: AMQPConsumer) { state.withLock { $0.consumer = consumer } }
+    func attach(_ breaker: DependencyBreaker) { state.withLock { $0.breaker = breaker } }
     func markDraining() { state.withLock { $0.draining = true } }
     func countHandled() { state.withLock { $0.handled += 1 } }
 }

@@ -16,10 +16,12 @@ public struct StatusReport: Sendable, Encodable {
         public let deadLetters: Int?
     }
 
-    /// Events committed but not yet published (the relay's backlog).
+    /// Events committed but not yet published (the relay's backlog), and rows the relay
+    /// parked for an operator (`emporium outbox parked`).
     public struct Outbox: Sendable, Encodable {
         public let unpublished: Int
         public let oldestAgeSeconds: Int?
+        public let parked: Int
     }
 
     public var queues: [Queue] = []
@@ -63,8 +65,13 @@ public struct SystemStatus: Sendable {
         }
         do {
             let outbox = try await pool.query(
-                "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::int8 AS oldest FROM outbox WHERE published_at IS NULL")[0]
-            report.outbox = .init(unpublished: try outbox.decode(Int.self, "n"), oldestAgeSeconds: try outbox.decode(Int?.self, "oldest"))
+                """
+                SELECT count(*) FILTER (WHERE parked_at IS NULL) AS n, count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+                       extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::int8 AS oldest
+                FROM outbox WHERE published_at IS NULL
+                """)[0]
+            report.outbox = .init(unpublished: try outbox.decode(Int.self, "n"), oldestAgeSeconds: try outbox.decode(Int?.self, "oldest"),
+                                  parked: try outbox.decode(Int.self, "parked"))
             var orders: [String: Int] = [:]
             for row in try await pool.query("SELECT status, count(*) AS n FROM orders GROUP BY status") {
                 orders[try row.decode(String.self, "status")] = try row.decode(Int.self, "n")

@@ -69,13 +69,8 @@ public struct PaymentTimeoutSweeper: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                while try await sweepOnce() == 100 {}
-            } catch {
-                outbox.logger.warning("payment timeout sweep failed", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: interval)
+        await runPeriodically(every: interval, task: "payment timeout sweep", logger: outbox.logger) {
+            while try await sweepOnce() == 100 {}
         }
     }
 

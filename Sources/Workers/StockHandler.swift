@@ -24,6 +24,13 @@ public struct StockHandler: EventHandler {
         // An order cancelled before its reservation must not take stock.
         let status = try await db.query("SELECT status FROM orders WHERE id = $1 FOR NO KEY UPDATE", [placed.orderId]).first
         guard let status, try status.decode(String.self, "status") == OrderStatus.pending.rawValue else { return [] }
+        // Reserved before (the same order placed again by a re-drive, under a new message id):
+        // the answer never reached the order worker, so give it again instead of taking stock twice.
+        let held = try await db.query("SELECT count(*) AS n FROM stock_reservations WHERE order_id = $1 AND status = 'RESERVED'", [placed.orderId])[0]
+        if try held.decode(Int.self, "n") > 0 {
+            return [try EventEnvelope(type: EventType.stockReserved, orderId: placed.orderId,
+                                      payload: StockOutcome(orderId: placed.orderId), traceparent: cause.traceparent)]
+        }
 
         var wanted: [UUID: Int] = [:]
         for line in placed.lines { wanted[line.productId, default: 0] += line.quantity }

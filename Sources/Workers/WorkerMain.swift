@@ -41,6 +41,12 @@ public struct WorkerConfiguration: Sendable {
     public var healthPort: Int?
     /// `HEALTH_HOST` (default 127.0.0.1; 0.0.0.0 in containers).
     public var healthHost = "127.0.0.1"
+    /// The saga reconciler's settings (`SAGA_STALL_SECONDS`, `SAGA_SWEEP_INTERVAL_MS`,
+    /// `SAGA_MAX_REDRIVES`, `SAGA_LOOKBACK_SECONDS`); it runs in the order worker.
+    public var saga = SagaReconciler.Settings()
+    /// Retention of bookkeeping rows (`OUTBOX_RETENTION_SECONDS` and friends, see
+    /// ``Retention``); it runs in the order worker.
+    public var retention = Retention.Settings()
 
     /// Creates a configuration from its parts.
     public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration, names: MessagingNames) {
@@ -51,7 +57,10 @@ public struct WorkerConfiguration: Sendable {
 
     /// Reads the variables above.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> WorkerConfiguration {
-        var config = WorkerConfiguration(postgres: try .fromEnvironment(environment), amqp: try .fromEnvironment(environment), names: .fromEnvironment(environment))
+        // Workers wait longer for a statement than the API (15 s, `DB_QUERY_TIMEOUT_MS`): no
+        // client is waiting, and a frozen database pauses the worker either way.
+        var config = WorkerConfiguration(postgres: try .fromEnvironment(environment, defaultQueryTimeout: .seconds(15)),
+                                         amqp: try .fromEnvironment(environment), names: .fromEnvironment(environment))
         if let value = environment["WORKER_PREFETCH"] { config.prefetch = try positive(UInt16(value), "WORKER_PREFETCH") }
         if let value = environment["DB_POOL_SIZE"] { config.poolSize = try positive(Int(value), "DB_POOL_SIZE") }
         if let value = environment["PAYMENT_PROVIDER_LATENCY_MS"] {
@@ -77,6 +86,11 @@ public struct WorkerConfiguration: Sendable {
             guard SMTPClient.isSafeAddress(from) else { throw WorkerConfigurationError("MAIL_FROM must be a bare email address") }
             config.mailFrom = from
         }
+        if let value = environment["SAGA_STALL_SECONDS"] { config.saga.stall = .seconds(try positive(Int(value), "SAGA_STALL_SECONDS")) }
+        if let value = environment["SAGA_SWEEP_INTERVAL_MS"] { config.saga.interval = .milliseconds(try positive(Int(value), "SAGA_SWEEP_INTERVAL_MS")) }
+        if let value = environment["SAGA_MAX_REDRIVES"] { config.saga.maxRedrives = try positive(Int(value), "SAGA_MAX_REDRIVES") }
+        if let value = environment["SAGA_LOOKBACK_SECONDS"] { config.saga.lookback = .seconds(try positive(Int(value), "SAGA_LOOKBACK_SECONDS")) }
+        config.retention = try Retention.Settings.fromEnvironment(environment)
         if let value = environment["LOG_LEVEL"] {
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw WorkerConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical") }
             config.logLevel = level
@@ -113,6 +127,8 @@ public enum WorkerMain {
         case .order:
             handler = OrderHandler()
             extra.append(PaymentTimeoutSweeper(pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout, interval: configuration.sweeperInterval))
+            extra.append(SagaReconciler(pool: pool, outbox: outbox, names: configuration.names, settings: configuration.saga, logger: logger))
+            extra.append(Retention(pool: pool, settings: configuration.retention, logger: logger))
         case .notification:
             let channel: any NotificationChannel = configuration.smtp.map {
                 SMTPEmailChannel(client: SMTPClient(host: $0.host, port: $0.port), from: configuration.mailFrom)
