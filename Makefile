@@ -4,9 +4,9 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh
 
 # Suites whose tests each start the API and workers as processes (see `make test`).
-PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests
+PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests
 
-.PHONY: help services stop build migrate run test walkthrough bench
+.PHONY: help services stop build migrate run test walkthrough bench soak
 
 help:
 	@echo "make run      install what is missing, start PostgreSQL + RabbitMQ, migrate, build, start the API on :8080"
@@ -17,6 +17,7 @@ help:
 	@echo "make stop     stop the processes started by make run, PostgreSQL and RabbitMQ"
 	@echo "make walkthrough  the README checkout walkthrough against a running make run"
 	@echo "make bench    release build, baselines (pgbench, raw rabbitmq-c) and Emporium's figures; writes BENCHMARKS.md (~10 min)"
+	@echo "make soak     5-minute PostgreSQL and RabbitMQ outages under load, and 1,000,000 confirmed publishes' memory (~20 min)"
 
 services:
 	@bash scripts/services.sh
@@ -44,8 +45,9 @@ test: services
 	@# The suites that start the real executables (up to twelve processes each, 500 orders) run
 	@# one test at a time, so they do not starve each other or the rest on a 2-core machine.
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --no-parallel --filter "$(PROCESS_SUITES)"
-	@# The outage drills restart PostgreSQL and RabbitMQ, so they run alone, after the rest.
-	@$(ENV) && bash scripts/swift-test.sh --skip-build --filter OutageTests
+	@# The outage drills restart, stop and freeze PostgreSQL and RabbitMQ, so they run alone, one
+	@# at a time, after the rest (the long ones take each server away for 2 minutes here; make soak: 5).
+	@$(ENV) && bash scripts/swift-test.sh --skip-build --no-parallel --filter OutageTests
 	@python3 scripts/openapi/generate.py --check
 	@bash scripts/validate-deploy.sh
 	@bash scripts/check-readme.sh
@@ -62,3 +64,9 @@ walkthrough:
 
 bench:
 	@bash scripts/bench.sh $(BENCH_ARGS)
+
+# The long versions of the outage drills (each server away 5 minutes under load) and the
+# publisher's resident memory over 1,000,000 confirmed messages.
+soak: services
+	@$(ENV) && swift build --build-tests && OUTAGE_SECONDS=$${OUTAGE_SECONDS:-300} bash scripts/swift-test.sh --skip-build --no-parallel --filter LongOutageTests
+	@$(ENV) && "$$(swift build --show-bin-path)/emporium" soak publisher --messages $${SOAK_MESSAGES:-1000000}

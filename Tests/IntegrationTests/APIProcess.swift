@@ -8,7 +8,9 @@ final class APIProcess: @unchecked Sendable {
     private let process = Process()
     private let logFile: URL
 
-    init(stack: Stack, extraEnvironment: [String: String] = [:]) async throws {
+    /// Starts the API for `stack`; `defaultPolicy` declares the queues with the production
+    /// retry policy (as the stack and the workers must then too).
+    init(stack: Stack, defaultPolicy: Bool = false, extraEnvironment: [String: String] = [:]) async throws {
         port = try TestEnvironment.freePort()
         var environment = stack.processEnvironment
         environment["HTTP_PORT"] = String(port)
@@ -18,7 +20,7 @@ final class APIProcess: @unchecked Sendable {
         environment["LOG_LEVEL"] = "debug"
         environment["RATE_LIMIT_PER_SECOND"] = "100000"
         environment["RATE_LIMIT_BURST"] = "100000"
-        environment.merge(WorkerProcesses.policyEnvironment) { _, new in new }
+        if !defaultPolicy { environment.merge(WorkerProcesses.policyEnvironment) { _, new in new } }
         environment.merge(extraEnvironment) { _, new in new }
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("api-log") + ".log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
@@ -52,6 +54,12 @@ final class APIProcess: @unchecked Sendable {
     }
 
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Whether the process is still alive.
+    var isRunning: Bool { process.isRunning }
+
+    /// The exit status once stopped.
+    var exitStatus: Int32 { process.terminationStatus }
     var logLines: [String] { log.split(separator: "\n").map(String.init) }
 
     /// SIGTERM, then waits for the exit (so every line is written).

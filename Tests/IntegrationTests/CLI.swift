@@ -4,9 +4,21 @@ import TestSupport
 
 /// Runs the real `emporium` binary against a stack's broker and namespace.
 struct CLI {
-    let stack: Stack
+    /// The environment the stack's processes get.
+    let base: [String: String]
     /// Variables set on top of the stack's (e.g. a dead broker's address).
     var overrides: [String: String] = [:]
+
+    /// The CLI against `stack`'s database, broker and namespace.
+    init(stack: Stack, overrides: [String: String] = [:]) {
+        self.base = stack.processEnvironment
+        self.overrides = overrides
+    }
+
+    /// The CLI with this environment.
+    init(environment: [String: String]) {
+        self.base = environment
+    }
 
     struct Result {
         let status: Int32
@@ -15,7 +27,7 @@ struct CLI {
     }
 
     var environment: [String: String] {
-        var environment = stack.processEnvironment
+        var environment = base
         environment.merge(overrides) { _, new in new }
         return environment
     }

@@ -31,14 +31,20 @@ final class WorkerProcesses: @unchecked Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("emporium-stock-worker").path) } ?? candidates[1]
     }()
 
-    init(stack: Stack, providerLatencyMS: Int, extraEnvironment: [String: String] = [:]) throws {
+    /// Workers for `stack`; `defaultPolicy` leaves the production retry policy (1 s, 5 s, 30 s;
+    /// five attempts; delivery limit 10) instead of the tests' short one, and then the stack
+    /// must declare its queues with the defaults too.
+    init(stack: Stack, providerLatencyMS: Int, defaultPolicy: Bool = false, extraEnvironment: [String: String] = [:]) throws {
         var environment = stack.processEnvironment
         environment["PAYMENT_PROVIDER_LATENCY_MS"] = String(providerLatencyMS)
         environment["LOG_LEVEL"] = "warning"
         environment["DB_POOL_SIZE"] = "4"
-        environment.merge(Self.policyEnvironment) { _, new in new }
+        if !defaultPolicy { environment.merge(Self.policyEnvironment) { _, new in new } }
         environment["WORKER_DRAIN_TIMEOUT_MS"] = "3000"
         environment["FAKE_PROVIDER_FAULTS"] = "true"
+        // The drills crash workers on purpose; the runtime's symbolicated backtrace takes
+        // seconds per crash on a loaded machine and tells these tests nothing.
+        environment["SWIFT_BACKTRACE"] = "enable=no"
         environment.merge(extraEnvironment) { _, new in new }
         self.environment = environment
         logDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("worker-logs"))

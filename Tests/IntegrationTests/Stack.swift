@@ -50,6 +50,14 @@ struct Stack {
         var pricing: (taxBasisPoints: Int, shippingCents: Int, freeOverCents: Int?) = (0, 0, nil)
         /// Per-client rate limit (tests send many requests from one address).
         var rateLimit: (perSecond: Double, burst: Int) = (100_000, 100_000)
+        /// The saga reconciler of the in-process order worker. Tests that count retries and
+        /// provider calls exactly must not see a re-drive, so it waits ten minutes here unless
+        /// a test (the reconciler's own) shortens it.
+        var saga: SagaReconciler.Settings = {
+            var settings = SagaReconciler.Settings()
+            settings.stall = .seconds(600)
+            return settings
+        }()
     }
 
     static func run(_ options: Options = Options(), _ body: @Sendable (Stack) async throws -> Void) async throws {
@@ -109,6 +117,7 @@ struct Stack {
             config.drainTimeout = .seconds(2)
             config.paymentTimeout = options.paymentTimeout
             config.sweeperInterval = .milliseconds(200)
+            config.saga = options.saga
             for role in WorkerRole.allCases where !options.excludedRoles.contains(role) {
                 services += try WorkerMain.services(role: role, configuration: config, logger: logger)
             }
@@ -116,12 +125,55 @@ struct Stack {
         return ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
     }
 
+    /// Runs one role's worker in this process, apart from the stack's own workers, so a test
+    /// can stop and start it (with the stack's options).
+    func startRole(_ role: WorkerRole, options: Options = Options()) throws -> RunningRole {
+        var options = options
+        options.inProcessWorkers = true
+        options.excludedRoles = Set(WorkerRole.allCases).subtracting([role])
+        let group = try Self.makeWorkers(database: database, names: names, amqp: amqp, options: options)
+        return RunningRole(group: group, task: Task { try await group.run() })
+    }
+
+    /// A role started by ``startRole(_:options:)``.
+    struct RunningRole {
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+        /// Graceful shutdown, waiting until every service ended.
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            _ = await task.result
+        }
+    }
+
+    /// Messages ready in a role's work queue.
+    func queueDepth(_ role: WorkerRole) async throws -> Int {
+        let connection = try await AMQPConnection.connect(configuration: amqp)
+        defer { Task { await connection.close() } }
+        return try await connection.queueStatus(names.queue(role)).messages
+    }
+
+    /// Messages in a role's dead-letter queue.
+    func deadLetters(_ role: WorkerRole) async throws -> Int {
+        let connection = try await AMQPConnection.connect(configuration: amqp)
+        defer { Task { await connection.close() } }
+        return try await connection.queueStatus(names.deadLetterQueue(role)).messages
+    }
+
+    /// Purges a role's work queue (what an operator's mistake looks like); returns how many.
+    @discardableResult
+    func purge(_ role: WorkerRole) async throws -> Int {
+        let connection = try await AMQPConnection.connect(configuration: amqp)
+        defer { Task { await connection.close() } }
+        return try await connection.purgeQueue(names.queue(role))
+    }
+
     private static func cleanUp(names: MessagingNames, amqp: AMQPConfiguration) async {
         guard let admin = try? await AMQPConnection.connect(configuration: amqp) else { return }
         for role in WorkerRole.allCases {
             try? await admin.deleteQueue(names.queue(role))
             try? await admin.deleteQueue(names.deadLetterQueue(role))
-            for delay in [300, 500, 1_200, 2_000, 5_000].map(Duration.milliseconds) { try? await admin.deleteQueue(names.retryQueue(role, delay: delay)) }
+            for delay in [300, 500, 1_000, 1_200, 2_000, 5_000, 30_000].map(Duration.milliseconds) { try? await admin.deleteQueue(names.retryQueue(role, delay: delay)) }
         }
         try? await admin.deleteExchange(names.eventsExchange)
         try? await admin.deleteExchange(names.deadLetterExchange)

@@ -1,0 +1,102 @@
+import AMQP
+import Foundation
+import Logging
+import Messaging
+import Postgres
+import TestSupport
+import Testing
+
+/// The relay never stalls behind rows it cannot publish: they are parked, listed and
+/// retried by an operator, while the rows behind them flow.
+@Suite("Outbox relay and poison rows", .timeLimit(.minutes(2)))
+struct OutboxParkingTests {
+    @Test("an undecodable row and a row the broker keeps returning are parked; the rows behind them are published; emporium outbox lists and retries them")
+    func poisonRowsAreParked() async throws {
+        // No stack: its API's own relay would publish these rows before the test's relay does.
+        try await TestEnvironment.withMigratedDatabase { database in
+            let stack = try Bare(database: database)
+            defer { Task { await stack.db.close() } }
+            let admin = try await AMQPConnection.connect(configuration: stack.amqp)
+            try await admin.declare(stack.names.topology(policy: Stack.Options().policy))
+            let sink = TestEnvironment.uniqueName("relay-sink")
+            try await admin.declareQueue(AMQPQueue(name: sink))
+            defer { Task { try? await admin.deleteQueue(sink); await admin.close() } }
+
+            // Oldest first: the relay meets the poison rows before the good one.
+            let undecodable = UUID(), unroutable = UUID()
+            try await stack.db.query(
+                "INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at) VALUES ($1, 'order.placed', '', $2, '{\"not\": \"an envelope\"}', now() - interval '1 minute')",
+                [undecodable, sink])
+            let event = try EventEnvelope(type: "order.placed", orderId: UUID(), payload: ["hello": "world"])
+            try await stack.db.query(
+                """
+                INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at, attempts)
+                VALUES ($1, 'order.placed', '', 'no-such-queue-anywhere', $2, now() - interval '50 seconds', $3)
+                """, [unroutable, PostgresJSON(data: Data(try event.encoded())), Messaging.OutboxRelay.parkAfterAttempts - 1])
+            let good = try EventEnvelope(type: "order.placed", orderId: UUID(), payload: ["good": "row"])
+            try await stack.db.query(
+                "INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at) VALUES ($1, 'order.placed', '', $2, $3, now() - interval '40 seconds')",
+                [good.id, sink, PostgresJSON(data: Data(try good.encoded()))])
+
+            var logger = Logger(label: "test.relay")
+            logger.logLevel = .critical
+            let publisher = AMQPPublisher(configuration: stack.amqp)
+            let relay = OutboxRelay(publisher: OutboxPublisher(publisher: publisher, pool: stack.db, exchange: stack.names.eventsExchange, logger: logger))
+            #expect(try await relay.relayOnce() == 3)
+            // The good row was published and marked; the poison ones are parked with a reason.
+            let delivered = try #require(try await admin.getAndAck(queue: sink))
+            #expect(delivered.properties.messageID == good.id.uuidString.lowercased())
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE id = $1 AND published_at IS NOT NULL", [good.id]) == 1)
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL AND published_at IS NULL") == 2)
+            #expect(try await relay.relayOnce() == 0, "parked rows are not tried again")
+
+            let cli = CLI(environment: stack.processEnvironment)
+            let listed = try cli.run("outbox", "parked", "--json")
+            #expect(listed.status == 0, "\(listed.stderr)")
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+            #expect(Set(rows.compactMap { $0["id"] as? String }) == [undecodable.uuidString, unroutable.uuidString])
+            #expect(rows.contains { ($0["last_error"] as? String)?.contains("undecodable") == true })
+            #expect(rows.contains { ($0["last_error"] as? String)?.contains("returned") == true })
+            #expect(try cli.run("outbox", "retry").status == 64, "a retry needs --id or --all")
+            let retried = try cli.run("outbox", "retry", "--id", unroutable.uuidString)
+            #expect(retried.stdout.contains("1 row(s) handed back"))
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE id = $1 AND parked_at IS NULL AND attempts = 0", [unroutable]) == 1)
+            let status = try cli.run("status")
+            #expect(status.stdout.contains("1 parked"))
+            await publisher.close()
+            try? await admin.deleteExchange(stack.names.eventsExchange)
+            try? await admin.deleteExchange(stack.names.deadLetterExchange)
+            for role in WorkerRole.allCases {
+                try? await admin.deleteQueue(stack.names.queue(role))
+                try? await admin.deleteQueue(stack.names.deadLetterQueue(role))
+                for delay in Stack.Options().policy.retryDelays { try? await admin.deleteQueue(stack.names.retryQueue(role, delay: delay)) }
+            }
+        }
+    }
+
+    /// A database, a namespace on the broker and nothing running.
+    struct Bare {
+        let database: PostgresConfiguration
+        let amqp: AMQPConfiguration
+        let names = MessagingNames(namespace: TestEnvironment.uniqueName("bare"))
+        let db: PostgresPool
+
+        init(database: PostgresConfiguration) throws {
+            self.database = database
+            self.amqp = try TestEnvironment.amqp()
+            self.db = PostgresPool(configuration: database, maxConnections: 2)
+        }
+
+        func count(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> Int {
+            try await db.query(sql, parameters)[0].decode(Int.self, at: 0)
+        }
+
+        var processEnvironment: [String: String] {
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = "postgres://\(database.user):\(database.password ?? "")@\(database.host):\(database.port)/\(database.database)"
+            environment["AMQP_URL"] = "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/%2F"
+            environment["EMPORIUM_NAMESPACE"] = names.namespace
+            return environment
+        }
+    }
+}
