@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh
 
 # Suites whose tests each start the API and workers as processes (see `make test`).
-PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests
+PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|RegistrationBurstTests
 
 .PHONY: help services stop build migrate run test walkthrough bench soak
 

@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

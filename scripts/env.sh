@@ -46,7 +46,21 @@ as_postgres() {
 
 rabbitmqctl_local() { HOME="$RABBIT_HOME" "$RABBIT_BIN/rabbitmqctl" "$@"; }
 
-# Development-only secrets for `make run` and `make test`; production sets its own.
-export JWT_SECRET="${JWT_SECRET:-local-development-secret-change-me-0123456789}"
+# Secrets for `make run` and `make test`: random, generated on first use into
+# .local/secrets.env (readable by this user only) and kept there; nothing published in the
+# repository signs a token. The environment wins when it sets them (production does).
+SECRETS_FILE="$LOCAL/secrets.env"
+if [ -z "${JWT_SECRET:-}" ] || [ -z "${SEED_ADMIN_PASSWORD:-}" ]; then
+  if [ ! -f "$SECRETS_FILE" ]; then
+    mkdir -p "$LOCAL"
+    ( umask 077
+      printf 'JWT_SECRET=%s\nSEED_ADMIN_PASSWORD=%s\n' \
+        "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$SECRETS_FILE" )
+    echo "secrets: generated a JWT secret and the seed admin's password in $SECRETS_FILE" \
+      "(admin ${SEED_ADMIN_EMAIL:-admin@emporium.local}, password $(sed -n 's/^SEED_ADMIN_PASSWORD=//p' "$SECRETS_FILE"))" >&2
+  fi
+  [ -n "${JWT_SECRET:-}" ] || JWT_SECRET="$(sed -n 's/^JWT_SECRET=//p' "$SECRETS_FILE")"
+  [ -n "${SEED_ADMIN_PASSWORD:-}" ] || SEED_ADMIN_PASSWORD="$(sed -n 's/^SEED_ADMIN_PASSWORD=//p' "$SECRETS_FILE")"
+fi
+export JWT_SECRET SEED_ADMIN_PASSWORD
 export SEED_ADMIN_EMAIL="${SEED_ADMIN_EMAIL:-admin@emporium.local}"
-export SEED_ADMIN_PASSWORD="${SEED_ADMIN_PASSWORD:-admin-password-change-me}"

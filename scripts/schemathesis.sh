@@ -30,7 +30,9 @@ export DATABASE_URL="${DATABASE_URL%/*}/$DB"
 export EMPORIUM_NAMESPACE="emporium-fuzz" HTTP_PORT="$PORT" BCRYPT_COST=4 LOG_LEVEL=info
 # The fuzzer is one client sending thousands of requests: lift the per-client request rate
 # (429 is still a documented answer, it just would hide the rest).
-export RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000
+export RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000 REGISTRATIONS_PER_ADDRESS_PER_HOUR=100000000
+# Its metrics listener must not collide with a `make run` API's.
+export METRICS_PORT=off
 "$BIN/emporium" migrate >/dev/null
 email="fuzz-admin@emporium.local"
 export FUZZ_PASSWORD="fuzz-superadmin-$(date +%s%N)"

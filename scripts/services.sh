@@ -43,7 +43,7 @@ start_postgres() {
     fi
     echo "services: starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_postgres "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCKET_DIR -c max_connections=300 -c shared_preload_libraries=pg_stat_statements" >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCKET_DIR -c max_connections=1000 -c shared_preload_libraries=pg_stat_statements" >/dev/null
   fi
   # The application role and database; harmless when they exist.
   if [ -d "$PG_SOCKET_DIR" ] && [ -S "$PG_SOCKET_DIR/.s.PGSQL.$PG_PORT" ]; then

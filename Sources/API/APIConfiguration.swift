@@ -39,6 +39,27 @@ public struct APIConfiguration: Sendable {
     public var loginMaxFailuresPerAccount = 5
     public var loginMaxFailuresPerAddress = 20
     public var loginThrottleWindow: Duration = .seconds(900)
+    /// Failures of one account from all addresses after which each attempt is delayed
+    /// (`LOGIN_SLOWDOWN_AFTER`, default 10; never refused for this).
+    public var loginSlowdownAfter = 10
+    /// Registrations per client address per hour (`REGISTRATIONS_PER_ADDRESS_PER_HOUR`, default 20).
+    public var registrationsPerAddressPerHour = 20
+    /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, comma-separated CIDRs;
+    /// default none: the TCP peer is the client).
+    var trustedProxies: [CIDR] = []
+    /// How long a checked account state may be reused for access tokens
+    /// (`ACCOUNT_CACHE_SECONDS`, default 5; 0 checks the database on every request).
+    public var accountCache: Duration = .seconds(5)
+    /// A refresh-token family ends this long after its sign-in, however often it is
+    /// refreshed (`REFRESH_FAMILY_MAX_DAYS`, default 90).
+    public var refreshFamilyLifetime: Duration = .seconds(90 * 86_400)
+    /// Orders a user may have waiting for payment at once (`MAX_UNPAID_ORDERS_PER_USER`, default 3).
+    public var maxUnpaidOrdersPerUser = 3
+    /// The separate listener for `GET /metrics` (`METRICS_HOST`, default 127.0.0.1, and
+    /// `METRICS_PORT`, default 9464; `METRICS_PORT=off` serves no metrics). The API's own port
+    /// does not serve them.
+    public var metricsHost = "127.0.0.1"
+    public var metricsPort: Int? = 9464
     /// Tax on the order subtotal in basis points (`TAX_RATE_BPS`, default 0; 1900 is 19 %).
     public var taxRateBasisPoints = 0
     /// Flat shipping per order in cents (`SHIPPING_FLAT_CENTS`, default 0).
@@ -49,6 +70,20 @@ public struct APIConfiguration: Sendable {
     public var cartIdleExpiry: Duration = .seconds(72 * 3_600)
     /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; default none).
     public var corsAllowedOrigins: Set<String> = []
+
+    /// Values of `JWT_SECRET` published in this repository or its documentation: a secret
+    /// anyone can read signs nothing.
+    static let placeholderSecrets: Set<String> = [
+        "local-development-secret-change-me-0123456789", "change-me-to-at-least-32-random-characters", "change-me",
+    ]
+
+    /// Sets `TRUSTED_PROXIES` from code (tests); malformed networks are errors.
+    public mutating func trustProxies(_ networks: [String]) throws {
+        trustedProxies = try networks.map { text in
+            guard let network = CIDR(text) else { throw ConfigurationError("TRUSTED_PROXIES: \(text) is not an address or a network (CIDR)") }
+            return network
+        }
+    }
 
     /// Creates a configuration with the given servers and defaults elsewhere.
     public init(postgres: PostgresConfiguration, amqp: AMQPConfiguration) {
@@ -62,6 +97,8 @@ public struct APIConfiguration: Sendable {
         // hangs (`DB_QUERY_TIMEOUT_MS`, default 2000): a 503 the client can retry beats a hang.
         var config = APIConfiguration(
             postgres: try .fromEnvironment(environment, defaultQueryTimeout: .seconds(2)), amqp: try .fromEnvironment(environment))
+        // Likewise opening a session (`DB_CONNECT_TIMEOUT_MS`, default 2000 in the API).
+        if environment["DB_CONNECT_TIMEOUT_MS"] == nil { config.postgres.connectTimeout = .seconds(2) }
         if let host = environment["HTTP_HOST"] { config.host = host }
         config.names = .fromEnvironment(environment)
         do { config.policy = try QueuePolicy.fromEnvironment(environment) } catch { throw ConfigurationError("\(error)") }
@@ -78,6 +115,10 @@ public struct APIConfiguration: Sendable {
             ("LOGIN_MAX_FAILURES_PER_ACCOUNT", { (n: Int) in config.loginMaxFailuresPerAccount = n }),
             ("LOGIN_MAX_FAILURES_PER_ADDRESS", { (n: Int) in config.loginMaxFailuresPerAddress = n }),
             ("LOGIN_THROTTLE_WINDOW_SECONDS", { (n: Int) in config.loginThrottleWindow = .seconds(n) }),
+            ("LOGIN_SLOWDOWN_AFTER", { (n: Int) in config.loginSlowdownAfter = n }),
+            ("REGISTRATIONS_PER_ADDRESS_PER_HOUR", { (n: Int) in config.registrationsPerAddressPerHour = n }),
+            ("REFRESH_FAMILY_MAX_DAYS", { (n: Int) in config.refreshFamilyLifetime = .seconds(n * 86_400) }),
+            ("MAX_UNPAID_ORDERS_PER_USER", { (n: Int) in config.maxUnpaidOrdersPerUser = n }),
         ] {
             if let value = environment[key] {
                 guard let number = Int(value), number > 0 else { throw ConfigurationError("\(key) must be a positive number") }
@@ -93,6 +134,22 @@ public struct APIConfiguration: Sendable {
             if let value = environment[key] {
                 guard let number = Int(value), number >= 0 else { throw ConfigurationError("\(key) must be a non-negative whole number") }
                 apply(number)
+            }
+        }
+        if let value = environment["ACCOUNT_CACHE_SECONDS"] {
+            guard let seconds = Int(value), (0...60).contains(seconds) else { throw ConfigurationError("ACCOUNT_CACHE_SECONDS must be from 0 to 60") }
+            config.accountCache = .seconds(seconds)
+        }
+        if let value = environment["TRUSTED_PROXIES"] {
+            try config.trustProxies(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        if let host = environment["METRICS_HOST"], !host.isEmpty { config.metricsHost = host }
+        if let value = environment["METRICS_PORT"] {
+            if value == "off" {
+                config.metricsPort = nil
+            } else {
+                guard let port = Int(value), (0...65535).contains(port) else { throw ConfigurationError("METRICS_PORT must be a port number or off") }
+                config.metricsPort = port
             }
         }
         if let value = environment["CORS_ALLOWED_ORIGINS"] {

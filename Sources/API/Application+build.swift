@@ -15,6 +15,9 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
     guard configuration.jwtSecret.utf8.count >= 32 else {
         throw ConfigurationError("JWT_SECRET must be set to at least 32 characters")
     }
+    guard !APIConfiguration.placeholderSecrets.contains(configuration.jwtSecret) else {
+        throw ConfigurationError("JWT_SECRET is a value published with Emporium; generate one (openssl rand -hex 32)")
+    }
     let pool = PostgresPool(
         configuration: configuration.postgres, maxConnections: configuration.poolSize,
         acquireTimeout: configuration.acquireTimeout, logger: logger)
@@ -29,6 +32,8 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
     let router = Router(context: AppRequestContext.self)
     // A server span per request, continuing an incoming traceparent (no-op without a tracer).
     router.middlewares.add(TracingMiddleware())
+    // First: everything after it keys on the client address it decides.
+    router.middlewares.add(ClientAddressMiddleware(trusted: configuration.trustedProxies))
     router.middlewares.add(ResponseHeadersMiddleware(allowedOrigins: configuration.corsAllowedOrigins))
     router.middlewares.add(AccessLogMiddleware())
     router.middlewares.add(ProblemMiddleware())
@@ -40,13 +45,17 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
         .register(on: router)
 
     let api = router.group("api/v1")
-    let throttle = AuthController.Throttle(
-        perAccount: configuration.loginMaxFailuresPerAccount, perAddress: configuration.loginMaxFailuresPerAddress, window: configuration.loginThrottleWindow)
-    AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle)
-        .register(on: api.group("auth"))
-    let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens))
+    let accounts = AccountDirectory(pool: pool, ttl: configuration.accountCache)
+    let throttle = SignInThrottle(
+        pool: pool, perPair: configuration.loginMaxFailuresPerAccount, perAddress: configuration.loginMaxFailuresPerAddress,
+        window: configuration.loginThrottleWindow, slowdownAfter: configuration.loginSlowdownAfter)
+    let registrations = RateLimiter(rate: Double(configuration.registrationsPerAddressPerHour) / 3_600, burst: configuration.registrationsPerAddressPerHour)
+    let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens, accounts: accounts))
+    AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle,
+                   registrations: registrations, accounts: accounts, familyLifetime: configuration.refreshFamilyLifetime)
+        .register(on: api.group("auth"), authenticated: authenticated)
     // Catalog reads are public; a token, when sent, lets an admin or a product's seller see it inactive.
-    let catalog = api.group().add(middleware: OptionalAuthMiddleware(tokens: tokens))
+    let catalog = api.group().add(middleware: OptionalAuthMiddleware(tokens: tokens, accounts: accounts))
     ProductsController(pool: pool).register(public: catalog, authenticated: authenticated)
     CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
     ReviewsController(pool: pool).register(public: catalog, authenticated: authenticated)
@@ -55,15 +64,11 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
         freeShippingOverCents: configuration.freeShippingOverCents)
     OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool, logger: logger),
-                     pricing: pricing, cartExpiry: configuration.cartIdleExpiry)
+                     pricing: pricing, cartExpiry: configuration.cartIdleExpiry, maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser)
         .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
-    UsersController(pool: pool).register(on: authenticated)
+    UsersController(pool: pool, accounts: accounts).register(on: authenticated)
     OpenAPIController().register(on: router)
-    router.get("/metrics") { _, _ in
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: EmporiumMetrics.render())))
-    }
     routeTable.load(router.routes)
     let drift = try OpenAPIController.mismatches(router.routes)
     guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {
@@ -77,6 +82,7 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
         // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
         // Hummingbird) first: then the relay publishes and marks its last batch while the
         // pool it marks through is still open, and the pool closes after it.
-        services: extraServices + [ClosePoolOnShutdown(pool: pool), OutboxRelay(publisher: outbox)],
+        services: extraServices + [ClosePoolOnShutdown(pool: pool), OutboxRelay(publisher: outbox)]
+            + (configuration.metricsPort.map { [MetricsListener.application(host: configuration.metricsHost, port: $0, logger: logger)] } ?? []),
         logger: logger)
 }

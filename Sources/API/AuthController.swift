@@ -5,33 +5,54 @@ import HummingbirdBcrypt
 import Operations
 import Postgres
 
-/// Verifies `Authorization: Bearer <access token>` and sets the request's identity; any
-/// missing, malformed, forged or expired token is a 401.
+/// Verifies `Authorization: Bearer <access token>`, checks it against the account as it is
+/// now, and sets the request's identity with the account's current role. A missing,
+/// malformed, forged or expired token is a 401, and so is one whose account is missing,
+/// suspended or closed, or was signed out everywhere after the token was issued.
 struct AuthMiddleware: RouterMiddleware {
     let tokens: TokenService
+    let accounts: AccountDirectory
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw APIError.unauthorized("a bearer access token is required")
         }
-        guard let identity = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+        guard let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
             throw APIError.unauthorized("the access token is invalid or expired")
         }
+        let identity = try await Self.current(verified, accounts: accounts)
         var context = context
         context.identity = identity
         context.logger[metadataKey: "user.id"] = "\(identity.userId)"
         return try await next(request, context)
     }
+
+    /// The identity a verified token stands for now: 401 unless its account exists, is active
+    /// and was not signed out everywhere since the token was issued; the role is the account's.
+    static func current(_ verified: Identity, accounts: AccountDirectory) async throws -> Identity {
+        guard let account = try await accounts.account(verified.userId), account.isActive else {
+            throw APIError.unauthorized("the account behind this token is suspended, closed or gone")
+        }
+        if let after = account.tokensValidAfter, verified.issuedAt < after {
+            throw APIError.unauthorized("this token was signed out; sign in again")
+        }
+        var identity = verified
+        identity.role = account.role
+        return identity
+    }
 }
 
-/// On public routes: a valid `Authorization: Bearer` token sets the identity (so a route can
-/// show its owner or an admin more); none, or an invalid one, leaves the caller anonymous.
+/// On public routes: a valid `Authorization: Bearer` token of an active account sets the
+/// identity (so a route can show its owner or an admin more); none, or an invalid one,
+/// leaves the caller anonymous.
 struct OptionalAuthMiddleware: RouterMiddleware {
     let tokens: TokenService
+    let accounts: AccountDirectory
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
-              let identity = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+              let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
+              let identity = try? await AuthMiddleware.current(verified, accounts: accounts)
         else { return try await next(request, context) }
         var context = context
         context.identity = identity
@@ -39,41 +60,19 @@ struct OptionalAuthMiddleware: RouterMiddleware {
     }
 }
 
-/// Password hashing with bcrypt, off the cooperative thread pool (it is deliberately slow).
-struct PasswordHasher: Sendable {
-    /// bcrypt cost (`BCRYPT_COST`); each step doubles the work.
-    let cost: UInt8
-
-    func hash(_ password: String) async -> String {
-        await offload { Passwords.hash(password, cost: cost) }
-    }
-
-    func verify(_ password: String, hash: String) async -> Bool {
-        await offload { Passwords.verify(password, hash: hash) }
-    }
-
-    private func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: work()) }
-        }
-    }
-}
-
-/// `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
+/// `POST /api/v1/auth/register`, `login`, `refresh`, `logout` and `logout-all`.
 struct AuthController: Sendable {
-    /// Failed logins allowed per account and per client address within `window`.
-    struct Throttle: Sendable {
-        var perAccount = 5
-        var perAddress = 20
-        var window: Duration = .seconds(900)
-    }
-
     let pool: PostgresPool
     let tokens: TokenService
     let hasher: PasswordHasher
     /// A valid hash to verify against when the email is unknown, so both paths cost the same.
     let decoyHash: String
-    let throttle: Throttle
+    let throttle: SignInThrottle
+    /// Registrations per client address (`REGISTRATIONS_PER_ADDRESS_PER_HOUR`).
+    let registrations: RateLimiter
+    let accounts: AccountDirectory
+    /// A refresh-token family ends this long after its sign-in (`REFRESH_FAMILY_MAX_DAYS`).
+    let familyLifetime: Duration
 
     /// Passwords too common to allow whatever their length (a short deny list; NIST 800-63B).
     static let commonPasswords: Set<String> = [
@@ -124,11 +123,12 @@ struct AuthController: Sendable {
         let refreshToken: String
     }
 
-    func register(on group: RouterGroup<AppRequestContext>) {
+    func register(on group: RouterGroup<AppRequestContext>, authenticated: RouterGroup<AppRequestContext>) {
         group.post("register") { request, context in try await register(request, context) }
         group.post("login") { request, context in try await login(request, context) }
         group.post("refresh") { request, context in try await refresh(request, context) }
         group.post("logout") { request, context in try await logout(request, context) }
+        authenticated.post("auth/logout-all") { _, context in try await logoutAll(context) }
     }
 
     static func validate(email: String) -> Bool { FieldRules.isEmail(email) }
@@ -138,12 +138,20 @@ struct AuthController: Sendable {
         var problems: [(String, String)] = []
         if !Self.validate(email: body.email) { problems.append(("email", "must be a valid email address")) }
         problems += Self.passwordProblems(body.password).map { ("password", $0) }
-        if !FieldRules.isText(body.firstName, max: 100) { problems.append(("first_name", "must be 1 to 100 characters, not only spaces")) }
-        if !FieldRules.isText(body.lastName, max: 100) { problems.append(("last_name", "must be 1 to 100 characters, not only spaces")) }
+        if !FieldRules.isName(body.firstName, max: 100) { problems.append(("first_name", FieldRules.nameRule(max: 100))) }
+        if !FieldRules.isName(body.lastName, max: 100) { problems.append(("last_name", FieldRules.nameRule(max: 100))) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
-
+        if let retryAfter = registrations.acquire(context.clientAddress) {
+            throw APIError(status: .tooManyRequests, detail: "too many registrations from this address; retry after \(retryAfter) s",
+                           headers: [.retryAfter: String(retryAfter)])
+        }
+        // A taken email is refused before any hashing. Registration has always told whether an
+        // email is registered (409); sign-in never does (the same 401 either way).
+        if try await pool.query("SELECT 1 FROM users WHERE lower(email) = lower($1)", [body.email]).count > 0 {
+            throw APIError.conflict("an account with this email already exists")
+        }
         let id = UUID()
-        let hash = await hasher.hash(body.password)
+        let hash = try await hasher.hash(body.password)
         do {
             try await pool.query(
                 "INSERT INTO users (id, email, password_hash, first_name, last_name, role) VALUES ($1, $2, $3, $4, $5, 'CUSTOMER')",
@@ -157,46 +165,46 @@ struct AuthController: Sendable {
 
     private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
         let (body, _) = try await request.decodeJSON(Credentials.self, context: context)
-        let account = body.email.lowercased()
-        try await refuseIfThrottled(account: account, address: context.clientAddress)
         let row = try await pool.query(
             "SELECT id, password_hash, role, is_active AND closed_at IS NULL AS is_active FROM users WHERE lower(email) = lower($1)", [body.email]).first
+        // The throttle's bucket is the account found, however its email was typed; an unknown
+        // email has a bucket of its own, by its normalised form.
+        let account = try row.map { "user:" + (try $0.decode(UUID.self, "id")).uuidString.lowercased() }
+            ?? "email:" + TokenService.hashRefreshToken(body.email.lowercased().trimmingCharacters(in: .whitespaces))
+        let attempt = try await throttle.admit(account: account, address: context.clientAddress)
+        if attempt.delay > .zero { try await Task.sleep(for: attempt.delay) }
         let hash = try row?.decode(String.self, "password_hash") ?? decoyHash
-        let matches = await hasher.verify(body.password, hash: hash)
+        let matches: Bool
+        do {
+            matches = try await hasher.verify(body.password, hash: hash)
+        } catch {
+            // Busy (503): not a failed sign-in.
+            await throttle.withdraw(attempt)
+            throw error
+        }
         guard let row, matches, try row.decode(Bool.self, "is_active"),
               let role = Role(rawValue: try row.decode(String.self, "role"))
         else {
-            try await pool.query("INSERT INTO login_failures (account, client_address) VALUES ($1, $2)", [account, context.clientAddress])
+            // The attempt stays recorded as a failure.
             throw APIError.unauthorized("email or password is incorrect")
         }
-        try await pool.query("DELETE FROM login_failures WHERE account = $1", [account])
+        try await throttle.succeeded(attempt)
         let userId = try row.decode(UUID.self, "id")
-        let refresh = try await pool.withConnection { db in try await Self.issueRefreshToken(userId: userId, family: UUID(), on: db) }
+        let refresh = try await pool.withConnection { db in try await Self.issueRefreshToken(userId: userId, family: UUID(), startedAt: nil, on: db) }
         return TokenBody(
             accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
             expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
     }
 
-    /// 429 with `Retry-After` once an account or an address has failed too often lately.
-    private func refuseIfThrottled(account: String, address: String) async throws {
-        let windowSeconds = Int(throttle.window.components.seconds)
-        let row = try await pool.query(
-            """
-            SELECT count(*) FILTER (WHERE account = $1) AS by_account, count(*) FILTER (WHERE client_address = $2) AS by_address,
-                   extract(epoch FROM min(failed_at) + make_interval(secs => $3) - now())::int8 AS wait
-            FROM login_failures WHERE (account = $1 OR client_address = $2) AND failed_at > now() - make_interval(secs => $3)
-            """, [account, address, windowSeconds])[0]
-        guard try row.decode(Int.self, "by_account") >= throttle.perAccount || row.decode(Int.self, "by_address") >= throttle.perAddress else { return }
-        let wait = max(1, try row.decode(Int?.self, "wait") ?? windowSeconds)
-        throw APIError(status: .tooManyRequests, detail: "too many failed sign-ins; try again in \(wait) s", headers: [.retryAfter: String(wait)])
-    }
-
-    /// Stores the hash of a new refresh token in `family`; returns the token.
-    static func issueRefreshToken(userId: UUID, family: UUID, on db: PostgresConnection) async throws -> String {
+    /// Stores the hash of a new refresh token in `family` (begun at `startedAt`, or now for a
+    /// new sign-in); returns the token.
+    static func issueRefreshToken(userId: UUID, family: UUID, startedAt: Date?, on db: PostgresConnection) async throws -> String {
         let refresh = TokenService.newRefreshToken()
         try await db.query(
-            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, now() + interval '30 days')",
-            [UUID(), userId, family, refresh.hash])
+            """
+            INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, family_started_at)
+            VALUES ($1, $2, $3, $4, now() + interval '30 days', coalesce($5, now()))
+            """, [UUID(), userId, family, refresh.hash, startedAt])
         return refresh.token
     }
 
@@ -210,10 +218,11 @@ struct AuthController: Sendable {
         let outcome = try await pool.withTransaction { db -> Outcome in
             guard let row = try await db.query(
                 """
-                SELECT t.id, t.user_id, t.family_id, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
-                       t.expires_at < now() AS expired, u.role, u.is_active AND u.closed_at IS NULL AS is_active
+                SELECT t.id, t.user_id, t.family_id, t.family_started_at, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
+                       t.expires_at < now() OR t.family_started_at < now() - make_interval(secs => $2) AS expired,
+                       u.role, u.is_active AND u.closed_at IS NULL AS is_active
                 FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t
-                """, [hash]).first
+                """, [hash, Double(familyLifetime.components.seconds)]).first
             else { return .invalid }
             let family = try row.decode(UUID.self, "family_id")
             if try row.decode(Bool.self, "spent") {
@@ -224,7 +233,8 @@ struct AuthController: Sendable {
                   let role = Role(rawValue: try row.decode(String.self, "role")) else { return .invalid }
             try await db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", [try row.decode(UUID.self, "id")])
             let userId = try row.decode(UUID.self, "user_id")
-            return .issued(try await Self.issueRefreshToken(userId: userId, family: family, on: db), userId, role)
+            return .issued(try await Self.issueRefreshToken(userId: userId, family: family, startedAt: try row.decode(Date.self, "family_started_at"), on: db),
+                           userId, role)
         }
         switch outcome {
         case .issued(let refresh, let userId, let role):
@@ -247,6 +257,18 @@ struct AuthController: Sendable {
             UPDATE refresh_tokens SET revoked_at = now()
             WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL
             """, [TokenService.hashRefreshToken(body.refreshToken)])
+        return Response(status: .noContent)
+    }
+
+    /// Signs the caller out everywhere: every refresh token of the account is revoked and
+    /// every access token issued until now is refused from now on.
+    private func logoutAll(_ context: AppRequestContext) async throws -> Response {
+        let userId = try context.requireIdentity().userId
+        try await pool.withTransaction { db in
+            try await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [userId])
+            try await db.query("UPDATE users SET tokens_valid_after = clock_timestamp(), updated_at = now() WHERE id = $1", [userId])
+        }
+        accounts.invalidate(userId)
         return Response(status: .noContent)
     }
 }

@@ -95,11 +95,12 @@ struct CartController: Sendable {
                 throw APIError.conflict("the cart holds items in another currency")
             }
             guard existing.count < Self.maxLines else { throw APIError.conflict("a cart holds at most \(Self.maxLines) lines") }
-            // The price is captured when added; adding the same product again adds quantity.
+            // The price is captured when added; adding the same product again adds quantity and
+            // takes the current price for the whole line.
             let line = try await db.query(
                 """
                 INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity
+                ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity, unit_price_cents = EXCLUDED.unit_price_cents
                 RETURNING id, quantity, unit_price_cents
                 """, [UUID(), cartId, input.productId, input.quantity, try product.decode(Int.self, "price_cents"), currency])[0]
             let quantity = try line.decode(Int.self, "quantity")
@@ -116,12 +117,17 @@ struct CartController: Sendable {
         let itemId = try context.parameters.requireUUID("id", "cart item")
         let (input, _) = try await request.decodeJSON(UpdateItem.self, context: context)
         try checkQuantity(input.quantity)
-        let updated = try await pool.query(
-            """
-            UPDATE cart_items ci SET quantity = $3 FROM carts c
-            WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2
-            """, [itemId, userId, input.quantity])
-        guard updated.affectedRows == 1 else { throw APIError.notFound("cart item") }
+        // A changed line takes the product's current price (and needs it still on sale).
+        try await pool.withTransaction { db in
+            let updated = try await db.query(
+                """
+                UPDATE cart_items ci SET quantity = $3, unit_price_cents = p.price_cents FROM carts c, products p
+                WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2 AND p.id = ci.product_id
+                RETURNING p.is_active
+                """, [itemId, userId, input.quantity])
+            guard let product = updated.first else { throw APIError.notFound("cart item") }
+            guard try product.decode(Bool.self, "is_active") else { throw APIError.conflict("this product is no longer sold; remove it from the cart") }
+        }
         return try await cart(for: userId)
     }
 

@@ -18,6 +18,27 @@ enum FieldRules {
         length(text) <= max && hasNoNUL(text) && text.unicodeScalars.contains { !" \t\r\n".unicodeScalars.contains($0) }
     }
 
+    /// A control character: C0 (line breaks and tabs included), DEL, C1, and the Unicode line
+    /// and paragraph separators. None may appear in a name or an address, which reach emails.
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+    }
+
+    /// A name or an address line: 1…`max` code points, something besides spaces, and no
+    /// control character. (Document: pattern `NAME` in the generator.)
+    static func isName(_ text: String, max: Int) -> Bool {
+        (1...max).contains(length(text)) && !text.unicodeScalars.contains(where: isControl) && text.unicodeScalars.contains { $0 != " " }
+    }
+
+    /// An optional address line: at most `max` code points, no control character.
+    static func isOptionalName(_ text: String?, max: Int) -> Bool {
+        guard let text else { return true }
+        return length(text) <= max && !text.unicodeScalars.contains(where: isControl)
+    }
+
+    /// What ``isName(_:max:)`` asks, for the problem body.
+    static func nameRule(max: Int) -> String { "must be 1 to \(max) characters, not only spaces, without control characters or line breaks" }
+
     /// Optional free text: at most `max` code points, no NUL. (Pattern ``freeTextPattern``.)
     static func isFreeText(_ text: String?, max: Int) -> Bool {
         guard let text else { return true }

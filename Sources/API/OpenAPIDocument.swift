@@ -46,9 +46,10 @@ enum OpenAPIDocument {
    "AddressInput": {
     "properties": {
      "city": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 100,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "country": {
@@ -63,23 +64,25 @@ enum OpenAPIDocument {
       ]
      },
      "line1": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 200,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "line2": {
       "maxLength": 200,
-      "pattern": "^[^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": [
        "string",
        "null"
       ]
      },
      "postal_code": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 20,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      }
     },
@@ -111,9 +114,10 @@ enum OpenAPIDocument {
      "first_name": {
       "anyOf": [
        {
+        "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
         "maxLength": 100,
         "minLength": 1,
-        "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
         "type": "string"
        },
        {
@@ -131,9 +135,10 @@ enum OpenAPIDocument {
      "last_name": {
       "anyOf": [
        {
+        "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
         "maxLength": 100,
         "minLength": 1,
-        "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
         "type": "string"
        },
        {
@@ -699,6 +704,15 @@ enum OpenAPIDocument {
    },
    "PlaceOrder": {
     "properties": {
+     "expected_total_cents": {
+      "description": "the total (cents) the client accepts at the current prices; needed only when a price changed since a line was added",
+      "maximum": 9223372036854775807,
+      "minimum": 0,
+      "type": [
+       "integer",
+       "null"
+      ]
+     },
      "payment_method": {
       "description": "a card token such as tok_visa, or `manual` to pay later via /payments/intent and /payments/confirm",
       "pattern": "^[A-Za-z0-9_]{1,64}$",
@@ -974,15 +988,17 @@ enum OpenAPIDocument {
    "ProfileChange": {
     "properties": {
      "first_name": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 100,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "last_name": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 100,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      }
     },
@@ -1029,15 +1045,17 @@ enum OpenAPIDocument {
       "type": "string"
      },
      "first_name": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 100,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "last_name": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 100,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "password": {
@@ -1165,9 +1183,10 @@ enum OpenAPIDocument {
    "ShippingAddress": {
     "properties": {
      "city": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 100,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "country": {
@@ -1176,23 +1195,25 @@ enum OpenAPIDocument {
       "type": "string"
      },
      "line1": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 200,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      },
      "line2": {
       "maxLength": 200,
-      "pattern": "^[^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": [
        "string",
        "null"
       ]
      },
      "postal_code": {
+      "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces",
       "maxLength": 20,
       "minLength": 1,
-      "pattern": "^[^\\u0000]*[^\\u0000 \\t\\r\\n][^\\u0000]*$",
+      "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[^\\u0000-\\u0020\\u007f-\\u009f\\u2028\\u2029][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
       "type": "string"
      }
     },
@@ -1331,7 +1352,7 @@ enum OpenAPIDocument {
  "paths": {
   "/api/v1/auth/login": {
    "post": {
-    "description": "Failed sign-ins are throttled per account and per client address (429 with Retry-After).",
+    "description": "Throttled: after LOGIN_MAX_FAILURES_PER_ACCOUNT failures for one account from one client address, and LOGIN_MAX_FAILURES_PER_ADDRESS from one address across accounts, within the window, the next attempts from that address are 429 with Retry-After without being checked. Failures from other addresses never refuse the right password; past LOGIN_SLOWDOWN_AFTER they only delay each attempt (at most 5 s). 503 with Retry-After while the server is busy checking passwords.",
     "operationId": "post_auth_login",
     "requestBody": {
      "content": {
@@ -1527,6 +1548,72 @@ enum OpenAPIDocument {
     ]
    }
   },
+  "/api/v1/auth/logout-all": {
+   "post": {
+    "description": "Revokes every refresh token of the account and refuses every access token issued until now.\n\nRoles: any signed-in user.",
+    "operationId": "post_auth_logout-all",
+    "responses": {
+     "204": {
+      "description": "Done"
+     },
+     "401": {
+      "content": {
+       "application/problem+json": {
+        "schema": {
+         "$ref": "#/components/schemas/Problem"
+        }
+       }
+      },
+      "description": "No valid access token (or, for auth routes, wrong credentials)"
+     },
+     "429": {
+      "content": {
+       "application/problem+json": {
+        "schema": {
+         "$ref": "#/components/schemas/Problem"
+        }
+       }
+      },
+      "description": "Too many requests (or failed sign-ins); `Retry-After` says when to retry",
+      "headers": {
+       "Retry-After": {
+        "description": "seconds",
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "503": {
+      "content": {
+       "application/problem+json": {
+        "schema": {
+         "$ref": "#/components/schemas/Problem"
+        }
+       }
+      },
+      "description": "PostgreSQL is unreachable; retry after `Retry-After` seconds",
+      "headers": {
+       "Retry-After": {
+        "description": "seconds",
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     }
+    ],
+    "summary": "Sign out everywhere",
+    "tags": [
+     "auth"
+    ]
+   }
+  },
   "/api/v1/auth/refresh": {
    "post": {
     "description": "Each refresh token works once. Presenting a used one again revokes its whole family (every token descended from the same sign-in).",
@@ -1637,6 +1724,7 @@ enum OpenAPIDocument {
   },
   "/api/v1/auth/register": {
    "post": {
+    "description": "A taken email is 409 (registration tells whether an email is registered; sign-in never does). Each client address may register REGISTRATIONS_PER_ADDRESS_PER_HOUR accounts an hour (then 429 with Retry-After), and while too many passwords are being hashed the answer is 503 with Retry-After at once. Email addresses are not verified.",
     "operationId": "post_auth_register",
     "requestBody": {
      "content": {
@@ -2086,7 +2174,7 @@ enum OpenAPIDocument {
     ]
    },
    "put": {
-    "description": "Roles: any signed-in user.",
+    "description": "The line takes the product's current price; a product no longer sold is 409.\n\nRoles: any signed-in user.",
     "operationId": "put_cart_items_id",
     "parameters": [
      {
@@ -2150,6 +2238,16 @@ enum OpenAPIDocument {
        }
       },
       "description": "No such resource, or it belongs to someone else"
+     },
+     "409": {
+      "content": {
+       "application/problem+json": {
+        "schema": {
+         "$ref": "#/components/schemas/Problem"
+        }
+       }
+      },
+      "description": "The resource's current state does not allow this"
      },
      "413": {
       "content": {
@@ -2812,13 +2910,13 @@ enum OpenAPIDocument {
       "bearerAuth": []
      }
     ],
-    "summary": "The caller's orders, newest first",
+    "summary": "The caller's orders, newest first (ADMIN and SUPERADMIN: every order)",
     "tags": [
      "orders"
     ]
    },
    "post": {
-    "description": "Totals, tax and shipping are computed on the server. The order starts PENDING; the workers reserve stock, charge and confirm or cancel it. The same key with a different body is 409, and so is a retry while the first request still runs.\n\nRoles: any signed-in user.",
+    "description": "Totals, tax and shipping are computed on the server from each product's price as it is now. The order starts PENDING; the workers reserve stock, charge and confirm or cancel it. The same key with a different body is 409, and so is a retry while the first request still runs. 409 also when a line's product is no longer sold (`errors` names it: `items.<product_id>`), and when a price changed since its line was added: the cart then takes the current prices and `errors` lists the changes; place the order again, or send `expected_total_cents` equal to the new total to accept it in one go (a different value is 409). With `payment_method: manual` at most MAX_UNPAID_ORDERS_PER_USER orders may wait for payment at once (409), each for at most MANUAL_PAYMENT_TIMEOUT_SECONDS.\n\nRoles: any signed-in user.",
     "operationId": "post_orders",
     "parameters": [
      {
@@ -5525,7 +5623,7 @@ enum OpenAPIDocument {
     ]
    },
    "put": {
-    "description": "Roles: ADMIN, SUPERADMIN (roles, and other admins: SUPERADMIN only).",
+    "description": "Nobody changes their own `is_active` or `role` (403). Suspension, closure and role changes apply to access tokens already issued.\n\nRoles: ADMIN, SUPERADMIN (roles, and other admins: SUPERADMIN only).",
     "operationId": "put_users_id",
     "parameters": [
      {
@@ -5720,28 +5818,6 @@ enum OpenAPIDocument {
     ]
    }
   },
-  "/metrics": {
-   "get": {
-    "description": "HTTP durations by route and status, orders, saga step latencies, messages, outbox backlog, publish latency, pool use, reconnects.",
-    "operationId": "get__metrics",
-    "responses": {
-     "200": {
-      "content": {
-       "text/plain": {
-        "schema": {
-         "type": "string"
-        }
-       }
-      },
-      "description": "Prometheus text format"
-     }
-    },
-    "summary": "Prometheus metrics of this process",
-    "tags": [
-     "operations"
-    ]
-   }
-  },
   "/ready": {
    "get": {
     "operationId": "get__ready",
@@ -5755,6 +5831,24 @@ enum OpenAPIDocument {
        }
       },
       "description": "Ready"
+     },
+     "429": {
+      "content": {
+       "application/problem+json": {
+        "schema": {
+         "$ref": "#/components/schemas/Problem"
+        }
+       }
+      },
+      "description": "Too many requests (or failed sign-ins); `Retry-After` says when to retry",
+      "headers": {
+       "Retry-After": {
+        "description": "seconds",
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
      },
      "503": {
       "content": {
@@ -5836,13 +5930,13 @@ too many requests get 429 with <code>Retry-After</code>.</p>
 <table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Who</th></tr>
 <tr><td><code>GET</code></td><td><code>/health</code></td><td>The process is alive</td><td>public</td></tr>
 <tr><td><code>GET</code></td><td><code>/ready</code></td><td>PostgreSQL and RabbitMQ answer</td><td>public</td></tr>
-<tr><td><code>GET</code></td><td><code>/metrics</code></td><td>Prometheus metrics of this process</td><td>public</td></tr>
 <tr><td><code>GET</code></td><td><code>/api/v1/openapi.json</code></td><td>This document</td><td>public</td></tr>
 <tr><td><code>GET</code></td><td><code>/docs</code></td><td>Human-readable API reference</td><td>public</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/auth/register</code></td><td>Create a customer account</td><td>public</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/auth/login</code></td><td>Sign in: an access token and a refresh token</td><td>public</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/auth/refresh</code></td><td>Trade a refresh token for new tokens (rotation)</td><td>public</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/auth/logout</code></td><td>Revoke a refresh token&#x27;s family</td><td>public</td></tr>
+<tr><td><code>POST</code></td><td><code>/api/v1/auth/logout-all</code></td><td>Sign out everywhere</td><td>any signed-in user</td></tr>
 <tr><td><code>GET</code></td><td><code>/api/v1/users/me</code></td><td>The caller&#x27;s profile</td><td>any signed-in user</td></tr>
 <tr><td><code>PUT</code></td><td><code>/api/v1/users/me</code></td><td>Change the caller&#x27;s name</td><td>any signed-in user</td></tr>
 <tr><td><code>GET</code></td><td><code>/api/v1/users/me/addresses</code></td><td>The caller&#x27;s addresses</td><td>any signed-in user</td></tr>
@@ -5868,7 +5962,7 @@ too many requests get 429 with <code>Retry-After</code>.</p>
 <tr><td><code>PUT</code></td><td><code>/api/v1/cart/items/{id}</code></td><td>Set a line&#x27;s quantity</td><td>any signed-in user</td></tr>
 <tr><td><code>DELETE</code></td><td><code>/api/v1/cart/items/{id}</code></td><td>Remove a line</td><td>any signed-in user</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/orders</code></td><td>Place the cart as an order</td><td>any signed-in user</td></tr>
-<tr><td><code>GET</code></td><td><code>/api/v1/orders</code></td><td>The caller&#x27;s orders, newest first</td><td>any signed-in user</td></tr>
+<tr><td><code>GET</code></td><td><code>/api/v1/orders</code></td><td>The caller&#x27;s orders, newest first (ADMIN and SUPERADMIN: every order)</td><td>any signed-in user</td></tr>
 <tr><td><code>GET</code></td><td><code>/api/v1/orders/{id}</code></td><td>One order with its lines and history</td><td>the owner; ADMIN and SUPERADMIN see all</td></tr>
 <tr><td><code>POST</code></td><td><code>/api/v1/orders/{id}/cancel</code></td><td>Cancel before shipping; stock is released and a charge refunded</td><td>the owner, ADMIN, SUPERADMIN</td></tr>
 <tr><td><code>PUT</code></td><td><code>/api/v1/orders/{id}/status</code></td><td>Mark an order SHIPPED or DELIVERED</td><td>ADMIN, SUPERADMIN</td></tr>

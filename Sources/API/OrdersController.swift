@@ -15,6 +15,9 @@ struct OrdersController: Sendable {
     let idempotency: IdempotencyStore
     let pricing: Pricing
     let cartExpiry: Duration
+    /// Manual-payment orders a user may have waiting for payment at once
+    /// (`MAX_UNPAID_ORDERS_PER_USER`): each holds its stock until paid or expired.
+    let maxUnpaidOrders: Int
 
     /// Tax and shipping, computed on the server from configuration.
     struct Pricing: Sendable {
@@ -41,6 +44,9 @@ struct OrdersController: Sendable {
     struct PlaceOrder: Decodable {
         let paymentMethod: String
         let shippingAddress: ShippingAddress
+        /// The total the client agrees to pay at the current prices: when a price changed since
+        /// a line was added, the order is placed only if this matches (else 409 with the new prices).
+        let expectedTotalCents: Int?
     }
 
     struct ItemBody: Encodable, Sendable {
@@ -163,10 +169,19 @@ struct OrdersController: Sendable {
             // The request span's context when tracing is on (its trace continues the client's);
             // otherwise the client's traceparent, or a new trace.
             let traceparent = EmporiumTracing.currentTraceparent() ?? TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
-            let (body, event) = try await pool.withTransaction { db in
-                let (order, event) = try await createOrder(userId: userId, input: input, traceparent: traceparent, db)
-                let stored = try await idempotency.complete(token, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
-                return (stored, event)
+            let placement = try await pool.withTransaction { db -> Placement in
+                switch try await createOrder(userId: userId, input: input, traceparent: traceparent, db) {
+                case .placed(let order, let event):
+                    let stored = try await idempotency.complete(token, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
+                    return .placed(stored, event)
+                case .refused(let error):
+                    // Committed without an order: the cart now shows the current prices.
+                    return .refused(error)
+                }
+            }
+            guard case .placed(let body, let event) = placement else {
+                if case .refused(let error) = placement { throw error }
+                throw APIError.conflict("the order was not placed")
             }
             outbox.publishSoon([event])
             var log = context.logger
@@ -191,31 +206,77 @@ struct OrdersController: Sendable {
         if !FieldRules.isToken(method, extra: "_", max: 64) {
             problems.append(("payment_method", "must be a payment token such as tok_visa"))
         }
+        if let expected = input.expectedTotalCents, expected < 0 {
+            problems.append(("expected_total_cents", "must not be negative"))
+        }
         let address = input.shippingAddress
         problems += AddressRules.problems(line1: address.line1, line2: address.line2, city: address.city, postalCode: address.postalCode,
                                           country: address.country, prefix: "shipping_address.")
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
+    /// What a placement transaction ends with: the order, or a refusal that still commits
+    /// (the cart's lines re-priced to the current prices).
+    private enum Placement {
+        case placed(String, EventEnvelope)
+        case refused(APIError)
+    }
+
+    private enum Created {
+        case placed(OrderBody, EventEnvelope)
+        case refused(APIError)
+    }
+
     /// Writes the order, its lines, its first history row and its `order.placed` outbox row,
-    /// and empties the cart, all in the caller's transaction.
-    private func createOrder(userId: UUID, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws -> (OrderBody, EventEnvelope) {
+    /// and empties the cart, all in the caller's transaction. Each line is priced and checked
+    /// against its product as it is now, in this transaction: an inactive product refuses the
+    /// order (409 naming the line), and a price that changed since the line was added re-prices
+    /// the cart and refuses the order (409 with the new prices) unless the client already
+    /// agreed to the new total (`expected_total_cents`).
+    private func createOrder(userId: UUID, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws -> Created {
         let cartId = try await CartController.cartId(for: userId, expiry: cartExpiry, on: db)
         // Locks the cart: two placements by the same user never take the same lines.
         try await db.query("SELECT id FROM carts WHERE id = $1 FOR NO KEY UPDATE", [cartId])
+        if input.paymentMethod == PaymentIds.manualMethod {
+            // A manual order holds its stock until paid or expired: a bounded number per user.
+            let unpaid = try await db.query(
+                "SELECT count(*) AS n FROM orders WHERE user_id = $1 AND payment_method = $2 AND status IN ('PENDING', 'AWAITING_PAYMENT')",
+                [userId, PaymentIds.manualMethod])[0].decode(Int.self, "n")
+            guard unpaid < maxUnpaidOrders else {
+                throw APIError.conflict("\(unpaid) orders are already waiting for payment; pay or cancel one before placing another")
+            }
+        }
         let lines = try await db.query(
             """
-            SELECT ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents, ci.currency
+            SELECT ci.id AS line_id, ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents AS captured_cents, p.price_cents AS current_cents,
+                   p.currency, p.is_active
             FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY ci.product_id
             """, [cartId])
         guard lines.count > 0 else { throw APIError.conflict("the cart is empty") }
         guard lines.count <= CartController.maxLines else { throw APIError.conflict("an order holds at most \(CartController.maxLines) lines") }
+        var unavailable: [APIError.FieldError] = []
+        var repriced: [APIError.FieldError] = []
+        for line in lines {
+            let productId = try line.decode(UUID.self, "product_id")
+            let name = try line.decode(String.self, "name")
+            if try !line.decode(Bool.self, "is_active") {
+                unavailable.append(.init(field: "items.\(productId.uuidString.lowercased())", message: "\(name) is no longer sold; remove it from the cart"))
+            }
+            let captured = try line.decode(Int.self, "captured_cents"), current = try line.decode(Int.self, "current_cents")
+            if captured != current {
+                repriced.append(.init(field: "items.\(productId.uuidString.lowercased())",
+                                      message: "\(name): the price changed from \(Money.format(captured)) to \(Money.format(current)) \(try line.decode(String.self, "currency"))"))
+            }
+        }
+        guard unavailable.isEmpty else {
+            throw APIError(status: .conflict, detail: "the cart holds products that are no longer sold", errors: unavailable)
+        }
         var items: [ItemBody] = []
         var total = 0
         let currency = try lines[0].decode(String.self, "currency")
         for line in lines {
             let item = ItemBody(productId: try line.decode(UUID.self, "product_id"), name: try line.decode(String.self, "name"), sku: try line.decode(String.self, "sku"),
-                                quantity: try line.decode(Int.self, "quantity"), unitPriceCents: try line.decode(Int.self, "unit_price_cents"))
+                                quantity: try line.decode(Int.self, "quantity"), unitPriceCents: try line.decode(Int.self, "current_cents"))
             guard try line.decode(String.self, "currency") == currency else { throw APIError.conflict("the cart mixes currencies") }
             guard let lineTotal = Money.lineTotal(unitCents: item.unitPriceCents, quantity: item.quantity),
                   case (let sum, false) = total.addingReportingOverflow(lineTotal) else { throw APIError.conflict("the order total is too large") }
@@ -228,6 +289,19 @@ struct OrdersController: Sendable {
             throw APIError.conflict("the order total is too large")
         }
         total = grand
+        if let expected = input.expectedTotalCents, expected != total {
+            return .refused(APIError(status: .conflict, detail: "the order total at the current prices is \(total), not \(expected)", errors: repriced))
+        }
+        if !repriced.isEmpty && input.expectedTotalCents == nil {
+            // The cart takes the current prices now, so what the client sees next is what it pays.
+            try await db.query(
+                "UPDATE cart_items ci SET unit_price_cents = p.price_cents FROM products p WHERE ci.cart_id = $1 AND p.id = ci.product_id AND ci.unit_price_cents <> p.price_cents",
+                [cartId])
+            return .refused(APIError(
+                status: .conflict,
+                detail: "prices changed since the items were added; the cart now shows the current prices (total \(total)): place the order again, or send expected_total_cents",
+                errors: repriced))
+        }
         let orderId = UUID()
         let orderNumber = Self.newOrderNumber()
         let address = try PostgresJSON(encoding: input.shippingAddress, encoder: EmporiumJSON.encoder())
@@ -257,7 +331,7 @@ struct OrdersController: Sendable {
             shippingAddress: input.shippingAddress, items: items, subtotalCents: subtotal, taxCents: tax, shippingCents: shipping, totalCents: total, currency: currency,
             statusHistory: [HistoryBody(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: try history.decode(Date.self, "changed_at"))],
             createdAt: created)
-        return (body, event)
+        return .placed(body, event)
     }
 
     /// `EMP-YYMMDD-XXXXXX`: readable on the phone, unique by its random part (and the index).
@@ -275,17 +349,19 @@ struct OrdersController: Sendable {
 
     // MARK: Reading
 
+    /// The caller's orders, newest first; an ADMIN sees every order. Three statements per
+    /// page, whatever its size: the orders, their lines, their history.
     private func list(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<OrderBody> {
-        let userId = try context.requireIdentity().userId
+        let identity = try context.requireIdentity()
         let page = try Page(request)
-        let rows = try await pool.query(
-            "SELECT id, count(*) OVER () AS total FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
-            [userId, page.size, page.offset])
-        var orders: [OrderBody] = []
-        for row in rows {
-            if let order = try await load(try row.decode(UUID.self, "id")) { orders.append(order) }
+        return try await pool.withConnection { db in
+            let rows = try await db.query(
+                """
+                SELECT \(Self.orderColumns), count(*) OVER () AS total FROM orders
+                WHERE ($1::uuid IS NULL OR user_id = $1) ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
+                """, [identity.role.isAdmin ? nil : identity.userId, page.size, page.offset])
+            return PageBody(items: try await orders(rows, db), page: page.number, pageSize: page.size, total: try rows.first?.decode(Int.self, "total") ?? 0)
         }
-        return PageBody(items: orders, page: page.number, pageSize: page.size, total: try rows.first?.decode(Int.self, "total") ?? 0)
     }
 
     private func get(_ context: AppRequestContext) async throws -> OrderBody {
@@ -296,34 +372,46 @@ struct OrdersController: Sendable {
         return order
     }
 
+    static let orderColumns = """
+        id, order_number, status, cancellation_reason, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, created_at
+        """
+
     /// The order with its lines and history; nil when missing or not owned by `owner`.
     func load(_ id: UUID, visibleTo owner: UUID? = nil) async throws -> OrderBody? {
         try await pool.withConnection { db in
-            guard let row = try await db.query(
-                """
-                SELECT id, order_number, status, cancellation_reason, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, created_at
-                FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)
-                """, [id, owner]).first
-            else { return nil }
-            let items = try await db.query(
-                "SELECT product_id, product_name, sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY product_id", [id]
-            ).map {
-                ItemBody(productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "product_name"), sku: try $0.decode(String.self, "sku"),
-                         quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"))
-            }
-            let history = try await db.query(
-                "SELECT from_status, to_status, reason, changed_at FROM order_status_history WHERE order_id = $1 ORDER BY id", [id]
-            ).map {
-                HistoryBody(fromStatus: try $0.decode(String?.self, "from_status"), toStatus: try $0.decode(String.self, "to_status"),
-                            reason: try $0.decode(String?.self, "reason"), changedAt: try $0.decode(Date.self, "changed_at"))
-            }
+            let rows = try await db.query("SELECT \(Self.orderColumns) FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)", [id, owner])
+            return try await orders(rows, db).first
+        }
+    }
+
+    /// Order bodies for `rows` (in their order), with the lines and history of all of them
+    /// read in one statement each.
+    private func orders(_ rows: PostgresRows, _ db: PostgresConnection) async throws -> [OrderBody] {
+        let ids = try rows.map { try $0.decode(UUID.self, "id") }
+        guard !ids.isEmpty else { return [] }
+        var items: [UUID: [ItemBody]] = [:]
+        for row in try await db.query(
+            "SELECT order_id, product_id, product_name, sku, quantity, unit_price_cents FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, product_id", [ids]) {
+            items[try row.decode(UUID.self, "order_id"), default: []].append(
+                ItemBody(productId: try row.decode(UUID.self, "product_id"), name: try row.decode(String.self, "product_name"), sku: try row.decode(String.self, "sku"),
+                         quantity: try row.decode(Int.self, "quantity"), unitPriceCents: try row.decode(Int.self, "unit_price_cents")))
+        }
+        var history: [UUID: [HistoryBody]] = [:]
+        for row in try await db.query(
+            "SELECT order_id, from_status, to_status, reason, changed_at FROM order_status_history WHERE order_id = ANY($1) ORDER BY order_id, id", [ids]) {
+            history[try row.decode(UUID.self, "order_id"), default: []].append(
+                HistoryBody(fromStatus: try row.decode(String?.self, "from_status"), toStatus: try row.decode(String.self, "to_status"),
+                            reason: try row.decode(String?.self, "reason"), changedAt: try row.decode(Date.self, "changed_at")))
+        }
+        return try rows.map { row in
+            let id = try row.decode(UUID.self, "id")
             return OrderBody(
                 id: id, orderNumber: try row.decode(String.self, "order_number"), status: try row.decode(String.self, "status"),
                 cancellationReason: try row.decode(String?.self, "cancellation_reason"), paymentMethod: try row.decode(String.self, "payment_method"),
                 shippingAddress: try row.decode(PostgresJSON.self, "shipping_address").decode(as: ShippingAddress.self, decoder: EmporiumJSON.decoder()),
-                items: items, subtotalCents: try row.decode(Int.self, "subtotal_cents"), taxCents: try row.decode(Int.self, "tax_cents"),
+                items: items[id] ?? [], subtotalCents: try row.decode(Int.self, "subtotal_cents"), taxCents: try row.decode(Int.self, "tax_cents"),
                 shippingCents: try row.decode(Int.self, "shipping_cents"), totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
-                statusHistory: history, createdAt: try row.decode(Date.self, "created_at"))
+                statusHistory: history[id] ?? [], createdAt: try row.decode(Date.self, "created_at"))
         }
     }
 }

@@ -39,12 +39,13 @@ final class RateLimiter: Sendable {
     }
 }
 
-/// Answers 429 with `Retry-After` when a client exceeds its rate; probes are exempt.
+/// Answers 429 with `Retry-After` when a client exceeds its rate. Only `/health` is exempt
+/// (it does no work); `/ready` is rate limited like everything else.
 struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
-        if ["/health", "/ready", "/metrics"].contains(request.uri.path) { return try await next(request, context) }
+        if request.uri.path == "/health" { return try await next(request, context) }
         if let retryAfter = limiter.acquire(context.clientAddress) {
             throw APIError(status: .tooManyRequests, detail: "too many requests; retry after \(retryAfter) s", headers: [.retryAfter: String(retryAfter)])
         }

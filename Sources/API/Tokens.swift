@@ -44,7 +44,7 @@ public struct TokenService: Sendable {
         guard let claims = try? await keys.verify(token, as: AccessClaims.self),
               let userId = UUID(uuidString: claims.sub.value), let role = Role(rawValue: claims.role)
         else { return nil }
-        return Identity(userId: userId, role: role)
+        return Identity(userId: userId, role: role, issuedAt: claims.iat.value)
     }
 
     /// A new random refresh token (256 bits, base64url) and the hash stored for it.

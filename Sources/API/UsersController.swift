@@ -6,6 +6,8 @@ import Postgres
 /// The caller's profile and addresses; user administration for ADMIN (roles: SUPERADMIN).
 struct UsersController: Sendable {
     let pool: PostgresPool
+    /// Told about every account change, so this process's tokens follow it at once.
+    let accounts: AccountDirectory
     static let maxAddresses = 20
 
     struct UserBody: ResponseEncodable, Sendable {
@@ -105,8 +107,8 @@ struct UsersController: Sendable {
 
     private func validateName(_ first: String, _ last: String) throws {
         var problems: [(String, String)] = []
-        if !FieldRules.isText(first, max: 100) { problems.append(("first_name", "must be 1 to 100 characters, not only spaces")) }
-        if !FieldRules.isText(last, max: 100) { problems.append(("last_name", "must be 1 to 100 characters, not only spaces")) }
+        if !FieldRules.isName(first, max: 100) { problems.append(("first_name", FieldRules.nameRule(max: 100))) }
+        if !FieldRules.isName(last, max: 100) { problems.append(("last_name", FieldRules.nameRule(max: 100))) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
@@ -132,10 +134,14 @@ struct UsersController: Sendable {
         let id = try context.parameters.requireUUID("id", "user")
         let (change, _) = try await request.decodeJSON(AdminChange.self, context: context)
         var current = try await user(id)
+        // Nobody changes their own standing: a suspended admin holding an old token cannot
+        // reinstate themselves, and no one promotes or demotes themselves.
+        if id == identity.userId, (change.isActive.map { $0 != current.isActive } ?? false) || (change.role.map { $0 != current.role } ?? false) {
+            throw APIError.forbidden("nobody changes their own is_active or role; ask another admin")
+        }
         if let role = change.role, role != current.role {
             guard identity.role == .superadmin else { throw APIError.forbidden("only a SUPERADMIN changes roles") }
             guard Role(rawValue: role) != nil else { throw APIError.invalid([("role", "must be CUSTOMER, SELLER, ADMIN or SUPERADMIN")]) }
-            guard id != identity.userId else { throw APIError.conflict("a SUPERADMIN cannot change their own role") }
         }
         // An admin may not change another admin unless they are a SUPERADMIN.
         if Role(rawValue: current.role)?.isAdmin == true, identity.role != .superadmin, id != identity.userId {
@@ -146,6 +152,7 @@ struct UsersController: Sendable {
             "UPDATE users SET first_name = $2, last_name = $3, is_active = $4, role = $5, updated_at = now() WHERE id = $1 AND closed_at IS NULL",
             [id, change.firstName ?? current.firstName, change.lastName ?? current.lastName, change.isActive ?? current.isActive, change.role ?? current.role])
         if change.isActive == false { try await pool.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [id]) }
+        accounts.invalidate(id)
         current = try await user(id)
         return current
     }
@@ -161,6 +168,7 @@ struct UsersController: Sendable {
         if Role(rawValue: target.role)?.isAdmin == true, identity.role != .superadmin { throw APIError.forbidden("only a SUPERADMIN manages other admins") }
         try await pool.query("UPDATE users SET is_active = false, closed_at = now(), updated_at = now() WHERE id = $1", [id])
         try await pool.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [id])
+        accounts.invalidate(id)
         return Response(status: .noContent)
     }
 

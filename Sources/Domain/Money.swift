@@ -16,6 +16,14 @@ public struct Money: Sendable, Hashable, Codable {
         code.count == 3 && code.allSatisfy { $0.isASCII && $0.isUppercase }
     }
 
+    /// Minor units as a decimal amount with two places: `123456` → `1234.56`, `-5` → `-0.05`.
+    public static func format(_ cents: Int) -> String {
+        let sign = cents < 0 ? "-" : ""
+        let magnitude = cents.magnitude
+        let fraction = magnitude % 100
+        return "\(sign)\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+
     /// `unit × quantity`, or nil on overflow.
     public static func lineTotal(unitCents: Int, quantity: Int) -> Int? {
         let (product, overflow) = unitCents.multipliedReportingOverflow(by: quantity)

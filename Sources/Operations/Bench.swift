@@ -70,6 +70,13 @@ public struct Bench: Sendable {
         public let description: String
         /// The HTTP status that caused it, if any.
         public var status: Int?
+        /// The answer's `Retry-After`, in seconds, if it had one.
+        public var retryAfter: Int?
+
+        init(description: String, status: Int?) {
+            self.description = description
+            self.status = status
+        }
     }
 
     let options: Options
@@ -122,7 +129,8 @@ public struct Bench: Sendable {
             for index in 0..<options.customers {
                 group.addTask {
                     let email = "bench-\(index)-\(run.lowercased())@example.com"
-                    _ = try await api.json("POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"], expect: 201)
+                    _ = try await api.json("POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"],
+                                           expect: 201, retryBusy: true)
                     let token = try await api.login(email, "bench passphrase")
                     let cart = try await api.json("GET", "/api/v1/cart", token: token, expect: 200)
                     guard let cartId = (cart["id"] as? String).flatMap(UUID.init(uuidString:)) else {
@@ -302,12 +310,26 @@ public struct Bench: Sendable {
         let baseURL: String
 
         func login(_ email: String, _ password: String) async throws -> String {
-            let body = try await json("POST", "/api/v1/auth/login", body: ["email": email, "password": password], expect: 200)
+            let body = try await json("POST", "/api/v1/auth/login", body: ["email": email, "password": password], expect: 200, retryBusy: true)
             guard let token = body["access_token"] as? String else { throw Failure(description: "sign-in as \(email) returned no token", status: nil) }
             return token
         }
 
-        func json(_ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil, headers: [String: String] = [:], expect: Int) async throws -> [String: Any] {
+        /// One call; with `retryBusy` (setup, not measured), a 503 or 429 is tried again after
+        /// its `Retry-After`, for a minute, as a polite client does.
+        func json(_ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil, headers: [String: String] = [:], expect: Int,
+                  retryBusy: Bool = false) async throws -> [String: Any] {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while true {
+                do {
+                    return try await once(method, path, token: token, body: body, headers: headers, expect: expect)
+                } catch let failure as Failure where retryBusy && [429, 503].contains(failure.status ?? 0) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .seconds(failure.retryAfter ?? 1))
+                }
+            }
+        }
+
+        private func once(_ method: String, _ path: String, token: String?, body: [String: Any]?, headers: [String: String], expect: Int) async throws -> [String: Any] {
             var request = HTTPClientRequest(url: baseURL + path)
             request.method = HTTPMethod(rawValue: method)
             if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -319,7 +341,9 @@ public struct Bench: Sendable {
             let response = try await client.execute(request, timeout: .seconds(60))
             let bytes = try await response.body.collect(upTo: 1 << 20)
             guard Int(response.status.code) == expect else {
-                throw Failure(description: "\(method) \(path) answered \(response.status.code): \(String(buffer: bytes).prefix(300))", status: Int(response.status.code))
+                var failure = Failure(description: "\(method) \(path) answered \(response.status.code): \(String(buffer: bytes).prefix(300))", status: Int(response.status.code))
+                failure.retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init)
+                throw failure
             }
             return (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
         }

@@ -124,30 +124,33 @@ public final class PostgresPool: Sendable {
 
     // MARK: Acquire and release
 
-    /// A session within `acquireTimeout`: waiting for a free slot and opening a new session
-    /// share that one deadline, so a caller is answered in time even when the server hangs.
+    /// A session within `acquireTimeout`: a caller that had to wait for a free slot opens a
+    /// new session within what is left of that deadline, so waiting and connecting together
+    /// stay bounded even when the server hangs; one that got a slot at once has the whole
+    /// connect timeout.
     private func acquire() async throws -> PostgresConnection {
-        let deadline = ContinuousClock.now + acquireTimeout
-        switch try await lease() {
+        let started = ContinuousClock.now
+        let lease = try await lease()
+        let waited = ContinuousClock.now - started > .milliseconds(50)
+        let budget = waited ? min(configuration.connectTimeout, max(started + acquireTimeout - .now, Self.minimumConnectBudget)) : configuration.connectTimeout
+        switch lease {
         case .reuse(let connection):
             if await connection.isUsable() { return connection }
             logger.debug("replacing a broken pooled connection", metadata: ["db.backend_pid": "\(connection.backendPID)"])
             await connection.close()
             // The slot is ours; open a replacement in it.
-            return try await openInSlot(deadline: deadline)
+            return try await openInSlot(budget: budget)
         case .open:
-            return try await openInSlot(deadline: deadline)
+            return try await openInSlot(budget: budget)
         }
     }
 
+    /// The least time a caller that waited for its slot gets to open a session: a real
+    /// attempt, even at the end of its acquire deadline.
+    static let minimumConnectBudget: Duration = .seconds(1)
+
     /// Opens a session in a slot already counted in `open`; gives the slot back on failure.
-    /// The connect timeout is cut to what is left of the acquire deadline, but never below a
-    /// second: a caller that waited long for a slot still gets a real attempt, and a loaded
-    /// machine may need that long to authenticate. (The API's 2 s acquire timeout thus bounds
-    /// a request against a frozen database to about 3 s.)
-    private func openInSlot(deadline: ContinuousClock.Instant) async throws -> PostgresConnection {
-        let left = deadline - ContinuousClock.now
-        let budget = min(configuration.connectTimeout, max(left, .seconds(1)))
+    private func openInSlot(budget: Duration) async throws -> PostgresConnection {
         do {
             return try await PostgresConnection.connect(configuration: configuration, timeout: budget, logger: logger)
         } catch {

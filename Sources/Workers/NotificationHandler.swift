@@ -37,7 +37,7 @@ public struct NotificationHandler: EventHandler {
             template = "payment_refunded"
             let refund = try event.payload(as: PaymentRefunded.self)
             orderId = refund.orderId
-            values["amount"] = formatCents(refund.amountCents)
+            values["amount"] = Money.format(refund.amountCents)
         default:
             throw PermanentFailure("notification worker does not handle \(event.type)")
         }
@@ -49,7 +49,7 @@ public struct NotificationHandler: EventHandler {
         else { throw PermanentFailure("order \(orderId) does not exist") }
         values["first_name"] = try row.decode(String.self, "first_name")
         values["order_number"] = try row.decode(String.self, "order_number")
-        values["total"] = formatCents(try row.decode(Int.self, "total_cents"))
+        values["total"] = Money.format(try row.decode(Int.self, "total_cents"))
         values["currency"] = try row.decode(String.self, "currency")
         let body = try templates.render(template, values)
         try await channel.deliver(
@@ -58,12 +58,5 @@ public struct NotificationHandler: EventHandler {
                 recipient: try row.decode(String.self, "email"), template: template, body: body),
             on: db)
         return []
-    }
-
-    private func formatCents(_ cents: Int) -> String {
-        let sign = cents < 0 ? "-" : ""
-        let absolute = abs(cents)
-        let fraction = absolute % 100
-        return "\(sign)\(absolute / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 }

@@ -48,7 +48,8 @@ public struct OrderHandler: EventHandler {
     }
 }
 
-/// Cancels orders that waited for payment longer than `timeout` (reason `expired`) and
+/// Cancels orders that waited for payment longer than `timeout` (card orders) or
+/// `manualTimeout` (orders the customer pays later, `manual`), with reason `expired`, and
 /// announces it, so the stock worker releases their stock and the payment worker refunds a
 /// charge that lands late. Runs in the order worker; replicas share the work through
 /// `FOR UPDATE SKIP LOCKED`.
@@ -57,14 +58,16 @@ public struct PaymentTimeoutSweeper: Service {
     let outbox: OutboxPublisher
     let names: MessagingNames
     let timeout: Duration
+    let manualTimeout: Duration
     let interval: Duration
 
     /// Creates the sweeper.
-    public init(pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, timeout: Duration, interval: Duration) {
+    public init(pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, timeout: Duration, manualTimeout: Duration, interval: Duration) {
         self.pool = pool
         self.outbox = outbox
         self.names = names
         self.timeout = timeout
+        self.manualTimeout = manualTimeout
         self.interval = interval
     }
 
@@ -77,11 +80,16 @@ public struct PaymentTimeoutSweeper: Service {
     /// Cancels up to 100 expired orders; returns how many.
     @discardableResult
     public func sweepOnce() async throws -> Int {
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
         let events = try await pool.withTransaction { db -> [EventEnvelope] in
             let expired = try await db.query(
-                "SELECT id, trace_parent FROM orders WHERE status = 'AWAITING_PAYMENT' AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT 100 FOR UPDATE SKIP LOCKED",
-                [seconds])
+                """
+                SELECT id, trace_parent FROM orders
+                WHERE status = 'AWAITING_PAYMENT'
+                  AND updated_at < now() - make_interval(secs => CASE WHEN payment_method = $3 THEN $2 ELSE $1 END)
+                ORDER BY updated_at LIMIT 100 FOR UPDATE SKIP LOCKED
+                """,
+                [seconds(timeout), seconds(manualTimeout), PaymentIds.manualMethod])
             var events: [EventEnvelope] = []
             for row in expired {
                 let orderId = try row.decode(UUID.self, "id")

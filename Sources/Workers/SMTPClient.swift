@@ -52,7 +52,9 @@ public struct SMTPClient: Sendable {
         address.contains("@") && address.utf8.count <= 254 && !address.unicodeScalars.contains { $0.value < 0x21 || $0.value == 0x7F || "<>()[],;:\\\"".unicodeScalars.contains($0) }
     }
 
-    /// Headers and a dot-stuffed body with CRLF line endings, ending in the `.` line.
+    /// Headers and a dot-stuffed body with CRLF line endings, ending in the `.` line. Every
+    /// line ending in the body (CRLF, a bare CR or LF, U+2028 and U+2029) becomes one CRLF,
+    /// so nothing in a body can end the message or the headers early.
     static func format(from: String, to: String, subject: String, body: String) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -65,7 +67,9 @@ public struct SMTPClient: Sendable {
             "Message-ID: <\(UUID().uuidString.lowercased())@emporium>", "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
             "Content-Transfer-Encoding: 8bit", "",
         ]
-        for line in body.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+        let normalized = body.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+            .replacingOccurrences(of: "\u{2028}", with: "\n").replacingOccurrences(of: "\u{2029}", with: "\n")
+        for line in normalized.split(separator: "\n", omittingEmptySubsequences: false) {
             lines.append(line.hasPrefix(".") ? "." + line : String(line))
         }
         return lines.joined(separator: "\r\n") + "\r\n.\r\n"

@@ -26,8 +26,11 @@ public struct WorkerConfiguration: Sendable {
     public var policy = QueuePolicy()
     /// `WORKER_DRAIN_TIMEOUT_MS` (default 10000): how long SIGTERM waits for in-flight messages.
     public var drainTimeout: Duration = .seconds(10)
-    /// `PAYMENT_TIMEOUT_SECONDS` (default 900): orders awaiting payment longer are cancelled.
+    /// `PAYMENT_TIMEOUT_SECONDS` (default 900): card orders awaiting payment longer are cancelled.
     public var paymentTimeout: Duration = .seconds(900)
+    /// `MANUAL_PAYMENT_TIMEOUT_SECONDS` (default 900): orders placed with `manual` payment (the
+    /// customer confirms the payment later) hold their stock at most this long unpaid.
+    public var manualPaymentTimeout: Duration = .seconds(900)
     /// `SWEEPER_INTERVAL_MS` (default 10000): how often the order worker looks for them.
     public var sweeperInterval: Duration = .seconds(10)
     /// `FAKE_PROVIDER_FAULTS` (default false): enables the fake provider's crash token.
@@ -70,6 +73,9 @@ public struct WorkerConfiguration: Sendable {
         config.policy = try QueuePolicy.fromEnvironment(environment)
         if let value = environment["WORKER_DRAIN_TIMEOUT_MS"] { config.drainTimeout = .milliseconds(try positive(Int(value), "WORKER_DRAIN_TIMEOUT_MS")) }
         if let value = environment["PAYMENT_TIMEOUT_SECONDS"] { config.paymentTimeout = .seconds(try positive(Int(value), "PAYMENT_TIMEOUT_SECONDS")) }
+        if let value = environment["MANUAL_PAYMENT_TIMEOUT_SECONDS"] {
+            config.manualPaymentTimeout = .seconds(try positive(Int(value), "MANUAL_PAYMENT_TIMEOUT_SECONDS"))
+        }
         if let value = environment["SWEEPER_INTERVAL_MS"] { config.sweeperInterval = .milliseconds(try positive(Int(value), "SWEEPER_INTERVAL_MS")) }
         config.providerFaults = environment["FAKE_PROVIDER_FAULTS"] == "true"
         if let value = environment["HEALTH_PORT"], !value.isEmpty {
@@ -126,7 +132,8 @@ public enum WorkerMain {
         case .stock: handler = StockHandler()
         case .order:
             handler = OrderHandler()
-            extra.append(PaymentTimeoutSweeper(pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout, interval: configuration.sweeperInterval))
+            extra.append(PaymentTimeoutSweeper(pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout,
+                                               manualTimeout: configuration.manualPaymentTimeout, interval: configuration.sweeperInterval))
             extra.append(SagaReconciler(pool: pool, outbox: outbox, names: configuration.names, settings: configuration.saga, logger: logger))
             extra.append(Retention(pool: pool, settings: configuration.retention, logger: logger))
         case .notification:

@@ -88,4 +88,15 @@ struct HealthTests {
         config.jwtSecret = "short"
         await #expect(throws: ConfigurationError.self) { _ = try await buildApplication(configuration: config) }
     }
+
+    @Test("the API refuses a JWT secret published with Emporium (the old development default, the compose example)")
+    func publishedSecret() async throws {
+        for secret in ["local-development-secret-change-me-0123456789", "change-me-to-at-least-32-random-characters"] {
+            var config = try apiTestConfiguration()
+            config.jwtSecret = secret
+            await #expect(throws: ConfigurationError.self) { _ = try await buildApplication(configuration: config) }
+        }
+        #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["TRUSTED_PROXIES": "10.0.0.0/33"]) }
+        #expect(throws: ConfigurationError.self) { try APIConfiguration.fromEnvironment(["METRICS_PORT": "many"]) }
+    }
 }

@@ -9,5 +9,6 @@ func apiTestConfiguration() throws -> APIConfiguration {
     config.logLevel = .error
     config.jwtSecret = String(repeating: "k", count: 32)
     config.bcryptCost = 4
+    config.metricsPort = 0  // an ephemeral port: tests run many APIs at once
     return config
 }

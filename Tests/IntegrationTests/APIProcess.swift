@@ -5,6 +5,8 @@ import TestSupport
 /// database and namespace, logging to a file: for tests that read its log lines.
 final class APIProcess: @unchecked Sendable {
     let port: Int
+    /// The separate listener of `GET /metrics`.
+    let metricsPort: Int
     private let process = Process()
     private let logFile: URL
 
@@ -12,8 +14,11 @@ final class APIProcess: @unchecked Sendable {
     /// retry policy (as the stack and the workers must then too).
     init(stack: Stack, defaultPolicy: Bool = false, extraEnvironment: [String: String] = [:]) async throws {
         port = try TestEnvironment.freePort()
+        metricsPort = try TestEnvironment.freePort()
         var environment = stack.processEnvironment
         environment["HTTP_PORT"] = String(port)
+        environment["METRICS_PORT"] = String(metricsPort)
+        environment["REGISTRATIONS_PER_ADDRESS_PER_HOUR"] = "100000000"
         environment["JWT_SECRET"] = Stack.jwtSecret
         environment["BCRYPT_COST"] = "4"
         environment["LOG_FORMAT"] = "json"

@@ -37,7 +37,7 @@ struct MetricsTests {
             for role in WorkerRole.allCases { try workers.start(role) }
             try await ScalingTests.awaitReady(workers, WorkerRole.allCases.map { ($0, 1) })
             func scrape(_ role: WorkerRole?) async throws -> String {
-                let url = role.map { "http://127.0.0.1:\(workers.healthPort($0)!)/metrics" } ?? "\(api.url)/metrics"
+                let url = role.map { "http://127.0.0.1:\(workers.healthPort($0)!)/metrics" } ?? "http://127.0.0.1:\(api.metricsPort)/metrics"
                 let (status, output) = try await TestEnvironment.run("/usr/bin/curl", ["-fsS", url])
                 guard status == 0 else { throw TestFailure("scraping \(url) failed: \(output)") }
                 return output

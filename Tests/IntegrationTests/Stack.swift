@@ -44,8 +44,20 @@ struct Stack {
         }()
         /// Roles not to run in-process.
         var excludedRoles: Set<WorkerRole> = []
-        /// The payment timeout the order worker's sweeper applies.
+        /// The payment timeout the order worker's sweeper applies (to manual orders too,
+        /// unless `manualPaymentTimeout` is set).
         var paymentTimeout: Duration = .seconds(900)
+        var manualPaymentTimeout: Duration?
+        /// Manual-payment orders a user may have waiting at once.
+        var maxUnpaidOrders = 3
+        /// Networks whose X-Forwarded-For the API believes.
+        var trustedProxies: [String] = []
+        /// Registrations per address and hour (tests register many customers from one address).
+        var registrationsPerHour = 1_000_000
+        /// The API's pool (small: dozens of stacks share the server in make test).
+        var apiPoolSize = 5
+        /// bcrypt cost of the API (cheap in tests; the production default is 11).
+        var bcryptCost: UInt8 = 4
         /// Tax (basis points) and flat shipping (cents); zero keeps totals equal to subtotals.
         var pricing: (taxBasisPoints: Int, shippingCents: Int, freeOverCents: Int?) = (0, 0, nil)
         /// Per-client rate limit (tests send many requests from one address).
@@ -82,7 +94,13 @@ struct Stack {
             apiConfig.shippingFlatCents = options.pricing.shippingCents
             apiConfig.freeShippingOverCents = options.pricing.freeOverCents
             apiConfig.jwtSecret = jwtSecret
-            apiConfig.bcryptCost = 4
+            apiConfig.maxUnpaidOrdersPerUser = options.maxUnpaidOrders
+            apiConfig.registrationsPerAddressPerHour = options.registrationsPerHour
+            apiConfig.metricsPort = 0
+            // Dozens of stacks run at once in make test: each takes few sessions.
+            apiConfig.poolSize = options.apiPoolSize
+            try apiConfig.trustProxies(options.trustedProxies)
+            apiConfig.bcryptCost = options.bcryptCost
             apiConfig.logLevel = .warning
             let app = try await buildApplication(configuration: apiConfig)
             let pool = PostgresPool(configuration: database, maxConnections: 4)
@@ -116,6 +134,7 @@ struct Stack {
             config.policy = options.policy
             config.drainTimeout = .seconds(2)
             config.paymentTimeout = options.paymentTimeout
+            config.manualPaymentTimeout = options.manualPaymentTimeout ?? options.paymentTimeout
             config.sweeperInterval = .milliseconds(200)
             config.saga = options.saga
             for role in WorkerRole.allCases where !options.excludedRoles.contains(role) {
@@ -181,6 +200,9 @@ struct Stack {
     }
 
     // MARK: HTTP helpers
+
+    /// The port the stack's API listens on (for clients of one's own).
+    var port: Int { client.port ?? 0 }
 
     struct HTTPResult: Sendable {
         let status: HTTPResponse.Status

@@ -471,7 +471,8 @@ def main():
                HTTP_PORT=str(port), BENCH_VHOST=vhost,
                # One load generator is one client address: lift the per-client limits. Sign-up
                # and sign-in (setup only, not measured) use a cheap bcrypt cost.
-               RATE_LIMIT_PER_SECOND="1000000", RATE_LIMIT_BURST="1000000", BCRYPT_COST="4")
+               RATE_LIMIT_PER_SECOND="1000000", RATE_LIMIT_BURST="1000000", BCRYPT_COST="4",
+               REGISTRATIONS_PER_ADDRESS_PER_HOUR="100000000", METRICS_PORT="off")
     env.pop("HEALTH_PORT", None)
     stack = Stack(env, port)
     url = f"http://127.0.0.1:{port}"

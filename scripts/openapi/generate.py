@@ -20,6 +20,10 @@ OUTPUT = ROOT / "Sources/API/OpenAPIDocument.swift"
 NUL_FREE = r"^[^\u0000]*$"
 NON_BLANK = r"^[^\u0000]*[^\u0000 \t\r\n][^\u0000]*$"
 NOT_ONLY_DIGITS = r"^[^\u0000]*[^\u00000-9][^\u0000]*$"
+# Names and address fields (they reach emails): no control characters at all (C0, DEL, C1,
+# U+2028/U+2029), and not only spaces.
+NO_CONTROLS = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+NAME = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*[^\u0000-\u0020\u007f-\u009f\u2028\u2029][^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
 EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 HTTP_URL = r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?(/[!-~]*)?$"
 # AuthController.commonPasswords, matched case-insensitively (OpenAPITests checks the two agree).
@@ -40,6 +44,17 @@ def text(max_length, description=None):
     if description:
         schema["description"] = description
     return schema
+
+
+def name(max_length):
+    """A name or address line: not only spaces; no control characters (FieldRules.isName)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NAME,
+            "description": "no control characters (line breaks, tabs, NUL, C1), not only spaces"}
+
+
+def optional_name(max_length):
+    """An optional address line: possibly empty; no control characters."""
+    return {"type": ["string", "null"], "maxLength": max_length, "pattern": NO_CONTROLS}
 
 
 def free_text(max_length, nullable=True):
@@ -81,10 +96,10 @@ def page_of(item):
 
 
 ADDRESS_FIELDS = {
-    "line1": text(200),
-    "line2": free_text(200),
-    "city": text(100),
-    "postal_code": text(20),
+    "line1": name(200),
+    "line2": optional_name(200),
+    "city": name(100),
+    "postal_code": name(20),
     "country": token("^[A-Z]{2}$", "ISO 3166-1 alpha-2 code, e.g. DE"),
 }
 
@@ -103,7 +118,7 @@ SCHEMAS = {
             "not": {"pattern": "^(" + "|".join(caseless(p) for p in COMMON_PASSWORDS) + ")$"},
             "description": "8 to 128 characters, not only digits; common passwords are refused.",
         },
-        "first_name": text(100), "last_name": text(100),
+        "first_name": name(100), "last_name": name(100),
     }),
     "Credentials": obj({"email": STRING, "password": STRING}),
     "RefreshRequest": obj({"refresh_token": STRING}),
@@ -119,10 +134,10 @@ SCHEMAS = {
         "is_active": BOOL, "created_at": DATE_TIME,
     }),
     "UserPage": page_of("User"),
-    "ProfileChange": obj({"first_name": text(100), "last_name": text(100)}),
+    "ProfileChange": obj({"first_name": name(100), "last_name": name(100)}),
     "AdminUserChange": obj({
-        "first_name": {"anyOf": [text(100), {"type": "null"}]},
-        "last_name": {"anyOf": [text(100), {"type": "null"}]},
+        "first_name": {"anyOf": [name(100), {"type": "null"}]},
+        "last_name": {"anyOf": [name(100), {"type": "null"}]},
         "is_active": {"type": ["boolean", "null"], "description": "false deactivates the account and ends its sessions"},
         "role": {"anyOf": [ref("Role"), {"type": "null"}], "description": "only a SUPERADMIN changes roles"},
     }, required=[], description="Fields left out (or null) keep their value."),
@@ -172,7 +187,9 @@ SCHEMAS = {
     "PlaceOrder": obj({
         "payment_method": token("^[A-Za-z0-9_]{1,64}$", "a card token such as tok_visa, or `manual` to pay later via /payments/intent and /payments/confirm"),
         "shipping_address": ref("ShippingAddress"),
-    }),
+        "expected_total_cents": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1,
+                                 "description": "the total (cents) the client accepts at the current prices; needed only when a price changed since a line was added"},
+    }, required=["payment_method", "shipping_address"]),
     "Order": obj({
         "id": UUID, "order_number": {"type": "string", "description": "EMP-YYMMDD-XXXXXX"},
         "status": {"type": "string", "enum": ["PENDING", "AWAITING_PAYMENT", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"]},
@@ -248,9 +265,9 @@ def op(path, method, summary, *, tag, ok, errors=(), body=None, params=(), auth=
         codes |= {400, 413, 422}
     if any(p["in"] == "query" for p in params):
         codes |= {400}
-    if path not in ("/health", "/ready", "/metrics", "/docs", "/api/v1/openapi.json"):
+    if path not in ("/health", "/ready", "/docs", "/api/v1/openapi.json"):
         codes |= {503}
-    else:
+    elif path != "/ready":  # /ready is rate limited like the API; /health and the documents are not
         codes.discard(429)
     spec = {"tags": [tag], "summary": summary, "operationId": f"{method}_{path}".replace("/api/v1/", "").replace("/", "_").replace("{", "").replace("}", "").replace(".", "_")}
     if description:
@@ -273,23 +290,30 @@ LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the new r
 op("/health", "get", "The process is alive", tag="operations", auth=False, ok={"200": json_body(ref("Health"), "Alive")})
 op("/ready", "get", "PostgreSQL and RabbitMQ answer", tag="operations", auth=False,
    ok={"200": json_body(ref("Readiness"), "Ready"), "503": {**problem(503), "description": "A dependency is unreachable; `checks` names it"}})
-op("/metrics", "get", "Prometheus metrics of this process", tag="operations", auth=False,
-   description="HTTP durations by route and status, orders, saga step latencies, messages, outbox backlog, publish latency, pool use, reconnects.",
-   ok={"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
 op("/api/v1/openapi.json", "get", "This document", tag="operations", auth=False, ok={"200": json_body({"type": "object"}, "OpenAPI 3.1")})
 op("/docs", "get", "Human-readable API reference", tag="operations", auth=False,
    ok={"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}})
 
 # Auth
 op("/api/v1/auth/register", "post", "Create a customer account", tag="auth", auth=False, body="Registration", errors=[409],
+   description="A taken email is 409 (registration tells whether an email is registered; sign-in never does). "
+               "Each client address may register REGISTRATIONS_PER_ADDRESS_PER_HOUR accounts an hour (then 429 with Retry-After), "
+               "and while too many passwords are being hashed the answer is 503 with Retry-After at once. "
+               "Email addresses are not verified.",
    ok={"201": json_body(ref("NewUser"), "Created; sign in with /auth/login", LOCATION)})
 op("/api/v1/auth/login", "post", "Sign in: an access token and a refresh token", tag="auth", auth=False, body="Credentials", errors=[401],
-   description="Failed sign-ins are throttled per account and per client address (429 with Retry-After).",
+   description="Throttled: after LOGIN_MAX_FAILURES_PER_ACCOUNT failures for one account from one client address, and "
+               "LOGIN_MAX_FAILURES_PER_ADDRESS from one address across accounts, within the window, the next attempts from that "
+               "address are 429 with Retry-After without being checked. Failures from other addresses never refuse the right "
+               "password; past LOGIN_SLOWDOWN_AFTER they only delay each attempt (at most 5 s). 503 with Retry-After while "
+               "the server is busy checking passwords.",
    ok={"200": json_body(ref("Tokens"), "Signed in")})
 op("/api/v1/auth/refresh", "post", "Trade a refresh token for new tokens (rotation)", tag="auth", auth=False, body="RefreshRequest", errors=[401],
    description="Each refresh token works once. Presenting a used one again revokes its whole family (every token descended from the same sign-in).",
    ok={"200": json_body(ref("Tokens"), "New tokens; the old refresh token is spent")})
 op("/api/v1/auth/logout", "post", "Revoke a refresh token's family", tag="auth", auth=False, body="RefreshRequest", ok=NO_CONTENT)
+op("/api/v1/auth/logout-all", "post", "Sign out everywhere", tag="auth",
+   description="Revokes every refresh token of the account and refuses every access token issued until now.", ok=NO_CONTENT)
 
 # Users
 op("/api/v1/users/me", "get", "The caller's profile", tag="users", errors=[404], ok={"200": json_body(ref("User"), "Profile")})
@@ -306,7 +330,9 @@ op("/api/v1/users", "get", "All users, paged", tag="users", params=PAGE_PARAMS, 
 op("/api/v1/users/{id}", "get", "One user", tag="users", params=ID, errors=[403, 404], roles="ADMIN, SUPERADMIN",
    ok={"200": json_body(ref("User"), "User")})
 op("/api/v1/users/{id}", "put", "Change a user: names, active flag, role", tag="users", params=ID, body="AdminUserChange", errors=[403, 404, 409],
-   roles="ADMIN, SUPERADMIN (roles, and other admins: SUPERADMIN only)", ok={"200": json_body(ref("User"), "Updated")})
+   roles="ADMIN, SUPERADMIN (roles, and other admins: SUPERADMIN only)",
+   description="Nobody changes their own `is_active` or `role` (403). Suspension, closure and role changes apply to access tokens already issued.",
+   ok={"200": json_body(ref("User"), "Updated")})
 op("/api/v1/users/{id}", "delete", "Close an account: no sign-in, gone from this API (its orders stay)", tag="users", params=ID, errors=[403, 404, 409],
    roles="ADMIN, SUPERADMIN (other admins: SUPERADMIN only)", ok=NO_CONTENT)
 
@@ -356,17 +382,23 @@ op("/api/v1/cart", "get", "The caller's cart (emptied after a configurable idle 
 op("/api/v1/cart/items", "post", "Add a product; the price is captured now", tag="cart", body="CartItemInput", errors=[404, 409],
    description="Adding a product already in the cart adds to its quantity. 409 when stock, the 100-per-line or 100-lines limits, or the cart's currency do not allow it.",
    ok={"201": json_body(ref("CartItem"), "The line added to (new, or the product's line with more quantity)", LOCATION)})
-op("/api/v1/cart/items/{id}", "put", "Set a line's quantity", tag="cart", params=ID, body="CartQuantity", errors=[404], ok={"200": json_body(ref("Cart"), "The cart")})
+op("/api/v1/cart/items/{id}", "put", "Set a line's quantity", tag="cart", params=ID, body="CartQuantity", errors=[404, 409],
+   description="The line takes the product's current price; a product no longer sold is 409.", ok={"200": json_body(ref("Cart"), "The cart")})
 op("/api/v1/cart/items/{id}", "delete", "Remove a line", tag="cart", params=ID, errors=[404], ok=NO_CONTENT)
 
 # Orders
 op("/api/v1/orders", "post", "Place the cart as an order", tag="orders", body="PlaceOrder", errors=[409],
    params=[{"name": "Idempotency-Key", "in": "header", "required": True, "description": "a new key per order; a retry with the same key and body replays the first answer",
             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
-   description="Totals, tax and shipping are computed on the server. The order starts PENDING; the workers reserve stock, charge and confirm or cancel it. "
-               "The same key with a different body is 409, and so is a retry while the first request still runs.",
+   description="Totals, tax and shipping are computed on the server from each product's price as it is now. The order starts PENDING; the workers "
+               "reserve stock, charge and confirm or cancel it. The same key with a different body is 409, and so is a retry while the first request "
+               "still runs. 409 also when a line's product is no longer sold (`errors` names it: `items.<product_id>`), and when a price changed "
+               "since its line was added: the cart then takes the current prices and `errors` lists the changes; place the order again, or send "
+               "`expected_total_cents` equal to the new total to accept it in one go (a different value is 409). With `payment_method: manual` at "
+               "most MAX_UNPAID_ORDERS_PER_USER orders may wait for payment at once (409), each for at most MANUAL_PAYMENT_TIMEOUT_SECONDS.",
    ok={"201": json_body(ref("Order"), "Placed (or replayed: `Idempotent-Replayed: true`)")})
-op("/api/v1/orders", "get", "The caller's orders, newest first", tag="orders", params=PAGE_PARAMS, ok={"200": json_body(ref("OrderPage"), "Orders")})
+op("/api/v1/orders", "get", "The caller's orders, newest first (ADMIN and SUPERADMIN: every order)", tag="orders", params=PAGE_PARAMS,
+   ok={"200": json_body(ref("OrderPage"), "Orders")})
 op("/api/v1/orders/{id}", "get", "One order with its lines and history", tag="orders", params=ID, errors=[404],
    roles="the owner; ADMIN and SUPERADMIN see all", ok={"200": json_body(ref("Order"), "Order")})
 op("/api/v1/orders/{id}/cancel", "post", "Cancel before shipping; stock is released and a charge refunded", tag="orders", params=ID, errors=[404, 409],
