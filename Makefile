@@ -6,7 +6,7 @@ ENV := source scripts/env.sh
 # Suites whose tests each start the API and workers as processes (see `make test`).
 PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|RegistrationBurstTests
 
-.PHONY: help services stop build migrate run test walkthrough bench soak
+.PHONY: help services stop build migrate run test lint format walkthrough bench soak
 
 help:
 	@echo "make run      install what is missing, start PostgreSQL + RabbitMQ, migrate, build, start the API on :8080"
@@ -17,6 +17,7 @@ help:
 	@echo "make stop     stop the processes started by make run, PostgreSQL and RabbitMQ"
 	@echo "make walkthrough  the README checkout walkthrough against a running make run"
 	@echo "make bench    release build, baselines (pgbench, raw rabbitmq-c) and Emporium's figures; writes BENCHMARKS.md (~10 min)"
+	@echo "make lint     swift-format --strict over Sources and Tests (make format rewrites)"
 	@echo "make soak     5-minute PostgreSQL and RabbitMQ outages under load, and 1,000,000 confirmed publishes' memory (~20 min)"
 
 services:
@@ -48,7 +49,9 @@ test: services
 	@# The outage drills restart, stop and freeze PostgreSQL and RabbitMQ, so they run alone, one
 	@# at a time, after the rest (the long ones take each server away for 2 minutes here; make soak: 5).
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --no-parallel --filter OutageTests
-	@python3 scripts/openapi/generate.py --check
+	@bash scripts/lint-openapi.sh
+	@bash scripts/check-stores.sh
+	@$(MAKE) --no-print-directory lint
 	@bash scripts/validate-deploy.sh
 	@bash scripts/check-readme.sh
 	@# The API fuzzed from its own OpenAPI document (schemathesis, default checks, signed in).
@@ -58,6 +61,14 @@ test: services
 
 stop:
 	@bash scripts/stop.sh
+
+# Formatting and style (.swift-format, with the toolchain's swift-format): `make lint`
+# checks, `make format` rewrites.
+lint:
+	@$(ENV) && swift format lint --strict --recursive --parallel Sources Tests Package.swift && echo "lint: swift-format finds nothing to change"
+
+format:
+	@$(ENV) && swift format format --in-place --recursive --parallel Sources Tests Package.swift
 
 walkthrough:
 	@bash scripts/walkthrough.sh

@@ -3,6 +3,160 @@ import PackageDescription
 
 let workerExecutables = ["stock", "payment", "order", "notification"].map { "emporium-\($0)-worker" }
 
+// The module graph is drawn in ARCHITECTURE.md ("Layout"). Lower layers never import higher
+// ones: Domain has no I/O; stores hold every table's SQL; the API, the workers and the CLI
+// are thin entry points over them.
+let sourceTargets: [Target] = [
+    // C clients, as system libraries.
+    .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+    .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+
+    // A dedicated OS thread per connection, so blocking C calls never run on Swift's
+    // cooperative pool.
+    .target(name: "IOThread"),
+    .target(
+        name: "Postgres",
+        dependencies: ["CLibPQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
+    ),
+    .target(
+        name: "AMQP",
+        dependencies: ["CRabbitMQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
+    ),
+    // The business rules: order state machine, checkout, money and pricing, payment states,
+    // roles, the saga's events and routing table. No I/O.
+    .target(name: "Domain", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+    // Logging, metrics, tracing, trace context, log keys, cached health checks.
+    .target(
+        name: "Observability",
+        dependencies: [
+            "Domain",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTel", package: "swift-otel"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]
+    ),
+    // Envelope, topology, outbox (store and relay), inbox, failure routing, worker runner.
+    .target(
+        name: "Messaging",
+        dependencies: [
+            "Postgres", "AMQP", "Domain", "Observability",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]
+    ),
+    // Typed reads of the environment and the settings every process shares.
+    .target(
+        name: "Settings",
+        dependencies: ["Postgres", "AMQP", "Messaging", .product(name: "Logging", package: "swift-log")]
+    ),
+    // One store per aggregate: the only SQL for each table.
+    .target(
+        name: "Store",
+        dependencies: ["Postgres", "Domain", "Observability", .product(name: "Metrics", package: "swift-metrics")]
+    ),
+    // bcrypt hashing and the password rules.
+    .target(
+        name: "Credentials",
+        dependencies: [.product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "Crypto", package: "swift-crypto")]
+    ),
+    // What the API and the workers' health servers share over HTTP: problem bodies, JSON
+    // responses, readiness and metrics endpoints.
+    .target(
+        name: "HTTPCommon",
+        dependencies: ["Observability", .product(name: "Hummingbird", package: "hummingbird")]
+    ),
+    .target(
+        name: "Workers",
+        dependencies: [
+            "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]
+    ),
+    .target(
+        name: "Operations",
+        dependencies: [
+            "Postgres", "Domain", "AMQP", "Messaging", "Store", "Credentials", "Observability",
+            .product(name: "Logging", package: "swift-log"),
+        ]
+    ),
+    // The load generator behind `emporium bench`.
+    .target(
+        name: "Bench",
+        dependencies: [
+            "Postgres", "Store", "Domain",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]
+    ),
+    .target(
+        name: "API",
+        dependencies: [
+            "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ],
+        // The API contract, served as is; ContractTests hold the server to it.
+        resources: [.copy("Resources/openapi.json")]
+    ),
+    .executableTarget(name: "emporium-api", dependencies: ["API", "Observability", "Settings"]),
+    .executableTarget(
+        name: "emporium",
+        dependencies: [
+            "Operations", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]
+    ),
+] + workerExecutables.map { .executableTarget(name: $0, dependencies: ["Workers"]) }
+
+let testTargets: [Target] = [
+    .target(
+        name: "TestSupport",
+        dependencies: ["Postgres", "AMQP", "Operations", .product(name: "Logging", package: "swift-log")],
+        path: "Tests/TestSupport"
+    ),
+    .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+    .testTarget(name: "AMQPTests", dependencies: ["AMQP", "TestSupport"]),
+    .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+    .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP", "Domain", "Observability"]),
+    .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
+    .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "Store", "TestSupport"]),
+    // The handlers against a migrated database, without a broker.
+    .testTarget(name: "WorkersTests", dependencies: ["Workers", "Messaging", "Store", "Domain", "Postgres", "TestSupport"]),
+    .testTarget(
+        name: "APITests",
+        dependencies: [
+            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]
+    ),
+    .testTarget(
+        name: "IntegrationTests",
+        dependencies: [
+            "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain", "Store", "Observability", "Settings",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]
+    ),
+]
+
 let package = Package(
     name: "Emporium",
     platforms: [.macOS(.v15)],
@@ -30,112 +184,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
-    targets: [
-        // C clients, as system libraries.
-        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
-
-        // A dedicated OS thread per connection, so blocking C calls never run on Swift's
-        // cooperative pool.
-        .target(name: "IOThread"),
-        .target(
-            name: "Postgres",
-            dependencies: ["CLibPQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
-        ),
-        .target(
-            name: "AMQP",
-            dependencies: ["CRabbitMQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
-        ),
-        // Order state machine, money and event types: no I/O.
-        .target(name: "Domain"),
-        // Envelope, topology, outbox writer + relay, inbox, worker runner.
-        .target(
-            name: "Messaging",
-            dependencies: [
-                "Postgres", "AMQP", "Domain",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "OTel", package: "swift-otel"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
-        .target(
-            name: "Workers",
-            dependencies: [
-                "Postgres", "AMQP", "Domain", "Messaging",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Mustache", package: "swift-mustache"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
-        .target(
-            name: "Operations",
-            dependencies: [
-                "Postgres", "Domain", "AMQP", "Messaging",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
-        ),
-        .target(
-            name: "API",
-            dependencies: [
-                "Postgres", "AMQP", "Domain", "Messaging", "Operations",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
-        .executableTarget(name: "emporium-api", dependencies: ["API"]),
-        .executableTarget(
-            name: "emporium",
-            dependencies: [
-                "Operations", "Postgres", "Domain", "AMQP", "Messaging",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-
-        .target(
-            name: "TestSupport",
-            dependencies: ["Postgres", "AMQP", "Operations", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/TestSupport"
-        ),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
-        .testTarget(name: "AMQPTests", dependencies: ["AMQP", "TestSupport"]),
-        .testTarget(name: "DomainTests", dependencies: ["Domain"]),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "TestSupport"]),
-        .testTarget(
-            name: "APITests",
-            dependencies: [
-                "API", "TestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ]
-        ),
-        .testTarget(
-            name: "IntegrationTests",
-            dependencies: [
-                "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
-    ] + workerExecutables.map { .executableTarget(name: $0, dependencies: ["Workers"]) },
+    targets: sourceTargets + testTargets,
     swiftLanguageModes: [.v6]
 )
+
+// Every target: `any` is spelled out wherever an existential is meant.
+for target in package.targets where target.type != .system {
+    var settings: [SwiftSetting] = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    target.swiftSettings = settings
+}

@@ -1,6 +1,7 @@
 import Domain
 import Foundation
 import Postgres
+import Store
 import Synchronization
 
 /// The current state of the accounts behind access tokens: an access token carries a role
@@ -10,15 +11,9 @@ import Synchronization
 /// default 5) and dropped at once by this process when it changes the account, so a change
 /// takes effect immediately on this replica and within the cache time on the others.
 final class AccountDirectory: Sendable {
-    /// What a request may rely on about its caller.
-    struct Account: Sendable, Equatable {
-        /// The role now, not the one in the token.
-        let role: Role
-        /// Not suspended and not closed.
-        let isActive: Bool
-        /// Tokens issued before this instant are refused (signed out everywhere).
-        let tokensValidAfter: Date?
-    }
+    /// What a request may rely on about its caller: the role now (not the one in the
+    /// token), whether the account is active, and since when its tokens count.
+    typealias Account = UserStore.Standing
 
     private struct Entry {
         let account: Account?
@@ -40,12 +35,7 @@ final class AccountDirectory: Sendable {
     func account(_ id: UUID) async throws -> Account? {
         let now = ContinuousClock.now
         if ttl > .zero, let entry = cache.withLock({ $0[id] }), now - entry.fetched < ttl { return entry.account }
-        let account = try await pool.query(
-            "SELECT role, is_active AND closed_at IS NULL AS active, tokens_valid_after FROM users WHERE id = $1", [id]
-        ).first.map { row -> Account in
-            Account(role: Role(rawValue: try row.decode(String.self, "role")) ?? .customer, isActive: try row.decode(Bool.self, "active"),
-                    tokensValidAfter: try row.decode(Date?.self, "tokens_valid_after"))
-        }
+        let account = try await UserStore().standing(of: id, on: pool)
         cache.withLock { cache in
             if cache.count >= capacity { cache.removeAll() }
             cache[id] = Entry(account: account, fetched: now)

@@ -1,4 +1,6 @@
 import AMQP
+import Settings
+import Domain
 import Hummingbird
 import HummingbirdBcrypt
 import Logging
@@ -9,7 +11,7 @@ import ServiceLifecycle
 /// Builds the API application: routes, the database pool, the event publisher, the outbox
 /// relay and their lifecycle. The `emporium-api` executable only calls this and runs it,
 /// so tests run the same code.
-public func buildApplication(configuration: APIConfiguration, extraServices: [any Service] = []) async throws -> some ApplicationProtocol {
+package func buildApplication(configuration: APIConfiguration, extraServices: [any Service] = []) async throws -> some ApplicationProtocol {
     var logger = Logger(label: "emporium.api")
     logger.logLevel = configuration.logLevel
     guard configuration.jwtSecret.utf8.count >= 32 else {
@@ -60,19 +62,20 @@ public func buildApplication(configuration: APIConfiguration, extraServices: [an
     CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
     ReviewsController(pool: pool).register(public: catalog, authenticated: authenticated)
     CartController(pool: pool, expiry: configuration.cartIdleExpiry).register(on: authenticated)
-    let pricing = OrdersController.Pricing(
+    let pricing = Pricing(
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
         freeShippingOverCents: configuration.freeShippingOverCents)
-    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyStore(pool: pool, logger: logger),
+    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyKeys(pool: pool, logger: logger),
                      pricing: pricing, cartExpiry: configuration.cartIdleExpiry, maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser)
         .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
     UsersController(pool: pool, accounts: accounts).register(on: authenticated)
-    OpenAPIController().register(on: router)
+    let document = try OpenAPIDocument.bundled()
+    OpenAPIController(document: document).register(on: router)
     routeTable.load(router.routes)
-    let drift = try OpenAPIController.mismatches(router.routes)
+    let drift = document.mismatches(served: Set(router.routes.map { "\($0.method.rawValue) \($0.path)" }))
     guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {
-        throw ConfigurationError("the OpenAPI document does not match the routes (run scripts/openapi/generate.py): "
+        throw ConfigurationError("Sources/API/Resources/openapi.json does not match the routes: "
             + "undocumented \(drift.undocumented), unrouted \(drift.unrouted)")
     }
 

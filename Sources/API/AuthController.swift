@@ -2,8 +2,9 @@ import Domain
 import Foundation
 import Hummingbird
 import HummingbirdBcrypt
-import Operations
+import Credentials
 import Postgres
+import Store
 
 /// Verifies `Authorization: Bearer <access token>`, checks it against the account as it is
 /// now, and sets the request's identity with the account's current role. A missing,
@@ -73,6 +74,7 @@ struct AuthController: Sendable {
     let accounts: AccountDirectory
     /// A refresh-token family ends this long after its sign-in (`REFRESH_FAMILY_MAX_DAYS`).
     let familyLifetime: Duration
+    private let users = UserStore()
 
     /// Passwords too common to allow whatever their length (a short deny list; NIST 800-63B).
     static let commonPasswords: Set<String> = [
@@ -147,15 +149,13 @@ struct AuthController: Sendable {
         }
         // A taken email is refused before any hashing. Registration has always told whether an
         // email is registered (409); sign-in never does (the same 401 either way).
-        if try await pool.query("SELECT 1 FROM users WHERE lower(email) = lower($1)", [body.email]).count > 0 {
+        if try await users.emailTaken(body.email, on: pool) {
             throw APIError.conflict("an account with this email already exists")
         }
         let id = UUID()
         let hash = try await hasher.hash(body.password)
         do {
-            try await pool.query(
-                "INSERT INTO users (id, email, password_hash, first_name, last_name, role) VALUES ($1, $2, $3, $4, $5, 'CUSTOMER')",
-                [id, body.email, hash, body.firstName, body.lastName])
+            try await users.create(id: id, email: body.email, passwordHash: hash, firstName: body.firstName, lastName: body.lastName, role: .customer, on: pool)
         } catch let error as PostgresError where error.isUniqueViolation {
             throw APIError.conflict("an account with this email already exists")
         }
@@ -165,15 +165,14 @@ struct AuthController: Sendable {
 
     private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
         let (body, _) = try await request.decodeJSON(Credentials.self, context: context)
-        let row = try await pool.query(
-            "SELECT id, password_hash, role, is_active AND closed_at IS NULL AS is_active FROM users WHERE lower(email) = lower($1)", [body.email]).first
+        let found = try await users.credentials(email: body.email, on: pool)
         // The throttle's bucket is the account found, however its email was typed; an unknown
         // email has a bucket of its own, by its normalised form.
-        let account = try row.map { "user:" + (try $0.decode(UUID.self, "id")).uuidString.lowercased() }
+        let account = found.map { "user:" + $0.id.uuidString.lowercased() }
             ?? "email:" + TokenService.hashRefreshToken(body.email.lowercased().trimmingCharacters(in: .whitespaces))
         let attempt = try await throttle.admit(account: account, address: context.clientAddress)
         if attempt.delay > .zero { try await Task.sleep(for: attempt.delay) }
-        let hash = try row?.decode(String.self, "password_hash") ?? decoyHash
+        let hash = found?.passwordHash ?? decoyHash
         let matches: Bool
         do {
             matches = try await hasher.verify(body.password, hash: hash)
@@ -182,15 +181,13 @@ struct AuthController: Sendable {
             await throttle.withdraw(attempt)
             throw error
         }
-        guard let row, matches, try row.decode(Bool.self, "is_active"),
-              let role = Role(rawValue: try row.decode(String.self, "role"))
-        else {
+        guard let found, matches, found.isActive, let role = found.role else {
             // The attempt stays recorded as a failure.
             throw APIError.unauthorized("email or password is incorrect")
         }
         try await throttle.succeeded(attempt)
-        let userId = try row.decode(UUID.self, "id")
-        let refresh = try await pool.withConnection { db in try await Self.issueRefreshToken(userId: userId, family: UUID(), startedAt: nil, on: db) }
+        let userId = found.id
+        let refresh = try await pool.withConnection { db in try await issueRefreshToken(userId: userId, family: UUID(), startedAt: nil, on: db) }
         return TokenBody(
             accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
             expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
@@ -198,13 +195,9 @@ struct AuthController: Sendable {
 
     /// Stores the hash of a new refresh token in `family` (begun at `startedAt`, or now for a
     /// new sign-in); returns the token.
-    static func issueRefreshToken(userId: UUID, family: UUID, startedAt: Date?, on db: PostgresConnection) async throws -> String {
+    private func issueRefreshToken(userId: UUID, family: UUID, startedAt: Date?, on db: PostgresConnection) async throws -> String {
         let refresh = TokenService.newRefreshToken()
-        try await db.query(
-            """
-            INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, family_started_at)
-            VALUES ($1, $2, $3, $4, now() + interval '30 days', coalesce($5, now()))
-            """, [UUID(), userId, family, refresh.hash, startedAt])
+        try await users.storeRefreshToken(hash: refresh.hash, userId: userId, family: family, startedAt: startedAt, on: db)
         return refresh.token
     }
 
@@ -216,25 +209,12 @@ struct AuthController: Sendable {
         let hash = TokenService.hashRefreshToken(body.refreshToken)
         enum Outcome { case issued(String, UUID, Role), reused, invalid }
         let outcome = try await pool.withTransaction { db -> Outcome in
-            guard let row = try await db.query(
-                """
-                SELECT t.id, t.user_id, t.family_id, t.family_started_at, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
-                       t.expires_at < now() OR t.family_started_at < now() - make_interval(secs => $2) AS expired,
-                       u.role, u.is_active AND u.closed_at IS NULL AS is_active
-                FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t
-                """, [hash, Double(familyLifetime.components.seconds)]).first
-            else { return .invalid }
-            let family = try row.decode(UUID.self, "family_id")
-            if try row.decode(Bool.self, "spent") {
-                try await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [family])
-                return .reused
+            switch try await users.rotate(hash: hash, familyLifetime: familyLifetime, on: db) {
+            case .valid(let userId, let role, let family, let startedAt):
+                return .issued(try await issueRefreshToken(userId: userId, family: family, startedAt: startedAt, on: db), userId, role)
+            case .reused: return .reused
+            case .invalid: return .invalid
             }
-            guard try !row.decode(Bool.self, "expired"), try row.decode(Bool.self, "is_active"),
-                  let role = Role(rawValue: try row.decode(String.self, "role")) else { return .invalid }
-            try await db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", [try row.decode(UUID.self, "id")])
-            let userId = try row.decode(UUID.self, "user_id")
-            return .issued(try await Self.issueRefreshToken(userId: userId, family: family, startedAt: try row.decode(Date.self, "family_started_at"), on: db),
-                           userId, role)
         }
         switch outcome {
         case .issued(let refresh, let userId, let role):
@@ -252,11 +232,7 @@ struct AuthController: Sendable {
     /// unknown or already revoked token is fine too.
     private func logout(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let (body, _) = try await request.decodeJSON(RefreshRequest.self, context: context)
-        try await pool.query(
-            """
-            UPDATE refresh_tokens SET revoked_at = now()
-            WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL
-            """, [TokenService.hashRefreshToken(body.refreshToken)])
+        try await users.revokeFamily(ofTokenHash: TokenService.hashRefreshToken(body.refreshToken), on: pool)
         return Response(status: .noContent)
     }
 
@@ -264,10 +240,7 @@ struct AuthController: Sendable {
     /// every access token issued until now is refused from now on.
     private func logoutAll(_ context: AppRequestContext) async throws -> Response {
         let userId = try context.requireIdentity().userId
-        try await pool.withTransaction { db in
-            try await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [userId])
-            try await db.query("UPDATE users SET tokens_valid_after = clock_timestamp(), updated_at = now() WHERE id = $1", [userId])
-        }
+        try await users.signOutEverywhere(userId, on: pool)
         accounts.invalidate(userId)
         return Response(status: .noContent)
     }

@@ -1,7 +1,7 @@
 import AMQP
-import Foundation
+import HTTPCommon
 import Hummingbird
-import Messaging
+import Observability
 import Postgres
 import Synchronization
 
@@ -10,7 +10,7 @@ import Synchronization
 enum Readiness {
     /// PostgreSQL is ready when a pooled session answers `SELECT 1`.
     static func postgres(_ pool: PostgresPool) -> CachedCheck {
-        CachedCheck { try await pool.query("SELECT 1") }
+        CachedCheck { try await pool.ping() }
     }
 
     /// RabbitMQ is ready when a round trip on a kept connection succeeds and the broker is
@@ -59,53 +59,12 @@ final class LazyAMQPConnection: Sendable {
 struct HealthController: Sendable {
     let checks: [(name: String, check: CachedCheck)]
 
-    struct Status: ResponseEncodable {
+    struct Alive: ResponseEncodable {
         let status: String
-        let checks: [String: String]?
     }
 
     func register(on router: Router<AppRequestContext>) {
-        router.get("/health") { _, _ in Status(status: "ok", checks: nil) }
-        router.get("/ready") { _, _ in try await ready() }
+        router.get("/health") { _, _ in Alive(status: "ok") }
+        router.get("/ready") { _, _ in try await ReadinessResponse.make(checks: checks) }
     }
-
-    private func ready() async throws -> Response {
-        let results = await withTaskGroup(of: (String, CachedCheck.Result).self) { group in
-            for (name, check) in checks {
-                group.addTask { (name, await check.result()) }
-            }
-            var results: [String: CachedCheck.Result] = [:]
-            for await (name, result) in group { results[name] = result }
-            return results
-        }
-        let failing = results.filter { !$0.value.ok }.keys.sorted()
-        let report = results.mapValues(\.detail)
-        if failing.isEmpty {
-            return try jsonResponse(.ok, Status(status: "ready", checks: report), contentType: "application/json")
-        }
-        // RFC 9457 problem body; dependency errors stay in the logs, not in the response.
-        return try jsonResponse(
-            .serviceUnavailable,
-            Problem(
-                type: "about:blank", title: "Service Unavailable", status: 503,
-                detail: "not ready: \(failing.joined(separator: ", ")) unavailable", checks: report),
-            contentType: "application/problem+json", extraHeaders: [.retryAfter: "5"])
-    }
-}
-
-/// An RFC 9457 problem document.
-struct Problem: Encodable {
-    let type: String
-    let title: String
-    let status: Int
-    let detail: String
-    var checks: [String: String]? = nil
-}
-
-func jsonResponse<T: Encodable>(_ status: HTTPResponse.Status, _ value: T, contentType: String, extraHeaders: HTTPFields = [:]) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    var headers = extraHeaders
-    headers[.contentType] = contentType
-    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
 }

@@ -1,6 +1,6 @@
+import HTTPCommon
 import Hummingbird
 import Logging
-import Messaging
 
 /// `GET /metrics` (Prometheus text) on a listener of its own, `METRICS_HOST:METRICS_PORT`
 /// (loopback by default): order volumes and pool use are for the operator's scraper, not for
@@ -8,10 +8,7 @@ import Messaging
 enum MetricsListener {
     static func application(host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: EmporiumMetrics.render())))
-        }
+        MetricsEndpoint.register(on: router)
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "emporium-api-metrics"), logger: logger)
     }
 }

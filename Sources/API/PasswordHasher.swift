@@ -1,5 +1,5 @@
 import Foundation
-import Operations
+import Credentials
 import Synchronization
 
 /// bcrypt, deliberately slow, on a bounded number of threads in two lanes, so password work

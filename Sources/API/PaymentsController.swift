@@ -3,12 +3,16 @@ import Foundation
 import Hummingbird
 import Messaging
 import Postgres
+import Store
 
-/// `GET /api/v1/payments/history`: the caller's own payments, newest first, with refunds.
+/// Manual payments (`payments/intent`, `payments/confirm`) and the caller's payment history.
+/// The rows are ``PaymentStore``'s, the same store the payment worker writes through.
 struct PaymentsController: Sendable {
     let pool: PostgresPool
     let outbox: OutboxPublisher
     let names: MessagingNames
+    private let payments = PaymentStore()
+    private let orders = OrderStore()
 
     struct IntentRequest: Decodable {
         let orderId: UUID
@@ -27,18 +31,6 @@ struct PaymentsController: Sendable {
         let status: String
     }
 
-    struct PaymentBody: Encodable, Sendable {
-        let id: UUID
-        let orderId: UUID
-        let amountCents: Int
-        let currency: String
-        let method: String
-        let status: String
-        let failureReason: String?
-        let refundedCents: Int?
-        let createdAt: Date
-    }
-
     func register(on group: RouterGroup<AppRequestContext>) {
         group.get("payments/history") { request, context in try await history(request, context) }
         group.post("payments/intent") { request, context in try await intent(request, context) }
@@ -50,27 +42,20 @@ struct PaymentsController: Sendable {
     private func intent(_ request: Request, _ context: AppRequestContext) async throws -> IntentBody {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(IntentRequest.self, context: context)
-        guard let order = try await pool.query(
-            "SELECT status, payment_method, total_cents, currency FROM orders WHERE id = $1 AND user_id = $2", [input.orderId, userId]).first
-        else { throw APIError.notFound("order") }
-        guard try order.decode(String.self, "payment_method") == PaymentIds.manualMethod else {
-            throw APIError.conflict("this order is paid with the card given at checkout")
+        guard let order = try await pool.withConnection({ try await orders.paymentFacts(input.orderId, on: $0) }), order.userId == userId else {
+            throw APIError.notFound("order")
         }
-        let status = try order.decode(String.self, "status")
-        guard status == "AWAITING_PAYMENT" else {
-            throw APIError.conflict(status == "PENDING" ? "the order's stock is still being reserved; retry shortly" : "the order is \(status.lowercased()), not awaiting payment")
+        guard order.paymentMethod == PaymentIds.manualMethod else { throw APIError.conflict("this order is paid with the card given at checkout") }
+        guard order.status == .awaitingPayment else {
+            throw APIError.conflict(order.status == .pending
+                ? "the order's stock is still being reserved; retry shortly" : "the order is \(order.status.rawValue.lowercased()), not awaiting payment")
         }
         let paymentId = PaymentIds.paymentId(for: input.orderId)
-        let amount = try order.decode(Int.self, "total_cents"), currency = try order.decode(String.self, "currency")
-        try await pool.query(
-            """
-            INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider)
-            VALUES ($1, $2, $3, $4, $5, 'manual', 'PENDING', 'fake') ON CONFLICT (id) DO NOTHING
-            """, [paymentId, input.orderId, userId, amount, currency])
-        let payment = try await pool.query("SELECT status FROM payments WHERE id = $1", [paymentId])[0]
-        let paymentStatus = try payment.decode(String.self, "status")
-        return IntentBody(paymentId: paymentId, orderId: input.orderId, amountCents: amount, currency: currency,
-                          status: paymentStatus == "PENDING" ? "requires_confirmation" : paymentStatus.lowercased())
+        let status = try await payments.openManual(PaymentStore.NewPayment(
+            id: paymentId, orderId: input.orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
+            method: PaymentIds.manualMethod, provider: PaymentIds.providerName), on: pool)
+        return IntentBody(paymentId: paymentId, orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
+                          status: status == .pending ? "requires_confirmation" : status.rawValue.lowercased())
     }
 
     /// Confirms a manual payment with a card token: the charge request goes through the
@@ -84,45 +69,28 @@ struct PaymentsController: Sendable {
             throw APIError.invalid([("payment_method", "must be a card token such as tok_visa")])
         }
         let (body, event) = try await pool.withTransaction { db -> (IntentBody, EventEnvelope) in
-            guard let row = try await db.query(
-                """
-                SELECT p.order_id, p.amount_cents, p.currency, p.status, p.method, o.status AS order_status, o.trace_parent
-                FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 AND p.user_id = $2 FOR UPDATE OF p
-                """, [input.paymentId, userId]).first
-            else { throw APIError.notFound("payment") }
-            guard try row.decode(String.self, "status") == "PENDING", try row.decode(String.self, "order_status") == "AWAITING_PAYMENT",
-                  try row.decode(String.self, "method") == PaymentIds.manualMethod
-            else { throw APIError.conflict("this payment is already being processed or finished") }
-            let orderId = try row.decode(UUID.self, "order_id")
-            let amount = try row.decode(Int.self, "amount_cents"), currency = try row.decode(String.self, "currency")
+            guard let payment = try await payments.confirmable(input.paymentId, ofUser: userId, on: db) else { throw APIError.notFound("payment") }
+            guard payment.status == .pending, payment.orderStatus == .awaitingPayment, payment.method == PaymentIds.manualMethod else {
+                throw APIError.conflict("this payment is already being processed or finished")
+            }
             // The method records the token from now on, so a second confirm is refused above.
-            try await db.query("UPDATE payments SET method = $2, updated_at = now() WHERE id = $1", [input.paymentId, method])
-            let event = try EventEnvelope(type: EventType.paymentRequested, orderId: orderId,
-                                          payload: PaymentRequested(orderId: orderId, userId: userId, amountCents: amount, currency: currency, paymentMethod: method),
-                                          traceparent: try row.decode(String?.self, "trace_parent"))
-            try await Outbox.append(event, exchange: names.eventsExchange, on: db)
-            return (IntentBody(paymentId: input.paymentId, orderId: orderId, amountCents: amount, currency: currency, status: "processing"), event)
+            try await payments.setMethod(input.paymentId, to: method, on: db)
+            let event = try EventEnvelope(
+                type: .paymentRequested, orderId: payment.orderId,
+                payload: PaymentRequested(orderId: payment.orderId, userId: userId, amountCents: payment.amountCents, currency: payment.currency, paymentMethod: method),
+                traceparent: payment.traceparent)
+            try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
+            return (IntentBody(paymentId: input.paymentId, orderId: payment.orderId, amountCents: payment.amountCents, currency: payment.currency, status: "processing"), event)
         }
         outbox.publishSoon([event])
         return EditedResponse(status: .accepted, response: body)
     }
 
-    private func history(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<PaymentBody> {
+    /// The caller's own payments, newest first, with what was refunded.
+    private func history(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<PaymentStore.HistoryEntry> {
         let userId = try context.requireIdentity().userId
         let page = try Page(request)
-        let rows = try await pool.query(
-            """
-            SELECT p.id, p.order_id, p.amount_cents, p.currency, p.method, p.status, p.failure_reason, r.amount_cents AS refunded_cents,
-                   p.created_at, count(*) OVER () AS total
-            FROM payments p LEFT JOIN refunds r ON r.payment_id = p.id
-            WHERE p.user_id = $1 ORDER BY p.created_at DESC, p.id LIMIT $2 OFFSET $3
-            """, [userId, page.size, page.offset])
-        let items = try rows.map {
-            PaymentBody(id: try $0.decode(UUID.self, "id"), orderId: try $0.decode(UUID.self, "order_id"), amountCents: try $0.decode(Int.self, "amount_cents"),
-                        currency: try $0.decode(String.self, "currency"), method: try $0.decode(String.self, "method"), status: try $0.decode(String.self, "status"),
-                        failureReason: try $0.decode(String?.self, "failure_reason"), refundedCents: try $0.decode(Int?.self, "refunded_cents"),
-                        createdAt: try $0.decode(Date.self, "created_at"))
-        }
-        return PageBody(items: items, page: page.number, pageSize: page.size, total: try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await payments.history(of: userId, size: page.size, offset: page.offset, on: pool)
+        return PageBody(items: found.payments, page: page.number, pageSize: page.size, total: found.total)
     }
 }

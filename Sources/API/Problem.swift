@@ -1,61 +1,46 @@
-import AMQP
 import Foundation
+import HTTPCommon
 import Hummingbird
 import Logging
 import Postgres
 
 /// An error the API answers with an RFC 9457 `application/problem+json` body.
-public struct APIError: HTTPResponseError, Sendable {
+package struct APIError: HTTPResponseError, Sendable {
     /// A field that failed validation, listed in the problem's `errors`.
-    public struct FieldError: Codable, Sendable {
-        public let field: String
-        public let message: String
-    }
+    package typealias FieldError = ProblemBody.FieldError
 
-    public let status: HTTPResponse.Status
+    package let status: HTTPResponse.Status
     /// One sentence for the client; never internal error text.
-    public let detail: String
+    package let detail: String
     /// Offending fields, for validation errors.
-    public var errors: [FieldError] = []
+    package var errors: [FieldError] = []
     /// Extra headers (e.g. `Retry-After`).
-    public var headers: HTTPFields = [:]
+    package var headers: HTTPFields = [:]
 
-    public static func badRequest(_ detail: String, errors: [FieldError] = []) -> APIError { APIError(status: .badRequest, detail: detail, errors: errors) }
-    public static func unauthorized(_ detail: String) -> APIError {
+    package static func badRequest(_ detail: String, errors: [FieldError] = []) -> APIError { APIError(status: .badRequest, detail: detail, errors: errors) }
+    package static func unauthorized(_ detail: String) -> APIError {
         APIError(status: .unauthorized, detail: detail, headers: [.wwwAuthenticate: "Bearer"])
     }
-    public static func forbidden(_ detail: String) -> APIError { APIError(status: .forbidden, detail: detail) }
-    public static func notFound(_ what: String) -> APIError { APIError(status: .notFound, detail: "\(what) not found") }
-    public static func conflict(_ detail: String) -> APIError { APIError(status: .conflict, detail: detail) }
-    public static func unprocessable(_ detail: String, errors: [FieldError] = []) -> APIError { APIError(status: .unprocessableContent, detail: detail, errors: errors) }
-    public static func unavailable(_ detail: String) -> APIError {
+    package static func forbidden(_ detail: String) -> APIError { APIError(status: .forbidden, detail: detail) }
+    package static func notFound(_ what: String) -> APIError { APIError(status: .notFound, detail: "\(what) not found") }
+    package static func conflict(_ detail: String) -> APIError { APIError(status: .conflict, detail: detail) }
+    package static func unprocessable(_ detail: String, errors: [FieldError] = []) -> APIError { APIError(status: .unprocessableContent, detail: detail, errors: errors) }
+    package static func unavailable(_ detail: String) -> APIError {
         APIError(status: .serviceUnavailable, detail: detail, headers: [.retryAfter: "2"])
     }
 
     /// Validation failure for the listed fields.
-    public static func invalid(_ errors: [(String, String)]) -> APIError {
+    package static func invalid(_ errors: [(String, String)]) -> APIError {
         .unprocessable("the request has invalid fields", errors: errors.map { FieldError(field: $0.0, message: $0.1) })
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         try problemResponse(status: status, detail: detail, errors: errors, headers: headers, instance: request.uri.path)
     }
 }
 
-private struct ProblemBody: Encodable {
-    let type = "about:blank"
-    let title: String
-    let status: Int
-    let detail: String
-    let instance: String?
-    let errors: [APIError.FieldError]?
-}
-
 func problemResponse(status: HTTPResponse.Status, detail: String, errors: [APIError.FieldError] = [], headers: HTTPFields = [:], instance: String? = nil) throws -> Response {
-    let body = ProblemBody(title: status.reasonPhrase, status: status.code, detail: detail, instance: instance, errors: errors.isEmpty ? nil : errors)
-    var fields = headers
-    fields[.contentType] = "application/problem+json"
-    return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(body))))
+    try ProblemBody(status: status, detail: detail, instance: instance, errors: errors).response(headers: headers)
 }
 
 /// Turns every error into a problem response: ``APIError`` as it says, Hummingbird's own

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Messaging
+import Observability
 import Metrics
 import Synchronization
 

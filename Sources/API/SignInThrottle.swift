@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Store
 import Synchronization
 
 /// Sign-in throttling that cannot be raced and cannot be turned against the account's owner.
@@ -28,6 +29,7 @@ struct SignInThrottle: Sendable {
     }
 
     let pool: PostgresPool
+    private let users = UserStore()
     /// Attempts of one pair wait here, not on a pooled session.
     let turns = KeyedTurns()
     /// Failures per (account, address) within `window` (`LOGIN_MAX_FAILURES_PER_ACCOUNT`, 5).
@@ -42,26 +44,16 @@ struct SignInThrottle: Sendable {
 
     /// Admits an attempt or throws 429 with `Retry-After`.
     func admit(account: String, address: String) async throws -> Attempt {
-        let windowSeconds = Double(window.components.seconds)
         let (failureId, byAccount) = try await turns.inTurn(account + "|" + address) { try await pool.withTransaction { db -> (Int, Int) in
-            // Another replica's attempt for the same pair waits here; the lock lasts until this
-            // short commit. (The address's count across accounts is not locked: it may be off
-            // by the attempts in flight, which the pair limit already bounds.)
-            try await db.query("SELECT pg_advisory_xact_lock(hashtext('signin-pair:' || $1 || '|' || $2))", [account, address])
-            let counts = try await db.query(
-                """
-                SELECT count(*) FILTER (WHERE account = $1 AND client_address = $2) AS by_pair,
-                       count(*) FILTER (WHERE client_address = $2) AS by_address,
-                       count(*) FILTER (WHERE account = $1) AS by_account,
-                       extract(epoch FROM min(failed_at) FILTER (WHERE account = $1 AND client_address = $2) + make_interval(secs => $3) - now())::int8 AS pair_wait,
-                       extract(epoch FROM min(failed_at) FILTER (WHERE client_address = $2) + make_interval(secs => $3) - now())::int8 AS address_wait
-                FROM login_failures WHERE (account = $1 OR client_address = $2) AND failed_at > now() - make_interval(secs => $3)
-                """, [account, address, windowSeconds])[0]
+            // Another replica's attempt for the same pair waits in the store's advisory lock;
+            // it lasts until this short commit. (The address's count across accounts is not
+            // locked: it may be off by the attempts in flight, which the pair limit bounds.)
+            let counts = try await users.failureCounts(account: account, address: address, window: window, on: db)
             let wait: Int?
-            if try counts.decode(Int.self, "by_pair") >= perPair {
-                wait = try counts.decode(Int?.self, "pair_wait")
-            } else if try counts.decode(Int.self, "by_address") >= perAddress {
-                wait = try counts.decode(Int?.self, "address_wait")
+            if counts.byPair >= perPair {
+                wait = counts.pairWait
+            } else if counts.byAddress >= perAddress {
+                wait = counts.addressWait
             } else {
                 wait = nil
             }
@@ -69,9 +61,7 @@ struct SignInThrottle: Sendable {
                 let seconds = max(1, wait)
                 throw APIError(status: .tooManyRequests, detail: "too many failed sign-ins; try again in \(seconds) s", headers: [.retryAfter: String(seconds)])
             }
-            let id = try await db.query(
-                "INSERT INTO login_failures (account, client_address) VALUES ($1, $2) RETURNING id", [account, address])[0].decode(Int.self, "id")
-            return (id, try counts.decode(Int.self, "by_account"))
+            return (try await users.recordFailure(account: account, address: address, on: db), counts.byAccount)
         } }
         return Attempt(failureId: failureId, account: account, address: address, delay: Self.delay(failures: byAccount, after: slowdownAfter))
     }
@@ -84,12 +74,12 @@ struct SignInThrottle: Sendable {
 
     /// The password was right: the attempt and the pair's earlier failures are forgotten.
     func succeeded(_ attempt: Attempt) async throws {
-        try await pool.query("DELETE FROM login_failures WHERE account = $1 AND client_address = $2", [attempt.account, attempt.address])
+        try await users.clearFailures(account: attempt.account, address: attempt.address, on: pool)
     }
 
     /// The attempt was never checked (the server was busy): it is not a failure.
     func withdraw(_ attempt: Attempt) async {
-        _ = try? await pool.query("DELETE FROM login_failures WHERE id = $1", [attempt.failureId])
+        try? await users.withdrawFailure(attempt.failureId, on: pool)
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 import JWTKit
 
 /// Issues and verifies HS256 access tokens and opaque refresh tokens.
-public struct TokenService: Sendable {
+package struct TokenService: Sendable {
     struct AccessClaims: JWTPayload {
         var sub: SubjectClaim
         var exp: ExpirationClaim
@@ -20,11 +20,11 @@ public struct TokenService: Sendable {
 
     static let issuer = "emporium"
     /// Access token lifetime.
-    public let accessTokenLifetime: Duration
+    package let accessTokenLifetime: Duration
     private let keys: JWTKeyCollection
 
     /// Creates the service with an HMAC secret of at least 32 bytes.
-    public init(secret: String, accessTokenLifetime: Duration = .seconds(15 * 60)) async {
+    package init(secret: String, accessTokenLifetime: Duration = .seconds(15 * 60)) async {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys
@@ -32,7 +32,7 @@ public struct TokenService: Sendable {
     }
 
     /// A signed access token for `userId` with `role`.
-    public func accessToken(userId: UUID, role: Role, now: Date = Date()) async throws -> String {
+    package func accessToken(userId: UUID, role: Role, now: Date = Date()) async throws -> String {
         let lifetime = Double(accessTokenLifetime.components.seconds)
         return try await keys.sign(AccessClaims(
             sub: .init(value: userId.uuidString.lowercased()), exp: .init(value: now.addingTimeInterval(lifetime)),
@@ -40,7 +40,7 @@ public struct TokenService: Sendable {
     }
 
     /// The identity in a valid token; nil for a bad signature, an expired token or garbage.
-    public func verify(_ token: String) async -> Identity? {
+    package func verify(_ token: String) async -> Identity? {
         guard let claims = try? await keys.verify(token, as: AccessClaims.self),
               let userId = UUID(uuidString: claims.sub.value), let role = Role(rawValue: claims.role)
         else { return nil }
@@ -48,14 +48,14 @@ public struct TokenService: Sendable {
     }
 
     /// A new random refresh token (256 bits, base64url) and the hash stored for it.
-    public static func newRefreshToken() -> (token: String, hash: String) {
+    package static func newRefreshToken() -> (token: String, hash: String) {
         let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
         let token = bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         return (token, hashRefreshToken(token))
     }
 
     /// SHA-256 of a refresh token, hex; the table never stores the token itself.
-    public static func hashRefreshToken(_ token: String) -> String {
+    package static func hashRefreshToken(_ token: String) -> String {
         SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -2,33 +2,15 @@ import Domain
 import Foundation
 import Hummingbird
 import Postgres
+import Store
 
 /// The caller's profile and addresses; user administration for ADMIN (roles: SUPERADMIN).
 struct UsersController: Sendable {
     let pool: PostgresPool
     /// Told about every account change, so this process's tokens follow it at once.
     let accounts: AccountDirectory
+    private let users = UserStore()
     static let maxAddresses = 20
-
-    struct UserBody: ResponseEncodable, Sendable {
-        let id: UUID
-        let email: String
-        let firstName: String
-        let lastName: String
-        let role: String
-        let isActive: Bool
-        let createdAt: Date
-
-        init(_ row: PostgresRow) throws {
-            id = try row.decode(UUID.self, "id")
-            email = try row.decode(String.self, "email")
-            firstName = try row.decode(String.self, "first_name")
-            lastName = try row.decode(String.self, "last_name")
-            role = try row.decode(String.self, "role")
-            isActive = try row.decode(Bool.self, "is_active")
-            createdAt = try row.decode(Date.self, "created_at")
-        }
-    }
 
     /// What a user may change about themselves; anything else in the body is ignored.
     struct ProfileChange: Decodable {
@@ -51,34 +33,15 @@ struct UsersController: Sendable {
         let postalCode: String
         let country: String
         let isDefault: Bool?
-    }
 
-    struct AddressBody: ResponseEncodable, Sendable {
-        let id: UUID
-        let line1: String
-        let line2: String?
-        let city: String
-        let postalCode: String
-        let country: String
-        let isDefault: Bool
-
-        init(_ row: PostgresRow) throws {
-            id = try row.decode(UUID.self, "id")
-            line1 = try row.decode(String.self, "line1")
-            line2 = try row.decode(String?.self, "line2")
-            city = try row.decode(String.self, "city")
-            postalCode = try row.decode(String.self, "postal_code")
-            country = try row.decode(String.self, "country")
-            isDefault = try row.decode(Bool.self, "is_default")
+        var fields: UserStore.AddressFields {
+            UserStore.AddressFields(line1: line1, line2: line2, city: city, postalCode: postalCode, country: country, isDefault: isDefault ?? false)
         }
     }
 
     struct AddressList: ResponseEncodable, Sendable {
-        let items: [AddressBody]
+        let items: [UserStore.Address]
     }
-
-    static let userColumns = "id, email, first_name, last_name, role, is_active, created_at"
-    static let addressColumns = "id, line1, line2, city, postal_code, country, is_default"
 
     func register(on group: RouterGroup<AppRequestContext>) {
         group.get("users/me") { _, context in try await user(context.requireIdentity().userId) }
@@ -100,9 +63,9 @@ struct UsersController: Sendable {
         guard try context.requireIdentity().role.isAdmin else { throw APIError.forbidden("only admins manage users") }
     }
 
-    private func user(_ id: UUID) async throws -> UserBody {
-        guard let row = try await pool.query("SELECT \(Self.userColumns) FROM users WHERE id = $1 AND closed_at IS NULL", [id]).first else { throw APIError.notFound("user") }
-        return try UserBody(row)
+    private func user(_ id: UUID) async throws -> UserStore.User {
+        guard let user = try await users.user(id, on: pool) else { throw APIError.notFound("user") }
+        return user
     }
 
     private func validateName(_ first: String, _ last: String) throws {
@@ -112,23 +75,22 @@ struct UsersController: Sendable {
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
-    private func updateMe(_ request: Request, _ context: AppRequestContext) async throws -> UserBody {
+    private func updateMe(_ request: Request, _ context: AppRequestContext) async throws -> UserStore.User {
         let id = try context.requireIdentity().userId
         let (change, _) = try await request.decodeJSON(ProfileChange.self, context: context)
         try validateName(change.firstName, change.lastName)
-        try await pool.query("UPDATE users SET first_name = $2, last_name = $3, updated_at = now() WHERE id = $1", [id, change.firstName, change.lastName])
+        try await users.rename(id, firstName: change.firstName, lastName: change.lastName, on: pool)
         return try await user(id)
     }
 
-    private func list(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<UserBody> {
+    private func list(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<UserStore.User> {
         try requireAdmin(context)
         let page = try Page(request)
-        let rows = try await pool.query(
-            "SELECT \(Self.userColumns), count(*) OVER () AS total FROM users WHERE closed_at IS NULL ORDER BY created_at, id LIMIT $1 OFFSET $2", [page.size, page.offset])
-        return PageBody(items: try rows.map(UserBody.init), page: page.number, pageSize: page.size, total: try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await users.users(size: page.size, offset: page.offset, on: pool)
+        return PageBody(items: found.users, page: page.number, pageSize: page.size, total: found.total)
     }
 
-    private func adminUpdate(_ request: Request, _ context: AppRequestContext) async throws -> UserBody {
+    private func adminUpdate(_ request: Request, _ context: AppRequestContext) async throws -> UserStore.User {
         try requireAdmin(context)
         let identity = try context.requireIdentity()
         let id = try context.parameters.requireUUID("id", "user")
@@ -148,10 +110,8 @@ struct UsersController: Sendable {
             throw APIError.forbidden("only a SUPERADMIN manages other admins")
         }
         try validateName(change.firstName ?? current.firstName, change.lastName ?? current.lastName)
-        try await pool.query(
-            "UPDATE users SET first_name = $2, last_name = $3, is_active = $4, role = $5, updated_at = now() WHERE id = $1 AND closed_at IS NULL",
-            [id, change.firstName ?? current.firstName, change.lastName ?? current.lastName, change.isActive ?? current.isActive, change.role ?? current.role])
-        if change.isActive == false { try await pool.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [id]) }
+        try await users.administer(id, firstName: change.firstName ?? current.firstName, lastName: change.lastName ?? current.lastName,
+                                   isActive: change.isActive ?? current.isActive, role: change.role ?? current.role, on: pool)
         accounts.invalidate(id)
         current = try await user(id)
         return current
@@ -166,8 +126,7 @@ struct UsersController: Sendable {
         let target = try await user(id)
         guard id != identity.userId else { throw APIError.conflict("an admin cannot close their own account") }
         if Role(rawValue: target.role)?.isAdmin == true, identity.role != .superadmin { throw APIError.forbidden("only a SUPERADMIN manages other admins") }
-        try await pool.query("UPDATE users SET is_active = false, closed_at = now(), updated_at = now() WHERE id = $1", [id])
-        try await pool.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [id])
+        try await users.close(id, on: pool)
         accounts.invalidate(id)
         return Response(status: .noContent)
     }
@@ -180,53 +139,32 @@ struct UsersController: Sendable {
     }
 
     private func addresses(_ context: AppRequestContext) async throws -> AddressList {
-        let userId = try context.requireIdentity().userId
-        return AddressList(items: try await pool.query(
-            "SELECT \(Self.addressColumns) FROM addresses WHERE user_id = $1 ORDER BY created_at, id", [userId]).map(AddressBody.init))
+        AddressList(items: try await users.addresses(of: try context.requireIdentity().userId, on: pool))
     }
 
-    private func addAddress(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<AddressBody> {
+    private func addAddress(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<UserStore.Address> {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(AddressInput.self, context: context)
         try validate(input)
-        let row = try await pool.withTransaction { db -> PostgresRow in
-            try await db.query("SELECT id FROM users WHERE id = $1 FOR UPDATE", [userId])
-            guard try await db.query("SELECT count(*) AS n FROM addresses WHERE user_id = $1", [userId])[0].decode(Int.self, "n") < Self.maxAddresses else {
-                throw APIError.conflict("at most \(Self.maxAddresses) addresses per account; delete one first")
-            }
-            if input.isDefault == true { try await db.query("UPDATE addresses SET is_default = false WHERE user_id = $1", [userId]) }
-            return try await db.query(
-                """
-                INSERT INTO addresses (id, user_id, line1, line2, city, postal_code, country, is_default)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING \(Self.addressColumns)
-                """, [UUID(), userId, input.line1, input.line2, input.city, input.postalCode, input.country, input.isDefault ?? false])[0]
+        guard let address = try await users.addAddress(to: userId, input.fields, limit: Self.maxAddresses, on: pool) else {
+            throw APIError.conflict("at most \(Self.maxAddresses) addresses per account; delete one first")
         }
-        return EditedResponse(status: .created, response: try AddressBody(row))
+        return EditedResponse(status: .created, response: address)
     }
 
-    private func updateAddress(_ request: Request, _ context: AppRequestContext) async throws -> AddressBody {
+    private func updateAddress(_ request: Request, _ context: AppRequestContext) async throws -> UserStore.Address {
         let userId = try context.requireIdentity().userId
         let id = try context.parameters.requireUUID("id", "address")
         let (input, _) = try await request.decodeJSON(AddressInput.self, context: context)
         try validate(input)
-        let row = try await pool.withTransaction { db -> PostgresRow? in
-            if input.isDefault == true { try await db.query("UPDATE addresses SET is_default = false WHERE user_id = $1 AND id <> $2", [userId, id]) }
-            return try await db.query(
-                """
-                UPDATE addresses SET line1 = $3, line2 = $4, city = $5, postal_code = $6, country = $7, is_default = $8
-                WHERE id = $1 AND user_id = $2 RETURNING \(Self.addressColumns)
-                """, [id, userId, input.line1, input.line2, input.city, input.postalCode, input.country, input.isDefault ?? false]).first
-        }
-        guard let row else { throw APIError.notFound("address") }
-        return try AddressBody(row)
+        guard let address = try await users.replaceAddress(id, of: userId, input.fields, on: pool) else { throw APIError.notFound("address") }
+        return address
     }
 
     private func deleteAddress(_ context: AppRequestContext) async throws -> Response {
         let userId = try context.requireIdentity().userId
         let id = try context.parameters.requireUUID("id", "address")
-        guard try await pool.query("DELETE FROM addresses WHERE id = $1 AND user_id = $2", [id, userId]).affectedRows == 1 else {
-            throw APIError.notFound("address")
-        }
+        guard try await users.deleteAddress(id, of: userId, on: pool) else { throw APIError.notFound("address") }
         return Response(status: .noContent)
     }
 }

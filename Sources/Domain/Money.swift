@@ -1,23 +1,23 @@
 /// An amount in a currency's minor units (cents), never a floating-point number.
-public struct Money: Sendable, Hashable, Codable {
+package struct Money: Sendable, Hashable, Codable {
     /// Minor units.
-    public var cents: Int
+    package var cents: Int
     /// ISO 4217 code, upper case.
-    public var currency: String
+    package var currency: String
 
     /// Creates an amount.
-    public init(cents: Int, currency: String) {
+    package init(cents: Int, currency: String) {
         self.cents = cents
         self.currency = currency
     }
 
     /// Whether `code` looks like an ISO 4217 currency code (three upper-case letters).
-    public static func isValidCurrency(_ code: String) -> Bool {
+    package static func isValidCurrency(_ code: String) -> Bool {
         code.count == 3 && code.allSatisfy { $0.isASCII && $0.isUppercase }
     }
 
     /// Minor units as a decimal amount with two places: `123456` → `1234.56`, `-5` → `-0.05`.
-    public static func format(_ cents: Int) -> String {
+    package static func format(_ cents: Int) -> String {
         let sign = cents < 0 ? "-" : ""
         let magnitude = cents.magnitude
         let fraction = magnitude % 100
@@ -25,7 +25,7 @@ public struct Money: Sendable, Hashable, Codable {
     }
 
     /// `unit × quantity`, or nil on overflow.
-    public static func lineTotal(unitCents: Int, quantity: Int) -> Int? {
+    package static func lineTotal(unitCents: Int, quantity: Int) -> Int? {
         let (product, overflow) = unitCents.multipliedReportingOverflow(by: quantity)
         return overflow ? nil : product
     }

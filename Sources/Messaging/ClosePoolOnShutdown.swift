@@ -2,11 +2,11 @@ import Postgres
 import ServiceLifecycle
 
 /// Keeps a pool open while the process runs and closes it on shutdown.
-public struct ClosePoolOnShutdown: Service {
+package struct ClosePoolOnShutdown: Service {
     let pool: PostgresPool
     /// Wraps `pool`.
-    public init(pool: PostgresPool) { self.pool = pool }
-    public func run() async throws {
+    package init(pool: PostgresPool) { self.pool = pool }
+    package func run() async throws {
         try? await gracefulShutdown()
         await pool.close()
     }

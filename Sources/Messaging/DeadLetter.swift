@@ -1,40 +1,41 @@
 import AMQP
+import Domain
 import Foundation
 
 /// Headers Emporium puts on retried and dead-lettered messages, and on replays.
-public enum DeadLetterHeader {
+package enum DeadLetterHeader {
     /// The last error's message (at most 1,000 characters).
-    public static let error = "x-error"
+    package static let error = "x-error"
     /// `transient` or `permanent`.
-    public static let errorClass = "x-error-class"
+    package static let errorClass = "x-error-class"
     /// Failed attempts so far.
-    public static let attempts = "x-attempts"
+    package static let attempts = "x-attempts"
     /// The role whose handler failed.
-    public static let consumer = "x-consumer"
+    package static let consumer = "x-consumer"
     /// Where the message was first published.
-    public static let originalExchange = "x-original-exchange"
+    package static let originalExchange = "x-original-exchange"
     /// Its original routing key (the event type).
-    public static let originalRoutingKey = "x-original-routing-key"
+    package static let originalRoutingKey = "x-original-routing-key"
     /// ISO 8601 time of the first failure.
-    public static let firstFailureAt = "x-first-failure-at"
+    package static let firstFailureAt = "x-first-failure-at"
     /// ISO 8601 time of the last failure.
-    public static let lastFailureAt = "x-last-failure-at"
+    package static let lastFailureAt = "x-last-failure-at"
     /// How many times `emporium dlq replay` republished it.
-    public static let replayCount = "x-replay-count"
+    package static let replayCount = "x-replay-count"
     /// ISO 8601 time of the last replay.
-    public static let replayedAt = "x-replayed-at"
+    package static let replayedAt = "x-replayed-at"
 
     /// The failure headers a replay removes, so the message starts its attempts afresh.
-    public static let failureHeaders = [error, errorClass, attempts, firstFailureAt, lastFailureAt]
+    package static let failureHeaders = [error, errorClass, attempts, firstFailureAt, lastFailureAt]
 
     /// ISO 8601 with milliseconds, UTC.
-    public static func timestamp(_ date: Date = Date()) -> String {
+    package static func timestamp(_ date: Date = Date()) -> String {
         date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
     }
 }
 
 /// Where a failed delivery goes next.
-public enum FailureRoute: Equatable, Sendable {
+package enum FailureRoute: Equatable, Sendable {
     /// To the delay queue of that step; it comes back to the work queue after the delay.
     case retry(queue: String, delay: Duration)
     /// To the dead-letter queue.
@@ -42,20 +43,20 @@ public enum FailureRoute: Equatable, Sendable {
 }
 
 /// Decides the route of a failed delivery and the headers it carries there.
-public struct FailureRouter: Sendable {
+package struct FailureRouter: Sendable {
     let names: MessagingNames
     let policy: QueuePolicy
     let role: WorkerRole
 
     /// Creates the router for a role's queue.
-    public init(names: MessagingNames, policy: QueuePolicy, role: WorkerRole) {
+    package init(names: MessagingNames, policy: QueuePolicy, role: WorkerRole) {
         self.names = names
         self.policy = policy
         self.role = role
     }
 
     /// The route and the message to publish for `delivery`, which failed with `error`.
-    public func route(_ delivery: AMQPDelivery, error: String, failure: FailureClass, now: Date = Date()) -> (FailureRoute, AMQPOutgoingMessage) {
+    package func route(_ delivery: AMQPDelivery, error: String, failure: FailureClass, now: Date = Date()) -> (FailureRoute, AMQPOutgoingMessage) {
         var headers = delivery.properties.headers
         let attempts = Int(headers[DeadLetterHeader.attempts]?.intValue ?? 0) + 1
         headers[DeadLetterHeader.error] = .string(String(error.prefix(1_000)))

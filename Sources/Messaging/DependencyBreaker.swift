@@ -14,19 +14,19 @@ import Synchronization
 /// message is tried again. Held deliveries stay unacknowledged with the broker, which does
 /// not count them against the queue's delivery limit, and prefetch keeps more from arriving,
 /// so the worker effectively stops consuming.
-public final class DependencyBreaker: Sendable {
+package final class DependencyBreaker: Sendable {
     /// What the breaker reports while open.
-    public struct Pause: Sendable, Equatable {
+    package struct Pause: Sendable, Equatable {
         /// The dependency, e.g. `postgres`.
-        public let dependency: String
+        package let dependency: String
         /// Why it was judged unavailable (the first error's message).
-        public let reason: String
+        package let reason: String
         /// When the pause began.
-        public let since: Date
+        package let since: Date
     }
 
     /// How a wait for the dependency ended.
-    public enum Outcome: Sendable {
+    package enum Outcome: Sendable {
         /// The dependency answers: go ahead.
         case available
         /// The process is shutting down: leave the message to the broker.
@@ -41,7 +41,7 @@ public final class DependencyBreaker: Sendable {
     }
 
     /// The dependency's name in logs, metrics and `/ready`.
-    public let dependency: String
+    package let dependency: String
     private let probe: @Sendable () async throws -> Void
     private let firstProbeDelay: Duration
     private let maxProbeDelay: Duration
@@ -50,7 +50,7 @@ public final class DependencyBreaker: Sendable {
     private let pausedGauge: Gauge
 
     /// Creates a closed breaker for `dependency`; `probe` throws while it is unavailable.
-    public init(
+    package init(
         dependency: String, firstProbeDelay: Duration = .milliseconds(250), maxProbeDelay: Duration = .seconds(5),
         logger: Logger, probe: @escaping @Sendable () async throws -> Void
     ) {
@@ -64,19 +64,19 @@ public final class DependencyBreaker: Sendable {
     }
 
     /// A breaker over a PostgreSQL pool, probed with `SELECT 1`.
-    public static func postgres(_ pool: PostgresPool, logger: Logger) -> DependencyBreaker {
-        DependencyBreaker(dependency: "postgres", logger: logger) { try await pool.query("SELECT 1") }
+    package static func postgres(_ pool: PostgresPool, logger: Logger) -> DependencyBreaker {
+        DependencyBreaker(dependency: "postgres", logger: logger) { try await pool.ping() }
     }
 
     /// The current pause, or nil while the dependency is available.
-    public var pause: Pause? { state.withLock { $0.pause } }
+    package var pause: Pause? { state.withLock { $0.pause } }
 
     /// How many times the breaker opened since the process started.
-    public var pauses: Int { state.withLock { $0.pauses } }
+    package var pauses: Int { state.withLock { $0.pauses } }
 
     /// Returns at once while the dependency is available; otherwise waits until the prober
     /// finds it back, or until ``stop()``.
-    public func waitUntilAvailable() async -> Outcome {
+    package func waitUntilAvailable() async -> Outcome {
         await withCheckedContinuation { continuation in
             let immediate = state.withLock { state -> Outcome? in
                 if state.stopping { return .stopping }
@@ -90,7 +90,7 @@ public final class DependencyBreaker: Sendable {
 
     /// Opens the breaker because `error` showed the dependency unavailable; the first report
     /// starts the prober. Later reports while open change nothing.
-    public func reportUnavailable(_ error: any Error) {
+    package func reportUnavailable(_ error: any Error) {
         let opened = state.withLock { state -> Bool in
             guard state.pause == nil, !state.stopping else { return false }
             state.pause = Pause(dependency: dependency, reason: Self.describe(error), since: Date())
@@ -106,7 +106,7 @@ public final class DependencyBreaker: Sendable {
     }
 
     /// Ends every wait with ``Outcome/stopping`` and refuses new ones (process shutdown).
-    public func stop() {
+    package func stop() {
         let waiters = state.withLock { state -> [CheckedContinuation<Outcome, Never>] in
             state.stopping = true
             defer { state.waiters = [] }

@@ -4,19 +4,19 @@ import Synchronization
 /// Logs a recurring background task's failures once per streak: a warning when it starts
 /// failing, debug lines while it keeps failing, and a notice when it works again. A database
 /// outage of five minutes is then two lines per task, not three hundred.
-public final class FailureStreak: Sendable {
+package final class FailureStreak: Sendable {
     private let task: String
     private let logger: Logger
     private let failing = Mutex(0)
 
     /// Creates the streak for `task` (its name in the log lines).
-    public init(task: String, logger: Logger) {
+    package init(task: String, logger: Logger) {
         self.task = task
         self.logger = logger
     }
 
     /// Records a failed pass.
-    public func failed(_ error: any Error) {
+    package func failed(_ error: any Error) {
         let count = failing.withLock { count -> Int in
             count += 1
             return count
@@ -29,7 +29,7 @@ public final class FailureStreak: Sendable {
     }
 
     /// Records a successful pass.
-    public func succeeded() {
+    package func succeeded() {
         let count = failing.withLock { count -> Int in
             defer { count = 0 }
             return count

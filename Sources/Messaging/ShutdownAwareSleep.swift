@@ -3,14 +3,14 @@ import ServiceLifecycle
 
 /// Sleeps for `duration`, or less when graceful shutdown begins: a background loop that waits
 /// a minute between passes must not hold up a SIGTERM for that minute.
-public func sleepUnlessShuttingDown(for duration: Duration) async {
+package func sleepUnlessShuttingDown(for duration: Duration) async {
     _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
 }
 
 /// The loop of every background pass (the relay's poll, the sweepers, the reconciler,
 /// retention): runs `pass` every `interval` until graceful shutdown or cancellation, logging
 /// a failing streak once when it starts and once when it ends (see ``FailureStreak``).
-public func runPeriodically(every interval: Duration, task: String, logger: Logger, _ pass: () async throws -> Void) async {
+package func runPeriodically(every interval: Duration, task: String, logger: Logger, _ pass: () async throws -> Void) async {
     let streak = FailureStreak(task: task, logger: logger)
     while !Task.isShuttingDownGracefully && !Task.isCancelled {
         do {

@@ -1,42 +1,55 @@
 import AMQP
+import Domain
 import Foundation
 import Logging
 import Metrics
+import Observability
 import Postgres
 import ServiceLifecycle
 import Tracing
 
 /// A role's business logic: applies one event inside the worker's transaction and returns
 /// the events to emit, which are written to the outbox in that same transaction.
-public protocol EventHandler: Sendable {
-    /// The inbox consumer name (one per role).
-    var consumerName: String { get }
-    /// Applies `event`. Throw a ``PermanentFailure`` for a message that can never succeed;
-    /// other errors are classified by ``FailureClass/of(_:)``.
-    func handle(_ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope]
+///
+/// `Input` is the role's routing table (``WorkerRole/consumes``): the topology binds the
+/// role's queue to exactly its event types, the worker refuses any other type before the
+/// handler runs, and `handle` switches over `Input` exhaustively, so there is no default case.
+package protocol EventHandler: Sendable {
+    /// The events this handler's role receives.
+    associatedtype Input: RoleInput
+    /// The role whose queue this handler consumes.
+    static var role: WorkerRole { get }
+    /// Applies `event`, which is of type `input`. Throw a ``PermanentFailure`` for a message
+    /// that can never succeed; other errors are classified by ``FailureClass/of(_:)``.
+    func handle(_ input: Input, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope]
+}
+
+extension EventHandler {
+    /// The inbox consumer name: the role's.
+    package var consumerName: String { Self.role.rawValue }
 }
 
 /// A failure that retrying cannot fix (bad payload, unknown type, broken business rule).
-public struct PermanentFailure: Error, CustomStringConvertible {
-    public let description: String
+package struct PermanentFailure: Error, CustomStringConvertible {
+    package let description: String
     /// Creates the failure with an operator-facing reason.
-    public init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }
 
 /// A failure of an outside dependency that may pass (provider down, timeout).
-public struct TransientFailure: Error, CustomStringConvertible {
-    public let description: String
+package struct TransientFailure: Error, CustomStringConvertible {
+    package let description: String
     /// Creates the failure with an operator-facing reason.
-    public init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }
 
 /// Whether a failed message should be retried.
-public enum FailureClass: String, Sendable {
+package enum FailureClass: String, Sendable {
     case transient, permanent
 
     /// Database and broker outages, serialization failures, deadlocks and
     /// ``TransientFailure`` are transient; everything else is permanent.
-    public static func of(_ error: any Error) -> FailureClass {
+    package static func of(_ error: any Error) -> FailureClass {
         if let error = error as? PostgresError { return error.isTransient ? .transient : .permanent }
         if let error = error as? AMQPError { return error.isTransient ? .transient : .permanent }
         if error is TransientFailure { return .transient }
@@ -50,9 +63,9 @@ public enum FailureClass: String, Sendable {
 /// queue (permanent, or attempts exhausted) before the original is acked, so a message is
 /// never lost and never loops. On graceful shutdown the worker stops taking deliveries,
 /// finishes those in hand within `drainTimeout`, and leaves the rest to the broker.
-public struct Worker: Service {
-    let role: WorkerRole
-    let handler: any EventHandler
+package struct Worker<Handler: EventHandler>: Service {
+    var role: WorkerRole { Handler.role }
+    let handler: Handler
     let names: MessagingNames
     let policy: QueuePolicy
     let pool: PostgresPool
@@ -62,21 +75,20 @@ public struct Worker: Service {
     let drainTimeout: Duration
     let logger: Logger
     /// Subscription and progress, for the health endpoint.
-    public let status: WorkerStatus
+    package let status: WorkerStatus
     /// Opens while the database is unavailable: deliveries are held, not failed.
-    public let breaker: DependencyBreaker
+    package let breaker: DependencyBreaker
 
     /// How many times in a row one delivery may fail for want of the database while the
     /// prober finds the database answering in between, before the failure is counted as the
     /// message's own (a statement that always times out, say) and retried or dead-lettered
     /// as usual. An outage of any length costs no attempt: its retries wait for the prober.
-    static let heldRetryLimit = 10
+    static var heldRetryLimit: Int { 10 }
 
     /// Creates the worker; nothing connects until ``run()``.
-    public init(role: WorkerRole, handler: any EventHandler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
+    package init(handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
                 outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(),
                 breaker: DependencyBreaker? = nil, logger: Logger) {
-        self.role = role
         self.handler = handler
         self.names = names
         self.policy = policy
@@ -91,7 +103,7 @@ public struct Worker: Service {
         status.attach(self.breaker)
     }
 
-    public func run() async throws {
+    package func run() async throws {
         var options = AMQPConsumer.Options()
         options.prefetch = prefetch
         options.topology = names.topology(policy: policy)
@@ -132,12 +144,16 @@ public struct Worker: Service {
         log[metadataKey: "amqp.queue"] = "\(names.queue(role))"
         log[metadataKey: "message.id"] = "\(delivery.properties.messageID ?? "-")"
         let event: EventEnvelope
+        let input: Handler.Input
         do {
             event = try EventEnvelope.decode(delivery.body)
             guard event.schemaVersion == EventEnvelope.currentSchemaVersion else {
                 throw PermanentFailure("unsupported schema_version \(event.schemaVersion)")
             }
-            guard role.eventTypes.contains(event.type) else { throw PermanentFailure("unknown event type \(event.type) for the \(role.rawValue) worker") }
+            guard let type = event.eventType, let known = Handler.Input(type) else {
+                throw PermanentFailure("unknown event type \(event.type) for the \(role.rawValue) worker")
+            }
+            input = known
         } catch {
             let reason = (error as? PermanentFailure)?.description ?? "undecodable message: \(error)"
             let type = (try? EventEnvelope.decode(delivery.body).type) ?? "undecodable"
@@ -173,7 +189,7 @@ public struct Worker: Service {
                     return
                 }
                 do {
-                    try await apply(event, delivery: delivery, consumer: consumer, labels: labels, started: started, log: log)
+                    try await apply(input, event, delivery: delivery, consumer: consumer, labels: labels, started: started, log: log)
                     return
                 } catch let error as PostgresError where error.code == .poolClosed {
                     // The process is stopping: leave the message unacknowledged for the broker.
@@ -193,17 +209,17 @@ public struct Worker: Service {
 
     /// Applies one event in a transaction (inbox claim, effects, outgoing outbox rows), then
     /// hands the outgoing events to the publisher and acks. Throws what the transaction threw.
-    private func apply(_ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)], started: ContinuousClock.Instant, log: Logger) async throws {
+    private func apply(_ input: Handler.Input, _ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)], started: ContinuousClock.Instant, log: Logger) async throws {
         let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
-            guard try await Inbox.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
+            guard try await InboxStore.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
             // What this message causes continues its trace, as children of this span.
             let traceparent = EmporiumTracing.currentTraceparent()
-            let events = try await handler.handle(event, in: db).map { next in
+            let events = try await handler.handle(input, event, in: db).map { next in
                 var next = next
                 if let traceparent { next.traceparent = traceparent }
                 return next
             }
-            for next in events { try await Outbox.append(next, exchange: names.eventsExchange, on: db) }
+            for next in events { try await OutboxStore.append(next, exchange: names.eventsExchange, on: db) }
             return events
         }
         status.countHandled()

@@ -1,48 +1,49 @@
 import AMQP
+import Domain
 import Foundation
 import Messaging
 
 /// One dead-lettered message, as `emporium dlq` shows it.
-public struct DeadLetter: Sendable, Encodable {
+package struct DeadLetter: Sendable, Encodable {
     /// The dead-letter queue holding it.
-    public let queue: String
-    public let messageId: String
-    public let type: String?
-    public let orderId: String?
+    package let queue: String
+    package let messageId: String
+    package let type: String?
+    package let orderId: String?
     /// The last error, or the broker's reason for a message that crashed its worker.
-    public let error: String
-    public let errorClass: String?
-    public let attempts: Int
-    public let consumer: String?
-    public let originalExchange: String?
-    public let originalRoutingKey: String?
-    public let firstFailureAt: Date?
-    public let lastFailureAt: Date?
-    public let replayCount: Int
+    package let error: String
+    package let errorClass: String?
+    package let attempts: Int
+    package let consumer: String?
+    package let originalExchange: String?
+    package let originalRoutingKey: String?
+    package let firstFailureAt: Date?
+    package let lastFailureAt: Date?
+    package let replayCount: Int
     /// Seconds since it last failed.
-    public let ageSeconds: Int
-    public let headers: [String: String]
-    public let body: String
+    package let ageSeconds: Int
+    package let headers: [String: String]
+    package let body: String
 }
 
 /// Which dead letters a command applies to.
-public struct DeadLetterFilter: Sendable {
+package struct DeadLetterFilter: Sendable {
     /// Role names or queue names (work or dead-letter); empty means every role.
-    public var queues: [String] = []
-    public var type: String?
-    public var orderId: String?
+    package var queues: [String] = []
+    package var type: String?
+    package var orderId: String?
     /// A regular expression matched against the error text.
-    public var errorPattern: String?
-    public var olderThan: Duration?
-    public var newerThan: Duration?
+    package var errorPattern: String?
+    package var olderThan: Duration?
+    package var newerThan: Duration?
     /// Only these message ids (replay `--id`).
-    public var messageIds: Set<String> = []
+    package var messageIds: Set<String> = []
 
     /// No filter at all.
-    public init() {}
+    package init() {}
 
     /// Whether any filter is set (purge refuses to run without one or `--all`).
-    public var isEmpty: Bool {
+    package var isEmpty: Bool {
         queues.isEmpty && type == nil && orderId == nil && errorPattern == nil && olderThan == nil && newerThan == nil && messageIds.isEmpty
     }
 
@@ -58,28 +59,28 @@ public struct DeadLetterFilter: Sendable {
 }
 
 /// A dead-letter queue's depth and the age of its oldest message.
-public struct DeadLetterQueueStats: Sendable, Encodable {
-    public let queue: String
-    public let depth: Int
-    public let oldestAgeSeconds: Int?
+package struct DeadLetterQueueStats: Sendable, Encodable {
+    package let queue: String
+    package let depth: Int
+    package let oldestAgeSeconds: Int?
 }
 
 /// What a replay did (or, with `dryRun`, would do).
-public struct ReplayReport: Sendable, Encodable {
+package struct ReplayReport: Sendable, Encodable {
     /// Republished to their original queue (or, on a dry run, those that would be).
-    public var replayed: [DeadLetter] = []
+    package var replayed: [DeadLetter] = []
     /// Left in place: replayed `guardLimit` times already and no `--force`.
-    public var refused: [DeadLetter] = []
-    public var dryRun = false
-    public var elapsedSeconds: Double = 0
+    package var refused: [DeadLetter] = []
+    package var dryRun = false
+    package var elapsedSeconds: Double = 0
     /// Replayed per second over the run.
-    public var ratePerSecond: Double { elapsedSeconds > 0 ? Double(replayed.count) / elapsedSeconds : 0 }
+    package var ratePerSecond: Double { elapsedSeconds > 0 ? Double(replayed.count) / elapsedSeconds : 0 }
 }
 
 /// Errors `emporium dlq` reports with a message and a non-zero exit.
-public struct DeadLetterError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct DeadLetterError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Reads, replays and purges dead letters.
@@ -90,23 +91,23 @@ public struct DeadLetterError: Error, CustomStringConvertible {
 /// with publisher confirms and only then acknowledges the dead copy, so a crash mid-replay
 /// can duplicate a message (which the consumers' inbox absorbs) but never lose one. The
 /// message id is kept, so inbox dedup still holds.
-public struct DeadLetters: Sendable {
+package struct DeadLetters: Sendable {
     /// Replays after which a message is refused without `force`.
-    public static let guardLimit = 3
+    package static let guardLimit = 3
     /// The most messages one command reads from a queue.
-    public static let scanLimit = 100_000
+    package static let scanLimit = 100_000
 
     let amqp: AMQPConfiguration
     let names: MessagingNames
 
     /// Creates the tool for the broker and namespace given.
-    public init(amqp: AMQPConfiguration, names: MessagingNames) {
+    package init(amqp: AMQPConfiguration, names: MessagingNames) {
         self.amqp = amqp
         self.names = names
     }
 
     /// The dead-letter queues the filter selects.
-    public func queues(for filter: DeadLetterFilter) throws -> [String] {
+    package func queues(for filter: DeadLetterFilter) throws -> [String] {
         if filter.queues.isEmpty { return WorkerRole.allCases.map(names.deadLetterQueue) }
         return try filter.queues.map { name in
             guard let role = names.role(ofQueue: name) else {
@@ -117,7 +118,7 @@ public struct DeadLetters: Sendable {
     }
 
     /// Matching dead letters, oldest first per queue, without consuming anything.
-    public func list(_ filter: DeadLetterFilter, limit: Int = 1_000) async throws -> [DeadLetter] {
+    package func list(_ filter: DeadLetterFilter, limit: Int = 1_000) async throws -> [DeadLetter] {
         let regex = try compile(filter.errorPattern)
         var result: [DeadLetter] = []
         for queue in try queues(for: filter) {
@@ -130,14 +131,14 @@ public struct DeadLetters: Sendable {
     }
 
     /// The dead letter with `messageId`, from any queue.
-    public func show(_ messageId: String) async throws -> DeadLetter? {
+    package func show(_ messageId: String) async throws -> DeadLetter? {
         var filter = DeadLetterFilter()
         filter.messageIds = [messageId]
         return try await list(filter, limit: 1).first
     }
 
     /// Depth and oldest age of every dead-letter queue.
-    public func stats() async throws -> [DeadLetterQueueStats] {
+    package func stats() async throws -> [DeadLetterQueueStats] {
         let connection = try await connect()
         var stats: [DeadLetterQueueStats] = []
         for queue in WorkerRole.allCases.map(names.deadLetterQueue) {
@@ -156,7 +157,7 @@ public struct DeadLetters: Sendable {
     /// Republishes matching dead letters to their original queues. `rate` paces them (per
     /// second), `max` caps how many, `force` lifts the replay guard; `progress` hears of
     /// each one as it goes.
-    public func replay(_ filter: DeadLetterFilter, dryRun: Bool = false, rate: Double? = nil, max: Int? = nil, force: Bool = false,
+    package func replay(_ filter: DeadLetterFilter, dryRun: Bool = false, rate: Double? = nil, max: Int? = nil, force: Bool = false,
                        progress: @Sendable (DeadLetter) -> Void = { _ in }) async throws -> ReplayReport {
         let regex = try compile(filter.errorPattern)
         var report = ReplayReport()
@@ -195,7 +196,7 @@ public struct DeadLetters: Sendable {
     }
 
     /// Removes matching dead letters; returns what it removed.
-    public func purge(_ filter: DeadLetterFilter) async throws -> [DeadLetter] {
+    package func purge(_ filter: DeadLetterFilter) async throws -> [DeadLetter] {
         let regex = try compile(filter.errorPattern)
         var removed: [DeadLetter] = []
         for queue in try queues(for: filter) {
@@ -296,7 +297,7 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 /// Parses `90`, `30s`, `5m`, `2h` or `1d`.
-public func parseDuration(_ text: String) -> Duration? {
+package func parseDuration(_ text: String) -> Duration? {
     let units: [Character: Int] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
     if let value = Int(text), value >= 0 { return .seconds(value) }
     guard let unit = text.last, let factor = units[unit], let value = Int(text.dropLast()), value >= 0 else { return nil }

@@ -4,37 +4,37 @@ import Logging
 import Postgres
 
 /// One schema migration file, `NNNN_description.sql`.
-public struct Migration: Sendable, Hashable {
+package struct Migration: Sendable, Hashable {
     /// The number before the first underscore; migrations apply in this order.
-    public let version: Int
+    package let version: Int
     /// The file name, e.g. `0001_core_schema.sql`.
-    public let fileName: String
+    package let fileName: String
     /// The SQL script. It must not contain transaction control: the migrator wraps it.
-    public let sql: String
+    package let sql: String
     /// SHA-256 of the file, hex; an applied migration whose file changes is refused.
-    public let checksum: String
+    package let checksum: String
 }
 
 /// A migration failure with a message meant for the operator.
-public struct MigrationError: Error, Sendable, CustomStringConvertible {
+package struct MigrationError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
-    public struct Code: Hashable, Sendable {
+    package struct Code: Hashable, Sendable {
         let name: String
         /// A file name does not follow `NNNN_description.sql`, or two share a version.
-        public static let invalidFile = Code(name: "invalidFile")
+        package static let invalidFile = Code(name: "invalidFile")
         /// An applied migration's file was edited.
-        public static let checksumMismatch = Code(name: "checksumMismatch")
+        package static let checksumMismatch = Code(name: "checksumMismatch")
         /// An applied migration's file is gone.
-        public static let missingFile = Code(name: "missingFile")
+        package static let missingFile = Code(name: "missingFile")
         /// A migration's SQL failed; nothing of it was kept.
-        public static let failed = Code(name: "failed")
+        package static let failed = Code(name: "failed")
     }
 
     /// What kind of failure this is.
-    public let code: Code
+    package let code: Code
     /// What happened and what to do.
-    public let message: String
-    public var description: String { message }
+    package let message: String
+    package var description: String { message }
 }
 
 /// Applies `sql/NNNN_description.sql` files to a database, each once, in order.
@@ -44,22 +44,22 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
 /// advisory lock serializes concurrent runs (several replicas starting at once): the second
 /// waits, then finds nothing pending. Before applying anything, every applied file's
 /// checksum is compared with the one recorded; an edited file stops the run.
-public struct Migrator: Sendable {
+package struct Migrator: Sendable {
     /// Arbitrary constant shared by every Emporium migrator ("empo").
     static let advisoryLockKey = 0x656D_706F
 
     /// Where the `.sql` files are.
-    public let directory: URL
+    package let directory: URL
     private let logger: Logger
 
     /// Creates a migrator reading `directory`.
-    public init(directory: URL, logger: Logger = Logger(label: "emporium.migrate")) {
+    package init(directory: URL, logger: Logger = Logger(label: "emporium.migrate")) {
         self.directory = directory
         self.logger = logger
     }
 
     /// Reads and validates the migration files, in version order.
-    public func loadMigrations() throws -> [Migration] {
+    package func loadMigrations() throws -> [Migration] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
@@ -87,7 +87,7 @@ public struct Migrator: Sendable {
 
     /// Applies pending migrations; returns the ones applied by this call.
     @discardableResult
-    public func migrate(configuration: PostgresConfiguration) async throws -> [Migration] {
+    package func migrate(configuration: PostgresConfiguration) async throws -> [Migration] {
         let migrations = try loadMigrations()
         let db = try await PostgresConnection.connect(configuration: configuration, logger: logger)
         do {

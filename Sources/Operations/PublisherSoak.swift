@@ -4,12 +4,12 @@ import Foundation
 /// Publishes many confirmed messages through one long-lived ``AMQPPublisher`` and reports
 /// its resident memory as it goes: the check that a publisher which lives for months does
 /// not grow (rabbitmq-c keeps every frame it decodes until its buffers are released).
-public struct PublisherSoak: Sendable {
+package struct PublisherSoak: Sendable {
     /// One checkpoint.
-    public struct Checkpoint: Sendable, Encodable {
-        public let published: Int
-        public let residentMiB: Double
-        public let messagesPerSecond: Double
+    package struct Checkpoint: Sendable, Encodable {
+        package let published: Int
+        package let residentMiB: Double
+        package let messagesPerSecond: Double
     }
 
     let amqp: AMQPConfiguration
@@ -20,7 +20,7 @@ public struct PublisherSoak: Sendable {
 
     /// A soak of `messages` messages of `bodyBytes` bytes, published `batch` at a time and
     /// reported every `every`.
-    public init(amqp: AMQPConfiguration, messages: Int, batch: Int = 500, every: Int = 100_000, bodyBytes: Int = 512) {
+    package init(amqp: AMQPConfiguration, messages: Int, batch: Int = 500, every: Int = 100_000, bodyBytes: Int = 512) {
         self.amqp = amqp
         self.messages = messages
         self.batch = batch
@@ -30,7 +30,7 @@ public struct PublisherSoak: Sendable {
 
     /// Runs the soak against a queue of its own (bounded, so the broker keeps only the newest
     /// thousand), deleted at the end; `report` receives each checkpoint as it is reached.
-    public func run(_ report: (Checkpoint) -> Void) async throws -> [Checkpoint] {
+    package func run(_ report: (Checkpoint) -> Void) async throws -> [Checkpoint] {
         let queue = "emporium.soak.publisher-\(UUID().uuidString.prefix(8).lowercased())"
         let admin = try await AMQPConnection.connect(configuration: amqp)
         try await admin.declareQueue(AMQPQueue(name: queue, durable: false, autoDelete: false,
@@ -76,7 +76,7 @@ public struct PublisherSoak: Sendable {
     }
 
     /// This process's resident set size (`VmRSS`), in MiB; 0 where /proc is missing.
-    public static func residentMiB() -> Double {
+    package static func residentMiB() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
               let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")

@@ -440,3 +440,35 @@ private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<C
     defer { duplicated.forEach { free($0) } }
     return body(duplicated.map { $0.map { UnsafePointer($0) } } + [nil])
 }
+
+// MARK: - Small statements every store and health check needs
+
+extension PostgresConnection {
+    /// Takes the transaction-level advisory lock named `key` if it is free; true when taken.
+    /// It is released at the end of the transaction.
+    public func tryAdvisoryTransactionLock(_ key: String) async throws -> Bool {
+        try await query("SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked", [key])[0].decode(Bool.self, "locked")
+    }
+
+    /// Waits for the transaction-level advisory lock named `key`.
+    public func advisoryTransactionLock(_ key: String) async throws {
+        try await query("SELECT pg_advisory_xact_lock(hashtext($1))", [key])
+    }
+
+    /// Takes the session-level advisory lock named `key` if it is free; true when taken.
+    public func tryAdvisoryLock(_ key: String) async throws -> Bool {
+        try await query("SELECT pg_try_advisory_lock(hashtext($1)) AS locked", [key])[0].decode(Bool.self, "locked")
+    }
+
+    /// Releases the session-level advisory lock named `key`.
+    public func advisoryUnlock(_ key: String) async throws {
+        try await query("SELECT pg_advisory_unlock(hashtext($1))", [key])
+    }
+}
+
+extension PostgresPool {
+    /// One round trip on a pooled session (`SELECT 1`): whether the database answers.
+    public func ping() async throws {
+        try await query("SELECT 1")
+    }
+}

@@ -125,4 +125,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     /// SQLSTATE 23505: a unique constraint was violated.
     public var isUniqueViolation: Bool { sqlState == "23505" }
+
+    /// Whether a foreign key refused the statement (a reference to a missing row, or a row
+    /// still referenced).
+    public var isForeignKeyViolation: Bool { sqlState == "23503" }
 }

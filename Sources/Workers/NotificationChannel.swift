@@ -2,22 +2,28 @@ import Foundation
 import Messaging
 import Mustache
 import Postgres
+import Store
 
 /// A rendered message for one recipient.
-public struct OutgoingNotification: Sendable {
-    public var id: UUID
+package struct OutgoingNotification: Sendable {
+    package var id: UUID
     /// The event that caused it; with the channel, the dedup key.
-    public var eventId: UUID
-    public var userId: UUID?
-    public var orderId: UUID?
-    public var recipient: String
-    public var template: String
-    public var body: String
+    package var eventId: UUID
+    package var userId: UUID?
+    package var orderId: UUID?
+    package var recipient: String
+    package var template: String
+    package var body: String
+
+    /// The row that records this notification on `channel`.
+    func record(channel: String) -> NotificationStore.Record {
+        NotificationStore.Record(id: id, eventId: eventId, userId: userId, orderId: orderId, channel: channel, template: template, recipient: recipient, body: body)
+    }
 }
 
 /// Where notifications go: email, SMS, webhook. `deliver` runs inside the notification
 /// worker's transaction.
-public protocol NotificationChannel: Sendable {
+package protocol NotificationChannel: Sendable {
     /// `email`, `sms` or `webhook`.
     var name: String { get }
     /// Sends (or records) `notification`.
@@ -26,20 +32,13 @@ public protocol NotificationChannel: Sendable {
 
 /// Records every message in the `notifications` table instead of sending it: the
 /// development and test channel, and the audit trail real adapters will also write.
-public struct RecordingEmailChannel: NotificationChannel {
-    public var name: String { "email" }
+package struct RecordingEmailChannel: NotificationChannel {
+    package var name: String { "email" }
     /// Creates the channel.
-    public init() {}
+    package init() {}
 
-    public func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws {
-        try await db.query(
-            """
-            INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status, sent_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
-            ON CONFLICT (event_id, channel) DO NOTHING
-            """,
-            [notification.id, notification.userId, notification.orderId, notification.eventId, name,
-             notification.template, notification.recipient, notification.body])
+    package func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws {
+        _ = try await NotificationStore().record(notification.record(channel: name), on: db)
     }
 }
 
@@ -48,27 +47,19 @@ public struct RecordingEmailChannel: NotificationChannel {
 /// decides: a redelivered event finds it and sends nothing. A relay that is down fails the
 /// transaction (nothing recorded), so the message is retried; one that refuses the message
 /// (5xx) dead-letters it.
-public struct SMTPEmailChannel: NotificationChannel {
-    public var name: String { "email" }
+package struct SMTPEmailChannel: NotificationChannel {
+    package var name: String { "email" }
     let client: SMTPClient
     let from: String
 
     /// Creates the channel sending as `from` through `client`.
-    public init(client: SMTPClient, from: String) {
+    package init(client: SMTPClient, from: String) {
         self.client = client
         self.from = from
     }
 
-    public func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws {
-        let recorded = try await db.query(
-            """
-            INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status, sent_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
-            ON CONFLICT (event_id, channel) DO NOTHING
-            """,
-            [notification.id, notification.userId, notification.orderId, notification.eventId, name,
-             notification.template, notification.recipient, notification.body])
-        guard recorded.affectedRows == 1 else { return }
+    package func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws {
+        guard try await NotificationStore().record(notification.record(channel: name), on: db) else { return }
         let subject = "Emporium: " + notification.template.replacingOccurrences(of: "_", with: " ")
         do {
             try await client.send(from: from, to: notification.recipient, subject: subject, body: notification.body)
@@ -79,11 +70,11 @@ public struct SMTPEmailChannel: NotificationChannel {
 }
 
 /// The message templates (Mustache), by name.
-public struct NotificationTemplates: Sendable {
+package struct NotificationTemplates: Sendable {
     private let library: MustacheLibrary
 
     /// The built-in templates.
-    public init() throws {
+    package init() throws {
         var library = MustacheLibrary()
         try library.register(
             "Hello {{first_name}},\n\nyour order {{order_number}} is confirmed. Total: {{total}} {{currency}}.\n\nThank you for shopping with Emporium.",
@@ -100,7 +91,7 @@ public struct NotificationTemplates: Sendable {
     }
 
     /// Renders template `name` with `values`; throws for an unknown template.
-    public func render(_ name: String, _ values: [String: Any]) throws -> String {
+    package func render(_ name: String, _ values: [String: Any]) throws -> String {
         guard let text = library.render(values, withTemplate: name) else {
             throw PermanentFailure("no notification template \(name)")
         }

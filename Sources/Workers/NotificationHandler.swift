@@ -2,60 +2,57 @@ import Domain
 import Foundation
 import Messaging
 import Postgres
+import Store
 
 /// Tells customers about confirmations, cancellations and refunds through a channel,
 /// from templates. One notification per event and channel.
-public struct NotificationHandler: EventHandler {
-    public var consumerName: String { "notification" }
+package struct NotificationHandler: EventHandler {
+    package static var role: WorkerRole { .notification }
     let channel: any NotificationChannel
     let templates: NotificationTemplates
+    private let orders = OrderStore()
+    private let payments = PaymentStore()
 
     /// Creates the handler sending through `channel`.
-    public init(channel: any NotificationChannel, templates: NotificationTemplates) {
+    package init(channel: any NotificationChannel, templates: NotificationTemplates) {
         self.channel = channel
         self.templates = templates
     }
 
-    public func handle(_ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
+    package func handle(_ input: NotificationEvent, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
         let template: String
         var values: [String: Any] = [:]
         let orderId: UUID
-        switch event.type {
-        case EventType.orderConfirmed:
+        switch input {
+        case .orderConfirmed:
             template = "order_confirmed"
             orderId = try event.payload(as: OrderOutcome.self).orderId
-        case EventType.orderCancelled:
+        case .orderCancelled:
             template = "order_cancelled"
             let outcome = try event.payload(as: OrderOutcome.self)
             orderId = outcome.orderId
             values["reason"] = (outcome.reason ?? "cancelled").replacingOccurrences(of: "_", with: " ")
-            values["refunded"] = try await db.query("SELECT 1 FROM payments WHERE order_id = $1 AND status IN ('SUCCEEDED', 'REFUNDED')", [orderId]).count > 0
-        case EventType.orderShipped, EventType.orderDelivered:
-            template = event.type == EventType.orderShipped ? "order_shipped" : "order_delivered"
+            values["refunded"] = try await payments.wasCharged(orderId: orderId, on: db)
+        case .orderShipped:
+            template = "order_shipped"
             orderId = try event.payload(as: OrderOutcome.self).orderId
-        case EventType.paymentRefunded:
+        case .orderDelivered:
+            template = "order_delivered"
+            orderId = try event.payload(as: OrderOutcome.self).orderId
+        case .paymentRefunded:
             template = "payment_refunded"
             let refund = try event.payload(as: PaymentRefunded.self)
             orderId = refund.orderId
             values["amount"] = Money.format(refund.amountCents)
-        default:
-            throw PermanentFailure("notification worker does not handle \(event.type)")
         }
-        guard let row = try await db.query(
-            """
-            SELECT o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
-            FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1
-            """, [orderId]).first
-        else { throw PermanentFailure("order \(orderId) does not exist") }
-        values["first_name"] = try row.decode(String.self, "first_name")
-        values["order_number"] = try row.decode(String.self, "order_number")
-        values["total"] = Money.format(try row.decode(Int.self, "total_cents"))
-        values["currency"] = try row.decode(String.self, "currency")
+        guard let order = try await orders.notificationFacts(orderId, on: db) else { throw PermanentFailure("order \(orderId) does not exist") }
+        values["first_name"] = order.firstName
+        values["order_number"] = order.orderNumber
+        values["total"] = Money.format(order.totalCents)
+        values["currency"] = order.currency
         let body = try templates.render(template, values)
         try await channel.deliver(
-            OutgoingNotification(
-                id: UUID(), eventId: event.id, userId: try row.decode(UUID.self, "user_id"), orderId: orderId,
-                recipient: try row.decode(String.self, "email"), template: template, body: body),
+            OutgoingNotification(id: UUID(), eventId: event.id, userId: order.userId, orderId: orderId, recipient: order.email, template: template, body: body),
             on: db)
         return []
     }

@@ -1,9 +1,11 @@
+import Settings
 import Foundation
 import Logging
 import Messaging
 import Metrics
 import Postgres
 import ServiceLifecycle
+import Store
 
 /// Deletes bookkeeping rows that have served their purpose, in the background and in small
 /// batches, so no table grows without bound. Business records (orders, payments, refunds,
@@ -26,41 +28,33 @@ import ServiceLifecycle
 /// stay until they expire, so reuse of a stolen token is detected for its whole life.
 ///
 /// Runs in the order worker; replicas take turns through a session-level advisory lock.
-public struct Retention: Service {
+package struct Retention: Service {
     /// The retention periods and pacing.
-    public struct Settings: Sendable {
-        public var outbox: Duration = .seconds(7 * 86_400)
-        public var inbox: Duration = .seconds(7 * 86_400)
-        public var idempotencyAfterExpiry: Duration = .seconds(86_400)
-        public var idempotencyAbandoned: Duration = .seconds(600)
-        public var loginFailures: Duration = .seconds(86_400)
-        public var refreshTokens: Duration = .seconds(7 * 86_400)
+    package struct Settings: Sendable {
+        package var outbox: Duration = .seconds(7 * 86_400)
+        package var inbox: Duration = .seconds(7 * 86_400)
+        package var idempotencyAfterExpiry: Duration = .seconds(86_400)
+        package var idempotencyAbandoned: Duration = .seconds(600)
+        package var loginFailures: Duration = .seconds(86_400)
+        package var refreshTokens: Duration = .seconds(7 * 86_400)
         /// `RETENTION_INTERVAL_SECONDS` (default 60): pause between passes.
-        public var interval: Duration = .seconds(60)
+        package var interval: Duration = .seconds(60)
         /// `RETENTION_BATCH_SIZE` (default 1000): rows per DELETE, so each holds its locks briefly.
-        public var batchSize = 1_000
+        package var batchSize = 1_000
         /// The defaults.
-        public init() {}
+        package init() {}
 
         /// Reads the variables in the table above; malformed values are errors.
-        public static func fromEnvironment(_ environment: [String: String]) throws -> Settings {
+        package static func read(_ environment: EnvironmentReader) throws -> Settings {
             var settings = Settings()
-            func seconds(_ name: String, _ apply: (Duration) -> Void) throws {
-                guard let value = environment[name] else { return }
-                guard let number = Int(value), number > 0 else { throw WorkerConfigurationError("\(name) must be a positive number of seconds") }
-                apply(.seconds(number))
-            }
-            try seconds("OUTBOX_RETENTION_SECONDS") { settings.outbox = $0 }
-            try seconds("INBOX_RETENTION_SECONDS") { settings.inbox = $0 }
-            try seconds("IDEMPOTENCY_RETENTION_SECONDS") { settings.idempotencyAfterExpiry = $0 }
-            try seconds("IDEMPOTENCY_ABANDONED_SECONDS") { settings.idempotencyAbandoned = $0 }
-            try seconds("LOGIN_FAILURE_RETENTION_SECONDS") { settings.loginFailures = $0 }
-            try seconds("REFRESH_TOKEN_RETENTION_SECONDS") { settings.refreshTokens = $0 }
-            try seconds("RETENTION_INTERVAL_SECONDS") { settings.interval = $0 }
-            if let value = environment["RETENTION_BATCH_SIZE"] {
-                guard let size = Int(value), size > 0 else { throw WorkerConfigurationError("RETENTION_BATCH_SIZE must be a positive number") }
-                settings.batchSize = size
-            }
+            if let age = try environment.seconds("OUTBOX_RETENTION_SECONDS") { settings.outbox = age }
+            if let age = try environment.seconds("INBOX_RETENTION_SECONDS") { settings.inbox = age }
+            if let age = try environment.seconds("IDEMPOTENCY_RETENTION_SECONDS") { settings.idempotencyAfterExpiry = age }
+            if let age = try environment.seconds("IDEMPOTENCY_ABANDONED_SECONDS") { settings.idempotencyAbandoned = age }
+            if let age = try environment.seconds("LOGIN_FAILURE_RETENTION_SECONDS") { settings.loginFailures = age }
+            if let age = try environment.seconds("REFRESH_TOKEN_RETENTION_SECONDS") { settings.refreshTokens = age }
+            if let interval = try environment.seconds("RETENTION_INTERVAL_SECONDS") { settings.interval = interval }
+            if let size = try environment.positive("RETENTION_BATCH_SIZE") { settings.batchSize = size }
             return settings
         }
     }
@@ -70,13 +64,13 @@ public struct Retention: Service {
     let logger: Logger
 
     /// Creates the service.
-    public init(pool: PostgresPool, settings: Settings, logger: Logger) {
+    package init(pool: PostgresPool, settings: Settings, logger: Logger) {
         self.pool = pool
         self.settings = settings
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await runPeriodically(every: settings.interval, task: "retention", logger: logger) { try await pruneOnce() }
     }
 
@@ -84,66 +78,45 @@ public struct Retention: Service {
     /// backlog is worked off over several passes instead of in one long burst).
     static let maxBatchesPerTable = 50
 
-    /// One DELETE per rule: `$1` the age in seconds, `$2` the batch size.
-    static func rules(_ settings: Settings) -> [(table: String, sql: String, age: Duration)] { [
-        ("outbox", """
-            DELETE FROM outbox WHERE id IN (
-              SELECT id FROM outbox WHERE created_at < now() - make_interval(secs => $1) AND published_at IS NOT NULL LIMIT $2)
-            """, settings.outbox),
-        ("inbox", """
-            DELETE FROM inbox WHERE (consumer, message_id) IN (
-              SELECT consumer, message_id FROM inbox WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, settings.inbox),
-        ("idempotency_keys", """
-            DELETE FROM idempotency_keys WHERE (user_id, key) IN (
-              SELECT user_id, key FROM idempotency_keys WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, settings.idempotencyAfterExpiry),
-        ("idempotency_keys", """
-            DELETE FROM idempotency_keys WHERE (user_id, key) IN (
-              SELECT user_id, key FROM idempotency_keys WHERE status = 'IN_FLIGHT' AND created_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, settings.idempotencyAbandoned),
-        ("login_failures", """
-            DELETE FROM login_failures WHERE id IN (
-              SELECT id FROM login_failures WHERE failed_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, settings.loginFailures),
-        ("refresh_tokens", """
-            DELETE FROM refresh_tokens WHERE id IN (
-              SELECT id FROM refresh_tokens WHERE expires_at < now() - make_interval(secs => $1)
-              UNION ALL
-              SELECT id FROM refresh_tokens WHERE revoked_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, settings.refreshTokens),
-        ("saga_redrives", """
-            DELETE FROM saga_redrives WHERE order_id IN (
-              SELECT order_id FROM saga_redrives WHERE last_redriven_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, settings.outbox),
-    ] }
+    /// One rule per kind of row: its table (for metrics and logs), its age, and the store
+    /// call that deletes one batch of it.
+    typealias Rule = (table: String, age: Duration, prune: @Sendable (Duration, Int, PostgresConnection) async throws -> Int)
+
+    static func rules(_ settings: Settings) -> [Rule] {
+        let users = UserStore(), idempotency = IdempotencyStore(), saga = SagaStore()
+        return [
+            ("outbox", settings.outbox, { try await OutboxStore.prune(olderThan: $0, batch: $1, on: $2) }),
+            ("inbox", settings.inbox, { try await InboxStore.prune(olderThan: $0, batch: $1, on: $2) }),
+            ("idempotency_keys", settings.idempotencyAfterExpiry, { try await idempotency.pruneExpired(olderThan: $0, batch: $1, on: $2) }),
+            ("idempotency_keys", settings.idempotencyAbandoned, { try await idempotency.pruneAbandoned(olderThan: $0, batch: $1, on: $2) }),
+            ("login_failures", settings.loginFailures, { try await users.pruneFailures(olderThan: $0, batch: $1, on: $2) }),
+            ("refresh_tokens", settings.refreshTokens, { try await users.pruneRefreshTokens(olderThan: $0, batch: $1, on: $2) }),
+            ("saga_redrives", settings.outbox, { try await saga.prune(olderThan: $0, batch: $1, on: $2) }),
+        ]
+    }
 
     private static let lockKey = "emporium.retention"
 
     /// One pass over every rule; returns the rows deleted per table (empty when another
     /// replica holds the pass).
     @discardableResult
-    public func pruneOnce() async throws -> [String: Int] {
+    package func pruneOnce() async throws -> [String: Int] {
         try await pool.withConnection { db in
-            guard try await db.query("SELECT pg_try_advisory_lock(hashtext($1)) AS locked", [Self.lockKey])[0].decode(Bool.self, "locked") else {
-                return [:]
-            }
+            guard try await db.tryAdvisoryLock(Self.lockKey) else { return [:] }
             var deleted: [String: Int] = [:]
             do {
                 for rule in Self.rules(settings) {
-                    let age = rule.age
-                    let ageSeconds = Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18
                     for _ in 0..<Self.maxBatchesPerTable {
-                        let count = try await db.query(rule.sql, [ageSeconds, settings.batchSize]).affectedRows
+                        let count = try await rule.prune(rule.age, settings.batchSize, db)
                         deleted[rule.table, default: 0] += count
                         if count < settings.batchSize { break }
                     }
                 }
             } catch {
-                _ = try? await db.query("SELECT pg_advisory_unlock(hashtext($1))", [Self.lockKey])
+                try? await db.advisoryUnlock(Self.lockKey)
                 throw error
             }
-            try await db.query("SELECT pg_advisory_unlock(hashtext($1))", [Self.lockKey])
+            try await db.advisoryUnlock(Self.lockKey)
             for (table, count) in deleted where count > 0 {
                 Counter(label: "retention_deleted_rows_total", dimensions: [("table", table)]).increment(by: count)
                 logger.info("retention deleted old rows", metadata: ["table": "\(table)", "rows": "\(count)"])

@@ -7,22 +7,22 @@ import Glibc
 /// development, a local or private-network relay in production. No TLS or AUTH: point it
 /// at a relay that accepts mail from this network. Blocking socket I/O on a dispatch
 /// queue, bounded by `timeout` per step.
-public struct SMTPClient: Sendable {
+package struct SMTPClient: Sendable {
     /// A failure talking to the relay; `permanent` for 5xx answers (the message will never
     /// be accepted as is), transient otherwise.
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
-        public let permanent: Bool
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
+        package let permanent: Bool
     }
 
-    public let host: String
-    public let port: Int
-    public let timeout: Duration
+    package let host: String
+    package let port: Int
+    package let timeout: Duration
     /// The name given in EHLO.
-    public let heloName: String
+    package let heloName: String
 
     /// Creates a client for `host:port`.
-    public init(host: String, port: Int, timeout: Duration = .seconds(10), heloName: String = "emporium") {
+    package init(host: String, port: Int, timeout: Duration = .seconds(10), heloName: String = "emporium") {
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -30,7 +30,7 @@ public struct SMTPClient: Sendable {
     }
 
     /// Sends one plain-text message. `from` and `to` must be bare addresses.
-    public func send(from: String, to: String, subject: String, body: String) async throws {
+    package func send(from: String, to: String, subject: String, body: String) async throws {
         for address in [from, to] where !Self.isSafeAddress(address) {
             throw Failure(description: "refusing to send to or from \(address.debugDescription)", permanent: true)
         }

@@ -1,7 +1,9 @@
-import Foundation
+import Domain
+import HTTPCommon
 import Hummingbird
 import Logging
 import Messaging
+import Observability
 import Postgres
 
 /// A worker's `GET /health` (the process runs; with its role, instance and messages handled),
@@ -17,44 +19,20 @@ enum WorkerHealthServer {
         let handled: Int
     }
 
-    struct Readiness: Encodable {
-        let status: String
-        let checks: [String: String]
-        /// Present while the worker holds its messages because a dependency is unavailable.
-        let paused: Paused?
-    }
-
-    struct Paused: Encodable {
-        let dependency: String
-        let reason: String
-        let since: String
-    }
-
     static func application(host: String, port: Int, role: WorkerRole, status: WorkerStatus, pool: PostgresPool, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
         router.get("/health") { _, _ in
             Health(status: "ok", role: role.rawValue, instance: ProcessIdentity.current, handled: status.handled)
         }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: EmporiumMetrics.render())))
-        }
-        let database = CachedCheck { try await pool.query("SELECT 1") }
+        MetricsEndpoint.register(on: router)
+        let database = CachedCheck { try await pool.ping() }
         router.get("/ready") { _, _ in
-            let postgres = await database.result()
-            let rabbitmq = status.isConsuming
-            let pause = status.pause
-            let ready = postgres.ok && rabbitmq && pause == nil
-            let body = Readiness(
-                status: ready ? "ready" : (pause != nil ? "paused" : "not ready"),
-                checks: ["postgres": postgres.detail, "rabbitmq": rabbitmq ? "ok" : (status.isDraining ? "draining" : "not consuming")],
-                paused: pause.map { Paused(dependency: $0.dependency, reason: $0.reason, since: DeadLetterHeader.timestamp($0.since)) })
-            var headers: HTTPFields = [.contentType: ready ? "application/json" : "application/problem+json"]
-            if !ready { headers[.retryAfter] = "5" }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            return Response(status: ready ? .ok : .serviceUnavailable, headers: headers,
-                            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(body))))
+            let consuming = status.isConsuming
+            let rabbitmq = CachedCheck.Result(ok: consuming, detail: consuming ? "ok" : (status.isDraining ? "draining" : "not consuming"))
+            let paused = status.pause.map {
+                ReadinessResponse.Paused(dependency: $0.dependency, reason: $0.reason, since: DeadLetterHeader.timestamp($0.since))
+            }
+            return try await ReadinessResponse.make(checks: [("postgres", database)], extra: ["rabbitmq": rabbitmq], paused: paused)
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "emporium-\(role.rawValue)-worker"), logger: logger)
     }

@@ -1,6 +1,7 @@
 import API
 import Foundation
-import Messaging
+import Settings
+import Observability
 
 EmporiumLogging.bootstrap()
 EmporiumMetrics.bootstrap()

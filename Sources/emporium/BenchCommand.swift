@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Messaging
+import Bench
 import Operations
 import Postgres
 

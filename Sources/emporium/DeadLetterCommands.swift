@@ -1,5 +1,6 @@
 import AMQP
 import ArgumentParser
+import Domain
 import Foundation
 import Messaging
 import Operations

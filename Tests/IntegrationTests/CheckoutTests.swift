@@ -1,6 +1,7 @@
 import AMQP
 import API
 import Crypto
+import Domain
 import Foundation
 import HTTPTypes
 import Messaging
@@ -185,7 +186,7 @@ struct CheckoutTests {
             let publisher = AMQPPublisher(configuration: stack.amqp)
             let messages = try rows.map { row -> AMQPOutgoingMessage in
                 let body = Array(try row.decode(String.self, "body").utf8)
-                return Outbox.message(for: try EventEnvelope.decode(body), body: body, exchange: stack.names.eventsExchange)
+                return OutboxStore.message(for: try EventEnvelope.decode(body), body: body, exchange: stack.names.eventsExchange)
             }
             #expect(try await publisher.publish(messages).allSatisfy { $0 == .confirmed })
             await publisher.close()

@@ -6,6 +6,7 @@ import Messaging
 import Operations
 import Postgres
 import TestSupport
+import Store
 import Testing
 import Workers
 
@@ -50,7 +51,7 @@ struct FailureTests {
             let publisher = AMQPPublisher(configuration: stack.amqp)
             try await publisher.publish(AMQPOutgoingMessage(exchange: "", routingKey: stack.names.queue(.stock), body: Array("{not json".utf8),
                                                             properties: AMQPProperties(messageID: "bad-json", type: "order.placed")))
-            let unknown = try EventEnvelope(type: "order.teleported", orderId: UUID(), payload: ["x": 1])
+            let unknown = try EventEnvelope(typeName: "order.teleported", orderId: UUID(), payload: ["x": 1])
             try await publisher.publish(AMQPOutgoingMessage(exchange: "", routingKey: stack.names.queue(.stock), body: try unknown.encoded(),
                                                             properties: AMQPProperties(messageID: unknown.id.uuidString.lowercased(), type: unknown.type)))
             await publisher.close()
@@ -77,7 +78,7 @@ struct FailureTests {
         try await Stack.run { stack in
             let admin = try await stack.admin()
             let productId = try await stack.product(admin, stock: 10)
-            try await stack.db.query("UPDATE fake_provider_outage SET active = true")
+            try await FakeProviderLedger(pool: stack.db).setOutage(true)
 
             let (_, token) = try await stack.customer()
             try await stack.addToCart(token, productId, quantity: 1)
@@ -86,7 +87,7 @@ struct FailureTests {
             #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
                 (try? await stack.count("SELECT count(*) FROM fake_provider_refused_calls WHERE idempotency_key = $1", [key])) ?? 0 >= 3
             })
-            try await stack.db.query("UPDATE fake_provider_outage SET active = false")
+            try await FakeProviderLedger(pool: stack.db).setOutage(false)
             #expect(try await stack.awaitTerminal(recovered).status == "CONFIRMED")
             let times = try await stack.db.query("SELECT extract(epoch FROM refused_at)::float8 AS t FROM fake_provider_refused_calls WHERE idempotency_key = $1 ORDER BY id", [key])
                 .map { try $0.decode(Double.self, "t") }
@@ -101,7 +102,7 @@ struct FailureTests {
             #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND outcome = 'succeeded'", [recovered]) == 1)
 
             // With the cause kept, the message is dead-lettered after the attempt limit.
-            try await stack.db.query("UPDATE fake_provider_outage SET active = true")
+            try await FakeProviderLedger(pool: stack.db).setOutage(true)
             try await stack.addToCart(token, productId, quantity: 1)
             let stuck = try await stack.placeOrder(token)
             var filter = DeadLetterFilter()
@@ -116,7 +117,7 @@ struct FailureTests {
             #expect(try await stack.orderStatus(stuck).status == "AWAITING_PAYMENT")
 
             // After the fix, replaying it by order completes the order, charged once.
-            try await stack.db.query("UPDATE fake_provider_outage SET active = false")
+            try await FakeProviderLedger(pool: stack.db).setOutage(false)
             let replay = try CLI(stack: stack).run("dlq", "replay", "--order", stuck.uuidString)
             #expect(replay.status == 0, "\(replay.stderr)")
             #expect(replay.stdout.contains("replayed 1 message(s)"))
@@ -388,7 +389,7 @@ struct FailureTests {
             let body = Array(try cancelled[0].decode(String.self, "body").utf8)
             let again = try EventEnvelope(type: EventType.orderCancelled, orderId: orderId, payload: try EventEnvelope.decode(body).payload(as: OrderOutcome.self))
             let publisher = AMQPPublisher(configuration: stack.amqp)
-            try await publisher.publish(Outbox.message(for: again, body: try again.encoded(), exchange: stack.names.eventsExchange))
+            try await publisher.publish(OutboxStore.message(for: again, body: try again.encoded(), exchange: stack.names.eventsExchange))
             await publisher.close()
             try await Task.sleep(for: .seconds(1))
             #expect(try await stack.stock(productId) == 5)
@@ -399,5 +400,5 @@ struct FailureTests {
 
 /// The fake provider's idempotency key for an order's payment.
 enum PaymentKey {
-    static func of(_ orderId: UUID) -> String { Workers.PaymentHandler.paymentId(for: orderId).uuidString.lowercased() }
+    static func of(_ orderId: UUID) -> String { PaymentIds.paymentId(for: orderId).uuidString.lowercased() }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Postgres
+import Store
 import TestSupport
 import Testing
 
@@ -17,7 +18,7 @@ struct IdempotencyClaimTests {
             try await pool.query("INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, $2, 'x', 'I', 'T')", [user, "\(user)@example.com"])
             var logger = Logger(label: "test.idempotency")
             logger.logLevel = .critical
-            let store = IdempotencyStore(pool: pool, logger: logger)
+            let store = IdempotencyKeys(pool: pool, logger: logger)
 
             guard case .acquired(let slow) = try await store.claim(userId: user, key: "k-1", requestHash: "h") else {
                 Issue.record("the first claim was not acquired")
@@ -36,7 +37,7 @@ struct IdempotencyClaimTests {
             }
             #expect(successor.value != slow.value)
             // The slow original wakes up: its completion fails (its transaction rolls back)…
-            await #expect(throws: IdempotencyStore.ClaimLost.self) {
+            await #expect(throws: Store.IdempotencyStore.ClaimLost.self) {
                 try await pool.withTransaction { db in _ = try await store.complete(slow, status: 201, body: Data("{\"order\":\"slow\"}".utf8), on: db) }
             }
             // …and its release leaves the successor's claim alone.

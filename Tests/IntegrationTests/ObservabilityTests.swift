@@ -1,8 +1,11 @@
+import Domain
 import Foundation
 import HTTPTypes
 import Messaging
+import Observability
 import Operations
 import TestSupport
+import Store
 import Testing
 
 @Suite("Logs and traces")
@@ -89,7 +92,7 @@ struct ObservabilityTests {
             }
 
             // A payment that keeps failing is dead-lettered with its trace; the replay continues it.
-            try await stack.db.query("UPDATE fake_provider_outage SET active = true")
+            try await FakeProviderLedger(pool: stack.db).setOutage(true)
             let failing = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
             let stuck = try await place(trace: failing)
             var filter = DeadLetterFilter()
@@ -101,7 +104,7 @@ struct ObservabilityTests {
             #expect(letter.body.contains(failing))
             #expect(lines(workers.logLines(.payment), trace: failing, order: stuck).contains { $0["msg"] as? String == "message dead-lettered" })
 
-            try await stack.db.query("UPDATE fake_provider_outage SET active = false")
+            try await FakeProviderLedger(pool: stack.db).setOutage(false)
             let replay = try CLI(stack: stack).run("dlq", "replay", "--order", stuck.uuidString)
             #expect(replay.status == 0, "\(replay.stderr)")
             #expect(try await stack.awaitTerminal(stuck, timeout: .seconds(60)).status == "CONFIRMED")

@@ -1,4 +1,5 @@
 import AMQP
+import Domain
 import Foundation
 import Logging
 import Messaging
@@ -27,13 +28,13 @@ struct OutboxParkingTests {
             try await stack.db.query(
                 "INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at) VALUES ($1, 'order.placed', '', $2, '{\"not\": \"an envelope\"}', now() - interval '1 minute')",
                 [undecodable, sink])
-            let event = try EventEnvelope(type: "order.placed", orderId: UUID(), payload: ["hello": "world"])
+            let event = try EventEnvelope(type: .orderPlaced, orderId: UUID(), payload: ["hello": "world"])
             try await stack.db.query(
                 """
                 INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at, attempts)
                 VALUES ($1, 'order.placed', '', 'no-such-queue-anywhere', $2, now() - interval '50 seconds', $3)
                 """, [unroutable, PostgresJSON(data: Data(try event.encoded())), Messaging.OutboxRelay.parkAfterAttempts - 1])
-            let good = try EventEnvelope(type: "order.placed", orderId: UUID(), payload: ["good": "row"])
+            let good = try EventEnvelope(type: .orderPlaced, orderId: UUID(), payload: ["good": "row"])
             try await stack.db.query(
                 "INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at) VALUES ($1, 'order.placed', '', $2, $3, now() - interval '40 seconds')",
                 [good.id, sink, PostgresJSON(data: Data(try good.encoded()))])

@@ -6,17 +6,17 @@ import HummingbirdBcrypt
 ///
 /// bcrypt reads at most 72 bytes; a longer password (allowed up to 128 characters, which can
 /// be 512 bytes) is first reduced to its SHA-256 in hex, so every byte of it counts.
-public enum Passwords {
+package enum Passwords {
     /// Passwords accepted: 8…128 characters (Unicode code points).
-    public static let lengths = 8...128
+    package static let lengths = 8...128
 
     /// The bcrypt hash of `password` at `cost`.
-    public static func hash(_ password: String, cost: UInt8) -> String {
+    package static func hash(_ password: String, cost: UInt8) -> String {
         Bcrypt.hash(bcryptInput(password), cost: cost)
     }
 
     /// Whether `password` matches `hash`.
-    public static func verify(_ password: String, hash: String) -> Bool {
+    package static func verify(_ password: String, hash: String) -> Bool {
         Bcrypt.verify(bcryptInput(password), hash: hash)
     }
 

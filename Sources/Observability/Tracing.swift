@@ -10,10 +10,10 @@ import Tracing
 /// when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set. Without it spans are
 /// no-ops, and the W3C `traceparent` still travels with every event and its trace id is on
 /// every log line.
-public enum EmporiumTracing {
+package enum EmporiumTracing {
     /// Bootstraps tracing for `serviceName`; returns the exporter's service to run with the
     /// process's others, or nil when no OTLP endpoint is configured. Call once, first thing.
-    public static func bootstrap(serviceName: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (any Service)? {
+    package static func bootstrap(serviceName: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (any Service)? {
         guard environment["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil || environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] != nil else { return nil }
         var configuration = OTel.Configuration.default
         configuration.serviceName = serviceName
@@ -29,7 +29,7 @@ public enum EmporiumTracing {
 
     /// The W3C `traceparent` of the current span (so what is published next is its child);
     /// nil when no tracer is configured.
-    public static func currentTraceparent() -> String? {
+    package static func currentTraceparent() -> String? {
         guard let context = ServiceContext.current else { return nil }
         var headers: [String: String] = [:]
         InstrumentationSystem.instrument.inject(context, into: &headers, using: DictionaryInjector())
@@ -37,7 +37,7 @@ public enum EmporiumTracing {
     }
 
     /// A service context continuing the trace of `traceparent` (from an event or a header).
-    public static func context(continuing traceparent: String?) -> ServiceContext {
+    package static func context(continuing traceparent: String?) -> ServiceContext {
         var context = ServiceContext.topLevel
         if let traceparent {
             InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &context, using: DictionaryExtractor())
@@ -52,4 +52,23 @@ private struct DictionaryInjector: Injector {
 
 private struct DictionaryExtractor: Extractor {
     func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+}
+
+/// W3C trace context: accepts a valid incoming `traceparent` or starts a new trace.
+package enum TraceContext {
+    /// A valid W3C `traceparent`, lower-cased; nil for anything else.
+    package static func parse(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: "-")
+        guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
+              parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }), parts[1] != String(repeating: "0", count: 32)
+        else { return nil }
+        return header.lowercased()
+    }
+
+    /// A new trace with a random id, sampled.
+    package static func new() -> String {
+        func hex(_ count: Int) -> String { (0..<count).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
+        return "00-\(hex(32))-\(hex(16))-01"
+    }
 }

@@ -4,6 +4,7 @@ import Histogram
 import NIOCore
 import NIOHTTP1
 import Postgres
+import Store
 import Synchronization
 
 /// `emporium bench`: a load generator for order placement over HTTP.
@@ -14,64 +15,64 @@ import Synchronization
 /// clients place orders back to back, to find the peak. Then it waits until every order is
 /// terminal and reports placed → confirmed latencies and end-to-end throughput from the
 /// database.
-public struct Bench: Sendable {
+package struct Bench: Sendable {
     /// What to run.
-    public struct Options: Sendable {
-        public var baseURL = "http://127.0.0.1:8080"
+    package struct Options: Sendable {
+        package var baseURL = "http://127.0.0.1:8080"
         /// Offered orders per second (open loop).
-        public var rate = 50.0
-        public var duration: Duration = .seconds(10)
+        package var rate = 50.0
+        package var duration: Duration = .seconds(10)
         /// Closed loop with this many clients instead of a rate.
-        public var maxConcurrency: Int?
+        package var maxConcurrency: Int?
         /// Customers placing the orders (each holds one order in flight at a time).
-        public var customers = 50
+        package var customers = 50
         /// Lines per order, each a different product.
-        public var lines = 3
+        package var lines = 3
         /// Products the lines are drawn from (a real catalog spreads stock updates over rows).
-        public var products = 100
+        package var products = 100
         /// How long to wait for every order to become terminal (zero: report without waiting).
-        public var settleTimeout: Duration = .seconds(120)
-        public var adminEmail = ""
-        public var adminPassword = ""
-        public init() {}
+        package var settleTimeout: Duration = .seconds(120)
+        package var adminEmail = ""
+        package var adminPassword = ""
+        package init() {}
     }
 
     /// Latency percentiles, in milliseconds.
-    public struct Percentiles: Sendable, Encodable {
-        public let p50, p90, p99, p999, max: Double
-        public let count: Int
+    package struct Percentiles: Sendable, Encodable {
+        package let p50, p90, p99, p999, max: Double
+        package let count: Int
     }
 
     /// What a run measured.
-    public struct Report: Sendable, Encodable {
-        public var mode = ""
-        public var offeredRate: Double?
-        public var concurrency: Int?
-        public var durationSeconds = 0.0
-        public var placed = 0
-        public var errors = 0
+    package struct Report: Sendable, Encodable {
+        package var mode = ""
+        package var offeredRate: Double?
+        package var concurrency: Int?
+        package var durationSeconds = 0.0
+        package var placed = 0
+        package var errors = 0
         /// Failed placements by HTTP status (`429`: the API's per-client rate limit; raise
         /// `RATE_LIMIT_PER_SECOND` on the API under test) or `network`.
-        public var errorsByStatus: [String: Int] = [:]
+        package var errorsByStatus: [String: Int] = [:]
         /// Arrivals with no idle customer to place them (the generator, not the API, was short).
-        public var dropped = 0
-        public var placementThroughput = 0.0
-        public var placementLatencyMs: Percentiles?
-        public var terminal = 0
-        public var confirmed = 0
-        public var cancelled = 0
-        public var notTerminal = 0
-        public var endToEndThroughput = 0.0
-        public var confirmLatencyMs: Percentiles?
+        package var dropped = 0
+        package var placementThroughput = 0.0
+        package var placementLatencyMs: Percentiles?
+        package var terminal = 0
+        package var confirmed = 0
+        package var cancelled = 0
+        package var notTerminal = 0
+        package var endToEndThroughput = 0.0
+        package var confirmLatencyMs: Percentiles?
     }
 
     /// A failure meant for the operator.
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
         /// The HTTP status that caused it, if any.
-        public var status: Int?
+        package var status: Int?
         /// The answer's `Retry-After`, in seconds, if it had one.
-        public var retryAfter: Int?
+        package var retryAfter: Int?
 
         init(description: String, status: Int?) {
             self.description = description
@@ -83,13 +84,13 @@ public struct Bench: Sendable {
     let pool: PostgresPool
 
     /// Creates the bench against the API at `options.baseURL`; `pool` reads the outcomes.
-    public init(options: Options, pool: PostgresPool) {
+    package init(options: Options, pool: PostgresPool) {
         self.options = options
         self.pool = pool
     }
 
     /// Prepares data, runs the load, waits for the outcomes, reports.
-    public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
+    package func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(60)))
         // One connection per customer, so no request waits in the client for a connection
         // (the default pool of 8 would cap the offered load and add its own queueing).
@@ -273,12 +274,7 @@ public struct Bench: Sendable {
     /// placement alone rather than placement plus three cart requests per order.
     func fillCart(_ customer: Customer, from products: [UUID]) async throws {
         let chosen = Array(products.shuffled().prefix(options.lines))
-        try await pool.query(
-            """
-            INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency)
-            SELECT gen_random_uuid(), $1, p.id, 1, p.price_cents, p.currency FROM products p WHERE p.id = ANY($2)
-            ON CONFLICT (cart_id, product_id) DO NOTHING
-            """, [customer.cartId, chosen])
+        try await CartStore(expiry: .seconds(3_600)).refill(customer.cartId, with: chosen, on: pool)
     }
 
     /// What the load phase collects.

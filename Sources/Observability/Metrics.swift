@@ -13,13 +13,13 @@ import Prometheus
 /// - `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds`
 /// - `amqp_publish_confirm_seconds`; `amqp_reconnects_total{client}`
 /// - `db_pool_connections_in_use{pool}`, `db_pool_waiters{pool}`
-public enum EmporiumMetrics {
+package enum EmporiumMetrics {
     /// The registry `GET /metrics` renders.
-    public static let registry = PrometheusCollectorRegistry()
+    package static let registry = PrometheusCollectorRegistry()
 
     /// Routes swift-metrics into ``registry``. Call once per process, first thing (the
     /// executables do); without it metrics are no-ops.
-    public static func bootstrap() {
+    package static func bootstrap() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
             .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -29,10 +29,10 @@ public enum EmporiumMetrics {
     }
 
     /// The Prometheus text exposition of every metric so far.
-    public static func render() -> String { registry.emitToString() }
+    package static func render() -> String { registry.emitToString() }
 
     /// Seconds since `start`, for a swift-metrics `Timer`.
-    public static func record(_ timer: Metrics.Timer, since start: ContinuousClock.Instant) {
+    package static func record(_ timer: Metrics.Timer, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }

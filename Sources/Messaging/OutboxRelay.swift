@@ -6,74 +6,15 @@ import Postgres
 import ServiceLifecycle
 import Synchronization
 
-/// Writes events into the `outbox` table inside the caller's transaction.
-public enum Outbox {
-    /// Appends `event` to the outbox in the transaction running on `db`, for `exchange` with
-    /// the event's type as routing key.
-    public static func append(_ event: EventEnvelope, exchange: String, on db: PostgresConnection) async throws {
-        try await append(event, to: .exchange(exchange), on: db)
-    }
-
-    /// Appends `event` to the outbox for `destination`: the events exchange (every role
-    /// bound to its type receives it) or one role's work queue directly (a re-drive meant
-    /// for that role alone).
-    public static func append(_ event: EventEnvelope, to destination: Destination, on db: PostgresConnection) async throws {
-        try await db.query(
-            """
-            INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            """,
-            [event.id, event.type, destination.exchange, destination.routingKey(for: event), event.orderId,
-             PostgresJSON(data: Data(try event.encoded())), event.traceparent, event.occurredAt])
-    }
-
-    /// Where an outbox row is published.
-    public enum Destination: Sendable, Hashable {
-        /// A topic exchange, routed by the event's type.
-        case exchange(String)
-        /// One queue, through the default exchange.
-        case queue(String)
-
-        var exchange: String {
-            switch self {
-            case .exchange(let name): name
-            case .queue: ""
-            }
-        }
-
-        func routingKey(for event: EventEnvelope) -> String {
-            switch self {
-            case .exchange: event.type
-            case .queue(let name): name
-            }
-        }
-    }
-
-    /// The AMQP message for an event: the envelope as the body, its id as `message_id`,
-    /// its type as routing key (unless `routingKey` names a queue) and `type`, persistent
-    /// and mandatory.
-    public static func message(for event: EventEnvelope, body: [UInt8], exchange: String, routingKey: String? = nil) -> AMQPOutgoingMessage {
-        var headers: AMQPTable = ["schema_version": .int(Int64(event.schemaVersion))]
-        if let traceparent = event.traceparent { headers["traceparent"] = .string(traceparent) }
-        if let orderId = event.orderId { headers["order_id"] = .string(orderId.uuidString.lowercased()) }
-        return AMQPOutgoingMessage(
-            exchange: exchange, routingKey: routingKey ?? event.type, body: body,
-            properties: AMQPProperties(
-                messageID: event.id.uuidString.lowercased(), contentType: "application/json", type: event.type,
-                timestamp: event.occurredAt, headers: headers, persistent: true, appID: "emporium"),
-            mandatory: true)
-    }
-}
-
 /// Publishes committed outbox rows with publisher confirms and marks them published, only
 /// after the broker confirmed them. Failures are logged and left to the relay.
-public struct OutboxPublisher: Sendable {
+package struct OutboxPublisher: Sendable {
     /// The confirmed publisher underneath (workers also route failed messages through it).
-    public let publisher: AMQPPublisher
+    package let publisher: AMQPPublisher
     let pool: PostgresPool
     let exchange: String
     /// The process's logger.
-    public let logger: Logger
+    package let logger: Logger
     /// Events handed over by ``publishSoon(_:)``, published in batches by the relay.
     let committed = CommittedEvents()
     /// One warning when publishing after commit starts failing (a broker outage), one notice
@@ -81,7 +22,7 @@ public struct OutboxPublisher: Sendable {
     let afterCommitFailures: FailureStreak
 
     /// Creates a publisher for events on `exchange`.
-    public init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {
+    package init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {
         self.publisher = publisher
         self.pool = pool
         self.exchange = exchange
@@ -93,7 +34,7 @@ public struct OutboxPublisher: Sendable {
     /// returns how many the broker confirmed (and were marked). Never throws: the relay
     /// retries what is left.
     @discardableResult
-    public func publishCommitted(_ events: [EventEnvelope]) async -> Int {
+    package func publishCommitted(_ events: [EventEnvelope]) async -> Int {
         await publishCommitted(events.map { CommittedEvent(event: $0, queue: nil) })
     }
 
@@ -102,8 +43,8 @@ public struct OutboxPublisher: Sendable {
         guard !items.isEmpty else { return 0 }
         do {
             let messages = try items.map { item in
-                let destination: Outbox.Destination = item.queue.map { .queue($0) } ?? .exchange(exchange)
-                return Outbox.message(for: item.event, body: try item.event.encoded(), exchange: destination.exchange,
+                let destination: OutboxStore.Destination = item.queue.map { .queue($0) } ?? .exchange(exchange)
+                return OutboxStore.message(for: item.event, body: try item.event.encoded(), exchange: destination.exchange,
                                       routingKey: destination.routingKey(for: item.event))
             }
             let confirmed = try await publishAndMark(ids: items.map(\.event.id), messages: messages).confirmed
@@ -120,13 +61,13 @@ public struct OutboxPublisher: Sendable {
     /// broker. The batch publisher sends everything handed over meanwhile in one confirm
     /// window and marks it with one statement. What it cannot publish stays unpublished in
     /// the table, where the relay's poll finds it: the outbox row, not this call, is the promise.
-    public func publishSoon(_ events: [EventEnvelope]) {
+    package func publishSoon(_ events: [EventEnvelope]) {
         committed.add(events.map { CommittedEvent(event: $0, queue: nil) })
     }
 
     /// ``publishSoon(_:)`` for events committed to the outbox for one work queue
     /// (``Outbox/Destination/queue(_:)``).
-    public func publishSoon(_ events: [EventEnvelope], toQueue queue: String) {
+    package func publishSoon(_ events: [EventEnvelope], toQueue queue: String) {
         committed.add(events.map { CommittedEvent(event: $0, queue: queue) })
     }
 
@@ -161,22 +102,19 @@ public struct OutboxPublisher: Sendable {
             case .nacked: failed.append((id, "nacked by the broker"))
             }
         }
-        let mark = "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1) AND published_at IS NULL"
         if !confirmed.isEmpty {
-            if let db { try await db.query(mark, [confirmed]) } else { try await pool.query(mark, [confirmed]) }
+            if let db { try await OutboxStore.markPublished(confirmed, on: db) } else { try await pool.withConnection { try await OutboxStore.markPublished(confirmed, on: $0) } }
         }
         var parked = 0
         for (id, reason) in failed {
             logger.error("outbox event not accepted by the broker", metadata: ["message.id": "\(id)", "error": "\(reason)"])
-            let note = """
-                UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-                  parked_at = CASE WHEN attempts + 1 >= $3 THEN now() END
-                WHERE id = $1 AND published_at IS NULL RETURNING parked_at IS NOT NULL AS parked
-                """
-            let parameters: [any PostgresEncodable] = [id, reason, OutboxRelay.parkAfterAttempts]
-            let rows: PostgresRows
-            if let db { rows = try await db.query(note, parameters) } else { rows = try await pool.query(note, parameters) }
-            if try rows.first?.decode(Bool.self, "parked") == true {
+            let isParked: Bool
+            if let db {
+                isParked = try await OutboxStore.noteRefused(id, reason: reason, parkAfter: OutboxRelay.parkAfterAttempts, on: db)
+            } else {
+                isParked = try await pool.withConnection { try await OutboxStore.noteRefused(id, reason: reason, parkAfter: OutboxRelay.parkAfterAttempts, on: $0) }
+            }
+            if isParked {
                 parked += 1
                 logger.error("outbox row parked after \(OutboxRelay.parkAfterAttempts) refused attempts (emporium outbox parked)", metadata: ["message.id": "\(id)"])
             }
@@ -233,7 +171,7 @@ final class CommittedEvents: Sendable {
 /// until the broker confirmed them, so two relays never publish the same row at once;
 /// a row younger than `grace` is left to its writer's own after-commit publish. The relay
 /// also runs that after-commit publish: the batches of ``OutboxPublisher/publishSoon(_:)``.
-public struct OutboxRelay: Service {
+package struct OutboxRelay: Service {
     let publisher: OutboxPublisher
     let interval: Duration
     let grace: Duration
@@ -242,17 +180,17 @@ public struct OutboxRelay: Service {
     /// Failed publish attempts (returned or refused by the broker, or an undecodable row)
     /// after which a row is parked (`OUTBOX_PARK_AFTER_ATTEMPTS` is not read: a row the
     /// broker refused ten times needs a person, not an eleventh try).
-    public static let parkAfterAttempts = 10
+    package static let parkAfterAttempts = 10
 
     /// Creates a relay polling every `interval`.
-    public init(publisher: OutboxPublisher, interval: Duration = .seconds(1), grace: Duration = .seconds(2), batchSize: Int = 200) {
+    package init(publisher: OutboxPublisher, interval: Duration = .seconds(1), grace: Duration = .seconds(2), batchSize: Int = 200) {
         self.publisher = publisher
         self.interval = interval
         self.grace = grace
         self.batchSize = batchSize
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let publisher = self.publisher
         await withDiscardingTaskGroup { group in
             // Events this process just committed, in batches, as they come.
@@ -270,15 +208,10 @@ public struct OutboxRelay: Service {
     /// `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds` and `outbox_parked`,
     /// after each pass.
     func reportBacklog() async throws {
-        let row = try await publisher.pool.query(
-            """
-            SELECT count(*) FILTER (WHERE parked_at IS NULL) AS n, count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
-                   coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::float8 AS oldest
-            FROM outbox WHERE published_at IS NULL
-            """)[0]
-        Gauge(label: "outbox_unpublished").record(try row.decode(Int.self, "n"))
-        Gauge(label: "outbox_parked").record(try row.decode(Int.self, "parked"))
-        Gauge(label: "outbox_oldest_unpublished_age_seconds").record(try row.decode(Double.self, "oldest"))
+        let backlog = try await OutboxStore.backlog(on: publisher.pool)
+        Gauge(label: "outbox_unpublished").record(backlog.unpublished)
+        Gauge(label: "outbox_parked").record(backlog.parked)
+        Gauge(label: "outbox_oldest_unpublished_age_seconds").record(backlog.oldestSeconds ?? 0)
     }
 
     /// One pass: publishes up to `batchSize` stale rows; returns how many rows it settled
@@ -286,36 +219,23 @@ public struct OutboxRelay: Service {
     /// that has attempts left is not counted). A row that cannot be
     /// decoded is parked at once with the reason, so it never stops the rows behind it.
     @discardableResult
-    public func relayOnce() async throws -> Int {
-        let graceMS = Int(grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000)
-        return try await publisher.pool.withTransaction { db in
-            let rows = try await db.query(
-                """
-                SELECT id, exchange, routing_key, payload::text AS body FROM outbox
-                WHERE published_at IS NULL AND parked_at IS NULL AND created_at < now() - make_interval(secs => $1::float8 / 1000)
-                ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
-                """,
-                [graceMS, batchSize])
-            guard rows.count > 0 else { return 0 }
+    package func relayOnce() async throws -> Int {
+        try await publisher.pool.withTransaction { db in
+            let rows = try await OutboxStore.claimStale(olderThan: grace, limit: batchSize, on: db)
+            guard !rows.isEmpty else { return 0 }
             var ids: [UUID] = []
             var messages: [AMQPOutgoingMessage] = []
             var parked = 0
             for row in rows {
-                let id = try row.decode(UUID.self, "id")
                 do {
-                    let body = Array(try row.decode(String.self, "body").utf8)
-                    let event = try EventEnvelope.decode(body)
-                    let exchange = try row.decode(String.self, "exchange")
-                    let routingKey = try row.decode(String.self, "routing_key")
-                    messages.append(Outbox.message(for: event, body: body, exchange: exchange, routingKey: routingKey))
-                    ids.append(id)
+                    let event = try EventEnvelope.decode(row.body)
+                    messages.append(OutboxStore.message(for: event, body: row.body, exchange: row.exchange, routingKey: row.routingKey))
+                    ids.append(row.id)
                 } catch {
                     parked += 1
                     publisher.logger.error("outbox row cannot be decoded; parked for an operator (emporium outbox parked)",
-                                           metadata: ["message.id": "\(id)", "error": "\(error)"])
-                    try await db.query(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, parked_at = now() WHERE id = $1",
-                        [id, "undecodable: \(error)"])
+                                           metadata: ["message.id": "\(row.id)", "error": "\(error)"])
+                    try await OutboxStore.park(row.id, reason: "undecodable: \(error)", on: db)
                 }
             }
             let (confirmed, refused) = ids.isEmpty ? (0, 0) : try await publisher.publishAndMark(ids: ids, messages: messages, on: db)
@@ -324,16 +244,5 @@ public struct OutboxRelay: Service {
             }
             return confirmed + parked + refused
         }
-    }
-}
-
-/// Records processed messages per consumer so a redelivery is recognised.
-public enum Inbox {
-    /// Records `messageID` for `consumer`, handled by this process, in the transaction on
-    /// `db`; false when it was already recorded (a duplicate: skip the effects, ack the message).
-    public static func claim(consumer: String, messageID: UUID, on db: PostgresConnection) async throws -> Bool {
-        try await db.query(
-            "INSERT INTO inbox (consumer, message_id, handled_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [consumer, messageID, ProcessIdentity.current]).affectedRows == 1
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Messaging
+import Observability
 import Synchronization
 import Testing
 

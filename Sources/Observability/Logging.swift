@@ -4,9 +4,9 @@ import Synchronization
 
 /// How every Emporium process logs: one JSON object per line on standard error
 /// (`LOG_FORMAT=json`, the default), or plain text for development (`LOG_FORMAT=text`).
-public enum EmporiumLogging {
+package enum EmporiumLogging {
     /// Installs the log handler for this process, from `LOG_FORMAT`. Call once, first thing.
-    public static func bootstrap(_ environment: [String: String] = ProcessInfo.processInfo.environment) {
+    package static func bootstrap(_ environment: [String: String] = ProcessInfo.processInfo.environment) {
         let text = environment["LOG_FORMAT"]?.lowercased() == "text"
         LoggingSystem.bootstrap { label in
             text ? StreamLogHandler.standardError(label: label) as any LogHandler : JSONLogHandler(label: label)
@@ -18,31 +18,31 @@ public enum EmporiumLogging {
 /// the metadata (`request.id`, `order.id`, `message.id`, `trace.id`, `amqp.queue`, ...).
 /// Metadata whose key names a secret (password, token, secret, authorization, cookie) is
 /// written as `[redacted]`: a mistake at a call site cannot leak one.
-public struct JSONLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
-    public let label: String
+package struct JSONLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .info
+    package let label: String
     private let write: @Sendable (String) -> Void
 
     /// A handler writing to standard error.
-    public init(label: String) {
+    package init(label: String) {
         self.init(label: label) { line in FileHandle.standardError.write(Data(line.utf8)) }
     }
 
     /// A handler writing lines to `write` (tests).
-    public init(label: String, write: @escaping @Sendable (String) -> Void) {
+    package init(label: String, write: @escaping @Sendable (String) -> Void) {
         self.label = label
         self.write = write
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
     static let secretWords = ["password", "token", "secret", "authorization", "cookie"]
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
         var fields: [String: Any] = [:]
         for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { _, new in new }) {
             let lowered = key.lowercased()
@@ -71,7 +71,7 @@ public struct JSONLogHandler: LogHandler {
 }
 
 /// The trace id (32 hex digits) of a W3C `traceparent`, for log lines.
-public func traceID(ofTraceparent traceparent: String?) -> String? {
+package func traceID(ofTraceparent traceparent: String?) -> String? {
     guard let parts = traceparent?.split(separator: "-"), parts.count == 4, parts[1].count == 32 else { return nil }
     return String(parts[1])
 }

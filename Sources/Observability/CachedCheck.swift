@@ -9,15 +9,15 @@ import Synchronization
 /// starts (concurrent callers share it) and each caller waits for it at most `deadline`;
 /// a check still running then reads as failed ("no answer within …") and keeps running in
 /// the background, bounded by its own timeouts, so slow checks never pile up.
-public final class CachedCheck: Sendable {
+package final class CachedCheck: Sendable {
     /// What a run found.
-    public struct Result: Sendable, Equatable {
+    package struct Result: Sendable, Equatable {
         /// Whether the dependency is usable.
-        public let ok: Bool
+        package let ok: Bool
         /// `ok`, or why not (safe to show: no internal error text).
-        public let detail: String
+        package let detail: String
         /// Creates a result.
-        public init(ok: Bool, detail: String) {
+        package init(ok: Bool, detail: String) {
             self.ok = ok
             self.detail = detail
         }
@@ -35,14 +35,14 @@ public final class CachedCheck: Sendable {
 
     /// A check that runs `body`, remembers its result for `ttl` and waits for it at most
     /// `deadline`.
-    public init(ttl: Duration = .seconds(1), deadline: Duration = .milliseconds(1500), _ body: @escaping @Sendable () async -> Result) {
+    package init(ttl: Duration = .seconds(1), deadline: Duration = .milliseconds(1500), _ body: @escaping @Sendable () async -> Result) {
         self.ttl = ttl
         self.deadline = deadline
         self.body = body
     }
 
     /// A check from a throwing probe: thrown errors read as `failure`.
-    public convenience init(ttl: Duration = .seconds(1), deadline: Duration = .milliseconds(1500), failure: String = "unavailable",
+    package convenience init(ttl: Duration = .seconds(1), deadline: Duration = .milliseconds(1500), failure: String = "unavailable",
                             _ probe: @escaping @Sendable () async throws -> Void) {
         self.init(ttl: ttl, deadline: deadline) {
             do {
@@ -55,7 +55,7 @@ public final class CachedCheck: Sendable {
     }
 
     /// The latest result no older than `ttl`, or a new one within `deadline`.
-    public func result() async -> Result {
+    package func result() async -> Result {
         let now = ContinuousClock.now
         let task = state.withLock { state -> Task<Result, Never>? in
             if let last = state.last, now - last.at < ttl { return nil }

@@ -1,0 +1,96 @@
+import Foundation
+
+/// The rules that turn a cart into an order: every line still sold, one currency, prices as
+/// they are now (a price that changed since a line was added is shown to the customer before
+/// they pay it), totals that fit. Pure: the caller reads the lines and acts on the decision.
+package enum Checkout {
+    /// A cart or an order holds at most this many lines.
+    package static let maxLines = 100
+
+    /// A cart line with its product as it is now.
+    package struct Line: Sendable {
+        package let productId: UUID
+        package let name: String
+        package let sku: String
+        package let quantity: Int
+        /// The price captured when the line was added or last changed.
+        package let capturedCents: Int
+        /// The product's price now.
+        package let currentCents: Int
+        package let currency: String
+        package let isActive: Bool
+
+        package init(productId: UUID, name: String, sku: String, quantity: Int, capturedCents: Int, currentCents: Int, currency: String, isActive: Bool) {
+            self.productId = productId
+            self.name = name
+            self.sku = sku
+            self.quantity = quantity
+            self.capturedCents = capturedCents
+            self.currentCents = currentCents
+            self.currency = currency
+            self.isActive = isActive
+        }
+    }
+
+    /// What a line's problem is, for the customer (keyed by product).
+    package struct LineNote: Sendable, Equatable {
+        package let productId: UUID
+        package let message: String
+    }
+
+    /// An order's amounts, all in `currency`'s minor units.
+    package struct Totals: Sendable, Equatable {
+        package let subtotalCents: Int
+        package let taxCents: Int
+        package let shippingCents: Int
+        package let totalCents: Int
+        package let currency: String
+    }
+
+    /// What to do with the cart.
+    package enum Decision: Sendable, Equatable {
+        /// Place the order at these totals (each line at its current price).
+        case place(Totals)
+        /// The cart is empty.
+        case empty
+        /// More lines than ``maxLines``.
+        case tooManyLines
+        /// Some products are no longer sold.
+        case unavailable([LineNote])
+        /// The lines are in more than one currency.
+        case mixedCurrencies
+        /// A sum overflows.
+        case tooLarge
+        /// Prices changed and the customer has not agreed to the new total: the cart should
+        /// take the current prices, and the customer sees `total` before placing again.
+        case pricesChanged([LineNote], total: Int)
+        /// The customer agreed to a total that is not the one at the current prices.
+        case totalMismatch(expected: Int, actual: Int, changes: [LineNote])
+    }
+
+    /// Decides about `lines` at `pricing`, given the total the customer agreed to, if any.
+    package static func decide(_ lines: [Line], pricing: Pricing, expectedTotalCents: Int?) -> Decision {
+        guard let currency = lines.first?.currency else { return .empty }
+        guard lines.count <= maxLines else { return .tooManyLines }
+        let unavailable = lines.filter { !$0.isActive }.map { LineNote(productId: $0.productId, message: "\($0.name) is no longer sold; remove it from the cart") }
+        guard unavailable.isEmpty else { return .unavailable(unavailable) }
+        guard lines.allSatisfy({ $0.currency == currency }) else { return .mixedCurrencies }
+        let changes = lines.filter { $0.capturedCents != $0.currentCents }.map {
+            LineNote(productId: $0.productId,
+                     message: "\($0.name): the price changed from \(Money.format($0.capturedCents)) to \(Money.format($0.currentCents)) \($0.currency)")
+        }
+        guard let sums = pricing.totals(of: lines.map { ($0.currentCents, $0.quantity) }) else { return .tooLarge }
+        if let expected = expectedTotalCents, expected != sums.total {
+            return .totalMismatch(expected: expected, actual: sums.total, changes: changes)
+        }
+        if !changes.isEmpty && expectedTotalCents == nil { return .pricesChanged(changes, total: sums.total) }
+        return .place(Totals(subtotalCents: sums.subtotal, taxCents: sums.tax, shippingCents: sums.shipping, totalCents: sums.total, currency: currency))
+    }
+
+    /// `EMP-YYMMDD-XXXXXX`: readable on the phone, unique by its random part (and the index).
+    package static func newOrderNumber(now: Date = Date()) -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        let day = now.formatted(.iso8601.year().month().day().dateSeparator(.omitted)).dropFirst(2)
+        return "EMP-\(day)-" + String((0..<6).map { _ in alphabet.randomElement()! })
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+/// The saga's events (ARCHITECTURE.md, "Event flow"): each type is also the AMQP routing key,
+/// and each has a payload struct below.
+package enum EventType: String, Sendable, CaseIterable, Codable {
+    /// ``OrderPlaced``: a customer placed an order; stock is next.
+    case orderPlaced = "order.placed"
+    /// ``OrderOutcome``: paid and reserved.
+    case orderConfirmed = "order.confirmed"
+    /// ``OrderOutcome`` with the reason.
+    case orderCancelled = "order.cancelled"
+    /// ``OrderOutcome``: handed to the carrier.
+    case orderShipped = "order.shipped"
+    /// ``OrderOutcome``: received.
+    case orderDelivered = "order.delivered"
+    /// ``StockOutcome``: every line reserved.
+    case stockReserved = "stock.reserved"
+    /// ``StockOutcome``: a line could not be reserved.
+    case stockRejected = "stock.rejected"
+    /// ``PaymentRequested``: the order worker asks for the charge.
+    case paymentRequested = "payment.requested"
+    /// ``PaymentOutcome``.
+    case paymentSucceeded = "payment.succeeded"
+    /// ``PaymentOutcome`` with the decline code.
+    case paymentFailed = "payment.failed"
+    /// ``PaymentRefunded``.
+    case paymentRefunded = "payment.refunded"
+    /// ``OrderOutcome``: a charge arrived for an order that was cancelled meanwhile: give the money back.
+    case paymentRefundRequested = "payment.refund_requested"
+}
+
+/// A line of an order as the stock worker needs it.
+package struct OrderLine: Sendable, Codable, Hashable {
+    package var productId: UUID
+    package var quantity: Int
+    package init(productId: UUID, quantity: Int) {
+        self.productId = productId
+        self.quantity = quantity
+    }
+}
+
+/// `order.placed`: a customer placed an order; stock is next.
+package struct OrderPlaced: Sendable, Codable {
+    package var orderId: UUID
+    package var userId: UUID
+    package var totalCents: Int
+    package var currency: String
+    package var paymentMethod: String
+    package var lines: [OrderLine]
+    package init(orderId: UUID, userId: UUID, totalCents: Int, currency: String, paymentMethod: String, lines: [OrderLine]) {
+        self.orderId = orderId
+        self.userId = userId
+        self.totalCents = totalCents
+        self.currency = currency
+        self.paymentMethod = paymentMethod
+        self.lines = lines
+    }
+}
+
+/// `stock.reserved` / `stock.rejected`: the stock worker's answer to `order.placed`.
+package struct StockOutcome: Sendable, Codable {
+    package var orderId: UUID
+    /// For a rejection, the first product that was short.
+    package var productId: UUID?
+    package init(orderId: UUID, productId: UUID? = nil) {
+        self.orderId = orderId
+        self.productId = productId
+    }
+}
+
+/// `payment.requested`: the order worker asks for the charge.
+package struct PaymentRequested: Sendable, Codable {
+    package var orderId: UUID
+    package var userId: UUID
+    package var amountCents: Int
+    package var currency: String
+    package var paymentMethod: String
+    package init(orderId: UUID, userId: UUID, amountCents: Int, currency: String, paymentMethod: String) {
+        self.orderId = orderId
+        self.userId = userId
+        self.amountCents = amountCents
+        self.currency = currency
+        self.paymentMethod = paymentMethod
+    }
+}
+
+/// `payment.succeeded` / `payment.failed`.
+package struct PaymentOutcome: Sendable, Codable {
+    package var orderId: UUID
+    package var paymentId: UUID
+    package var reason: String?
+    package init(orderId: UUID, paymentId: UUID, reason: String? = nil) {
+        self.orderId = orderId
+        self.paymentId = paymentId
+        self.reason = reason
+    }
+}
+
+/// `order.confirmed` / `order.cancelled`.
+package struct OrderOutcome: Sendable, Codable {
+    package var orderId: UUID
+    package var userId: UUID
+    package var reason: String?
+    package init(orderId: UUID, userId: UUID, reason: String? = nil) {
+        self.orderId = orderId
+        self.userId = userId
+        self.reason = reason
+    }
+}
+
+/// `payment.refunded`.
+package struct PaymentRefunded: Sendable, Codable {
+    package var orderId: UUID
+    package var paymentId: UUID
+    package var refundId: UUID
+    package var amountCents: Int
+    package var currency: String
+    package init(orderId: UUID, paymentId: UUID, refundId: UUID, amountCents: Int, currency: String) {
+        self.orderId = orderId
+        self.paymentId = paymentId
+        self.refundId = refundId
+        self.amountCents = amountCents
+        self.currency = currency
+    }
+}

@@ -1,0 +1,24 @@
+import Foundation
+import Observability
+import Domain
+import Postgres
+
+/// Records processed messages per consumer so a redelivery is recognised.
+package enum InboxStore {
+    /// Records `messageID` for `consumer`, handled by this process, in the transaction on
+    /// `db`; false when it was already recorded (a duplicate: skip the effects, ack the message).
+    package static func claim(consumer: String, messageID: UUID, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
+            "INSERT INTO inbox (consumer, message_id, handled_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [consumer, messageID, ProcessIdentity.current]).affectedRows == 1
+    }
+
+    /// Deletes, at most `batch`, rows processed longer than `age` ago.
+    package static func prune(olderThan age: Duration, batch: Int, on db: PostgresConnection) async throws -> Int {
+        try await db.query(
+            """
+            DELETE FROM inbox WHERE (consumer, message_id) IN (
+              SELECT consumer, message_id FROM inbox WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2)
+            """, [age.secondsWithFraction, batch]).affectedRows
+    }
+}

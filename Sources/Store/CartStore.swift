@@ -1,0 +1,139 @@
+import Domain
+import Foundation
+import Postgres
+
+/// The cart aggregate's tables: `carts` and `cart_items`. Every statement is scoped to the
+/// caller's own cart, so another user's line is simply not found.
+package struct CartStore: Sendable {
+    /// A cart untouched for this long is emptied on its next use.
+    package let expiry: Duration
+
+    /// Creates the store.
+    package init(expiry: Duration) { self.expiry = expiry }
+
+    /// A cart line with its product's name.
+    package struct Line: Codable, Sendable {
+        package let id: UUID
+        package let productId: UUID
+        package let name: String
+        package let quantity: Int
+        package let unitPriceCents: Int
+        package let currency: String
+
+        package init(id: UUID, productId: UUID, name: String, quantity: Int, unitPriceCents: Int, currency: String) {
+            self.id = id
+            self.productId = productId
+            self.name = name
+            self.quantity = quantity
+            self.unitPriceCents = unitPriceCents
+            self.currency = currency
+        }
+    }
+
+    /// The user's cart id, creating the cart on first use. A cart idle for longer than
+    /// `expiry` is emptied first (its captured prices are stale); every use touches it.
+    package func cartId(for userId: UUID, on db: PostgresConnection) async throws -> UUID {
+        try await db.query(
+            """
+            DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1 AND updated_at < now() - make_interval(secs => $2))
+            """, [userId, expiry.secondsWithFraction])
+        return try await db.query(
+            """
+            INSERT INTO carts (id, user_id) VALUES ($1, $2)
+            ON CONFLICT (user_id) DO UPDATE SET updated_at = now() RETURNING id
+            """, [UUID(), userId])[0].decode(UUID.self, "id")
+    }
+
+    /// Locks the cart until the transaction ends: two placements by one user never take the
+    /// same lines.
+    package func lock(_ cartId: UUID, on db: PostgresConnection) async throws {
+        try await db.query("SELECT id FROM carts WHERE id = $1 FOR NO KEY UPDATE", [cartId])
+    }
+
+    /// The user's cart: its lines, by product name.
+    package func lines(ofUser userId: UUID, on db: PostgresConnection) async throws -> (cartId: UUID, lines: [Line]) {
+        let cartId = try await cartId(for: userId, on: db)
+        let lines = try await db.query(
+            """
+            SELECT ci.id, ci.product_id, p.name, ci.quantity, ci.unit_price_cents, ci.currency
+            FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY p.name, ci.id
+            """, [cartId]
+        ).map {
+            Line(id: try $0.decode(UUID.self, "id"), productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"),
+                 quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"), currency: try $0.decode(String.self, "currency"))
+        }
+        return (cartId, lines)
+    }
+
+    /// The cart's lines with their products as they are now, by product id.
+    package func pricedLines(_ cartId: UUID, on db: PostgresConnection) async throws -> [Checkout.Line] {
+        try await db.query(
+            """
+            SELECT ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents AS captured_cents, p.price_cents AS current_cents, p.currency, p.is_active
+            FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY ci.product_id
+            """, [cartId]
+        ).map {
+            Checkout.Line(productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"), sku: try $0.decode(String.self, "sku"),
+                          quantity: try $0.decode(Int.self, "quantity"), capturedCents: try $0.decode(Int.self, "captured_cents"),
+                          currentCents: try $0.decode(Int.self, "current_cents"), currency: try $0.decode(String.self, "currency"), isActive: try $0.decode(Bool.self, "is_active"))
+        }
+    }
+
+    /// Gives every line the current price of its product.
+    package func repriceToCurrent(_ cartId: UUID, on db: PostgresConnection) async throws {
+        try await db.query(
+            "UPDATE cart_items ci SET unit_price_cents = p.price_cents FROM products p WHERE ci.cart_id = $1 AND p.id = ci.product_id AND ci.unit_price_cents <> p.price_cents",
+            [cartId])
+    }
+
+    /// Empties the cart (its lines became an order).
+    package func clear(_ cartId: UUID, on db: PostgresConnection) async throws {
+        try await db.query("DELETE FROM cart_items WHERE cart_id = $1", [cartId])
+    }
+
+    /// The currencies of the cart's lines other than `productId`'s, and how many there are.
+    package func otherLines(_ cartId: UUID, than productId: UUID, on db: PostgresConnection) async throws -> (count: Int, currency: String?) {
+        let rows = try await db.query("SELECT currency FROM cart_items WHERE cart_id = $1 AND product_id <> $2", [cartId, productId])
+        return (rows.count, try rows.first?.decode(String.self, "currency"))
+    }
+
+    /// Adds `quantity` of a product at `priceCents`; the product's line grows if it is already
+    /// there and takes the current price. Returns the line's id, quantity and price.
+    package func add(_ cartId: UUID, productId: UUID, quantity: Int, priceCents: Int, currency: String,
+                     on db: PostgresConnection) async throws -> (id: UUID, quantity: Int, unitPriceCents: Int) {
+        let line = try await db.query(
+            """
+            INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity, unit_price_cents = EXCLUDED.unit_price_cents
+            RETURNING id, quantity, unit_price_cents
+            """, [UUID(), cartId, productId, quantity, priceCents, currency])[0]
+        return (try line.decode(UUID.self, "id"), try line.decode(Int.self, "quantity"), try line.decode(Int.self, "unit_price_cents"))
+    }
+
+    /// Sets a line's quantity and gives it its product's current price; returns whether the
+    /// product is still sold, or nil when the line is not `userId`'s.
+    package func setQuantity(_ itemId: UUID, ofUser userId: UUID, to quantity: Int, on db: PostgresConnection) async throws -> Bool? {
+        try await db.query(
+            """
+            UPDATE cart_items ci SET quantity = $3, unit_price_cents = p.price_cents FROM carts c, products p
+            WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2 AND p.id = ci.product_id
+            RETURNING p.is_active
+            """, [itemId, userId, quantity]).first.map { try $0.decode(Bool.self, "is_active") }
+    }
+
+    /// Removes a line of `userId`'s cart; false when there is no such line.
+    package func remove(_ itemId: UUID, ofUser userId: UUID, on pool: PostgresPool) async throws -> Bool {
+        try await pool.query("DELETE FROM cart_items ci USING carts c WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2", [itemId, userId]).affectedRows == 1
+    }
+
+    /// Fills the cart with one of each product (the load generator's refill, so that what
+    /// it measures is placement alone).
+    package func refill(_ cartId: UUID, with productIds: [UUID], on pool: PostgresPool) async throws {
+        try await pool.query(
+            """
+            INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency)
+            SELECT gen_random_uuid(), $1, p.id, 1, p.price_cents, p.currency FROM products p WHERE p.id = ANY($2)
+            ON CONFLICT (cart_id, product_id) DO NOTHING
+            """, [cartId, productIds])
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Postgres
+
+/// The fake payment provider's own records: `fake_provider_operations` (its ledger of
+/// charges and refunds, keyed by idempotency key), `fake_provider_outage` (the drill switch)
+/// and `fake_provider_refused_calls`. It stands for a processor's side, so it is written on
+/// its own pool, outside the worker's transaction.
+package struct FakeProviderLedger: Sendable {
+    let pool: PostgresPool
+
+    /// The ledger on `pool` (not the pool whose transaction calls the provider).
+    package init(pool: PostgresPool) { self.pool = pool }
+
+    /// One operation as the ledger keeps it.
+    package struct Operation: Sendable {
+        package let id: UUID
+        package let succeeded: Bool
+        package let declineCode: String?
+    }
+
+    /// Whether the drill switch says the provider is down.
+    package func outage() async throws -> Bool {
+        try await pool.query("SELECT active FROM fake_provider_outage WHERE id = 1").first?.decode(Bool.self, "active") ?? false
+    }
+
+    /// Throws the drill switch: while `down`, every provider call fails transiently, as an
+    /// unreachable processor would.
+    package func setOutage(_ down: Bool) async throws {
+        try await pool.query("UPDATE fake_provider_outage SET active = $1 WHERE id = 1", [down])
+    }
+
+    /// Notes a call refused during an outage drill.
+    package func noteRefused(_ key: String) async throws {
+        try await pool.query("INSERT INTO fake_provider_refused_calls (idempotency_key) VALUES ($1)", [key])
+    }
+
+    /// Stores an operation unless one with the same key exists; returns the stored one and
+    /// whether this call stored it.
+    package func record(key: String, kind: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
+                        succeeded: Bool, declineCode: String?) async throws -> (operation: Operation, new: Bool) {
+        let inserted = try await pool.query(
+            """
+            INSERT INTO fake_provider_operations (id, idempotency_key, kind, order_id, amount_cents, currency, payment_method, outcome, decline_code)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING
+            """,
+            [UUID(), key, kind, orderId, amountCents, currency, method, succeeded ? "succeeded" : "declined", declineCode])
+        guard let stored = try await operation(key: key, kind: nil) else {
+            throw PostgresError(code: .rowNotFound, message: "the fake provider's operation \(key) vanished")
+        }
+        return (stored, inserted.affectedRows == 1)
+    }
+
+    /// The operation stored under `key` (of `kind`, when given).
+    package func operation(key: String, kind: String?) async throws -> Operation? {
+        try await pool.query(
+            "SELECT id, outcome, decline_code FROM fake_provider_operations WHERE idempotency_key = $1 AND ($2::text IS NULL OR kind = $2)", [key, kind]
+        ).first.map {
+            Operation(id: try $0.decode(UUID.self, "id"), succeeded: try $0.decode(String.self, "outcome") == "succeeded",
+                      declineCode: try $0.decode(String?.self, "decline_code"))
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Postgres
+
+/// Notifications sent: `notifications`, one per event and channel.
+package struct NotificationStore: Sendable {
+    /// Creates the store.
+    package init() {}
+
+    /// A notification to record.
+    package struct Record: Sendable {
+        package let id: UUID
+        package let eventId: UUID
+        package let userId: UUID?
+        package let orderId: UUID?
+        package let channel: String
+        package let template: String
+        package let recipient: String
+        package let body: String
+        package init(id: UUID, eventId: UUID, userId: UUID?, orderId: UUID?, channel: String, template: String, recipient: String, body: String) {
+            self.id = id
+            self.eventId = eventId
+            self.userId = userId
+            self.orderId = orderId
+            self.channel = channel
+            self.template = template
+            self.recipient = recipient
+            self.body = body
+        }
+    }
+
+    /// Records a sent notification; false when the event already has one on this channel
+    /// (its unique key decides, so a redelivery sends nothing).
+    package func record(_ record: Record, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
+            """
+            INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status, sent_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
+            ON CONFLICT (event_id, channel) DO NOTHING
+            """,
+            [record.id, record.userId, record.orderId, record.eventId, record.channel, record.template, record.recipient, record.body]).affectedRows == 1
+    }
+}

@@ -1,0 +1,339 @@
+import Domain
+import Foundation
+import Metrics
+import Observability
+import Postgres
+
+/// The order aggregate's tables: `orders`, `order_items`, `order_status_history`. The only
+/// place that writes them; every read of an order's body maps its rows here, once.
+package struct OrderStore: Sendable {
+    /// Creates the store.
+    package init() {}
+
+    // MARK: Records
+
+    /// A postal address as an order keeps it.
+    package struct Address: Codable, Sendable, Equatable {
+        package let line1: String
+        package let line2: String?
+        package let city: String
+        package let postalCode: String
+        package let country: String
+
+        package init(line1: String, line2: String?, city: String, postalCode: String, country: String) {
+            self.line1 = line1
+            self.line2 = line2
+            self.city = city
+            self.postalCode = postalCode
+            self.country = country
+        }
+    }
+
+    /// One line of an order.
+    package struct Item: Codable, Sendable {
+        package let productId: UUID
+        package let name: String
+        package let sku: String
+        package let quantity: Int
+        package let unitPriceCents: Int
+
+        package init(productId: UUID, name: String, sku: String, quantity: Int, unitPriceCents: Int) {
+            self.productId = productId
+            self.name = name
+            self.sku = sku
+            self.quantity = quantity
+            self.unitPriceCents = unitPriceCents
+        }
+    }
+
+    /// One change of an order's status.
+    package struct HistoryEntry: Codable, Sendable {
+        package let fromStatus: String?
+        package let toStatus: String
+        package let reason: String?
+        package let changedAt: Date
+    }
+
+    /// An order as the API shows it (snake_case JSON through ``EmporiumJSON``).
+    package struct Order: Codable, Sendable {
+        package let id: UUID
+        package let orderNumber: String
+        package let status: String
+        package let cancellationReason: String?
+        package let paymentMethod: String
+        package let shippingAddress: Address
+        package let items: [Item]
+        package let subtotalCents: Int
+        package let taxCents: Int
+        package let shippingCents: Int
+        package let totalCents: Int
+        package let currency: String
+        package let statusHistory: [HistoryEntry]
+        package let createdAt: Date
+    }
+
+    /// A new order, priced.
+    package struct NewOrder: Sendable {
+        package let id: UUID
+        package let orderNumber: String
+        package let userId: UUID
+        package let paymentMethod: String
+        package let shippingAddress: Address
+        package let items: [Item]
+        package let subtotalCents: Int
+        package let taxCents: Int
+        package let shippingCents: Int
+        package let totalCents: Int
+        package let currency: String
+        package let traceparent: String
+
+        package init(id: UUID, orderNumber: String, userId: UUID, paymentMethod: String, shippingAddress: Address, items: [Item], subtotalCents: Int,
+                     taxCents: Int, shippingCents: Int, totalCents: Int, currency: String, traceparent: String) {
+            self.id = id
+            self.orderNumber = orderNumber
+            self.userId = userId
+            self.paymentMethod = paymentMethod
+            self.shippingAddress = shippingAddress
+            self.items = items
+            self.subtotalCents = subtotalCents
+            self.taxCents = taxCents
+            self.shippingCents = shippingCents
+            self.totalCents = totalCents
+            self.currency = currency
+            self.traceparent = traceparent
+        }
+    }
+
+    /// What the saga needs to know about an order that just moved.
+    package struct Moved: Sendable {
+        package let userId: UUID
+        package let totalCents: Int
+        package let currency: String
+        package let paymentMethod: String
+        package let from: OrderStatus
+    }
+
+    // MARK: Writing
+
+    /// Writes the order, its lines and its first history row in the caller's transaction;
+    /// returns the order as it is stored.
+    package func create(_ order: NewOrder, on db: PostgresConnection) async throws -> Order {
+        let address = try PostgresJSON(encoding: order.shippingAddress, encoder: EmporiumJSON.encoder())
+        let created = try await db.query(
+            """
+            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
+            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at
+            """,
+            [order.id, order.orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
+             order.totalCents, order.currency, order.traceparent])[0].decode(Date.self, "created_at")
+        try await db.query(
+            """
+            INSERT INTO order_items (id, order_id, product_id, product_name, sku, quantity, unit_price_cents, currency)
+            SELECT gen_random_uuid(), $1, item.product_id, item.name, item.sku, item.quantity, item.price, $7
+            FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int8[]) AS item(product_id, name, sku, quantity, price)
+            """,
+            [order.id, order.items.map(\.productId), order.items.map(\.name), order.items.map(\.sku), order.items.map { Int32($0.quantity) },
+             order.items.map(\.unitPriceCents), order.currency])
+        let changed = try await db.query(
+            "INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING') RETURNING changed_at", [order.id]
+        )[0].decode(Date.self, "changed_at")
+        return Order(
+            id: order.id, orderNumber: order.orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: order.paymentMethod,
+            shippingAddress: order.shippingAddress, items: order.items, subtotalCents: order.subtotalCents, taxCents: order.taxCents,
+            shippingCents: order.shippingCents, totalCents: order.totalCents, currency: order.currency,
+            statusHistory: [HistoryEntry(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: changed)], createdAt: created)
+    }
+
+    /// Moves an order to `target` if, and only if, its state allows it (the state machine's
+    /// `allowedSources`), and records the change in its history; nil when the order is not
+    /// in an allowed state. Records `orders_finalized_total` and `saga_step_seconds`.
+    package func transition(_ orderId: UUID, to target: OrderStatus, reason: CancellationReason? = nil, on db: PostgresConnection) async throws -> Moved? {
+        let allowed = OrderStatus.allowedSources(of: target).map(\.rawValue)
+        guard let row = try await db.query(
+            """
+            WITH previous AS (SELECT id, status FROM orders WHERE id = $1 FOR NO KEY UPDATE)
+            UPDATE orders o SET status = $2, cancellation_reason = $3, updated_at = now()
+            FROM previous WHERE o.id = previous.id AND previous.status = ANY($4)
+            RETURNING o.user_id, o.total_cents, o.currency, o.payment_method, previous.status AS from_status,
+                      extract(epoch FROM now() - o.created_at)::float8 AS age_seconds
+            """,
+            [orderId, target.rawValue, reason?.rawValue, allowed]).first
+        else { return nil }
+        let from = try row.decode(String.self, "from_status")
+        try await db.query(
+            "INSERT INTO order_status_history (order_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
+            [orderId, from, target.rawValue, reason?.rawValue])
+        SagaMetrics.reached(target, ageSeconds: try row.decode(Double.self, "age_seconds"))
+        return Moved(
+            userId: try row.decode(UUID.self, "user_id"), totalCents: try row.decode(Int.self, "total_cents"),
+            currency: try row.decode(String.self, "currency"), paymentMethod: try row.decode(String.self, "payment_method"),
+            from: OrderStatus(rawValue: from) ?? .pending)
+    }
+
+    // MARK: Reading orders
+
+    static let columns = """
+        id, order_number, status, cancellation_reason, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, created_at
+        """
+
+    /// The order with its lines and history; nil when missing or not owned by `owner`
+    /// (`nil` owner: any order, for admins).
+    package func order(_ id: UUID, visibleTo owner: UUID?, on db: PostgresConnection) async throws -> Order? {
+        let rows = try await db.query("SELECT \(Self.columns) FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)", [id, owner])
+        return try await orders(rows, db).first
+    }
+
+    /// A page of orders, newest first: `owner`'s, or every order for nil. Three statements
+    /// whatever the page's size: the orders, their lines, their history.
+    package func page(of owner: UUID?, size: Int, offset: Int, on db: PostgresConnection) async throws -> (orders: [Order], total: Int) {
+        let rows = try await db.query(
+            """
+            SELECT \(Self.columns), count(*) OVER () AS total FROM orders
+            WHERE ($1::uuid IS NULL OR user_id = $1) ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
+            """, [owner, size, offset])
+        return (try await orders(rows, db), try rows.first?.decode(Int.self, "total") ?? 0)
+    }
+
+    private func orders(_ rows: PostgresRows, _ db: PostgresConnection) async throws -> [Order] {
+        let ids = try rows.map { try $0.decode(UUID.self, "id") }
+        guard !ids.isEmpty else { return [] }
+        var items: [UUID: [Item]] = [:]
+        for row in try await db.query(
+            "SELECT order_id, product_id, product_name, sku, quantity, unit_price_cents FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, product_id", [ids]) {
+            items[try row.decode(UUID.self, "order_id"), default: []].append(
+                Item(productId: try row.decode(UUID.self, "product_id"), name: try row.decode(String.self, "product_name"), sku: try row.decode(String.self, "sku"),
+                     quantity: try row.decode(Int.self, "quantity"), unitPriceCents: try row.decode(Int.self, "unit_price_cents")))
+        }
+        var history: [UUID: [HistoryEntry]] = [:]
+        for row in try await db.query(
+            "SELECT order_id, from_status, to_status, reason, changed_at FROM order_status_history WHERE order_id = ANY($1) ORDER BY order_id, id", [ids]) {
+            history[try row.decode(UUID.self, "order_id"), default: []].append(
+                HistoryEntry(fromStatus: try row.decode(String?.self, "from_status"), toStatus: try row.decode(String.self, "to_status"),
+                             reason: try row.decode(String?.self, "reason"), changedAt: try row.decode(Date.self, "changed_at")))
+        }
+        return try rows.map { row in
+            let id = try row.decode(UUID.self, "id")
+            return Order(
+                id: id, orderNumber: try row.decode(String.self, "order_number"), status: try row.decode(String.self, "status"),
+                cancellationReason: try row.decode(String?.self, "cancellation_reason"), paymentMethod: try row.decode(String.self, "payment_method"),
+                shippingAddress: try row.decode(PostgresJSON.self, "shipping_address").decode(as: Address.self, decoder: EmporiumJSON.decoder()),
+                items: items[id] ?? [], subtotalCents: try row.decode(Int.self, "subtotal_cents"), taxCents: try row.decode(Int.self, "tax_cents"),
+                shippingCents: try row.decode(Int.self, "shipping_cents"), totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+                statusHistory: history[id] ?? [], createdAt: try row.decode(Date.self, "created_at"))
+        }
+    }
+
+    /// The order's owner and trace, when it exists and (with `owner`) belongs to them.
+    package func ownerAndTrace(_ id: UUID, owner: UUID?, on db: PostgresConnection) async throws -> (userId: UUID, traceparent: String?)? {
+        guard let row = try await db.query("SELECT user_id, trace_parent FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)", [id, owner]).first
+        else { return nil }
+        return (try row.decode(UUID.self, "user_id"), try row.decode(String?.self, "trace_parent"))
+    }
+
+    /// The order's status (and, with `lock`, its row locked `FOR NO KEY UPDATE` until the
+    /// transaction ends); nil when there is no such order.
+    package func status(of id: UUID, lock: Bool = false, on db: PostgresConnection) async throws -> OrderStatus? {
+        let sql = lock ? "SELECT status FROM orders WHERE id = $1 FOR NO KEY UPDATE" : "SELECT status FROM orders WHERE id = $1"
+        return try await db.query(sql, [id]).first.flatMap { OrderStatus(rawValue: try $0.decode(String.self, "status")) }
+    }
+
+    /// What the payment worker needs to decide about an order's charge.
+    package struct PaymentFacts: Sendable {
+        package let userId: UUID
+        package let status: OrderStatus
+        package let totalCents: Int
+        package let currency: String
+        package let paymentMethod: String
+        /// Whether it ever waited for payment (was a charge ever requested).
+        package let reachedPayment: Bool
+        /// Seconds since it was placed.
+        package let ageSeconds: Double
+    }
+
+    /// The facts of order `id` for its payment; nil when there is no such order.
+    package func paymentFacts(_ id: UUID, on db: PostgresConnection) async throws -> PaymentFacts? {
+        guard let row = try await db.query(
+            """
+            SELECT user_id, status, total_cents, currency, payment_method, extract(epoch FROM now() - created_at)::float8 AS age_seconds,
+                   EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT') AS reached_payment
+            FROM orders o WHERE id = $1
+            """, [id]).first
+        else { return nil }
+        return PaymentFacts(
+            userId: try row.decode(UUID.self, "user_id"), status: OrderStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
+            totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+            paymentMethod: try row.decode(String.self, "payment_method"), reachedPayment: try row.decode(Bool.self, "reached_payment"),
+            ageSeconds: try row.decode(Double.self, "age_seconds"))
+    }
+
+    /// The lines of order `id` as the stock worker reserves them.
+    package func lines(of id: UUID, on db: PostgresConnection) async throws -> [OrderLine] {
+        try await db.query("SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id", [id]).map {
+            OrderLine(productId: try $0.decode(UUID.self, "product_id"), quantity: try $0.decode(Int.self, "quantity"))
+        }
+    }
+
+    /// How many orders `userId` placed with `method` that still wait for payment.
+    package func unpaidOrders(of userId: UUID, method: String, on db: PostgresConnection) async throws -> Int {
+        try await db.query(
+            "SELECT count(*) AS n FROM orders WHERE user_id = $1 AND payment_method = $2 AND status IN ('PENDING', 'AWAITING_PAYMENT')",
+            [userId, method])[0].decode(Int.self, "n")
+    }
+
+    /// Orders waiting for payment longer than their timeout (card orders `cardTimeout`,
+    /// `manual` ones `manualTimeout`), oldest first, locked `FOR UPDATE SKIP LOCKED` so
+    /// replicas share them.
+    package func expiredAwaitingPayment(cardTimeout: Duration, manualTimeout: Duration, limit: Int, on db: PostgresConnection) async throws -> [(id: UUID, traceparent: String?)] {
+        try await db.query(
+            """
+            SELECT id, trace_parent FROM orders
+            WHERE status = 'AWAITING_PAYMENT'
+              AND updated_at < now() - make_interval(secs => CASE WHEN payment_method = $3 THEN $2 ELSE $1 END)
+            ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED
+            """,
+            [cardTimeout.secondsWithFraction, manualTimeout.secondsWithFraction, PaymentIds.manualMethod, limit]
+        ).map { (try $0.decode(UUID.self, "id"), try $0.decode(String?.self, "trace_parent")) }
+    }
+
+    /// What a notification about order `id` says, with its customer.
+    package struct NotificationFacts: Sendable {
+        package let userId: UUID
+        package let orderNumber: String
+        package let totalCents: Int
+        package let currency: String
+        package let email: String
+        package let firstName: String
+    }
+
+    /// The notification facts of order `id`; nil when there is no such order.
+    package func notificationFacts(_ id: UUID, on db: PostgresConnection) async throws -> NotificationFacts? {
+        guard let row = try await db.query(
+            """
+            SELECT o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
+            FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1
+            """, [id]).first
+        else { return nil }
+        return NotificationFacts(
+            userId: try row.decode(UUID.self, "user_id"), orderNumber: try row.decode(String.self, "order_number"),
+            totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+            email: try row.decode(String.self, "email"), firstName: try row.decode(String.self, "first_name"))
+    }
+
+    /// Whether `userId` has a delivered order containing `productId` (the right to review it).
+    package func hasDelivered(_ productId: UUID, to userId: UUID, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
+            """
+            SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id
+            WHERE o.user_id = $1 AND i.product_id = $2 AND o.status = 'DELIVERED' LIMIT 1
+            """, [userId, productId]).count == 1
+    }
+
+    /// Order count per status.
+    package func countsByStatus(on pool: PostgresPool) async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try await pool.query("SELECT status, count(*) AS n FROM orders GROUP BY status") {
+            counts[try row.decode(String.self, "status")] = try row.decode(Int.self, "n")
+        }
+        return counts
+    }
+}

@@ -1,0 +1,39 @@
+import Domain
+import Foundation
+import Postgres
+
+/// Stock reservations: `stock_reservations`, one row per order line reserved. The stock
+/// levels themselves are the catalog's (``CatalogStore/takeStock(_:quantity:on:)``).
+package struct StockStore: Sendable {
+    /// Creates the store.
+    package init() {}
+
+    /// Whether the order already holds reserved stock (a redelivery or a re-drive of its placement).
+    package func hasReservation(_ orderId: UUID, on db: PostgresConnection) async throws -> Bool {
+        try await db.query("SELECT count(*) AS n FROM stock_reservations WHERE order_id = $1 AND status = 'RESERVED'", [orderId])[0].decode(Int.self, "n") > 0
+    }
+
+    /// Records that `quantity` of a product is reserved for the order.
+    package func reserve(_ orderId: UUID, productId: UUID, quantity: Int, on db: PostgresConnection) async throws {
+        try await db.query(
+            "INSERT INTO stock_reservations (id, order_id, product_id, quantity, status) VALUES ($1, $2, $3, $4, 'RESERVED')",
+            [UUID(), orderId, productId, quantity])
+    }
+
+    /// Marks the order's reservations committed (it was paid).
+    package func commit(_ orderId: UUID, on db: PostgresConnection) async throws {
+        try await db.query("UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now() WHERE order_id = $1 AND status = 'RESERVED'", [orderId])
+    }
+
+    /// Releases the order's reserved or committed stock and returns what to give back; a
+    /// second release (a redelivery, a duplicate event) finds nothing.
+    package func release(_ orderId: UUID, on db: PostgresConnection) async throws -> [OrderLine] {
+        try await db.query(
+            """
+            UPDATE stock_reservations SET status = 'RELEASED', updated_at = now()
+            WHERE order_id = $1 AND status IN ('RESERVED', 'COMMITTED')
+            RETURNING product_id, quantity
+            """, [orderId]
+        ).map { OrderLine(productId: try $0.decode(UUID.self, "product_id"), quantity: try $0.decode(Int.self, "quantity")) }
+    }
+}

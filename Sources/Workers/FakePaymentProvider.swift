@@ -1,0 +1,104 @@
+import Domain
+import Foundation
+import Messaging
+import Postgres
+import Store
+
+/// A card processor stand-in: `tok_visa` (and `tok_mastercard`) succeed,
+/// `tok_chargeDeclined` is declined with `card_declined`, anything else with
+/// `invalid_payment_method`. Each call takes `latency`. For failure drills, setting
+/// `fake_provider_outage.active` makes every call fail transiently (as an unreachable
+/// processor would), and, only when `faults` is on (`FAKE_PROVIDER_FAULTS=true`),
+/// `tok_crash` kills the worker process (as a crashing SDK would) and
+/// `tok_crash_after_charge` charges and then kills it, before the worker can record the
+/// charge (once: a retry of the same key finds the charge and returns it). Its ledger is the
+/// `fake_provider_operations` table, written outside the caller's transaction like a real
+/// processor's records, so idempotency holds across worker crashes.
+///
+/// The ledger lives in Emporium's own database, so when that database is unavailable the
+/// provider's error is the database's (`PostgresError`, which pauses the worker) rather than
+/// a provider failure that would spend the message's retry attempts.
+package struct FakePaymentProvider: PaymentProvider {
+    package var name: String { PaymentIds.providerName }
+    let ledger: FakeProviderLedger
+    let latency: Duration
+    let faults: Bool
+
+    /// Creates the provider; `ledger` must not be the pool whose transaction calls it.
+    package init(ledger: PostgresPool, latency: Duration = .zero, faults: Bool = false) {
+        self.ledger = FakeProviderLedger(pool: ledger)
+        self.latency = latency
+        self.faults = faults
+    }
+
+    package func charge(_ request: ChargeRequest) async throws -> ProviderResult {
+        if faults && request.paymentMethod == "tok_crash" {
+            // Deliberate: the drill for a message that kills its worker (caught by the work
+            // queue's delivery limit). Reachable only with FAKE_PROVIDER_FAULTS=true.
+            fatalError("fake payment provider: simulated crash for tok_crash")
+        }
+        let crashAfterCharge = faults && request.paymentMethod == "tok_crash_after_charge"
+        let declineCode: String? = switch request.paymentMethod {
+        case "tok_visa", "tok_mastercard": nil
+        case "tok_crash_after_charge" where crashAfterCharge: nil
+        case "tok_chargeDeclined": "card_declined"
+        default: "invalid_payment_method"
+        }
+        let (result, new) = try await record(kind: "charge", key: request.idempotencyKey, orderId: request.orderId, amountCents: request.amountCents,
+                                             currency: request.currency, method: request.paymentMethod, declineCode: declineCode)
+        if crashAfterCharge && new {
+            // Deliberate: the drill for "charged, then the worker died before its commit".
+            // Reachable only with FAKE_PROVIDER_FAULTS=true.
+            fatalError("fake payment provider: simulated crash after charging \(request.idempotencyKey)")
+        }
+        return result
+    }
+
+    package func refund(idempotencyKey: String, orderId: UUID, chargeReference: String, amountCents: Int, currency: String) async throws -> ProviderResult {
+        try await record(kind: "refund", key: idempotencyKey, orderId: orderId, amountCents: amountCents, currency: currency, method: nil, declineCode: nil).result
+    }
+
+    package func lookupCharge(idempotencyKey: String) async throws -> ChargeLookup {
+        try await asProvider {
+            if latency > .zero { try await Task.sleep(for: latency) }
+            try await refuseDuringOutage(idempotencyKey)
+            guard let operation = try await ledger.operation(key: idempotencyKey, kind: "charge") else { return .notFound }
+            return operation.succeeded ? .succeeded(reference: Self.reference("charge", operation.id)) : .declined(code: operation.declineCode ?? "declined")
+        }
+    }
+
+    /// Throws a transient failure while the drill switch `fake_provider_outage.active` is on.
+    private func refuseDuringOutage(_ key: String) async throws {
+        guard try await ledger.outage() else { return }
+        try? await ledger.noteRefused(key)
+        throw TransientFailure("payment provider unavailable (outage)")
+    }
+
+    /// Stores the first result for `key` and returns whatever is stored, and whether this
+    /// call stored it.
+    private func record(kind: String, key: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
+                        declineCode: String?) async throws -> (result: ProviderResult, new: Bool) {
+        try await asProvider {
+            if latency > .zero { try await Task.sleep(for: latency) }
+            try await refuseDuringOutage(key)
+            let (operation, new) = try await ledger.record(key: key, kind: kind, orderId: orderId, amountCents: amountCents, currency: currency,
+                                                           method: method, succeeded: declineCode == nil, declineCode: declineCode)
+            let result: ProviderResult = operation.succeeded ? .succeeded(reference: Self.reference(kind, operation.id)) : .declined(code: operation.declineCode ?? "declined")
+            return (result, new)
+        }
+    }
+
+    /// A processor's reference for an operation: `ch_…` for charges, `re_…` for refunds.
+    private static func reference(_ kind: String, _ id: UUID) -> String { (kind == "charge" ? "ch_" : "re_") + id.uuidString.lowercased() }
+
+    /// Runs a ledger call as the provider's: the database being unavailable stays the
+    /// database's error (it pauses the worker); any other transient database error is the
+    /// provider's own failure.
+    private func asProvider<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresError where error.isTransient && !error.isUnavailable {
+            throw TransientFailure("payment provider unavailable: \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import Domain
+import Foundation
+import Logging
+import Messaging
+import Postgres
+import Store
+import TestSupport
+import Testing
+import Workers
+
+/// The saga's handlers against a migrated database, without a broker: each test calls a
+/// handler inside a transaction, as the worker does, and reads what it wrote and emitted.
+@Suite("Handlers", .timeLimit(.minutes(2)))
+struct HandlerTests {
+    /// A migrated database with one customer and products, and helpers to place orders.
+    struct Fixture {
+        let pool: PostgresPool
+        let customer: UUID
+        let orders = OrderStore()
+        let catalog = CatalogStore()
+
+        static func with<T>(_ body: (Fixture) async throws -> T) async throws -> T {
+            try await TestEnvironment.withMigratedDatabase { config in
+                let pool = PostgresPool(configuration: config, maxConnections: 4)
+                defer { Task { await pool.close() } }
+                let customer = UUID()
+                try await UserStore().create(id: customer, email: "\(customer)@example.com", passwordHash: "x", firstName: "Ada", lastName: "Lovelace",
+                                             role: .customer, on: pool)
+                return try await body(Fixture(pool: pool, customer: customer))
+            }
+        }
+
+        /// A product with `stock` units at 10.00 EUR.
+        func product(stock: Int) async throws -> UUID {
+            let id = UUID()
+            _ = try await pool.withTransaction { db in
+                try await catalog.create(id, .init(name: "Item \(id.uuidString.prefix(4))", description: "", sku: "SKU-\(id.uuidString.prefix(8))",
+                                                   priceCents: 1_000, currency: "EUR", stock: stock, images: nil, isActive: true),
+                                         sellerId: nil, categoryIds: nil, on: db)
+            }
+            return id
+        }
+
+        /// A PENDING order of `lines`, paid with `method`.
+        func order(_ lines: [OrderLine], method: String = "tok_visa") async throws -> OrderStore.Order {
+            let items = lines.map { OrderStore.Item(productId: $0.productId, name: "Item", sku: "SKU", quantity: $0.quantity, unitPriceCents: 1_000) }
+            let total = items.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }
+            return try await pool.withTransaction { db in
+                try await orders.create(OrderStore.NewOrder(
+                    id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: customer, paymentMethod: method,
+                    shippingAddress: .init(line1: "1 Main St", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"),
+                    items: items, subtotalCents: total, taxCents: 0, shippingCents: 0, totalCents: total, currency: "EUR", traceparent: TraceContextStub.value),
+                    on: db)
+            }
+        }
+
+        /// Runs `handler` on one event in a transaction, as the worker does.
+        func handle<H: EventHandler>(_ handler: H, _ type: EventType, _ payload: some Encodable, orderId: UUID) async throws -> [EventEnvelope] {
+            let event = try EventEnvelope(type: type, orderId: orderId, payload: payload)
+            let input = try #require(H.Input(type), "\(H.role) does not take \(type.rawValue)")
+            return try await pool.withTransaction { db in try await handler.handle(input, event, in: db) }
+        }
+
+        func stock(_ productId: UUID) async throws -> Int {
+            try await pool.query("SELECT stock FROM products WHERE id = $1", [productId])[0].decode(Int.self, "stock")
+        }
+
+        func status(_ orderId: UUID) async throws -> OrderStatus? {
+            try await pool.withConnection { try await orders.status(of: orderId, on: $0) }
+        }
+    }
+
+    enum TraceContextStub {
+        static let value = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    }
+
+    @Test("each handler's input is its role's routing table, and the topology binds exactly it")
+    func routingTable() {
+        func types<H: EventHandler>(_: H.Type) -> Set<String> { Set(H.Input.allCases.map(\.type.rawValue)) }
+        #expect(types(StockHandler.self) == Set(WorkerRole.stock.consumes.map(\.rawValue)))
+        #expect(types(OrderHandler.self) == Set(WorkerRole.order.consumes.map(\.rawValue)))
+        #expect(types(PaymentHandler.self) == Set(WorkerRole.payment.consumes.map(\.rawValue)))
+        #expect(types(NotificationHandler.self) == Set(WorkerRole.notification.consumes.map(\.rawValue)))
+        let names = MessagingNames(namespace: "routing")
+        for role in WorkerRole.allCases {
+            let bound = names.topology().bindings.filter { $0.queue == names.queue(role) }.map(\.routingKey)
+            #expect(Set(bound) == Set(role.consumes.map(\.rawValue)), "\(role)")
+        }
+    }
+
+    @Test("stock: all lines or none; a second order that does not fit is rejected and takes nothing")
+    func reserveAllOrNothing() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 3), pen = try await fixture.product(stock: 1)
+            let first = try await fixture.order([OrderLine(productId: mug, quantity: 2), OrderLine(productId: pen, quantity: 1)])
+            let placed = { (order: OrderStore.Order) in
+                OrderPlaced(orderId: order.id, userId: fixture.customer, totalCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa",
+                            lines: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) })
+            }
+            let reserved = try await fixture.handle(StockHandler(), .orderPlaced, placed(first), orderId: first.id)
+            #expect(reserved.map(\.type) == [EventType.stockReserved.rawValue])
+            #expect(try await fixture.stock(mug) == 1)
+            #expect(try await fixture.stock(pen) == 0)
+
+            let second = try await fixture.order([OrderLine(productId: mug, quantity: 1), OrderLine(productId: pen, quantity: 1)])
+            let rejected = try await fixture.handle(StockHandler(), .orderPlaced, placed(second), orderId: second.id)
+            #expect(rejected.map(\.type) == [EventType.stockRejected.rawValue])
+            #expect(try rejected[0].payload(as: StockOutcome.self).productId == pen)
+            #expect(try await fixture.stock(mug) == 1, "a rejected order took stock")
+
+            // The same placement again (a re-drive): answered again, nothing taken twice.
+            let again = try await fixture.handle(StockHandler(), .orderPlaced, placed(first), orderId: first.id)
+            #expect(again.map(\.type) == [EventType.stockReserved.rawValue])
+            #expect(try await fixture.stock(mug) == 1)
+        }
+    }
+
+    @Test("stock: a cancellation gives reserved stock back once, however often it arrives")
+    func releaseOnce() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 5)
+            let order = try await fixture.order([OrderLine(productId: mug, quantity: 4)])
+            _ = try await fixture.handle(StockHandler(), .orderPlaced,
+                                         OrderPlaced(orderId: order.id, userId: fixture.customer, totalCents: 4_000, currency: "EUR", paymentMethod: "tok_visa",
+                                                     lines: [OrderLine(productId: mug, quantity: 4)]), orderId: order.id)
+            #expect(try await fixture.stock(mug) == 1)
+            for _ in 0..<3 {
+                _ = try await fixture.handle(StockHandler(), .orderCancelled, OrderOutcome(orderId: order.id, userId: fixture.customer, reason: "customer"),
+                                             orderId: order.id)
+            }
+            #expect(try await fixture.stock(mug) == 5)
+        }
+    }
+
+    @Test("order: reserved → AWAITING_PAYMENT with payment.requested; paid → CONFIRMED; declined → CANCELLED (payment_failed); each only once")
+    func orderStateMachine() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 5)
+            let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+            let requested = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
+            #expect(requested.map(\.type) == [EventType.paymentRequested.rawValue])
+            #expect(try requested[0].payload(as: PaymentRequested.self).amountCents == order.totalCents)
+            #expect(try await fixture.status(order.id) == .awaitingPayment)
+            // A duplicate answer changes nothing and asks for nothing.
+            #expect(try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id).isEmpty)
+
+            let paymentId = PaymentIds.paymentId(for: order.id)
+            let confirmed = try await fixture.handle(OrderHandler(), .paymentSucceeded, PaymentOutcome(orderId: order.id, paymentId: paymentId), orderId: order.id)
+            #expect(confirmed.map(\.type) == [EventType.orderConfirmed.rawValue])
+            #expect(try await fixture.status(order.id) == .confirmed)
+            // A late duplicate of an earlier step changes nothing.
+            #expect(try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id).isEmpty)
+            #expect(try await fixture.status(order.id) == .confirmed)
+            let history = try #require(try await fixture.pool.withConnection { try await fixture.orders.order(order.id, visibleTo: nil, on: $0) }).statusHistory
+            #expect(history.map(\.toStatus) == ["PENDING", "AWAITING_PAYMENT", "CONFIRMED"])
+
+            let declined = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+            _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: declined.id), orderId: declined.id)
+            let failure = PaymentOutcome(orderId: declined.id, paymentId: PaymentIds.paymentId(for: declined.id), reason: "card_declined")
+            let cancelled = try await fixture.handle(OrderHandler(), .paymentFailed, failure, orderId: declined.id)
+            #expect(cancelled.map(\.type) == [EventType.orderCancelled.rawValue])
+            #expect(try cancelled[0].payload(as: OrderOutcome.self).reason == CancellationReason.paymentFailed.rawValue)
+            #expect(try await fixture.handle(OrderHandler(), .paymentFailed, failure, orderId: declined.id).isEmpty)
+            #expect(try await fixture.status(declined.id) == .cancelled)
+        }
+    }
+
+    @Test("payment: a card is charged once however often it is requested; a cancellation after the charge refunds it once")
+    func chargeAndRefundOnce() async throws {
+        try await Fixture.with { fixture in
+            let ledger = PostgresPool(configuration: fixture.pool.configuration, maxConnections: 2)
+            defer { Task { await ledger.close() } }
+            let handler = PaymentHandler(provider: FakePaymentProvider(ledger: ledger))
+            let mug = try await fixture.product(stock: 5)
+            let order = try await fixture.order([OrderLine(productId: mug, quantity: 2)])
+            _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
+            let request = PaymentRequested(orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa")
+            for _ in 0..<3 {
+                let outcome = try await fixture.handle(handler, .paymentRequested, request, orderId: order.id)
+                #expect(outcome.map(\.type) == [EventType.paymentSucceeded.rawValue])
+            }
+            let charges = try await fixture.pool.query("SELECT count(*) AS n FROM fake_provider_operations WHERE order_id = $1 AND kind = 'charge'", [order.id])
+            #expect(try charges[0].decode(Int.self, "n") == 1)
+
+            _ = try await fixture.pool.withTransaction { try await fixture.orders.transition(order.id, to: .cancelled, reason: .customer, on: $0) }
+            let cancelled = OrderOutcome(orderId: order.id, userId: fixture.customer, reason: "customer")
+            let refunded = try await fixture.handle(handler, .orderCancelled, cancelled, orderId: order.id)
+            #expect(refunded.map(\.type) == [EventType.paymentRefunded.rawValue])
+            #expect(try await fixture.handle(handler, .orderCancelled, cancelled, orderId: order.id).isEmpty)
+            let refunds = try await fixture.pool.query("SELECT count(*) AS n, sum(amount_cents)::int8 AS cents FROM refunds")
+            #expect(try refunds[0].decode(Int.self, "n") == 1)
+            #expect(try refunds[0].decode(Int.self, "cents") == order.totalCents)
+        }
+    }
+
+    @Test("payment: a declined card fails the payment and says so")
+    func declined() async throws {
+        try await Fixture.with { fixture in
+            let ledger = PostgresPool(configuration: fixture.pool.configuration, maxConnections: 2)
+            defer { Task { await ledger.close() } }
+            let mug = try await fixture.product(stock: 5)
+            let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: "tok_chargeDeclined")
+            _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
+            let outcome = try await fixture.handle(PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
+                                                   PaymentRequested(orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR",
+                                                                    paymentMethod: "tok_chargeDeclined"), orderId: order.id)
+            #expect(outcome.map(\.type) == [EventType.paymentFailed.rawValue])
+            #expect(try outcome[0].payload(as: PaymentOutcome.self).reason == "card_declined")
+        }
+    }
+
+    @Test("notification: one message per event and channel, rendered from the order")
+    func notifyOnce() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 5)
+            let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+            let handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
+            let event = try EventEnvelope(type: .orderConfirmed, orderId: order.id, payload: OrderOutcome(orderId: order.id, userId: fixture.customer))
+            for _ in 0..<2 {
+                _ = try await fixture.pool.withTransaction { try await handler.handle(.orderConfirmed, event, in: $0) }
+            }
+            let sent = try await fixture.pool.query("SELECT template, body FROM notifications WHERE order_id = $1", [order.id])
+            #expect(sent.count == 1)
+            #expect(try sent[0].decode(String.self, "body").contains(order.orderNumber))
+        }
+    }
+}
