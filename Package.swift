@@ -6,122 +6,123 @@ let workerExecutables = ["stock", "payment", "order", "notification"].map { "emp
 // The module graph is drawn in ARCHITECTURE.md ("Layout"). Lower layers never import higher
 // ones: Domain has no I/O; stores hold every table's SQL; the API, the workers and the CLI
 // are thin entry points over them.
-let sourceTargets: [Target] = [
-    // C clients, as system libraries.
-    .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-    .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+let sourceTargets: [Target] =
+    [
+        // C clients, as system libraries.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
 
-    // A dedicated OS thread per connection, so blocking C calls never run on Swift's
-    // cooperative pool.
-    .target(name: "IOThread"),
-    .target(
-        name: "Postgres",
-        dependencies: ["CLibPQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
-    ),
-    .target(
-        name: "AMQP",
-        dependencies: ["CRabbitMQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
-    ),
-    // The business rules: order state machine, checkout, money and pricing, payment states,
-    // roles, the saga's events and routing table. No I/O.
-    .target(name: "Domain", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-    // Logging, metrics, tracing, trace context, log keys, cached health checks.
-    .target(
-        name: "Observability",
-        dependencies: [
-            "Domain",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Tracing", package: "swift-distributed-tracing"),
-            .product(name: "OTel", package: "swift-otel"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]
-    ),
-    // Envelope, topology, outbox (store and relay), inbox, failure routing, worker runner.
-    .target(
-        name: "Messaging",
-        dependencies: [
-            "Postgres", "AMQP", "Domain", "Observability",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Tracing", package: "swift-distributed-tracing"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]
-    ),
-    // Typed reads of the environment and the settings every process shares.
-    .target(
-        name: "Settings",
-        dependencies: ["Postgres", "AMQP", "Messaging", .product(name: "Logging", package: "swift-log")]
-    ),
-    // One store per aggregate: the only SQL for each table.
-    .target(
-        name: "Store",
-        dependencies: ["Postgres", "Domain", "Observability", .product(name: "Metrics", package: "swift-metrics")]
-    ),
-    // bcrypt hashing and the password rules.
-    .target(
-        name: "Credentials",
-        dependencies: [.product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "Crypto", package: "swift-crypto")]
-    ),
-    // What the API and the workers' health servers share over HTTP: problem bodies, JSON
-    // responses, readiness and metrics endpoints.
-    .target(
-        name: "HTTPCommon",
-        dependencies: ["Observability", .product(name: "Hummingbird", package: "hummingbird")]
-    ),
-    .target(
-        name: "Workers",
-        dependencies: [
-            "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Mustache", package: "swift-mustache"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]
-    ),
-    .target(
-        name: "Operations",
-        dependencies: [
-            "Postgres", "Domain", "AMQP", "Messaging", "Store", "Credentials", "Observability",
-            .product(name: "Logging", package: "swift-log"),
-        ]
-    ),
-    // The load generator behind `emporium bench`.
-    .target(
-        name: "Bench",
-        dependencies: [
-            "Postgres", "Store", "Domain",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ]
-    ),
-    .target(
-        name: "API",
-        dependencies: [
-            "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-            .product(name: "JWTKit", package: "jwt-kit"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ],
-        // The API contract, served as is; ContractTests hold the server to it.
-        resources: [.copy("Resources/openapi.json")]
-    ),
-    .executableTarget(name: "emporium-api", dependencies: ["API", "Observability", "Settings"]),
-    .executableTarget(
-        name: "emporium",
-        dependencies: [
-            "Operations", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]
-    ),
-] + workerExecutables.map { .executableTarget(name: $0, dependencies: ["Workers"]) }
+        // A dedicated OS thread per connection, so blocking C calls never run on Swift's
+        // cooperative pool.
+        .target(name: "IOThread"),
+        .target(
+            name: "Postgres",
+            dependencies: ["CLibPQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
+        ),
+        .target(
+            name: "AMQP",
+            dependencies: ["CRabbitMQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
+        ),
+        // The business rules: order state machine, checkout, money and pricing, payment states,
+        // roles, the saga's events and routing table. No I/O.
+        .target(name: "Domain", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Logging, metrics, tracing, trace context, log keys, cached health checks.
+        .target(
+            name: "Observability",
+            dependencies: [
+                "Domain",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Envelope, topology, outbox (store and relay), inbox, failure routing, worker runner.
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "Postgres", "AMQP", "Domain", "Observability",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Typed reads of the environment and the settings every process shares.
+        .target(
+            name: "Settings",
+            dependencies: ["Postgres", "AMQP", "Messaging", .product(name: "Logging", package: "swift-log")]
+        ),
+        // One store per aggregate: the only SQL for each table.
+        .target(
+            name: "Store",
+            dependencies: ["Postgres", "Domain", "Observability", .product(name: "Metrics", package: "swift-metrics")]
+        ),
+        // bcrypt hashing and the password rules.
+        .target(
+            name: "Credentials",
+            dependencies: [.product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // What the API and the workers' health servers share over HTTP: problem bodies, JSON
+        // responses, readiness and metrics endpoints.
+        .target(
+            name: "HTTPCommon",
+            dependencies: ["Observability", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "Operations",
+            dependencies: [
+                "Postgres", "Domain", "AMQP", "Messaging", "Store", "Credentials", "Observability",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The load generator behind `emporium bench`.
+        .target(
+            name: "Bench",
+            dependencies: [
+                "Postgres", "Store", "Domain",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .target(
+            name: "API",
+            dependencies: [
+                "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // The API contract, served as is; ContractTests hold the server to it.
+            resources: [.copy("Resources/openapi.json")]
+        ),
+        .executableTarget(name: "emporium-api", dependencies: ["API", "Observability", "Settings"]),
+        .executableTarget(
+            name: "emporium",
+            dependencies: [
+                "Operations", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ] + workerExecutables.map { .executableTarget(name: $0, dependencies: ["Workers"]) }
 
 let testTargets: [Target] = [
     .target(

@@ -126,8 +126,9 @@ public final class AMQPConnection: Sendable {
             let session = try holder.current()
             defer { session.releaseBuffers() }
             guard let delivery = try session.get(queue: queue, autoAck: false) else { return nil }
-            return AMQPDelivery(deliveryTag: delivery.deliveryTag, redelivered: delivery.redelivered, exchange: delivery.exchange,
-                                routingKey: delivery.routingKey, body: delivery.body, properties: delivery.properties, generation: holder.generation)
+            return AMQPDelivery(
+                deliveryTag: delivery.deliveryTag, redelivered: delivery.redelivered, exchange: delivery.exchange,
+                routingKey: delivery.routingKey, body: delivery.body, properties: delivery.properties, generation: holder.generation)
         }
     }
 

@@ -5,7 +5,7 @@ import Metrics
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Consumes one queue with manual acknowledgement on its own connection and thread.
@@ -271,11 +271,13 @@ private final class ConsumerCore: @unchecked Sendable {
             case .stop(let continuation):
                 // Whatever came after the stop, in this batch or queued since, is answered
                 // too: a second stop() or a late ack must not wait forever.
-                let pending = operations[(index + 1)...] + shared.withLock { state -> [Operation] in
-                    state.stopped = true
-                    defer { state.operations.removeAll() }
-                    return state.operations
-                }
+                let pending =
+                    operations[(index + 1)...]
+                    + shared.withLock { state -> [Operation] in
+                        state.stopped = true
+                        defer { state.operations.removeAll() }
+                        return state.operations
+                    }
                 session?.close()
                 session = nil
                 shared.withLock { $0.connected = false }
@@ -302,9 +304,10 @@ private final class ConsumerCore: @unchecked Sendable {
 
     private func settle(_ delivery: AMQPDelivery, _ continuation: CheckedContinuation<Void, any Error>, _ body: (AMQPSession) throws -> Void) {
         guard let session, delivery.generation == generation else {
-            continuation.resume(throwing: AMQPError(
-                code: .connectionLost,
-                message: "delivery \(delivery.deliveryTag) came on a connection that has since closed; the broker redelivers it"))
+            continuation.resume(
+                throwing: AMQPError(
+                    code: .connectionLost,
+                    message: "delivery \(delivery.deliveryTag) came on a connection that has since closed; the broker redelivers it"))
             return
         }
         do {

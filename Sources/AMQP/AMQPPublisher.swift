@@ -70,7 +70,8 @@ public final class AMQPPublisher: Sendable {
         let start = ContinuousClock.now
         defer {
             let elapsed = ContinuousClock.now - start
-            Metrics.Timer(label: "amqp_publish_confirm_seconds").recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            Metrics.Timer(label: "amqp_publish_confirm_seconds").recordNanoseconds(
+                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         }
         return try await thread.run { [core] in try core.publishBatch(messages) }
     }

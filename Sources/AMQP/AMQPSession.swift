@@ -35,7 +35,7 @@ private enum PropertyFlag {
 /// Memory for C structures built from Swift values; freed when the arena is.
 final class CArena {
     private var allocations: [UnsafeMutableRawPointer] = []
-    deinit { allocations.forEach { free($0) } }
+    deinit { for allocation in allocations { free(allocation) } }
 
     func bytes(_ string: String) -> amqp_bytes_t { bytes(Array(string.utf8)) }
 
@@ -95,18 +95,42 @@ final class CArena {
         var props = amqp_basic_properties_t()
         var flags: amqp_flags_t = PropertyFlag.deliveryMode
         props.delivery_mode = properties.persistent ? 2 : 1
-        if let value = properties.messageID { flags |= PropertyFlag.messageID; props.message_id = bytes(value) }
-        if let value = properties.contentType { flags |= PropertyFlag.contentType; props.content_type = bytes(value) }
-        if let value = properties.type { flags |= PropertyFlag.type; props.type = bytes(value) }
-        if let value = properties.correlationID { flags |= PropertyFlag.correlationID; props.correlation_id = bytes(value) }
-        if let value = properties.expiration { flags |= PropertyFlag.expiration; props.expiration = bytes(value) }
-        if let value = properties.appID { flags |= PropertyFlag.appID; props.app_id = bytes(value) }
-        if let value = properties.replyTo { flags |= PropertyFlag.replyTo; props.reply_to = bytes(value) }
+        if let value = properties.messageID {
+            flags |= PropertyFlag.messageID
+            props.message_id = bytes(value)
+        }
+        if let value = properties.contentType {
+            flags |= PropertyFlag.contentType
+            props.content_type = bytes(value)
+        }
+        if let value = properties.type {
+            flags |= PropertyFlag.type
+            props.type = bytes(value)
+        }
+        if let value = properties.correlationID {
+            flags |= PropertyFlag.correlationID
+            props.correlation_id = bytes(value)
+        }
+        if let value = properties.expiration {
+            flags |= PropertyFlag.expiration
+            props.expiration = bytes(value)
+        }
+        if let value = properties.appID {
+            flags |= PropertyFlag.appID
+            props.app_id = bytes(value)
+        }
+        if let value = properties.replyTo {
+            flags |= PropertyFlag.replyTo
+            props.reply_to = bytes(value)
+        }
         if let value = properties.timestamp {
             flags |= PropertyFlag.timestamp
             props.timestamp = UInt64(max(0, value.timeIntervalSince1970))
         }
-        if !properties.headers.isEmpty { flags |= PropertyFlag.headers; props.headers = table(properties.headers) }
+        if !properties.headers.isEmpty {
+            flags |= PropertyFlag.headers
+            props.headers = table(properties.headers)
+        }
         props._flags = flags
         return props
     }
@@ -234,17 +258,17 @@ final class AMQPSession {
             throw AMQPError(code: .connectionFailed, message: "rabbitmq-c could not allocate a connection")
         }
         self.state = state
-        let where_ = "\(configuration.host):\(configuration.port)"
+        let peer = "\(configuration.host):\(configuration.port)"
         guard let socket = amqp_tcp_socket_new(state) else {
             close()
-            throw AMQPError(code: .connectionFailed, message: "cannot create a socket for \(where_)")
+            throw AMQPError(code: .connectionFailed, message: "cannot create a socket for \(peer)")
         }
         var timeout = timeval(duration: configuration.connectTimeout)
         let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
             close()
             let text = String(cString: amqp_error_string2(opened))
-            throw AMQPError(code: .connectionFailed, message: "cannot connect to RabbitMQ at \(where_): \(text)")
+            throw AMQPError(code: .connectionFailed, message: "cannot connect to RabbitMQ at \(peer): \(text)")
         }
         // The handshake is bounded by the same timeout (rabbitmq-c 0.9+).
         amqp_set_handshake_timeout(state, &timeout)
@@ -271,7 +295,8 @@ final class AMQPSession {
             if error.code == .connectionLost || error.replyCode == 530 || error.replyCode == 403 {
                 error = AMQPError(
                     code: .accessRefused,
-                    message: "RabbitMQ at \(where_) refused user \"\(configuration.user)\" on vhost \"\(configuration.virtualHost)\" (wrong credentials, unknown vhost or no permission)",
+                    message:
+                        "RabbitMQ at \(peer) refused user \"\(configuration.user)\" on vhost \"\(configuration.virtualHost)\" (wrong credentials, unknown vhost or no permission)",
                     replyCode: error.replyCode ?? 403, replyText: error.replyText)
             }
             close()

@@ -59,7 +59,9 @@ public struct AMQPQueue: Sendable, Hashable {
         if let deliveryLimit { arguments["x-delivery-limit"] = .int(Int64(deliveryLimit)) }
         if let deadLetterExchange { arguments["x-dead-letter-exchange"] = .string(deadLetterExchange) }
         if let deadLetterRoutingKey { arguments["x-dead-letter-routing-key"] = .string(deadLetterRoutingKey) }
-        if let messageTTL { arguments["x-message-ttl"] = .int(Int64(messageTTL.components.seconds * 1000 + messageTTL.components.attoseconds / 1_000_000_000_000_000)) }
+        if let messageTTL {
+            arguments["x-message-ttl"] = .int(Int64(messageTTL.components.seconds * 1000 + messageTTL.components.attoseconds / 1_000_000_000_000_000))
+        }
         return AMQPQueue(name: name, arguments: arguments)
     }
 }

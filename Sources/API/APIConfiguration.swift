@@ -1,9 +1,9 @@
 import AMQP
-import Settings
 import Foundation
 import Logging
 import Messaging
 import Postgres
+import Settings
 
 /// Everything the API reads from its environment.
 package struct APIConfiguration: Sendable {
@@ -20,13 +20,34 @@ package struct APIConfiguration: Sendable {
     /// The API's defaults for the shared settings.
     static let sharedDefaults = ProcessSettings.Defaults(poolSize: 10, acquireTimeout: .seconds(2), queryTimeout: .seconds(2), connectTimeout: .seconds(2))
 
-    package var logLevel: Logger.Level { get { shared.logLevel } set { shared.logLevel = newValue } }
-    package var postgres: PostgresConfiguration { get { shared.postgres } set { shared.postgres = newValue } }
-    package var poolSize: Int { get { shared.poolSize } set { shared.poolSize = newValue } }
-    package var acquireTimeout: Duration { get { shared.acquireTimeout } set { shared.acquireTimeout = newValue } }
-    package var amqp: AMQPConfiguration { get { shared.amqp } set { shared.amqp = newValue } }
-    package var names: MessagingNames { get { shared.names } set { shared.names = newValue } }
-    package var policy: QueuePolicy { get { shared.policy } set { shared.policy = newValue } }
+    package var logLevel: Logger.Level {
+        get { shared.logLevel }
+        set { shared.logLevel = newValue }
+    }
+    package var postgres: PostgresConfiguration {
+        get { shared.postgres }
+        set { shared.postgres = newValue }
+    }
+    package var poolSize: Int {
+        get { shared.poolSize }
+        set { shared.poolSize = newValue }
+    }
+    package var acquireTimeout: Duration {
+        get { shared.acquireTimeout }
+        set { shared.acquireTimeout = newValue }
+    }
+    package var amqp: AMQPConfiguration {
+        get { shared.amqp }
+        set { shared.amqp = newValue }
+    }
+    package var names: MessagingNames {
+        get { shared.names }
+        set { shared.names = newValue }
+    }
+    package var policy: QueuePolicy {
+        get { shared.policy }
+        set { shared.policy = newValue }
+    }
     /// HMAC key for access tokens (`JWT_SECRET`, required, at least 32 characters).
     package var jwtSecret = ""
     /// bcrypt cost for new password hashes (`BCRYPT_COST`, 4–16, default 11).

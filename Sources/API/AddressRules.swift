@@ -9,7 +9,9 @@ enum AddressRules {
         where !FieldRules.isName(value, max: limit) {
             problems.append((prefix + field, FieldRules.nameRule(max: limit)))
         }
-        if !FieldRules.isOptionalName(line2, max: 200) { problems.append((prefix + "line2", "must be at most 200 characters, without control characters or line breaks")) }
+        if !FieldRules.isOptionalName(line2, max: 200) {
+            problems.append((prefix + "line2", "must be at most 200 characters, without control characters or line breaks"))
+        }
         if !FieldRules.isUppercaseCode(country, count: 2) {
             problems.append((prefix + "country", "must be an ISO 3166-1 alpha-2 code such as DE"))
         }

@@ -1,5 +1,4 @@
 import AMQP
-import Settings
 import Domain
 import Hummingbird
 import HummingbirdBcrypt
@@ -7,6 +6,7 @@ import Logging
 import Messaging
 import Postgres
 import ServiceLifecycle
+import Settings
 
 /// Builds the API application: routes, the database pool, the event publisher, the outbox
 /// relay and their lifecycle. The `emporium-api` executable only calls this and runs it,
@@ -53,9 +53,11 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         window: configuration.loginThrottleWindow, slowdownAfter: configuration.loginSlowdownAfter)
     let registrations = RateLimiter(rate: Double(configuration.registrationsPerAddressPerHour) / 3_600, burst: configuration.registrationsPerAddressPerHour)
     let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens, accounts: accounts))
-    AuthController(pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle,
-                   registrations: registrations, accounts: accounts, familyLifetime: configuration.refreshFamilyLifetime)
-        .register(on: api.group("auth"), authenticated: authenticated)
+    AuthController(
+        pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle,
+        registrations: registrations, accounts: accounts, familyLifetime: configuration.refreshFamilyLifetime
+    )
+    .register(on: api.group("auth"), authenticated: authenticated)
     // Catalog reads are public; a token, when sent, lets an admin or a product's seller see it inactive.
     let catalog = api.group().add(middleware: OptionalAuthMiddleware(tokens: tokens, accounts: accounts))
     ProductsController(pool: pool).register(public: catalog, authenticated: authenticated)
@@ -65,9 +67,11 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     let pricing = Pricing(
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
         freeShippingOverCents: configuration.freeShippingOverCents)
-    OrdersController(pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyKeys(pool: pool, logger: logger),
-                     pricing: pricing, cartExpiry: configuration.cartIdleExpiry, maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser)
-        .register(on: authenticated)
+    OrdersController(
+        pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyKeys(pool: pool, logger: logger),
+        pricing: pricing, cartExpiry: configuration.cartIdleExpiry, maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser
+    )
+    .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
     UsersController(pool: pool, accounts: accounts).register(on: authenticated)
     let document = try OpenAPIDocument.bundled()
@@ -75,8 +79,9 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     routeTable.load(router.routes)
     let drift = document.mismatches(served: Set(router.routes.map { "\($0.method.rawValue) \($0.path)" }))
     guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {
-        throw ConfigurationError("Sources/API/Resources/openapi.json does not match the routes: "
-            + "undocumented \(drift.undocumented), unrouted \(drift.unrouted)")
+        throw ConfigurationError(
+            "Sources/API/Resources/openapi.json does not match the routes: "
+                + "undocumented \(drift.undocumented), unrouted \(drift.unrouted)")
     }
 
     return Application(

@@ -1,8 +1,8 @@
+import Credentials
 import Domain
 import Foundation
 import Hummingbird
 import HummingbirdBcrypt
-import Credentials
 import Postgres
 import Store
 
@@ -52,8 +52,8 @@ struct OptionalAuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
-              let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
-              let identity = try? await AuthMiddleware.current(verified, accounts: accounts)
+            let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
+            let identity = try? await AuthMiddleware.current(verified, accounts: accounts)
         else { return try await next(request, context) }
         var context = context
         context.identity = identity
@@ -144,8 +144,9 @@ struct AuthController: Sendable {
         if !FieldRules.isName(body.lastName, max: 100) { problems.append(("last_name", FieldRules.nameRule(max: 100))) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
         if let retryAfter = registrations.acquire(context.clientAddress) {
-            throw APIError(status: .tooManyRequests, detail: "too many registrations from this address; retry after \(retryAfter) s",
-                           headers: [.retryAfter: String(retryAfter)])
+            throw APIError(
+                status: .tooManyRequests, detail: "too many registrations from this address; retry after \(retryAfter) s",
+                headers: [.retryAfter: String(retryAfter)])
         }
         // A taken email is refused before any hashing. Registration has always told whether an
         // email is registered (409); sign-in never does (the same 401 either way).
@@ -159,8 +160,9 @@ struct AuthController: Sendable {
         } catch let error as PostgresError where error.isUniqueViolation {
             throw APIError.conflict("an account with this email already exists")
         }
-        return EditedResponse(status: .created, headers: [.location: "/api/v1/users/\(id.uuidString.lowercased())"],
-                              response: UserBody(id: id, email: body.email, firstName: body.firstName, lastName: body.lastName, role: Role.customer.rawValue))
+        return EditedResponse(
+            status: .created, headers: [.location: "/api/v1/users/\(id.uuidString.lowercased())"],
+            response: UserBody(id: id, email: body.email, firstName: body.firstName, lastName: body.lastName, role: Role.customer.rawValue))
     }
 
     private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
@@ -168,7 +170,8 @@ struct AuthController: Sendable {
         let found = try await users.credentials(email: body.email, on: pool)
         // The throttle's bucket is the account found, however its email was typed; an unknown
         // email has a bucket of its own, by its normalised form.
-        let account = found.map { "user:" + $0.id.uuidString.lowercased() }
+        let account =
+            found.map { "user:" + $0.id.uuidString.lowercased() }
             ?? "email:" + TokenService.hashRefreshToken(body.email.lowercased().trimmingCharacters(in: .whitespaces))
         let attempt = try await throttle.admit(account: account, address: context.clientAddress)
         if attempt.delay > .zero { try await Task.sleep(for: attempt.delay) }
@@ -218,8 +221,9 @@ struct AuthController: Sendable {
         }
         switch outcome {
         case .issued(let refresh, let userId, let role):
-            return TokenBody(accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
-                             expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
+            return TokenBody(
+                accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,
+                expiresIn: Int(tokens.accessTokenLifetime.components.seconds))
         case .reused:
             context.logger.warning("refresh token reused; its family is revoked")
             throw APIError.unauthorized("the refresh token was already used; sign in again")

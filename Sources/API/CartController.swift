@@ -63,14 +63,16 @@ struct CartController: Sendable {
             guard others.count < Checkout.maxLines else { throw APIError.conflict("a cart holds at most \(Checkout.maxLines) lines") }
             // The price is captured when added; adding the same product again adds quantity and
             // takes the current price for the whole line.
-            let line = try await carts.add(cartId, productId: input.productId, quantity: input.quantity, priceCents: product.priceCents,
-                                           currency: product.currency, on: db)
+            let line = try await carts.add(
+                cartId, productId: input.productId, quantity: input.quantity, priceCents: product.priceCents,
+                currency: product.currency, on: db)
             guard line.quantity <= Self.maxQuantity else {
                 throw APIError.conflict("a cart line holds at most \(Self.maxQuantity); this one would hold \(line.quantity)")
             }
             guard line.quantity <= product.stock else { throw APIError.conflict("only \(product.stock) in stock") }
-            return CartStore.Line(id: line.id, productId: input.productId, name: product.name, quantity: line.quantity,
-                                  unitPriceCents: line.unitPriceCents, currency: product.currency)
+            return CartStore.Line(
+                id: line.id, productId: input.productId, name: product.name, quantity: line.quantity,
+                unitPriceCents: line.unitPriceCents, currency: product.currency)
         }
         return EditedResponse(status: .created, headers: [.location: "/api/v1/cart/items/\(item.id.uuidString.lowercased())"], response: item)
     }

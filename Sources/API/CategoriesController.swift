@@ -10,7 +10,8 @@ struct CategoriesController: Sendable {
     private let catalog = CatalogStore()
     /// A body naming a category that does not exist conflicts with the catalog as it is (409);
     /// 404 stays reserved for the resource the path names.
-    static let unknownParent = APIError(status: .conflict, detail: "the parent category does not exist", errors: [.init(field: "parent_id", message: "unknown category")])
+    static let unknownParent = APIError(
+        status: .conflict, detail: "the parent category does not exist", errors: [.init(field: "parent_id", message: "unknown category")])
 
     struct Input: Decodable {
         let name: String
@@ -43,7 +44,9 @@ struct CategoriesController: Sendable {
 
     private func create(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<CatalogStore.Category> {
         let input = try await validated(request, context)
-        let category = try await storing(slug: input.slug) { try await catalog.createCategory(name: input.name, slug: input.slug, parentId: input.parentId, on: pool) }
+        let category = try await storing(slug: input.slug) {
+            try await catalog.createCategory(name: input.name, slug: input.slug, parentId: input.parentId, on: pool)
+        }
         return EditedResponse(status: .created, response: category)
     }
 
@@ -55,9 +58,13 @@ struct CategoriesController: Sendable {
             if let parent = input.parentId, try await catalog.isSelfOrBelow(parent, id, on: db) {
                 throw APIError.conflict("a category cannot be moved under itself or its subcategories")
             }
-            guard let category = try await storing(slug: input.slug, {
-                try await catalog.updateCategory(id, name: input.name, slug: input.slug, parentId: input.parentId, on: db)
-            }) else { throw APIError.notFound("category") }
+            guard
+                let category = try await storing(
+                    slug: input.slug,
+                    {
+                        try await catalog.updateCategory(id, name: input.name, slug: input.slug, parentId: input.parentId, on: db)
+                    })
+            else { throw APIError.notFound("category") }
             return category
         }
     }

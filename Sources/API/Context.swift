@@ -1,7 +1,6 @@
 import Domain
 import Foundation
 import Hummingbird
-import Domain
 
 /// Who made the request, from a verified access token checked against the account.
 package struct Identity: Sendable {

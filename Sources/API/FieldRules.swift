@@ -47,9 +47,10 @@ enum FieldRules {
 
     /// Only ASCII letters, digits and the given extra characters, `min`…`max` long.
     static func isToken(_ text: String, extra: String, min: Int = 1, max: Int) -> Bool {
-        (min...max).contains(length(text)) && text.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || extra.unicodeScalars.contains(scalar))
-        }
+        (min...max).contains(length(text))
+            && text.unicodeScalars.allSatisfy { scalar in
+                scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || extra.unicodeScalars.contains(scalar))
+            }
     }
 
     /// `^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$`, at most 254 code points.

@@ -14,13 +14,18 @@ struct OpenAPIController: Sendable {
 
     func register(on router: Router<AppRequestContext>) {
         router.get("/api/v1/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: document.bytes)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                body: .init(byteBuffer: ByteBuffer(bytes: document.bytes)))
         }
         router.get("/docs") { _, _ in
             // The page carries its own small stylesheet; everything else stays forbidden.
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"],
-                     body: .init(byteBuffer: ByteBuffer(string: docsPage)))
+            Response(
+                status: .ok,
+                headers: [
+                    .contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                ],
+                body: .init(byteBuffer: ByteBuffer(string: docsPage)))
         }
     }
 }

@@ -49,8 +49,9 @@ package struct OpenAPIDocument: Sendable {
         let all = paths.flatMap { path, methods in
             methods.compactMap { method, value -> Operation? in
                 guard let spec = value as? [String: any Sendable] else { return nil }
-                return Operation(method: method.uppercased(), path: path, summary: spec["summary"] as? String ?? "",
-                                 tag: (spec["tags"] as? [String])?.first ?? "", roles: spec["x-roles"] as? String ?? "public", spec: spec)
+                return Operation(
+                    method: method.uppercased(), path: path, summary: spec["summary"] as? String ?? "",
+                    tag: (spec["tags"] as? [String])?.first ?? "", roles: spec["x-roles"] as? String ?? "public", spec: spec)
             }
         }
         return all.sorted {

@@ -24,8 +24,10 @@ struct OrdersController: Sendable {
     let maxUnpaidOrders: Int
     private let orders = OrderStore()
 
-    init(pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, idempotency: IdempotencyKeys, pricing: Pricing, cartExpiry: Duration,
-         maxUnpaidOrders: Int) {
+    init(
+        pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, idempotency: IdempotencyKeys, pricing: Pricing, cartExpiry: Duration,
+        maxUnpaidOrders: Int
+    ) {
         self.pool = pool
         self.outbox = outbox
         self.names = names
@@ -63,8 +65,9 @@ struct OrdersController: Sendable {
         let identity = try context.requireIdentity()
         let id = try context.parameters.requireUUID("id", "order")
         let owner = identity.role.isAdmin ? nil : identity.userId
-        try await move(id, to: .cancelled, reason: .customer, owner: owner, eventType: .orderCancelled,
-                       refused: "the order can no longer be cancelled (it has shipped or is already cancelled)")
+        try await move(
+            id, to: .cancelled, reason: .customer, owner: owner, eventType: .orderCancelled,
+            refused: "the order can no longer be cancelled (it has shipped or is already cancelled)")
         return try await load(id, visibleTo: owner)
     }
 
@@ -80,8 +83,9 @@ struct OrdersController: Sendable {
         case .delivered: (target, eventType) = (.delivered, .orderDelivered)
         default: throw APIError.invalid([("status", "must be SHIPPED or DELIVERED; other states are reached through the checkout itself")])
         }
-        try await move(id, to: target, reason: nil, owner: nil, eventType: eventType,
-                       refused: "an order cannot move to \(target.rawValue) from its current status")
+        try await move(
+            id, to: target, reason: nil, owner: nil, eventType: eventType,
+            refused: "an order cannot move to \(target.rawValue) from its current status")
         return try await load(id, visibleTo: nil)
     }
 
@@ -91,8 +95,9 @@ struct OrdersController: Sendable {
         let event = try await pool.withTransaction { db -> EventEnvelope in
             guard let order = try await orders.ownerAndTrace(id, owner: owner, on: db) else { throw APIError.notFound("order") }
             guard try await orders.transition(id, to: target, reason: reason, on: db) != nil else { throw APIError.conflict(refused) }
-            let event = try EventEnvelope(type: eventType, orderId: id, payload: OrderOutcome(orderId: id, userId: order.userId, reason: reason?.rawValue),
-                                          traceparent: order.traceparent)
+            let event = try EventEnvelope(
+                type: eventType, orderId: id, payload: OrderOutcome(orderId: id, userId: order.userId, reason: reason?.rawValue),
+                traceparent: order.traceparent)
             try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
             return event
         }
@@ -169,8 +174,9 @@ struct OrdersController: Sendable {
             problems.append(("expected_total_cents", "must not be negative"))
         }
         let address = input.shippingAddress
-        problems += AddressRules.problems(line1: address.line1, line2: address.line2, city: address.city, postalCode: address.postalCode,
-                                          country: address.country, prefix: "shipping_address.")
+        problems += AddressRules.problems(
+            line1: address.line1, line2: address.line2, city: address.city, postalCode: address.postalCode,
+            country: address.country, prefix: "shipping_address.")
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
@@ -210,25 +216,31 @@ struct OrdersController: Sendable {
         case .mixedCurrencies: throw APIError.conflict("the cart mixes currencies")
         case .tooLarge: throw APIError.conflict("the order total is too large")
         case .totalMismatch(let expected, let actual, let changes):
-            return .refused(APIError(status: .conflict, detail: "the order total at the current prices is \(actual), not \(expected)", errors: fieldErrors(changes)))
+            return .refused(
+                APIError(status: .conflict, detail: "the order total at the current prices is \(actual), not \(expected)", errors: fieldErrors(changes)))
         case .pricesChanged(let changes, let total):
             // The cart takes the current prices now, so what the client sees next is what it pays.
             try await carts.repriceToCurrent(cartId, on: db)
-            return .refused(APIError(
-                status: .conflict,
-                detail: "prices changed since the items were added; the cart now shows the current prices (total \(total)): place the order again, or send expected_total_cents",
-                errors: fieldErrors(changes)))
+            return .refused(
+                APIError(
+                    status: .conflict,
+                    detail:
+                        "prices changed since the items were added; the cart now shows the current prices (total \(total)): place the order again, or send expected_total_cents",
+                    errors: fieldErrors(changes)))
         }
         let items = lines.map { OrderStore.Item(productId: $0.productId, name: $0.name, sku: $0.sku, quantity: $0.quantity, unitPriceCents: $0.currentCents) }
-        let order = try await orders.create(OrderStore.NewOrder(
-            id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: userId, paymentMethod: input.paymentMethod, shippingAddress: input.shippingAddress,
-            items: items, subtotalCents: totals.subtotalCents, taxCents: totals.taxCents, shippingCents: totals.shippingCents, totalCents: totals.totalCents,
-            currency: totals.currency, traceparent: traceparent), on: db)
+        let order = try await orders.create(
+            OrderStore.NewOrder(
+                id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: userId, paymentMethod: input.paymentMethod, shippingAddress: input.shippingAddress,
+                items: items, subtotalCents: totals.subtotalCents, taxCents: totals.taxCents, shippingCents: totals.shippingCents,
+                totalCents: totals.totalCents,
+                currency: totals.currency, traceparent: traceparent), on: db)
         try await carts.clear(cartId, on: db)
         let event = try EventEnvelope(
             type: .orderPlaced, orderId: order.id,
-            payload: OrderPlaced(orderId: order.id, userId: userId, totalCents: order.totalCents, currency: order.currency, paymentMethod: order.paymentMethod,
-                                 lines: items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
+            payload: OrderPlaced(
+                orderId: order.id, userId: userId, totalCents: order.totalCents, currency: order.currency, paymentMethod: order.paymentMethod,
+                lines: items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
             traceparent: traceparent)
         try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
         return .placed(order, event)
@@ -251,7 +263,9 @@ struct OrdersController: Sendable {
     private func list(_ request: Request, _ context: AppRequestContext) async throws -> PageBody<OrderStore.Order> {
         let identity = try context.requireIdentity()
         let page = try Page(request)
-        let found = try await pool.withConnection { try await orders.page(of: identity.role.isAdmin ? nil : identity.userId, size: page.size, offset: page.offset, on: $0) }
+        let found = try await pool.withConnection {
+            try await orders.page(of: identity.role.isAdmin ? nil : identity.userId, size: page.size, offset: page.offset, on: $0)
+        }
         return PageBody(items: found.orders, page: page.number, pageSize: page.size, total: found.total)
     }
 

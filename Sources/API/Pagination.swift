@@ -11,8 +11,13 @@ struct Page: Sendable {
     init(_ request: Request) throws {
         let number = try request.singleQueryValue("page").map { Int($0) } ?? 1
         let size = try request.singleQueryValue("page_size").map { Int($0) } ?? 20
-        guard let number, number >= 1, number <= 100_000 else { throw APIError.badRequest("page must be a number from 1", errors: [.init(field: "page", message: "must be a positive number")]) }
-        guard let size, (1...Self.maxSize).contains(size) else { throw APIError.badRequest("page_size must be from 1 to \(Self.maxSize)", errors: [.init(field: "page_size", message: "must be from 1 to \(Self.maxSize)")]) }
+        guard let number, number >= 1, number <= 100_000 else {
+            throw APIError.badRequest("page must be a number from 1", errors: [.init(field: "page", message: "must be a positive number")])
+        }
+        guard let size, (1...Self.maxSize).contains(size) else {
+            throw APIError.badRequest(
+                "page_size must be from 1 to \(Self.maxSize)", errors: [.init(field: "page_size", message: "must be from 1 to \(Self.maxSize)")])
+        }
         self.number = number
         self.size = size
     }

@@ -1,5 +1,5 @@
-import Foundation
 import Credentials
+import Foundation
 import Synchronization
 
 /// bcrypt, deliberately slow, on a bounded number of threads in two lanes, so password work
@@ -14,8 +14,10 @@ struct PasswordHasher: Sendable {
     let verifying: WorkGate
     let hashing: WorkGate
 
-    init(cost: UInt8, verifying: WorkGate = WorkGate(concurrency: max(1, ProcessInfo.processInfo.activeProcessorCount), queueLimit: 64),
-         hashing: WorkGate = WorkGate(concurrency: 1, queueLimit: 8)) {
+    init(
+        cost: UInt8, verifying: WorkGate = WorkGate(concurrency: max(1, ProcessInfo.processInfo.activeProcessorCount), queueLimit: 64),
+        hashing: WorkGate = WorkGate(concurrency: 1, queueLimit: 8)
+    ) {
         self.cost = cost
         self.verifying = verifying
         self.hashing = hashing

@@ -47,15 +47,18 @@ struct PaymentsController: Sendable {
         }
         guard order.paymentMethod == PaymentIds.manualMethod else { throw APIError.conflict("this order is paid with the card given at checkout") }
         guard order.status == .awaitingPayment else {
-            throw APIError.conflict(order.status == .pending
-                ? "the order's stock is still being reserved; retry shortly" : "the order is \(order.status.rawValue.lowercased()), not awaiting payment")
+            throw APIError.conflict(
+                order.status == .pending
+                    ? "the order's stock is still being reserved; retry shortly" : "the order is \(order.status.rawValue.lowercased()), not awaiting payment")
         }
         let paymentId = PaymentIds.paymentId(for: input.orderId)
-        let status = try await payments.openManual(PaymentStore.NewPayment(
-            id: paymentId, orderId: input.orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
-            method: PaymentIds.manualMethod, provider: PaymentIds.providerName), on: pool)
-        return IntentBody(paymentId: paymentId, orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
-                          status: status == .pending ? "requires_confirmation" : status.rawValue.lowercased())
+        let status = try await payments.openManual(
+            PaymentStore.NewPayment(
+                id: paymentId, orderId: input.orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
+                method: PaymentIds.manualMethod, provider: PaymentIds.providerName), on: pool)
+        return IntentBody(
+            paymentId: paymentId, orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
+            status: status == .pending ? "requires_confirmation" : status.rawValue.lowercased())
     }
 
     /// Confirms a manual payment with a card token: the charge request goes through the
@@ -77,10 +80,15 @@ struct PaymentsController: Sendable {
             try await payments.setMethod(input.paymentId, to: method, on: db)
             let event = try EventEnvelope(
                 type: .paymentRequested, orderId: payment.orderId,
-                payload: PaymentRequested(orderId: payment.orderId, userId: userId, amountCents: payment.amountCents, currency: payment.currency, paymentMethod: method),
+                payload: PaymentRequested(
+                    orderId: payment.orderId, userId: userId, amountCents: payment.amountCents, currency: payment.currency, paymentMethod: method),
                 traceparent: payment.traceparent)
             try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
-            return (IntentBody(paymentId: input.paymentId, orderId: payment.orderId, amountCents: payment.amountCents, currency: payment.currency, status: "processing"), event)
+            return (
+                IntentBody(
+                    paymentId: input.paymentId, orderId: payment.orderId, amountCents: payment.amountCents, currency: payment.currency, status: "processing"),
+                event
+            )
         }
         outbox.publishSoon([event])
         return EditedResponse(status: .accepted, response: body)

@@ -24,7 +24,9 @@ package struct APIError: HTTPResponseError, Sendable {
     package static func forbidden(_ detail: String) -> APIError { APIError(status: .forbidden, detail: detail) }
     package static func notFound(_ what: String) -> APIError { APIError(status: .notFound, detail: "\(what) not found") }
     package static func conflict(_ detail: String) -> APIError { APIError(status: .conflict, detail: detail) }
-    package static func unprocessable(_ detail: String, errors: [FieldError] = []) -> APIError { APIError(status: .unprocessableContent, detail: detail, errors: errors) }
+    package static func unprocessable(_ detail: String, errors: [FieldError] = []) -> APIError {
+        APIError(status: .unprocessableContent, detail: detail, errors: errors)
+    }
     package static func unavailable(_ detail: String) -> APIError {
         APIError(status: .serviceUnavailable, detail: detail, headers: [.retryAfter: "2"])
     }
@@ -39,7 +41,9 @@ package struct APIError: HTTPResponseError, Sendable {
     }
 }
 
-func problemResponse(status: HTTPResponse.Status, detail: String, errors: [APIError.FieldError] = [], headers: HTTPFields = [:], instance: String? = nil) throws -> Response {
+func problemResponse(status: HTTPResponse.Status, detail: String, errors: [APIError.FieldError] = [], headers: HTTPFields = [:], instance: String? = nil) throws
+    -> Response
+{
     try ProblemBody(status: status, detail: detail, instance: instance, errors: errors).response(headers: headers)
 }
 
@@ -59,10 +63,13 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             let detail = error.status == .contentTooLarge ? "the request body is larger than \(context.maxUploadSize / 1024) KiB" : error.status.reasonPhrase
             return try problemResponse(status: error.status, detail: detail, instance: request.uri.path)
         } catch let error as DecodingError {
-            return try problemResponse(status: .badRequest, detail: "the body is not valid JSON for this request: \(describe(error))", instance: request.uri.path)
+            return try problemResponse(
+                status: .badRequest, detail: "the body is not valid JSON for this request: \(describe(error))", instance: request.uri.path)
         } catch let error as PostgresError where error.isTransient {
             context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
-            return try problemResponse(status: .serviceUnavailable, detail: "the service is temporarily unavailable; retry shortly", headers: [.retryAfter: "2"], instance: request.uri.path)
+            return try problemResponse(
+                status: .serviceUnavailable, detail: "the service is temporarily unavailable; retry shortly", headers: [.retryAfter: "2"],
+                instance: request.uri.path)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(error)"])
             return try problemResponse(status: .internalServerError, detail: "an internal error occurred", instance: request.uri.path)

@@ -33,7 +33,9 @@ struct ProductsController: Sendable {
             if !FieldRules.isText(name, max: 200) { problems.append(("name", "must be 1 to 200 characters, not only spaces")) }
             if !FieldRules.isFreeText(description, max: 2_000) { problems.append(("description", "must be at most 2000 characters")) }
             if !FieldRules.isToken(sku, extra: "._-", max: 64) { problems.append(("sku", "must be 1 to 64 letters, digits, dots, dashes or underscores")) }
-            if !(0...ProductsController.maxPriceCents).contains(priceCents) { problems.append(("price_cents", "must be from 0 to \(ProductsController.maxPriceCents)")) }
+            if !(0...ProductsController.maxPriceCents).contains(priceCents) {
+                problems.append(("price_cents", "must be from 0 to \(ProductsController.maxPriceCents)"))
+            }
             if !Money.isValidCurrency(currency) { problems.append(("currency", "must be an ISO 4217 code such as EUR")) }
             if stock < 0 || stock > 1_000_000_000 { problems.append(("stock", "must be from 0 to 1000000000")) }
             let urls = images ?? []
@@ -46,8 +48,9 @@ struct ProductsController: Sendable {
 
         /// What the store writes.
         var fields: CatalogStore.ProductFields {
-            CatalogStore.ProductFields(name: name, description: description ?? "", sku: sku, priceCents: priceCents, currency: currency, stock: stock,
-                                       images: images, isActive: isActive)
+            CatalogStore.ProductFields(
+                name: name, description: description ?? "", sku: sku, priceCents: priceCents, currency: currency, stock: stock,
+                images: images, isActive: isActive)
         }
     }
 
@@ -68,12 +71,16 @@ struct ProductsController: Sendable {
         func int(_ name: String) throws -> Int? {
             guard let text = try request.singleQueryValue(name) else { return nil }
             guard let value = Int(text), (0...Self.maxPriceCents).contains(value) else {
-                throw APIError.badRequest("\(name) must be a whole number of cents from 0 to \(Self.maxPriceCents)", errors: [.init(field: name, message: "must be an integer from 0 to \(Self.maxPriceCents)")])
+                throw APIError.badRequest(
+                    "\(name) must be a whole number of cents from 0 to \(Self.maxPriceCents)",
+                    errors: [.init(field: name, message: "must be an integer from 0 to \(Self.maxPriceCents)")])
             }
             return value
         }
         let rawText = try request.singleQueryValue("q")
-        guard FieldRules.length(rawText ?? "") <= 200 else { throw APIError.badRequest("q is at most 200 characters", errors: [.init(field: "q", message: "at most 200 characters")]) }
+        guard FieldRules.length(rawText ?? "") <= 200 else {
+            throw APIError.badRequest("q is at most 200 characters", errors: [.init(field: "q", message: "at most 200 characters")])
+        }
         let text = rawText.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
         let minPrice = try int("min_price"), maxPrice = try int("max_price")
         let inStock: Bool?
@@ -86,7 +93,8 @@ struct ProductsController: Sendable {
         let category = try request.singleQueryValue("category").flatMap { $0.isEmpty ? nil : $0 }
         let sort = try request.singleQueryValue("sort") ?? (text == nil ? "newest" : "relevance")
         guard CatalogStore.sorts[sort] != nil else {
-            throw APIError.badRequest("sort must be one of \(CatalogStore.sorts.keys.sorted().joined(separator: ", "))", errors: [.init(field: "sort", message: "unknown sort")])
+            throw APIError.badRequest(
+                "sort must be one of \(CatalogStore.sorts.keys.sorted().joined(separator: ", "))", errors: [.init(field: "sort", message: "unknown sort")])
         }
         let search = CatalogStore.Search(text: text, minPrice: minPrice, maxPrice: maxPrice, inStock: inStock, category: category, sort: sort)
         let found = try await catalog.search(search, size: page.size, offset: page.offset, on: pool)
@@ -128,8 +136,9 @@ struct ProductsController: Sendable {
         // A seller may only touch its own products; others' look absent.
         let updated = try await storing(sku: input.sku) {
             try await pool.withTransaction { db in
-                try await catalog.replace(id, input.fields, categoryIds: input.categoryIds, version: expected, byAdmin: identity.role.isAdmin,
-                                          userId: identity.userId, on: db)
+                try await catalog.replace(
+                    id, input.fields, categoryIds: input.categoryIds, version: expected, byAdmin: identity.role.isAdmin,
+                    userId: identity.userId, on: db)
             }
         }
         guard let updated else {
@@ -150,7 +159,8 @@ struct ProductsController: Sendable {
             throw APIError.conflict("a product with SKU \(sku) already exists")
         } catch is CatalogStore.UnknownCategory {
             // 409, not 404: the path's product is fine; the body names a category that is not there.
-            throw APIError(status: .conflict, detail: "a category in category_ids does not exist", errors: [.init(field: "category_ids", message: "unknown category")])
+            throw APIError(
+                status: .conflict, detail: "a category in category_ids does not exist", errors: [.init(field: "category_ids", message: "unknown category")])
         }
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Observability
 import Metrics
+import Observability
 import Synchronization
 
 /// Token buckets per key: `rate` requests per second on average, bursts up to `burst`.
@@ -61,7 +61,9 @@ struct ResponseHeadersMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
         var context = context
-        let incoming = request.headers[Self.requestID].flatMap { $0.count <= 128 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) } ? $0 : nil }
+        let incoming = request.headers[Self.requestID].flatMap {
+            $0.count <= 128 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) } ? $0 : nil
+        }
         let requestID = incoming ?? context.id
         context.logger[metadataKey: "request.id"] = "\(requestID)"
         let origin = request.headers[.origin].flatMap { allowedOrigins.contains($0) ? $0 : nil }
@@ -98,10 +100,12 @@ struct AccessLogMiddleware: RouterMiddleware {
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
         let milliseconds = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
-        context.logger.info("request", metadata: [
-            "http.method": "\(request.method.rawValue)", "http.path": "\(request.uri.path)",
-            "http.status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", milliseconds))",
-        ])
+        context.logger.info(
+            "request",
+            metadata: [
+                "http.method": "\(request.method.rawValue)", "http.path": "\(request.uri.path)",
+                "http.status": "\(response.status.code)", "duration_ms": "\(String(format: "%.1f", milliseconds))",
+            ])
         return response
     }
 }
@@ -113,9 +117,12 @@ struct HTTPMetricsMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         let route = context.endpointPath ?? "unmatched"
-        EmporiumMetrics.record(Metrics.Timer(label: "http_request_duration_seconds", dimensions: [
-            ("route", route), ("method", request.method.rawValue), ("status", String(response.status.code)),
-        ]), since: start)
+        EmporiumMetrics.record(
+            Metrics.Timer(
+                label: "http_request_duration_seconds",
+                dimensions: [
+                    ("route", route), ("method", request.method.rawValue), ("status", String(response.status.code)),
+                ]), since: start)
         return response
     }
 }

@@ -44,25 +44,28 @@ struct SignInThrottle: Sendable {
 
     /// Admits an attempt or throws 429 with `Retry-After`.
     func admit(account: String, address: String) async throws -> Attempt {
-        let (failureId, byAccount) = try await turns.inTurn(account + "|" + address) { try await pool.withTransaction { db -> (Int, Int) in
-            // Another replica's attempt for the same pair waits in the store's advisory lock;
-            // it lasts until this short commit. (The address's count across accounts is not
-            // locked: it may be off by the attempts in flight, which the pair limit bounds.)
-            let counts = try await users.failureCounts(account: account, address: address, window: window, on: db)
-            let wait: Int?
-            if counts.byPair >= perPair {
-                wait = counts.pairWait
-            } else if counts.byAddress >= perAddress {
-                wait = counts.addressWait
-            } else {
-                wait = nil
+        let (failureId, byAccount) = try await turns.inTurn(account + "|" + address) {
+            try await pool.withTransaction { db -> (Int, Int) in
+                // Another replica's attempt for the same pair waits in the store's advisory lock;
+                // it lasts until this short commit. (The address's count across accounts is not
+                // locked: it may be off by the attempts in flight, which the pair limit bounds.)
+                let counts = try await users.failureCounts(account: account, address: address, window: window, on: db)
+                let wait: Int?
+                if counts.byPair >= perPair {
+                    wait = counts.pairWait
+                } else if counts.byAddress >= perAddress {
+                    wait = counts.addressWait
+                } else {
+                    wait = nil
+                }
+                if let wait {
+                    let seconds = max(1, wait)
+                    throw APIError(
+                        status: .tooManyRequests, detail: "too many failed sign-ins; try again in \(seconds) s", headers: [.retryAfter: String(seconds)])
+                }
+                return (try await users.recordFailure(account: account, address: address, on: db), counts.byAccount)
             }
-            if let wait {
-                let seconds = max(1, wait)
-                throw APIError(status: .tooManyRequests, detail: "too many failed sign-ins; try again in \(seconds) s", headers: [.retryAfter: String(seconds)])
-            }
-            return (try await users.recordFailure(account: account, address: address, on: db), counts.byAccount)
-        } }
+        }
         return Attempt(failureId: failureId, account: account, address: address, delay: Self.delay(failures: byAccount, after: slowdownAfter))
     }
 

@@ -34,15 +34,16 @@ package struct TokenService: Sendable {
     /// A signed access token for `userId` with `role`.
     package func accessToken(userId: UUID, role: Role, now: Date = Date()) async throws -> String {
         let lifetime = Double(accessTokenLifetime.components.seconds)
-        return try await keys.sign(AccessClaims(
-            sub: .init(value: userId.uuidString.lowercased()), exp: .init(value: now.addingTimeInterval(lifetime)),
-            iat: .init(value: now), iss: .init(value: Self.issuer), role: role.rawValue))
+        return try await keys.sign(
+            AccessClaims(
+                sub: .init(value: userId.uuidString.lowercased()), exp: .init(value: now.addingTimeInterval(lifetime)),
+                iat: .init(value: now), iss: .init(value: Self.issuer), role: role.rawValue))
     }
 
     /// The identity in a valid token; nil for a bad signature, an expired token or garbage.
     package func verify(_ token: String) async -> Identity? {
         guard let claims = try? await keys.verify(token, as: AccessClaims.self),
-              let userId = UUID(uuidString: claims.sub.value), let role = Role(rawValue: claims.role)
+            let userId = UUID(uuidString: claims.sub.value), let role = Role(rawValue: claims.role)
         else { return nil }
         return Identity(userId: userId, role: role, issuedAt: claims.iat.value)
     }
@@ -50,7 +51,8 @@ package struct TokenService: Sendable {
     /// A new random refresh token (256 bits, base64url) and the hash stored for it.
     package static func newRefreshToken() -> (token: String, hash: String) {
         let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-        let token = bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let token = bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+            of: "=", with: "")
         return (token, hashRefreshToken(token))
     }
 

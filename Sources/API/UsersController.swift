@@ -110,8 +110,9 @@ struct UsersController: Sendable {
             throw APIError.forbidden("only a SUPERADMIN manages other admins")
         }
         try validateName(change.firstName ?? current.firstName, change.lastName ?? current.lastName)
-        try await users.administer(id, firstName: change.firstName ?? current.firstName, lastName: change.lastName ?? current.lastName,
-                                   isActive: change.isActive ?? current.isActive, role: change.role ?? current.role, on: pool)
+        try await users.administer(
+            id, firstName: change.firstName ?? current.firstName, lastName: change.lastName ?? current.lastName,
+            isActive: change.isActive ?? current.isActive, role: change.role ?? current.role, on: pool)
         accounts.invalidate(id)
         current = try await user(id)
         return current

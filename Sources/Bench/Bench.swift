@@ -94,7 +94,8 @@ package struct Bench: Sendable {
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(60)))
         // One connection per customer, so no request waits in the client for a connection
         // (the default pool of 8 would cap the offered load and add its own queueing).
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(options.customers, options.maxConcurrency ?? 0))
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(options.customers, options.maxConcurrency ?? 0))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let report = try await measure(client, progress: progress)
@@ -115,9 +116,11 @@ package struct Bench: Sendable {
             for index in 0..<options.products {
                 group.addTask {
                     let sku = "BENCH-\(run)-\(index)"
-                    let product = try await api.json("POST", "/api/v1/products", token: admin, body: [
-                        "name": "Bench item \(sku)", "sku": sku, "price_cents": 1_000, "currency": "EUR", "stock": 100_000_000,
-                    ], expect: 201)
+                    let product = try await api.json(
+                        "POST", "/api/v1/products", token: admin,
+                        body: [
+                            "name": "Bench item \(sku)", "sku": sku, "price_cents": 1_000, "currency": "EUR", "stock": 100_000_000,
+                        ], expect: 201)
                     guard let id = (product["id"] as? String).flatMap(UUID.init(uuidString:)) else {
                         throw Failure(description: "the API did not return the bench product's id", status: nil)
                     }
@@ -130,8 +133,9 @@ package struct Bench: Sendable {
             for index in 0..<options.customers {
                 group.addTask {
                     let email = "bench-\(index)-\(run.lowercased())@example.com"
-                    _ = try await api.json("POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"],
-                                           expect: 201, retryBusy: true)
+                    _ = try await api.json(
+                        "POST", "/api/v1/auth/register", body: ["email": email, "password": "bench passphrase", "first_name": "Bench", "last_name": "User"],
+                        expect: 201, retryBusy: true)
                     let token = try await api.login(email, "bench passphrase")
                     let cart = try await api.json("GET", "/api/v1/cart", token: token, expect: 200)
                     guard let cartId = (cart["id"] as? String).flatMap(UUID.init(uuidString:)) else {
@@ -151,10 +155,12 @@ package struct Bench: Sendable {
         /// One order by `customer`: place, then fill the cart again for the next one.
         @Sendable func order(_ customer: Customer, scheduled: ContinuousClock.Instant) async {
             do {
-                let placed = try await api.json("POST", "/api/v1/orders", token: customer.token, body: [
-                    "payment_method": "tok_visa",
-                    "shipping_address": ["line1": "1 Bench Street", "city": "Berlin", "postal_code": "10115", "country": "DE"],
-                ], headers: ["Idempotency-Key": UUID().uuidString], expect: 201)
+                let placed = try await api.json(
+                    "POST", "/api/v1/orders", token: customer.token,
+                    body: [
+                        "payment_method": "tok_visa",
+                        "shipping_address": ["line1": "1 Bench Street", "city": "Berlin", "postal_code": "10115", "country": "DE"],
+                    ], headers: ["Idempotency-Key": UUID().uuidString], expect: 201)
                 let elapsed = ContinuousClock.now - scheduled
                 state.withLock { state in
                     _ = state.latencies.record(UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
@@ -296,8 +302,9 @@ package struct Bench: Sendable {
     static func percentiles(_ histogram: Histogram<UInt64>) -> Percentiles? {
         guard histogram.totalCount > 0 else { return nil }
         func ms(_ micros: UInt64) -> Double { (Double(micros) / 10).rounded() / 100 }
-        return Percentiles(p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)), p99: ms(histogram.valueAtPercentile(99)),
-                           p999: ms(histogram.valueAtPercentile(99.9)), max: ms(histogram.maxRecorded), count: Int(histogram.totalCount))
+        return Percentiles(
+            p50: ms(histogram.valueAtPercentile(50)), p90: ms(histogram.valueAtPercentile(90)), p99: ms(histogram.valueAtPercentile(99)),
+            p999: ms(histogram.valueAtPercentile(99.9)), max: ms(histogram.maxRecorded), count: Int(histogram.totalCount))
     }
 
     /// The few calls the bench makes, JSON in and out.
@@ -313,8 +320,10 @@ package struct Bench: Sendable {
 
         /// One call; with `retryBusy` (setup, not measured), a 503 or 429 is tried again after
         /// its `Retry-After`, for a minute, as a polite client does.
-        func json(_ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil, headers: [String: String] = [:], expect: Int,
-                  retryBusy: Bool = false) async throws -> [String: Any] {
+        func json(
+            _ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil, headers: [String: String] = [:], expect: Int,
+            retryBusy: Bool = false
+        ) async throws -> [String: Any] {
             let deadline = ContinuousClock.now + .seconds(60)
             while true {
                 do {
@@ -325,7 +334,9 @@ package struct Bench: Sendable {
             }
         }
 
-        private func once(_ method: String, _ path: String, token: String?, body: [String: Any]?, headers: [String: String], expect: Int) async throws -> [String: Any] {
+        private func once(_ method: String, _ path: String, token: String?, body: [String: Any]?, headers: [String: String], expect: Int) async throws
+            -> [String: Any]
+        {
             var request = HTTPClientRequest(url: baseURL + path)
             request.method = HTTPMethod(rawValue: method)
             if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -337,7 +348,8 @@ package struct Bench: Sendable {
             let response = try await client.execute(request, timeout: .seconds(60))
             let bytes = try await response.body.collect(upTo: 1 << 20)
             guard Int(response.status.code) == expect else {
-                var failure = Failure(description: "\(method) \(path) answered \(response.status.code): \(String(buffer: bytes).prefix(300))", status: Int(response.status.code))
+                var failure = Failure(
+                    description: "\(method) \(path) answered \(response.status.code): \(String(buffer: bytes).prefix(300))", status: Int(response.status.code))
                 failure.retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init)
                 throw failure
             }

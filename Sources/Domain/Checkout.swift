@@ -72,12 +72,15 @@ package enum Checkout {
     package static func decide(_ lines: [Line], pricing: Pricing, expectedTotalCents: Int?) -> Decision {
         guard let currency = lines.first?.currency else { return .empty }
         guard lines.count <= maxLines else { return .tooManyLines }
-        let unavailable = lines.filter { !$0.isActive }.map { LineNote(productId: $0.productId, message: "\($0.name) is no longer sold; remove it from the cart") }
+        let unavailable = lines.filter { !$0.isActive }.map {
+            LineNote(productId: $0.productId, message: "\($0.name) is no longer sold; remove it from the cart")
+        }
         guard unavailable.isEmpty else { return .unavailable(unavailable) }
         guard lines.allSatisfy({ $0.currency == currency }) else { return .mixedCurrencies }
         let changes = lines.filter { $0.capturedCents != $0.currentCents }.map {
-            LineNote(productId: $0.productId,
-                     message: "\($0.name): the price changed from \(Money.format($0.capturedCents)) to \(Money.format($0.currentCents)) \($0.currency)")
+            LineNote(
+                productId: $0.productId,
+                message: "\($0.name): the price changed from \(Money.format($0.capturedCents)) to \(Money.format($0.currentCents)) \($0.currency)")
         }
         guard let sums = pricing.totals(of: lines.map { ($0.currentCents, $0.quantity) }) else { return .tooLarge }
         if let expected = expectedTotalCents, expected != sums.total {

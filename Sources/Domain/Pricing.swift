@@ -28,12 +28,14 @@ package struct Pricing: Sendable {
         var subtotal = 0
         for line in lines {
             guard let lineTotal = Money.lineTotal(unitCents: line.unitCents, quantity: line.quantity),
-                  case (let sum, false) = subtotal.addingReportingOverflow(lineTotal) else { return nil }
+                case (let sum, false) = subtotal.addingReportingOverflow(lineTotal)
+            else { return nil }
             subtotal = sum
         }
         let (tax, shipping) = charges(subtotal: subtotal)
         guard case (let withTax, false) = subtotal.addingReportingOverflow(tax),
-              case (let total, false) = withTax.addingReportingOverflow(shipping) else { return nil }
+            case (let total, false) = withTax.addingReportingOverflow(shipping)
+        else { return nil }
         return (subtotal, tax, shipping, total)
     }
 }

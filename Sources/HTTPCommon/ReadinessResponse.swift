@@ -36,8 +36,10 @@ package enum ReadinessResponse {
     }
 
     /// Runs every check concurrently (each bounded by its own deadline) and answers.
-    package static func make(checks: [(name: String, check: CachedCheck)], extra: [String: CachedCheck.Result] = [:],
-                             paused: Paused? = nil) async throws -> Response {
+    package static func make(
+        checks: [(name: String, check: CachedCheck)], extra: [String: CachedCheck.Result] = [:],
+        paused: Paused? = nil
+    ) async throws -> Response {
         var results = await withTaskGroup(of: (String, CachedCheck.Result).self) { group in
             for (name, check) in checks {
                 group.addTask { (name, await check.result()) }
@@ -54,7 +56,8 @@ package enum ReadinessResponse {
         }
         let detail = paused.map { "paused: \($0.dependency) unavailable" } ?? "not ready: \(failing.joined(separator: ", ")) unavailable"
         let problem = ProblemBody(status: .serviceUnavailable, detail: detail, checks: report)
-        return try JSONResponse.make(.serviceUnavailable, NotReady(problem: problem, paused: paused),
-                                     contentType: "application/problem+json", headers: [.retryAfter: "5"])
+        return try JSONResponse.make(
+            .serviceUnavailable, NotReady(problem: problem, paused: paused),
+            contentType: "application/problem+json", headers: [.retryAfter: "5"])
     }
 }

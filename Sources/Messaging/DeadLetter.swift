@@ -66,7 +66,8 @@ package struct FailureRouter: Sendable {
         if headers[DeadLetterHeader.originalExchange] == nil {
             // A message coming back from a delay queue arrives through the default exchange.
             headers[DeadLetterHeader.originalExchange] = .string(delivery.exchange.isEmpty ? names.eventsExchange : delivery.exchange)
-            headers[DeadLetterHeader.originalRoutingKey] = .string(delivery.exchange.isEmpty ? (delivery.properties.type ?? delivery.routingKey) : delivery.routingKey)
+            headers[DeadLetterHeader.originalRoutingKey] = .string(
+                delivery.exchange.isEmpty ? (delivery.properties.type ?? delivery.routingKey) : delivery.routingKey)
         }
         let nowText = DeadLetterHeader.timestamp(now)
         if headers[DeadLetterHeader.firstFailureAt] == nil { headers[DeadLetterHeader.firstFailureAt] = .string(nowText) }
@@ -82,10 +83,11 @@ package struct FailureRouter: Sendable {
         var properties = delivery.properties
         properties.headers = headers
         properties.persistent = true
-        let target: String = switch route {
-        case .retry(let queue, _): queue
-        case .deadLetter(let queue): queue
-        }
+        let target: String =
+            switch route {
+            case .retry(let queue, _): queue
+            case .deadLetter(let queue): queue
+            }
         return (route, AMQPOutgoingMessage(exchange: "", routingKey: target, body: delivery.body, properties: properties, mandatory: true))
     }
 }

@@ -100,8 +100,9 @@ package final class DependencyBreaker: Sendable {
         guard opened else { return }
         pausedGauge.record(1)
         Counter(label: "worker_pauses_total", dimensions: [("dependency", dependency)]).increment()
-        logger.warning("worker paused: \(dependency) unavailable; holding messages in hand without spending their retries",
-                       metadata: ["dependency": "\(dependency)", "error": "\(Self.describe(error))"])
+        logger.warning(
+            "worker paused: \(dependency) unavailable; holding messages in hand without spending their retries",
+            metadata: ["dependency": "\(dependency)", "error": "\(Self.describe(error))"])
         Task { await probeUntilAvailable() }
     }
 
@@ -137,9 +138,11 @@ package final class DependencyBreaker: Sendable {
         }
         pausedGauge.record(0)
         let seconds = pause.map { Date().timeIntervalSince($0.since) } ?? 0
-        logger.notice("worker resumed: \(dependency) answers again", metadata: [
-            "dependency": "\(dependency)", "paused_seconds": "\(String(format: "%.1f", seconds))", "held": "\(waiters.count)",
-        ])
+        logger.notice(
+            "worker resumed: \(dependency) answers again",
+            metadata: [
+                "dependency": "\(dependency)", "paused_seconds": "\(String(format: "%.1f", seconds))", "held": "\(waiters.count)",
+            ])
         for waiter in waiters { waiter.resume(returning: .available) }
     }
 

@@ -1,6 +1,6 @@
+import Domain
 import Foundation
 import Observability
-import Domain
 import Postgres
 
 /// Records processed messages per consumer so a redelivery is recognised.
@@ -10,7 +10,8 @@ package enum InboxStore {
     package static func claim(consumer: String, messageID: UUID, on db: PostgresConnection) async throws -> Bool {
         try await db.query(
             "INSERT INTO inbox (consumer, message_id, handled_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [consumer, messageID, ProcessIdentity.current]).affectedRows == 1
+            [consumer, messageID, ProcessIdentity.current]
+        ).affectedRows == 1
     }
 
     /// Deletes, at most `batch`, rows processed longer than `age` ago.
@@ -19,6 +20,7 @@ package enum InboxStore {
             """
             DELETE FROM inbox WHERE (consumer, message_id) IN (
               SELECT consumer, message_id FROM inbox WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, [age.secondsWithFraction, batch]).affectedRows
+            """, [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 }

@@ -44,8 +44,9 @@ package struct OutboxPublisher: Sendable {
         do {
             let messages = try items.map { item in
                 let destination: OutboxStore.Destination = item.queue.map { .queue($0) } ?? .exchange(exchange)
-                return OutboxStore.message(for: item.event, body: try item.event.encoded(), exchange: destination.exchange,
-                                      routingKey: destination.routingKey(for: item.event))
+                return OutboxStore.message(
+                    for: item.event, body: try item.event.encoded(), exchange: destination.exchange,
+                    routingKey: destination.routingKey(for: item.event))
             }
             let confirmed = try await publishAndMark(ids: items.map(\.event.id), messages: messages).confirmed
             afterCommitFailures.succeeded()
@@ -103,7 +104,11 @@ package struct OutboxPublisher: Sendable {
             }
         }
         if !confirmed.isEmpty {
-            if let db { try await OutboxStore.markPublished(confirmed, on: db) } else { try await pool.withConnection { try await OutboxStore.markPublished(confirmed, on: $0) } }
+            if let db {
+                try await OutboxStore.markPublished(confirmed, on: db)
+            } else {
+                try await pool.withConnection { try await OutboxStore.markPublished(confirmed, on: $0) }
+            }
         }
         var parked = 0
         for (id, reason) in failed {
@@ -112,11 +117,14 @@ package struct OutboxPublisher: Sendable {
             if let db {
                 isParked = try await OutboxStore.noteRefused(id, reason: reason, parkAfter: OutboxRelay.parkAfterAttempts, on: db)
             } else {
-                isParked = try await pool.withConnection { try await OutboxStore.noteRefused(id, reason: reason, parkAfter: OutboxRelay.parkAfterAttempts, on: $0) }
+                isParked = try await pool.withConnection {
+                    try await OutboxStore.noteRefused(id, reason: reason, parkAfter: OutboxRelay.parkAfterAttempts, on: $0)
+                }
             }
             if isParked {
                 parked += 1
-                logger.error("outbox row parked after \(OutboxRelay.parkAfterAttempts) refused attempts (emporium outbox parked)", metadata: ["message.id": "\(id)"])
+                logger.error(
+                    "outbox row parked after \(OutboxRelay.parkAfterAttempts) refused attempts (emporium outbox parked)", metadata: ["message.id": "\(id)"])
             }
         }
         return (confirmed.count, parked)
@@ -233,8 +241,9 @@ package struct OutboxRelay: Service {
                     ids.append(row.id)
                 } catch {
                     parked += 1
-                    publisher.logger.error("outbox row cannot be decoded; parked for an operator (emporium outbox parked)",
-                                           metadata: ["message.id": "\(row.id)", "error": "\(error)"])
+                    publisher.logger.error(
+                        "outbox row cannot be decoded; parked for an operator (emporium outbox parked)",
+                        metadata: ["message.id": "\(row.id)", "error": "\(error)"])
                     try await OutboxStore.park(row.id, reason: "undecodable: \(error)", on: db)
                 }
             }

@@ -1,6 +1,6 @@
 import AMQP
-import Foundation
 import Domain
+import Foundation
 import Postgres
 
 /// The `outbox` table: the only place with its SQL. Events are appended in the caller's
@@ -21,8 +21,10 @@ package enum OutboxStore {
             INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            [event.id, event.type, destination.exchange, destination.routingKey(for: event), event.orderId,
-             PostgresJSON(data: Data(try event.encoded())), event.traceparent, event.occurredAt])
+            [
+                event.id, event.type, destination.exchange, destination.routingKey(for: event), event.orderId,
+                PostgresJSON(data: Data(try event.encoded())), event.traceparent, event.occurredAt,
+            ])
     }
 
     /// Where an outbox row is published.
@@ -77,7 +79,8 @@ package enum OutboxStore {
             UPDATE outbox SET attempts = attempts + 1, last_error = $2,
               parked_at = CASE WHEN attempts + 1 >= $3 THEN now() END
             WHERE id = $1 AND published_at IS NULL RETURNING parked_at IS NOT NULL AS parked
-            """, [id, reason, parkAfter]).first?.decode(Bool.self, "parked") == true
+            """, [id, reason, parkAfter]
+        ).first?.decode(Bool.self, "parked") == true
     }
 
     /// Parks a row at once (it cannot be decoded).
@@ -104,8 +107,9 @@ package enum OutboxStore {
             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
             """, [grace.wholeMilliseconds, limit]
         ).map {
-            StaleRow(id: try $0.decode(UUID.self, "id"), exchange: try $0.decode(String.self, "exchange"),
-                     routingKey: try $0.decode(String.self, "routing_key"), body: Array(try $0.decode(String.self, "body").utf8))
+            StaleRow(
+                id: try $0.decode(UUID.self, "id"), exchange: try $0.decode(String.self, "exchange"),
+                routingKey: try $0.decode(String.self, "routing_key"), body: Array(try $0.decode(String.self, "body").utf8))
         }
     }
 
@@ -125,7 +129,8 @@ package enum OutboxStore {
                    extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8 AS oldest
             FROM outbox WHERE published_at IS NULL
             """)[0]
-        return Backlog(unpublished: try row.decode(Int.self, "n"), parked: try row.decode(Int.self, "parked"), oldestSeconds: try row.decode(Double?.self, "oldest"))
+        return Backlog(
+            unpublished: try row.decode(Int.self, "n"), parked: try row.decode(Int.self, "parked"), oldestSeconds: try row.decode(Double?.self, "oldest"))
     }
 
     /// A parked row, for an operator.
@@ -149,10 +154,11 @@ package enum OutboxStore {
             FROM outbox WHERE published_at IS NULL AND parked_at IS NOT NULL ORDER BY parked_at, created_at LIMIT $1
             """, [limit]
         ).map {
-            ParkedRow(id: try $0.decode(UUID.self, "id"), eventType: try $0.decode(String.self, "event_type"), orderId: try $0.decode(UUID?.self, "order_id"),
-                      exchange: try $0.decode(String.self, "exchange"), routingKey: try $0.decode(String.self, "routing_key"),
-                      attempts: try $0.decode(Int.self, "attempts"), lastError: try $0.decode(String?.self, "last_error"),
-                      createdAt: try $0.decode(Date.self, "created_at"), parkedAt: try $0.decode(Date.self, "parked_at"))
+            ParkedRow(
+                id: try $0.decode(UUID.self, "id"), eventType: try $0.decode(String.self, "event_type"), orderId: try $0.decode(UUID?.self, "order_id"),
+                exchange: try $0.decode(String.self, "exchange"), routingKey: try $0.decode(String.self, "routing_key"),
+                attempts: try $0.decode(Int.self, "attempts"), lastError: try $0.decode(String?.self, "last_error"),
+                createdAt: try $0.decode(Date.self, "created_at"), parkedAt: try $0.decode(Date.self, "parked_at"))
         }
     }
 
@@ -163,7 +169,8 @@ package enum OutboxStore {
             """
             UPDATE outbox SET parked_at = NULL, attempts = 0
             WHERE published_at IS NULL AND parked_at IS NOT NULL AND ($1::uuid[] IS NULL OR id = ANY($1))
-            """, [ids]).affectedRows
+            """, [ids]
+        ).affectedRows
     }
 
     /// Deletes, at most `batch`, published rows older than `age`. Unpublished and parked rows stay.
@@ -172,7 +179,8 @@ package enum OutboxStore {
             """
             DELETE FROM outbox WHERE id IN (
               SELECT id FROM outbox WHERE created_at < now() - make_interval(secs => $1) AND published_at IS NOT NULL LIMIT $2)
-            """, [age.secondsWithFraction, batch]).affectedRows
+            """, [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 
 }

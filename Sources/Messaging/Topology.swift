@@ -52,11 +52,14 @@ package struct MessagingNames: Sendable, Hashable {
             topology.queues.append(AMQPQueue(name: deadLetterQueue(role)))
             topology.bindings.append(AMQPBinding(queue: deadLetterQueue(role), exchange: deadLetterExchange, routingKey: queue))
             for delay in policy.retryDelays {
-                topology.queues.append(AMQPQueue(name: retryQueue(role, delay: delay), arguments: [
-                    "x-message-ttl": .int(Int64(delay.wholeMilliseconds)),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": .string(queue),
-                ]))
+                topology.queues.append(
+                    AMQPQueue(
+                        name: retryQueue(role, delay: delay),
+                        arguments: [
+                            "x-message-ttl": .int(Int64(delay.wholeMilliseconds)),
+                            "x-dead-letter-exchange": "",
+                            "x-dead-letter-routing-key": .string(queue),
+                        ]))
             }
             for type in role.consumes {
                 topology.bindings.append(AMQPBinding(queue: queue, exchange: eventsExchange, routingKey: type.rawValue))

@@ -86,9 +86,11 @@ package struct Worker<Handler: EventHandler>: Service {
     static var heldRetryLimit: Int { 10 }
 
     /// Creates the worker; nothing connects until ``run()``.
-    package init(handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-                outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(),
-                breaker: DependencyBreaker? = nil, logger: Logger) {
+    package init(
+        handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
+        outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(),
+        breaker: DependencyBreaker? = nil, logger: Logger
+    ) {
         self.handler = handler
         self.names = names
         self.policy = policy
@@ -209,7 +211,10 @@ package struct Worker<Handler: EventHandler>: Service {
 
     /// Applies one event in a transaction (inbox claim, effects, outgoing outbox rows), then
     /// hands the outgoing events to the publisher and acks. Throws what the transaction threw.
-    private func apply(_ input: Handler.Input, _ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)], started: ContinuousClock.Instant, log: Logger) async throws {
+    private func apply(
+        _ input: Handler.Input, _ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)],
+        started: ContinuousClock.Instant, log: Logger
+    ) async throws {
         let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
             guard try await InboxStore.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
             // What this message causes continues its trace, as children of this span.

@@ -42,8 +42,10 @@ package final class CachedCheck: Sendable {
     }
 
     /// A check from a throwing probe: thrown errors read as `failure`.
-    package convenience init(ttl: Duration = .seconds(1), deadline: Duration = .milliseconds(1500), failure: String = "unavailable",
-                            _ probe: @escaping @Sendable () async throws -> Void) {
+    package convenience init(
+        ttl: Duration = .seconds(1), deadline: Duration = .milliseconds(1500), failure: String = "unavailable",
+        _ probe: @escaping @Sendable () async throws -> Void
+    ) {
         self.init(ttl: ttl, deadline: deadline) {
             do {
                 try await probe()

@@ -42,7 +42,9 @@ package struct JSONLogHandler: LogHandler {
 
     static let secretWords = ["password", "token", "secret", "authorization", "cookie"]
 
-    package func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+    package func log(
+        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt
+    ) {
         var fields: [String: Any] = [:]
         for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { _, new in new }) {
             let lowered = key.lowercased()

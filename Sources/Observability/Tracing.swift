@@ -1,8 +1,8 @@
 import Foundation
 import Instrumentation
 import OTel
-import ServiceLifecycle
 import ServiceContextModule
+import ServiceLifecycle
 import Tracing
 
 /// Spans through swift-distributed-tracing: the API's request span, each worker's span per
@@ -61,7 +61,7 @@ package enum TraceContext {
         guard let header else { return nil }
         let parts = header.split(separator: "-")
         guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
-              parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }), parts[1] != String(repeating: "0", count: 32)
+            parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }), parts[1] != String(repeating: "0", count: 32)
         else { return nil }
         return header.lowercased()
     }

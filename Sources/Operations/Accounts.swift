@@ -30,8 +30,9 @@ package struct Accounts: Sendable {
         }
         let id = UUID()
         do {
-            try await UserStore().create(id: id, email: email, passwordHash: Passwords.hash(password, cost: bcryptCost), firstName: firstName,
-                                         lastName: lastName, role: role, on: pool)
+            try await UserStore().create(
+                id: id, email: email, passwordHash: Passwords.hash(password, cost: bcryptCost), firstName: firstName,
+                lastName: lastName, role: role, on: pool)
         } catch let error as PostgresError where error.isUniqueViolation {
             throw Failure(description: "a user with email \(email) already exists")
         }
@@ -50,7 +51,8 @@ package struct Accounts: Sendable {
     /// Inserts the demo catalog (existing SKUs are left alone) and, when given, an ADMIN
     /// account (an existing one is left alone). Returns what was created.
     package func seed(adminEmail: String?, adminPassword: String?) async throws -> (products: Int, admin: Bool) {
-        let products = try await CatalogStore().seed(Self.demoCatalog.map { (sku: $0.0, name: $0.1, description: $0.2, priceCents: $0.3, stock: $0.4) }, on: pool)
+        let products = try await CatalogStore().seed(
+            Self.demoCatalog.map { (sku: $0.0, name: $0.1, description: $0.2, priceCents: $0.3, stock: $0.4) }, on: pool)
         var admin = false
         if let adminEmail, let adminPassword {
             if try await !UserStore().emailTaken(adminEmail, on: pool) {

@@ -157,8 +157,10 @@ package struct DeadLetters: Sendable {
     /// Republishes matching dead letters to their original queues. `rate` paces them (per
     /// second), `max` caps how many, `force` lifts the replay guard; `progress` hears of
     /// each one as it goes.
-    package func replay(_ filter: DeadLetterFilter, dryRun: Bool = false, rate: Double? = nil, max: Int? = nil, force: Bool = false,
-                       progress: @Sendable (DeadLetter) -> Void = { _ in }) async throws -> ReplayReport {
+    package func replay(
+        _ filter: DeadLetterFilter, dryRun: Bool = false, rate: Double? = nil, max: Int? = nil, force: Bool = false,
+        progress: @Sendable (DeadLetter) -> Void = { _ in }
+    ) async throws -> ReplayReport {
         let regex = try compile(filter.errorPattern)
         var report = ReplayReport()
         report.dryRun = dryRun
@@ -275,7 +277,9 @@ package struct DeadLetters: Sendable {
         var error = text(DeadLetterHeader.error)
         var deathTime: Date?
         if case .array(let deaths)? = headers["x-death"], case .table(let first)? = deaths.first {
-            if error == nil { error = "dead-lettered by the broker: \(first["reason"]?.description ?? "unknown") (the worker crashed or never acknowledged it)" }
+            if error == nil {
+                error = "dead-lettered by the broker: \(first["reason"]?.description ?? "unknown") (the worker crashed or never acknowledged it)"
+            }
             if let seconds = first["time"]?.intValue { deathTime = Date(timeIntervalSince1970: Double(seconds)) }
         }
         let last = date(DeadLetterHeader.lastFailureAt) ?? deathTime ?? delivery.properties.timestamp ?? now

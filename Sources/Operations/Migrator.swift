@@ -105,7 +105,8 @@ package struct Migrator: Sendable {
     }
 
     private func applyPending(_ migrations: [Migration], on db: PostgresConnection) async throws -> [Migration] {
-        try await db.query("""
+        try await db.query(
+            """
             CREATE TABLE IF NOT EXISTS schema_migrations (
               version int8 PRIMARY KEY,
               file_name text NOT NULL,
@@ -125,7 +126,9 @@ package struct Migrator: Sendable {
             guard file.checksum == entry.checksum else {
                 throw MigrationError(
                     code: .checksumMismatch,
-                    message: "migration \(file.fileName) was edited after it was applied (recorded checksum \(entry.checksum.prefix(12))…, file now \(file.checksum.prefix(12))…). Applied migrations must not change: restore the file and put the change in a new migration.")
+                    message:
+                        "migration \(file.fileName) was edited after it was applied (recorded checksum \(entry.checksum.prefix(12))…, file now \(file.checksum.prefix(12))…). Applied migrations must not change: restore the file and put the change in a new migration."
+                )
             }
         }
         var applied: [Migration] = []

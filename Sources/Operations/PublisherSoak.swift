@@ -33,8 +33,10 @@ package struct PublisherSoak: Sendable {
     package func run(_ report: (Checkpoint) -> Void) async throws -> [Checkpoint] {
         let queue = "emporium.soak.publisher-\(UUID().uuidString.prefix(8).lowercased())"
         let admin = try await AMQPConnection.connect(configuration: amqp)
-        try await admin.declareQueue(AMQPQueue(name: queue, durable: false, autoDelete: false,
-                                               arguments: ["x-max-length": .int(1_000), "x-overflow": .string("drop-head")]))
+        try await admin.declareQueue(
+            AMQPQueue(
+                name: queue, durable: false, autoDelete: false,
+                arguments: ["x-max-length": .int(1_000), "x-overflow": .string("drop-head")]))
         let publisher = AMQPPublisher(configuration: amqp)
         var checkpoints: [Checkpoint] = []
         do {
@@ -46,8 +48,9 @@ package struct PublisherSoak: Sendable {
             while published < messages {
                 let count = min(batch, messages - published)
                 let outgoing = (0..<count).map { _ in
-                    AMQPOutgoingMessage(exchange: "", routingKey: queue, body: body,
-                                        properties: AMQPProperties(contentType: "application/octet-stream", persistent: true), mandatory: true)
+                    AMQPOutgoingMessage(
+                        exchange: "", routingKey: queue, body: body,
+                        properties: AMQPProperties(contentType: "application/octet-stream", persistent: true), mandatory: true)
                 }
                 let outcomes = try await publisher.publish(outgoing)
                 guard outcomes.allSatisfy({ $0 == .confirmed }) else {
@@ -58,7 +61,8 @@ package struct PublisherSoak: Sendable {
                 if published / every > before / every || published == messages {
                     let elapsed = ContinuousClock.now - started
                     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                    let checkpoint = Checkpoint(published: published, residentMiB: Self.residentMiB(), messagesPerSecond: Double(published) / max(seconds, 0.001))
+                    let checkpoint = Checkpoint(
+                        published: published, residentMiB: Self.residentMiB(), messagesPerSecond: Double(published) / max(seconds, 0.001))
                     checkpoints.append(checkpoint)
                     report(checkpoint)
                 }
@@ -78,8 +82,8 @@ package struct PublisherSoak: Sendable {
     /// This process's resident set size (`VmRSS`), in MiB; 0 where /proc is missing.
     package static func residentMiB() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kB = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
         else { return 0 }
         return kB / 1024
     }

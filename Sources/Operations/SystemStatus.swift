@@ -59,7 +59,8 @@ package struct SystemStatus: Sendable {
                 // A queue that does not exist yet (no worker ever started) reads as absent.
                 let work = try? await connection.queueStatus(names.queue(role))
                 let dead = try? await connection.queueStatus(names.deadLetterQueue(role))
-                report.queues.append(.init(role: role.rawValue, queue: names.queue(role), ready: work?.messages, consumers: work?.consumers, deadLetters: dead?.messages))
+                report.queues.append(
+                    .init(role: role.rawValue, queue: names.queue(role), ready: work?.messages, consumers: work?.consumers, deadLetters: dead?.messages))
             }
             await connection.close()
         } catch {

@@ -99,7 +99,8 @@ public struct PostgresConfiguration: Sendable {
         func seconds(_ duration: Duration) -> String { String(max(1, duration.components.seconds)) }
         var options = "-c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8"
         if let statementTimeout {
-            let ms = statementTimeout.components.seconds * 1000
+            let ms =
+                statementTimeout.components.seconds * 1000
                 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
             options += " -c statement_timeout=\(ms)"
         }

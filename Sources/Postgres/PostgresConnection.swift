@@ -167,8 +167,9 @@ public final class PostgresConnection: Sendable {
             do {
                 return try await transactionOnce(body)
             } catch let error as PostgresError where error.isStaleStatement && attempt == 1 {
-                logger.info("a prepared statement went stale (the schema changed); running the transaction again",
-                            metadata: ["db.sqlstate": "\(error.sqlState ?? "-")"])
+                logger.info(
+                    "a prepared statement went stale (the schema changed); running the transaction again",
+                    metadata: ["db.sqlstate": "\(error.sqlState ?? "-")"])
             }
         }
     }
@@ -194,16 +195,17 @@ public final class PostgresConnection: Sendable {
     /// message the server sent meanwhile (such as a termination notice) without a round trip.
     public func isUsable() async -> Bool {
         guard !broken.withLock({ $0 }) else { return false }
-        let usable = (try? await thread.run { [handle] in
-            guard let connection = handle.pointer else { return false }
-            // The server's termination notice and the EOF after it may need several reads.
-            for _ in 0..<8 {
-                guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else { return false }
-                var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
-                if poll(&descriptor, 1, 0) <= 0 { break }
-            }
-            return PQtransactionStatus(connection) == PQTRANS_IDLE
-        }) ?? false
+        let usable =
+            (try? await thread.run { [handle] in
+                guard let connection = handle.pointer else { return false }
+                // The server's termination notice and the EOF after it may need several reads.
+                for _ in 0..<8 {
+                    guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else { return false }
+                    var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+                    if poll(&descriptor, 1, 0) <= 0 { break }
+                }
+                return PQtransactionStatus(connection) == PQTRANS_IDLE
+            }) ?? false
         if !usable { broken.withLock { $0 = true } }
         return usable
     }
@@ -260,7 +262,8 @@ public final class PostgresConnection: Sendable {
 
     private func markBrokenIfNeeded(_ error: any Error) {
         if let error = error as? PostgresError,
-           error.code == .connectionLost || error.code == .timeout || error.sqlState?.hasPrefix("57P") == true {
+            error.code == .connectionLost || error.code == .timeout || error.sqlState?.hasPrefix("57P") == true
+        {
             broken.withLock { $0 = true }
             logger.warning("postgres connection lost", metadata: ["db.backend_pid": "\(backendPID)", "error": "\(error.message)"])
         }
@@ -437,7 +440,7 @@ private func readResult(_ result: OpaquePointer, connection: OpaquePointer) thro
 /// Calls `body` with a C array of C strings (NULL entries stay NULL), valid only inside it.
 private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let duplicated = strings.map { $0.flatMap { strdup($0) } }
-    defer { duplicated.forEach { free($0) } }
+    defer { for pointer in duplicated { free(pointer) } }
     return body(duplicated.map { $0.map { UnsafePointer($0) } } + [nil])
 }
 

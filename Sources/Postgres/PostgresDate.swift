@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 // Dates are bound as `timestamptz` with microsecond precision (PostgreSQL's own), and
 // decoded from `timestamptz`, `timestamp` (taken as UTC) and `date`. Every connection runs

@@ -21,7 +21,8 @@ package struct EnvironmentReader: Sendable {
     package func int(_ name: String, in range: ClosedRange<Int>, unit: String = "") throws -> Int? {
         guard let text = string(name) else { return nil }
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-            let what = range.upperBound == .max
+            let what =
+                range.upperBound == .max
                 ? (range.lowerBound == 0 ? "a non-negative whole number" : "a positive whole number")
                 : "a whole number from \(range.lowerBound) to \(range.upperBound)"
             throw ConfigurationError("\(name) must be \(what)\(unit.isEmpty ? "" : " of \(unit)"), not \(text)")

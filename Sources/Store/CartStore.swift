@@ -59,8 +59,10 @@ package struct CartStore: Sendable {
             FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY p.name, ci.id
             """, [cartId]
         ).map {
-            Line(id: try $0.decode(UUID.self, "id"), productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"),
-                 quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"), currency: try $0.decode(String.self, "currency"))
+            Line(
+                id: try $0.decode(UUID.self, "id"), productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"),
+                quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"),
+                currency: try $0.decode(String.self, "currency"))
         }
         return (cartId, lines)
     }
@@ -73,9 +75,11 @@ package struct CartStore: Sendable {
             FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY ci.product_id
             """, [cartId]
         ).map {
-            Checkout.Line(productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"), sku: try $0.decode(String.self, "sku"),
-                          quantity: try $0.decode(Int.self, "quantity"), capturedCents: try $0.decode(Int.self, "captured_cents"),
-                          currentCents: try $0.decode(Int.self, "current_cents"), currency: try $0.decode(String.self, "currency"), isActive: try $0.decode(Bool.self, "is_active"))
+            Checkout.Line(
+                productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"), sku: try $0.decode(String.self, "sku"),
+                quantity: try $0.decode(Int.self, "quantity"), capturedCents: try $0.decode(Int.self, "captured_cents"),
+                currentCents: try $0.decode(Int.self, "current_cents"), currency: try $0.decode(String.self, "currency"),
+                isActive: try $0.decode(Bool.self, "is_active"))
         }
     }
 
@@ -99,8 +103,10 @@ package struct CartStore: Sendable {
 
     /// Adds `quantity` of a product at `priceCents`; the product's line grows if it is already
     /// there and takes the current price. Returns the line's id, quantity and price.
-    package func add(_ cartId: UUID, productId: UUID, quantity: Int, priceCents: Int, currency: String,
-                     on db: PostgresConnection) async throws -> (id: UUID, quantity: Int, unitPriceCents: Int) {
+    package func add(
+        _ cartId: UUID, productId: UUID, quantity: Int, priceCents: Int, currency: String,
+        on db: PostgresConnection
+    ) async throws -> (id: UUID, quantity: Int, unitPriceCents: Int) {
         let line = try await db.query(
             """
             INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
@@ -118,12 +124,14 @@ package struct CartStore: Sendable {
             UPDATE cart_items ci SET quantity = $3, unit_price_cents = p.price_cents FROM carts c, products p
             WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2 AND p.id = ci.product_id
             RETURNING p.is_active
-            """, [itemId, userId, quantity]).first.map { try $0.decode(Bool.self, "is_active") }
+            """, [itemId, userId, quantity]
+        ).first.map { try $0.decode(Bool.self, "is_active") }
     }
 
     /// Removes a line of `userId`'s cart; false when there is no such line.
     package func remove(_ itemId: UUID, ofUser userId: UUID, on pool: PostgresPool) async throws -> Bool {
-        try await pool.query("DELETE FROM cart_items ci USING carts c WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2", [itemId, userId]).affectedRows == 1
+        try await pool.query("DELETE FROM cart_items ci USING carts c WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2", [itemId, userId]).affectedRows
+            == 1
     }
 
     /// Fills the cart with one of each product (the load generator's refill, so that what

@@ -147,8 +147,10 @@ package struct CatalogStore: Sendable {
 
     /// A product `viewer` may see: an active one, or an inactive one for an admin or its seller.
     package func product(_ id: UUID, viewer: Viewer, on pool: PostgresPool) async throws -> Product? {
-        try await pool.query("SELECT \(Self.columns) FROM products WHERE id = $1 AND (is_active OR $2 OR seller_id = $3)",
-                             [id, viewer.isAdmin, viewer.userId]).first.map(Product.init)
+        try await pool.query(
+            "SELECT \(Self.columns) FROM products WHERE id = $1 AND (is_active OR $2 OR seller_id = $3)",
+            [id, viewer.isAdmin, viewer.userId]
+        ).first.map(Product.init)
     }
 
     /// Whether `viewer` may see product `id`.
@@ -158,8 +160,13 @@ package struct CatalogStore: Sendable {
 
     /// A product on sale: its name, price, currency and stock; nil when missing or inactive.
     package func sellable(_ id: UUID, on db: PostgresConnection) async throws -> (name: String, priceCents: Int, currency: String, stock: Int)? {
-        guard let row = try await db.query("SELECT name, price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [id]).first else { return nil }
-        return (try row.decode(String.self, "name"), try row.decode(Int.self, "price_cents"), try row.decode(String.self, "currency"), try row.decode(Int.self, "stock"))
+        guard let row = try await db.query("SELECT name, price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [id]).first else {
+            return nil
+        }
+        return (
+            try row.decode(String.self, "name"), try row.decode(Int.self, "price_cents"), try row.decode(String.self, "currency"),
+            try row.decode(Int.self, "stock")
+        )
     }
 
     /// Creates a product (owned by `sellerId` when a seller creates it) in the caller's
@@ -170,23 +177,30 @@ package struct CatalogStore: Sendable {
             INSERT INTO products (id, seller_id, sku, name, description, price_cents, currency, stock, images, is_active)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             """,
-            [id, sellerId, fields.sku, fields.name, fields.description, fields.priceCents, fields.currency, fields.stock, fields.images ?? [], fields.isActive ?? true])
+            [
+                id, sellerId, fields.sku, fields.name, fields.description, fields.priceCents, fields.currency, fields.stock, fields.images ?? [],
+                fields.isActive ?? true,
+            ])
         try await setCategories(id, categoryIds, on: db)
         return try Product(try await db.query("SELECT \(Self.columns) FROM products WHERE id = $1", [id])[0])
     }
 
     /// Replaces a product if it is at `version` and the caller may change it (an admin, or
     /// the seller owning it); nil otherwise (stale, or not visible to them).
-    package func replace(_ id: UUID, _ fields: ProductFields, categoryIds: [UUID]?, version: Int, byAdmin: Bool, userId: UUID,
-                         on db: PostgresConnection) async throws -> Product? {
+    package func replace(
+        _ id: UUID, _ fields: ProductFields, categoryIds: [UUID]?, version: Int, byAdmin: Bool, userId: UUID,
+        on db: PostgresConnection
+    ) async throws -> Product? {
         let rows = try await db.query(
             """
             UPDATE products SET name = $2, description = $3, sku = $4, price_cents = $5, currency = $6, stock = $7,
               images = coalesce($11, images), is_active = coalesce($12, is_active), version = version + 1, updated_at = now()
             WHERE id = $1 AND ($8 OR seller_id = $9) AND version = $10 RETURNING id
             """,
-            [id, fields.name, fields.description, fields.sku, fields.priceCents, fields.currency, fields.stock, byAdmin, userId, version,
-             fields.images, fields.isActive])
+            [
+                id, fields.name, fields.description, fields.sku, fields.priceCents, fields.currency, fields.stock, byAdmin, userId, version,
+                fields.images, fields.isActive,
+            ])
         guard rows.count == 1 else { return nil }
         if categoryIds != nil { try await setCategories(id, categoryIds, on: db) }
         return try Product(try await db.query("SELECT \(Self.columns) FROM products WHERE id = $1", [id])[0])
@@ -194,7 +208,9 @@ package struct CatalogStore: Sendable {
 
     /// The current version of a product the caller may change; nil when they may not see it.
     package func version(of id: UUID, byAdmin: Bool, userId: UUID, on pool: PostgresPool) async throws -> Int? {
-        try await pool.query("SELECT version FROM products WHERE id = $1 AND ($2 OR seller_id = $3)", [id, byAdmin, userId]).first.map { try $0.decode(Int.self, "version") }
+        try await pool.query("SELECT version FROM products WHERE id = $1 AND ($2 OR seller_id = $3)", [id, byAdmin, userId]).first.map {
+            try $0.decode(Int.self, "version")
+        }
     }
 
     /// An unknown category in a product's `category_ids`.
@@ -218,7 +234,8 @@ package struct CatalogStore: Sendable {
                 """
                 INSERT INTO products (id, sku, name, description, price_cents, currency, stock)
                 VALUES ($1, $2, $3, $4, $5, 'EUR', $6) ON CONFLICT (sku) DO NOTHING
-                """, [UUID(), product.sku, product.name, product.description, product.priceCents, product.stock]).affectedRows
+                """, [UUID(), product.sku, product.name, product.description, product.priceCents, product.stock]
+            ).affectedRows
         }
         return added
     }
@@ -241,7 +258,8 @@ package struct CatalogStore: Sendable {
     package func takeStock(_ productId: UUID, quantity: Int, on db: PostgresConnection) async throws -> Bool {
         try await db.query(
             "UPDATE products SET stock = stock - $2, version = version + 1, updated_at = now() WHERE id = $1 AND stock >= $2",
-            [productId, quantity]).affectedRows == 1
+            [productId, quantity]
+        ).affectedRows == 1
     }
 
     /// Gives `quantity` back to a product's stock.
@@ -274,9 +292,10 @@ package struct CatalogStore: Sendable {
     /// Creates a category; a taken slug throws the unique violation, an unknown parent the
     /// foreign-key violation (23503).
     package func createCategory(name: String, slug: String, parentId: UUID?, on pool: PostgresPool) async throws -> Category {
-        try Category(try await pool.query(
-            "INSERT INTO categories (id, name, slug, parent_id) VALUES ($1, $2, $3, $4) RETURNING id, name, slug, parent_id",
-            [UUID(), name, slug, parentId])[0])
+        try Category(
+            try await pool.query(
+                "INSERT INTO categories (id, name, slug, parent_id) VALUES ($1, $2, $3, $4) RETURNING id, name, slug, parent_id",
+                [UUID(), name, slug, parentId])[0])
     }
 
     /// Whether `candidate` is `id` itself or below it (moving `id` under it would make a cycle).
@@ -285,14 +304,16 @@ package struct CatalogStore: Sendable {
             """
             WITH RECURSIVE below AS (SELECT id FROM categories WHERE id = $1 UNION SELECT c.id FROM categories c JOIN below b ON c.parent_id = b.id)
             SELECT 1 FROM below WHERE id = $2
-            """, [id, candidate]).count > 0
+            """, [id, candidate]
+        ).count > 0
     }
 
     /// Renames or moves a category; nil when it does not exist.
     package func updateCategory(_ id: UUID, name: String, slug: String, parentId: UUID?, on db: PostgresConnection) async throws -> Category? {
         try await db.query(
             "UPDATE categories SET name = $2, slug = $3, parent_id = $4 WHERE id = $1 RETURNING id, name, slug, parent_id",
-            [id, name, slug, parentId]).first.map(Category.init)
+            [id, name, slug, parentId]
+        ).first.map(Category.init)
     }
 
     /// Deletes a category; false when it does not exist. One with subcategories throws the
@@ -345,8 +366,9 @@ package struct CatalogStore: Sendable {
     /// customer throws the unique violation.
     package func addReview(productId: UUID, userId: UUID, rating: Int, body: String, on db: PostgresConnection) async throws -> Review {
         let id = UUID()
-        try await db.query("INSERT INTO reviews (id, product_id, user_id, rating, body) VALUES ($1, $2, $3, $4, $5)",
-                           [id, productId, userId, Int32(rating), body])
+        try await db.query(
+            "INSERT INTO reviews (id, product_id, user_id, rating, body) VALUES ($1, $2, $3, $4, $5)",
+            [id, productId, userId, Int32(rating), body])
         try await db.query("UPDATE products SET rating_count = rating_count + 1, rating_sum = rating_sum + $2 WHERE id = $1", [productId, rating])
         return try Review(try await db.query("SELECT \(Self.reviewColumns) FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.id = $1", [id])[0])
     }

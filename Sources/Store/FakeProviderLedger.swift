@@ -36,8 +36,10 @@ package struct FakeProviderLedger: Sendable {
 
     /// Stores an operation unless one with the same key exists; returns the stored one and
     /// whether this call stored it.
-    package func record(key: String, kind: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
-                        succeeded: Bool, declineCode: String?) async throws -> (operation: Operation, new: Bool) {
+    package func record(
+        key: String, kind: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
+        succeeded: Bool, declineCode: String?
+    ) async throws -> (operation: Operation, new: Bool) {
         let inserted = try await pool.query(
             """
             INSERT INTO fake_provider_operations (id, idempotency_key, kind, order_id, amount_cents, currency, payment_method, outcome, decline_code)
@@ -55,8 +57,9 @@ package struct FakeProviderLedger: Sendable {
         try await pool.query(
             "SELECT id, outcome, decline_code FROM fake_provider_operations WHERE idempotency_key = $1 AND ($2::text IS NULL OR kind = $2)", [key, kind]
         ).first.map {
-            Operation(id: try $0.decode(UUID.self, "id"), succeeded: try $0.decode(String.self, "outcome") == "succeeded",
-                      declineCode: try $0.decode(String?.self, "decline_code"))
+            Operation(
+                id: try $0.decode(UUID.self, "id"), succeeded: try $0.decode(String.self, "outcome") == "succeeded",
+                declineCode: try $0.decode(String?.self, "decline_code"))
         }
     }
 }

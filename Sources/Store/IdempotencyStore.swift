@@ -51,12 +51,14 @@ package struct IdempotencyStore: Sendable {
                 VALUES ($1, $2, $3, 'IN_FLIGHT', $4, now() + interval '24 hours') ON CONFLICT DO NOTHING
                 """, [userId, key, requestHash, token.value])
             if inserted.affectedRows == 1 { return .acquired(token) }
-            guard let row = try await pool.query(
-                """
-                SELECT request_hash, status, response_status, response_body::text AS body, expires_at < now() AS expired,
-                       created_at < now() - make_interval(secs => $3) AS abandoned
-                FROM idempotency_keys WHERE user_id = $1 AND key = $2
-                """, [userId, key, Self.abandonedAfterSeconds]).first
+            guard
+                let row = try await pool.query(
+                    """
+                    SELECT request_hash, status, response_status, response_body::text AS body, expires_at < now() AS expired,
+                           created_at < now() - make_interval(secs => $3) AS abandoned
+                    FROM idempotency_keys WHERE user_id = $1 AND key = $2
+                    """, [userId, key, Self.abandonedAfterSeconds]
+                ).first
             else { continue }  // deleted meanwhile: try the insert again
             if try row.decode(Bool.self, "expired") {
                 try await pool.query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", [userId, key])
@@ -107,7 +109,8 @@ package struct IdempotencyStore: Sendable {
             """
             DELETE FROM idempotency_keys WHERE (user_id, key) IN (
               SELECT user_id, key FROM idempotency_keys WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, [age.secondsWithFraction, batch]).affectedRows
+            """, [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 
     /// Deletes, at most `batch`, claims left IN_FLIGHT longer than `age` (their request crashed).
@@ -116,7 +119,8 @@ package struct IdempotencyStore: Sendable {
             """
             DELETE FROM idempotency_keys WHERE (user_id, key) IN (
               SELECT user_id, key FROM idempotency_keys WHERE status = 'IN_FLIGHT' AND created_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, [age.secondsWithFraction, batch]).affectedRows
+            """, [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 
     /// How many claims are in flight (for drills and status).

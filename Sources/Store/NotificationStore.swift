@@ -37,6 +37,7 @@ package struct NotificationStore: Sendable {
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
             ON CONFLICT (event_id, channel) DO NOTHING
             """,
-            [record.id, record.userId, record.orderId, record.eventId, record.channel, record.template, record.recipient, record.body]).affectedRows == 1
+            [record.id, record.userId, record.orderId, record.eventId, record.channel, record.template, record.recipient, record.body]
+        ).affectedRows == 1
     }
 }

@@ -87,8 +87,10 @@ package struct OrderStore: Sendable {
         package let currency: String
         package let traceparent: String
 
-        package init(id: UUID, orderNumber: String, userId: UUID, paymentMethod: String, shippingAddress: Address, items: [Item], subtotalCents: Int,
-                     taxCents: Int, shippingCents: Int, totalCents: Int, currency: String, traceparent: String) {
+        package init(
+            id: UUID, orderNumber: String, userId: UUID, paymentMethod: String, shippingAddress: Address, items: [Item], subtotalCents: Int,
+            taxCents: Int, shippingCents: Int, totalCents: Int, currency: String, traceparent: String
+        ) {
             self.id = id
             self.orderNumber = orderNumber
             self.userId = userId
@@ -124,16 +126,20 @@ package struct OrderStore: Sendable {
             INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
             VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at
             """,
-            [order.id, order.orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
-             order.totalCents, order.currency, order.traceparent])[0].decode(Date.self, "created_at")
+            [
+                order.id, order.orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
+                order.totalCents, order.currency, order.traceparent,
+            ])[0].decode(Date.self, "created_at")
         try await db.query(
             """
             INSERT INTO order_items (id, order_id, product_id, product_name, sku, quantity, unit_price_cents, currency)
             SELECT gen_random_uuid(), $1, item.product_id, item.name, item.sku, item.quantity, item.price, $7
             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int8[]) AS item(product_id, name, sku, quantity, price)
             """,
-            [order.id, order.items.map(\.productId), order.items.map(\.name), order.items.map(\.sku), order.items.map { Int32($0.quantity) },
-             order.items.map(\.unitPriceCents), order.currency])
+            [
+                order.id, order.items.map(\.productId), order.items.map(\.name), order.items.map(\.sku), order.items.map { Int32($0.quantity) },
+                order.items.map(\.unitPriceCents), order.currency,
+            ])
         let changed = try await db.query(
             "INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING') RETURNING changed_at", [order.id]
         )[0].decode(Date.self, "changed_at")
@@ -149,15 +155,17 @@ package struct OrderStore: Sendable {
     /// in an allowed state. Records `orders_finalized_total` and `saga_step_seconds`.
     package func transition(_ orderId: UUID, to target: OrderStatus, reason: CancellationReason? = nil, on db: PostgresConnection) async throws -> Moved? {
         let allowed = OrderStatus.allowedSources(of: target).map(\.rawValue)
-        guard let row = try await db.query(
-            """
-            WITH previous AS (SELECT id, status FROM orders WHERE id = $1 FOR NO KEY UPDATE)
-            UPDATE orders o SET status = $2, cancellation_reason = $3, updated_at = now()
-            FROM previous WHERE o.id = previous.id AND previous.status = ANY($4)
-            RETURNING o.user_id, o.total_cents, o.currency, o.payment_method, previous.status AS from_status,
-                      extract(epoch FROM now() - o.created_at)::float8 AS age_seconds
-            """,
-            [orderId, target.rawValue, reason?.rawValue, allowed]).first
+        guard
+            let row = try await db.query(
+                """
+                WITH previous AS (SELECT id, status FROM orders WHERE id = $1 FOR NO KEY UPDATE)
+                UPDATE orders o SET status = $2, cancellation_reason = $3, updated_at = now()
+                FROM previous WHERE o.id = previous.id AND previous.status = ANY($4)
+                RETURNING o.user_id, o.total_cents, o.currency, o.payment_method, previous.status AS from_status,
+                          extract(epoch FROM now() - o.created_at)::float8 AS age_seconds
+                """,
+                [orderId, target.rawValue, reason?.rawValue, allowed]
+            ).first
         else { return nil }
         let from = try row.decode(String.self, "from_status")
         try await db.query(
@@ -199,17 +207,23 @@ package struct OrderStore: Sendable {
         guard !ids.isEmpty else { return [] }
         var items: [UUID: [Item]] = [:]
         for row in try await db.query(
-            "SELECT order_id, product_id, product_name, sku, quantity, unit_price_cents FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, product_id", [ids]) {
+            "SELECT order_id, product_id, product_name, sku, quantity, unit_price_cents FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, product_id",
+            [ids])
+        {
             items[try row.decode(UUID.self, "order_id"), default: []].append(
-                Item(productId: try row.decode(UUID.self, "product_id"), name: try row.decode(String.self, "product_name"), sku: try row.decode(String.self, "sku"),
-                     quantity: try row.decode(Int.self, "quantity"), unitPriceCents: try row.decode(Int.self, "unit_price_cents")))
+                Item(
+                    productId: try row.decode(UUID.self, "product_id"), name: try row.decode(String.self, "product_name"),
+                    sku: try row.decode(String.self, "sku"),
+                    quantity: try row.decode(Int.self, "quantity"), unitPriceCents: try row.decode(Int.self, "unit_price_cents")))
         }
         var history: [UUID: [HistoryEntry]] = [:]
         for row in try await db.query(
-            "SELECT order_id, from_status, to_status, reason, changed_at FROM order_status_history WHERE order_id = ANY($1) ORDER BY order_id, id", [ids]) {
+            "SELECT order_id, from_status, to_status, reason, changed_at FROM order_status_history WHERE order_id = ANY($1) ORDER BY order_id, id", [ids])
+        {
             history[try row.decode(UUID.self, "order_id"), default: []].append(
-                HistoryEntry(fromStatus: try row.decode(String?.self, "from_status"), toStatus: try row.decode(String.self, "to_status"),
-                             reason: try row.decode(String?.self, "reason"), changedAt: try row.decode(Date.self, "changed_at")))
+                HistoryEntry(
+                    fromStatus: try row.decode(String?.self, "from_status"), toStatus: try row.decode(String.self, "to_status"),
+                    reason: try row.decode(String?.self, "reason"), changedAt: try row.decode(Date.self, "changed_at")))
         }
         return try rows.map { row in
             let id = try row.decode(UUID.self, "id")
@@ -218,7 +232,8 @@ package struct OrderStore: Sendable {
                 cancellationReason: try row.decode(String?.self, "cancellation_reason"), paymentMethod: try row.decode(String.self, "payment_method"),
                 shippingAddress: try row.decode(PostgresJSON.self, "shipping_address").decode(as: Address.self, decoder: EmporiumJSON.decoder()),
                 items: items[id] ?? [], subtotalCents: try row.decode(Int.self, "subtotal_cents"), taxCents: try row.decode(Int.self, "tax_cents"),
-                shippingCents: try row.decode(Int.self, "shipping_cents"), totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+                shippingCents: try row.decode(Int.self, "shipping_cents"), totalCents: try row.decode(Int.self, "total_cents"),
+                currency: try row.decode(String.self, "currency"),
                 statusHistory: history[id] ?? [], createdAt: try row.decode(Date.self, "created_at"))
         }
     }
@@ -252,12 +267,14 @@ package struct OrderStore: Sendable {
 
     /// The facts of order `id` for its payment; nil when there is no such order.
     package func paymentFacts(_ id: UUID, on db: PostgresConnection) async throws -> PaymentFacts? {
-        guard let row = try await db.query(
-            """
-            SELECT user_id, status, total_cents, currency, payment_method, extract(epoch FROM now() - created_at)::float8 AS age_seconds,
-                   EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT') AS reached_payment
-            FROM orders o WHERE id = $1
-            """, [id]).first
+        guard
+            let row = try await db.query(
+                """
+                SELECT user_id, status, total_cents, currency, payment_method, extract(epoch FROM now() - created_at)::float8 AS age_seconds,
+                       EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT') AS reached_payment
+                FROM orders o WHERE id = $1
+                """, [id]
+            ).first
         else { return nil }
         return PaymentFacts(
             userId: try row.decode(UUID.self, "user_id"), status: OrderStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
@@ -283,7 +300,9 @@ package struct OrderStore: Sendable {
     /// Orders waiting for payment longer than their timeout (card orders `cardTimeout`,
     /// `manual` ones `manualTimeout`), oldest first, locked `FOR UPDATE SKIP LOCKED` so
     /// replicas share them.
-    package func expiredAwaitingPayment(cardTimeout: Duration, manualTimeout: Duration, limit: Int, on db: PostgresConnection) async throws -> [(id: UUID, traceparent: String?)] {
+    package func expiredAwaitingPayment(cardTimeout: Duration, manualTimeout: Duration, limit: Int, on db: PostgresConnection) async throws -> [(
+        id: UUID, traceparent: String?
+    )] {
         try await db.query(
             """
             SELECT id, trace_parent FROM orders
@@ -307,11 +326,13 @@ package struct OrderStore: Sendable {
 
     /// The notification facts of order `id`; nil when there is no such order.
     package func notificationFacts(_ id: UUID, on db: PostgresConnection) async throws -> NotificationFacts? {
-        guard let row = try await db.query(
-            """
-            SELECT o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
-            FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1
-            """, [id]).first
+        guard
+            let row = try await db.query(
+                """
+                SELECT o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
+                FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1
+                """, [id]
+            ).first
         else { return nil }
         return NotificationFacts(
             userId: try row.decode(UUID.self, "user_id"), orderNumber: try row.decode(String.self, "order_number"),
@@ -325,7 +346,8 @@ package struct OrderStore: Sendable {
             """
             SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id
             WHERE o.user_id = $1 AND i.product_id = $2 AND o.status = 'DELIVERED' LIMIT 1
-            """, [userId, productId]).count == 1
+            """, [userId, productId]
+        ).count == 1
     }
 
     /// Order count per status.

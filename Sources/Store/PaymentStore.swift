@@ -23,10 +23,11 @@ package struct PaymentStore: Sendable {
     static let columns = "id, status, method, failure_reason, amount_cents, currency, provider_reference"
 
     private func payment(_ row: PostgresRow) throws -> Payment {
-        Payment(id: try row.decode(UUID.self, "id"), status: PaymentStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
-                method: try row.decode(String.self, "method"), failureReason: try row.decode(String?.self, "failure_reason"),
-                amountCents: try row.decode(Int.self, "amount_cents"), currency: try row.decode(String.self, "currency"),
-                providerReference: try row.decode(String?.self, "provider_reference"))
+        Payment(
+            id: try row.decode(UUID.self, "id"), status: PaymentStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
+            method: try row.decode(String.self, "method"), failureReason: try row.decode(String?.self, "failure_reason"),
+            amountCents: try row.decode(Int.self, "amount_cents"), currency: try row.decode(String.self, "currency"),
+            providerReference: try row.decode(String?.self, "provider_reference"))
     }
 
     /// What a new payment row holds.
@@ -69,7 +70,8 @@ package struct PaymentStore: Sendable {
 
     /// Records a charge.
     package func markSucceeded(_ id: UUID, reference: String, on db: PostgresConnection) async throws {
-        try await db.query("UPDATE payments SET status = 'SUCCEEDED', provider_reference = $2, failure_reason = NULL, updated_at = now() WHERE id = $1", [id, reference])
+        try await db.query(
+            "UPDATE payments SET status = 'SUCCEEDED', provider_reference = $2, failure_reason = NULL, updated_at = now() WHERE id = $1", [id, reference])
     }
 
     /// Records a failure with its reason (a decline code, or one of ``PaymentStatus/ownFailureReasons``).
@@ -80,8 +82,10 @@ package struct PaymentStore: Sendable {
     }
 
     /// Records the refund of a charged payment (once: one refund per payment) and marks it refunded.
-    package func recordRefund(_ refundId: UUID, of paymentId: UUID, amountCents: Int, currency: String, reference: String, reason: String,
-                              on db: PostgresConnection) async throws {
+    package func recordRefund(
+        _ refundId: UUID, of paymentId: UUID, amountCents: Int, currency: String, reference: String, reason: String,
+        on db: PostgresConnection
+    ) async throws {
         try await db.query(
             """
             INSERT INTO refunds (id, payment_id, amount_cents, currency, status, provider_reference, reason)
@@ -127,10 +131,11 @@ package struct PaymentStore: Sendable {
             FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 AND p.user_id = $2 FOR UPDATE OF p
             """, [id, userId]
         ).first.map {
-            Confirmable(orderId: try $0.decode(UUID.self, "order_id"), amountCents: try $0.decode(Int.self, "amount_cents"),
-                        currency: try $0.decode(String.self, "currency"), status: PaymentStatus(rawValue: try $0.decode(String.self, "status")) ?? .pending,
-                        method: try $0.decode(String.self, "method"), orderStatus: OrderStatus(rawValue: try $0.decode(String.self, "order_status")),
-                        traceparent: try $0.decode(String?.self, "trace_parent"))
+            Confirmable(
+                orderId: try $0.decode(UUID.self, "order_id"), amountCents: try $0.decode(Int.self, "amount_cents"),
+                currency: try $0.decode(String.self, "currency"), status: PaymentStatus(rawValue: try $0.decode(String.self, "status")) ?? .pending,
+                method: try $0.decode(String.self, "method"), orderStatus: OrderStatus(rawValue: try $0.decode(String.self, "order_status")),
+                traceparent: try $0.decode(String?.self, "trace_parent"))
         }
     }
 
@@ -162,10 +167,11 @@ package struct PaymentStore: Sendable {
             WHERE p.user_id = $1 ORDER BY p.created_at DESC, p.id LIMIT $2 OFFSET $3
             """, [userId, size, offset])
         let entries = try rows.map {
-            HistoryEntry(id: try $0.decode(UUID.self, "id"), orderId: try $0.decode(UUID.self, "order_id"), amountCents: try $0.decode(Int.self, "amount_cents"),
-                         currency: try $0.decode(String.self, "currency"), method: try $0.decode(String.self, "method"), status: try $0.decode(String.self, "status"),
-                         failureReason: try $0.decode(String?.self, "failure_reason"), refundedCents: try $0.decode(Int?.self, "refunded_cents"),
-                         createdAt: try $0.decode(Date.self, "created_at"))
+            HistoryEntry(
+                id: try $0.decode(UUID.self, "id"), orderId: try $0.decode(UUID.self, "order_id"), amountCents: try $0.decode(Int.self, "amount_cents"),
+                currency: try $0.decode(String.self, "currency"), method: try $0.decode(String.self, "method"), status: try $0.decode(String.self, "status"),
+                failureReason: try $0.decode(String?.self, "failure_reason"), refundedCents: try $0.decode(Int?.self, "refunded_cents"),
+                createdAt: try $0.decode(Date.self, "created_at"))
         }
         return (entries, try rows.first?.decode(Int.self, "total") ?? 0)
     }

@@ -29,10 +29,12 @@ package struct SagaStore: Sendable {
     /// come back once more (with `redrives == maxRedrives`) to be reported, then never again.
     package func stalled(stall: Duration, lookback: Duration, maxRedrives: Int, limit: Int, on db: PostgresConnection) async throws -> [Stalled] {
         try await db.query(Self.candidates, [stall.secondsWithFraction, lookback.secondsWithFraction, maxRedrives, limit]).map {
-            Stalled(orderId: try $0.decode(UUID.self, "id"), userId: try $0.decode(UUID.self, "user_id"), totalCents: try $0.decode(Int.self, "total_cents"),
-                    currency: try $0.decode(String.self, "currency"), paymentMethod: try $0.decode(String.self, "payment_method"),
-                    confirmedMethod: try $0.decode(String?.self, "confirmed_method"), cancellationReason: try $0.decode(String?.self, "cancellation_reason"),
-                    traceparent: try $0.decode(String?.self, "trace_parent"), redrives: try $0.decode(Int.self, "redrives"), steps: try $0.decode([String].self, "steps"))
+            Stalled(
+                orderId: try $0.decode(UUID.self, "id"), userId: try $0.decode(UUID.self, "user_id"), totalCents: try $0.decode(Int.self, "total_cents"),
+                currency: try $0.decode(String.self, "currency"), paymentMethod: try $0.decode(String.self, "payment_method"),
+                confirmedMethod: try $0.decode(String?.self, "confirmed_method"), cancellationReason: try $0.decode(String?.self, "cancellation_reason"),
+                traceparent: try $0.decode(String?.self, "trace_parent"), redrives: try $0.decode(Int.self, "redrives"),
+                steps: try $0.decode([String].self, "steps"))
         }
     }
 
@@ -54,7 +56,8 @@ package struct SagaStore: Sendable {
     package func prune(olderThan age: Duration, batch: Int, on db: PostgresConnection) async throws -> Int {
         try await db.query(
             "DELETE FROM saga_redrives WHERE order_id IN (SELECT order_id FROM saga_redrives WHERE last_redriven_at < now() - make_interval(secs => $1) LIMIT $2)",
-            [age.secondsWithFraction, batch]).affectedRows
+            [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 
     /// Stalled orders and their missing steps. Parameters: $1 stall and $2 lookback (seconds),

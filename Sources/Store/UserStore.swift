@@ -44,8 +44,9 @@ package struct UserStore: Sendable {
     /// The standing of account `id`; nil when it does not exist.
     package func standing(of id: UUID, on pool: PostgresPool) async throws -> Standing? {
         try await pool.query("SELECT role, is_active AND closed_at IS NULL AS active, tokens_valid_after FROM users WHERE id = $1", [id]).first.map {
-            Standing(role: Role(rawValue: try $0.decode(String.self, "role")) ?? .customer, isActive: try $0.decode(Bool.self, "active"),
-                     tokensValidAfter: try $0.decode(Date?.self, "tokens_valid_after"))
+            Standing(
+                role: Role(rawValue: try $0.decode(String.self, "role")) ?? .customer, isActive: try $0.decode(Bool.self, "active"),
+                tokensValidAfter: try $0.decode(Date?.self, "tokens_valid_after"))
         }
     }
 
@@ -74,8 +75,9 @@ package struct UserStore: Sendable {
         try await pool.query(
             "SELECT id, password_hash, role, is_active AND closed_at IS NULL AS is_active FROM users WHERE lower(email) = lower($1)", [email]
         ).first.map {
-            Credentials(id: try $0.decode(UUID.self, "id"), passwordHash: try $0.decode(String.self, "password_hash"),
-                        role: Role(rawValue: try $0.decode(String.self, "role")), isActive: try $0.decode(Bool.self, "is_active"))
+            Credentials(
+                id: try $0.decode(UUID.self, "id"), passwordHash: try $0.decode(String.self, "password_hash"),
+                role: Role(rawValue: try $0.decode(String.self, "role")), isActive: try $0.decode(Bool.self, "is_active"))
         }
     }
 
@@ -87,7 +89,8 @@ package struct UserStore: Sendable {
     /// Open accounts, oldest first.
     package func users(size: Int, offset: Int, on pool: PostgresPool) async throws -> (users: [User], total: Int) {
         let rows = try await pool.query(
-            "SELECT \(Self.userColumns), count(*) OVER () AS total FROM users WHERE closed_at IS NULL ORDER BY created_at, id LIMIT $1 OFFSET $2", [size, offset])
+            "SELECT \(Self.userColumns), count(*) OVER () AS total FROM users WHERE closed_at IS NULL ORDER BY created_at, id LIMIT $1 OFFSET $2",
+            [size, offset])
         return (try rows.map(User.init), try rows.first?.decode(Int.self, "total") ?? 0)
     }
 
@@ -178,11 +181,12 @@ package struct UserStore: Sendable {
             try await db.query("SELECT id FROM users WHERE id = $1 FOR UPDATE", [userId])
             guard try await db.query("SELECT count(*) AS n FROM addresses WHERE user_id = $1", [userId])[0].decode(Int.self, "n") < limit else { return nil }
             if fields.isDefault { try await db.query("UPDATE addresses SET is_default = false WHERE user_id = $1", [userId]) }
-            return try Address(try await db.query(
-                """
-                INSERT INTO addresses (id, user_id, line1, line2, city, postal_code, country, is_default)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING \(Self.addressColumns)
-                """, [UUID(), userId, fields.line1, fields.line2, fields.city, fields.postalCode, fields.country, fields.isDefault])[0])
+            return try Address(
+                try await db.query(
+                    """
+                    INSERT INTO addresses (id, user_id, line1, line2, city, postal_code, country, is_default)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING \(Self.addressColumns)
+                    """, [UUID(), userId, fields.line1, fields.line2, fields.city, fields.postalCode, fields.country, fields.isDefault])[0])
         }
     }
 
@@ -194,7 +198,8 @@ package struct UserStore: Sendable {
                 """
                 UPDATE addresses SET line1 = $3, line2 = $4, city = $5, postal_code = $6, country = $7, is_default = $8
                 WHERE id = $1 AND user_id = $2 RETURNING \(Self.addressColumns)
-                """, [id, userId, fields.line1, fields.line2, fields.city, fields.postalCode, fields.country, fields.isDefault]).first.map(Address.init)
+                """, [id, userId, fields.line1, fields.line2, fields.city, fields.postalCode, fields.country, fields.isDefault]
+            ).first.map(Address.init)
         }
     }
 
@@ -228,13 +233,15 @@ package struct UserStore: Sendable {
     /// Spends the refresh token with `hash`, in the caller's transaction (row locked): a
     /// token works once, and presenting a spent one revokes its family.
     package func rotate(hash: String, familyLifetime: Duration, on db: PostgresConnection) async throws -> Rotation {
-        guard let row = try await db.query(
-            """
-            SELECT t.id, t.user_id, t.family_id, t.family_started_at, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
-                   t.expires_at < now() OR t.family_started_at < now() - make_interval(secs => $2) AS expired,
-                   u.role, u.is_active AND u.closed_at IS NULL AS is_active
-            FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t
-            """, [hash, familyLifetime.secondsWithFraction]).first
+        guard
+            let row = try await db.query(
+                """
+                SELECT t.id, t.user_id, t.family_id, t.family_started_at, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL AS spent,
+                       t.expires_at < now() OR t.family_started_at < now() - make_interval(secs => $2) AS expired,
+                       u.role, u.is_active AND u.closed_at IS NULL AS is_active
+                FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t
+                """, [hash, familyLifetime.secondsWithFraction]
+            ).first
         else { return .invalid }
         let family = try row.decode(UUID.self, "family_id")
         if try row.decode(Bool.self, "spent") {
@@ -242,7 +249,8 @@ package struct UserStore: Sendable {
             return .reused
         }
         guard try !row.decode(Bool.self, "expired"), try row.decode(Bool.self, "is_active"),
-              let role = Role(rawValue: try row.decode(String.self, "role")) else { return .invalid }
+            let role = Role(rawValue: try row.decode(String.self, "role"))
+        else { return .invalid }
         try await db.query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1", [try row.decode(UUID.self, "id")])
         return .valid(userId: try row.decode(UUID.self, "user_id"), role: role, family: family, familyStartedAt: try row.decode(Date.self, "family_started_at"))
     }
@@ -269,7 +277,8 @@ package struct UserStore: Sendable {
               SELECT id FROM refresh_tokens WHERE expires_at < now() - make_interval(secs => $1)
               UNION ALL
               SELECT id FROM refresh_tokens WHERE revoked_at < now() - make_interval(secs => $1) LIMIT $2)
-            """, [age.secondsWithFraction, batch]).affectedRows
+            """, [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 
     // MARK: Sign-in failures
@@ -322,6 +331,7 @@ package struct UserStore: Sendable {
     package func pruneFailures(olderThan age: Duration, batch: Int, on db: PostgresConnection) async throws -> Int {
         try await db.query(
             "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures WHERE failed_at < now() - make_interval(secs => $1) LIMIT $2)",
-            [age.secondsWithFraction, batch]).affectedRows
+            [age.secondsWithFraction, batch]
+        ).affectedRows
     }
 }

@@ -38,14 +38,16 @@ package struct FakePaymentProvider: PaymentProvider {
             fatalError("fake payment provider: simulated crash for tok_crash")
         }
         let crashAfterCharge = faults && request.paymentMethod == "tok_crash_after_charge"
-        let declineCode: String? = switch request.paymentMethod {
-        case "tok_visa", "tok_mastercard": nil
-        case "tok_crash_after_charge" where crashAfterCharge: nil
-        case "tok_chargeDeclined": "card_declined"
-        default: "invalid_payment_method"
-        }
-        let (result, new) = try await record(kind: "charge", key: request.idempotencyKey, orderId: request.orderId, amountCents: request.amountCents,
-                                             currency: request.currency, method: request.paymentMethod, declineCode: declineCode)
+        let declineCode: String? =
+            switch request.paymentMethod {
+            case "tok_visa", "tok_mastercard": nil
+            case "tok_crash_after_charge" where crashAfterCharge: nil
+            case "tok_chargeDeclined": "card_declined"
+            default: "invalid_payment_method"
+            }
+        let (result, new) = try await record(
+            kind: "charge", key: request.idempotencyKey, orderId: request.orderId, amountCents: request.amountCents,
+            currency: request.currency, method: request.paymentMethod, declineCode: declineCode)
         if crashAfterCharge && new {
             // Deliberate: the drill for "charged, then the worker died before its commit".
             // Reachable only with FAKE_PROVIDER_FAULTS=true.
@@ -55,7 +57,8 @@ package struct FakePaymentProvider: PaymentProvider {
     }
 
     package func refund(idempotencyKey: String, orderId: UUID, chargeReference: String, amountCents: Int, currency: String) async throws -> ProviderResult {
-        try await record(kind: "refund", key: idempotencyKey, orderId: orderId, amountCents: amountCents, currency: currency, method: nil, declineCode: nil).result
+        try await record(kind: "refund", key: idempotencyKey, orderId: orderId, amountCents: amountCents, currency: currency, method: nil, declineCode: nil)
+            .result
     }
 
     package func lookupCharge(idempotencyKey: String) async throws -> ChargeLookup {
@@ -76,14 +79,18 @@ package struct FakePaymentProvider: PaymentProvider {
 
     /// Stores the first result for `key` and returns whatever is stored, and whether this
     /// call stored it.
-    private func record(kind: String, key: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
-                        declineCode: String?) async throws -> (result: ProviderResult, new: Bool) {
+    private func record(
+        kind: String, key: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
+        declineCode: String?
+    ) async throws -> (result: ProviderResult, new: Bool) {
         try await asProvider {
             if latency > .zero { try await Task.sleep(for: latency) }
             try await refuseDuringOutage(key)
-            let (operation, new) = try await ledger.record(key: key, kind: kind, orderId: orderId, amountCents: amountCents, currency: currency,
-                                                           method: method, succeeded: declineCode == nil, declineCode: declineCode)
-            let result: ProviderResult = operation.succeeded ? .succeeded(reference: Self.reference(kind, operation.id)) : .declined(code: operation.declineCode ?? "declined")
+            let (operation, new) = try await ledger.record(
+                key: key, kind: kind, orderId: orderId, amountCents: amountCents, currency: currency,
+                method: method, succeeded: declineCode == nil, declineCode: declineCode)
+            let result: ProviderResult =
+                operation.succeeded ? .succeeded(reference: Self.reference(kind, operation.id)) : .declined(code: operation.declineCode ?? "declined")
             return (result, new)
         }
     }

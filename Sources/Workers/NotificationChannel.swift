@@ -17,7 +17,8 @@ package struct OutgoingNotification: Sendable {
 
     /// The row that records this notification on `channel`.
     func record(channel: String) -> NotificationStore.Record {
-        NotificationStore.Record(id: id, eventId: eventId, userId: userId, orderId: orderId, channel: channel, template: template, recipient: recipient, body: body)
+        NotificationStore.Record(
+            id: id, eventId: eventId, userId: userId, orderId: orderId, channel: channel, template: template, recipient: recipient, body: body)
     }
 }
 
@@ -98,4 +99,3 @@ package struct NotificationTemplates: Sendable {
         return text
     }
 }
-

@@ -18,10 +18,13 @@ package struct OrderHandler: EventHandler {
         case .stockReserved:
             let orderId = try event.payload(as: StockOutcome.self).orderId
             guard let order = try await orders.transition(orderId, to: .awaitingPayment, on: db) else { return [] }
-            return [try EventEnvelope(
-                type: .paymentRequested, orderId: orderId,
-                payload: PaymentRequested(orderId: orderId, userId: order.userId, amountCents: order.totalCents, currency: order.currency, paymentMethod: order.paymentMethod),
-                traceparent: event.traceparent)]
+            return [
+                try EventEnvelope(
+                    type: .paymentRequested, orderId: orderId,
+                    payload: PaymentRequested(
+                        orderId: orderId, userId: order.userId, amountCents: order.totalCents, currency: order.currency, paymentMethod: order.paymentMethod),
+                    traceparent: event.traceparent)
+            ]
         case .stockRejected:
             return try await cancel(try event.payload(as: StockOutcome.self).orderId, reason: .outOfStock, cause: event, db)
         case .paymentSucceeded:
@@ -29,12 +32,19 @@ package struct OrderHandler: EventHandler {
             guard let order = try await orders.transition(orderId, to: .confirmed, on: db) else {
                 // Charged after the order was cancelled (e.g. it expired meanwhile): refund.
                 guard try await orders.status(of: orderId, on: db) == .cancelled,
-                      let owner = try await orders.ownerAndTrace(orderId, owner: nil, on: db) else { return [] }
-                return [try EventEnvelope(type: .paymentRefundRequested, orderId: orderId,
-                                          payload: OrderOutcome(orderId: orderId, userId: owner.userId, reason: "cancelled_before_charge"),
-                                          traceparent: event.traceparent)]
+                    let owner = try await orders.ownerAndTrace(orderId, owner: nil, on: db)
+                else { return [] }
+                return [
+                    try EventEnvelope(
+                        type: .paymentRefundRequested, orderId: orderId,
+                        payload: OrderOutcome(orderId: orderId, userId: owner.userId, reason: "cancelled_before_charge"),
+                        traceparent: event.traceparent)
+                ]
             }
-            return [try EventEnvelope(type: .orderConfirmed, orderId: orderId, payload: OrderOutcome(orderId: orderId, userId: order.userId), traceparent: event.traceparent)]
+            return [
+                try EventEnvelope(
+                    type: .orderConfirmed, orderId: orderId, payload: OrderOutcome(orderId: orderId, userId: order.userId), traceparent: event.traceparent)
+            ]
         case .paymentFailed:
             return try await cancel(try event.payload(as: PaymentOutcome.self).orderId, reason: .paymentFailed, cause: event, db)
         }
@@ -42,7 +52,10 @@ package struct OrderHandler: EventHandler {
 
     private func cancel(_ orderId: UUID, reason: CancellationReason, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
         guard let order = try await orders.transition(orderId, to: .cancelled, reason: reason, on: db) else { return [] }
-        return [try EventEnvelope(type: .orderCancelled, orderId: orderId,
-                                  payload: OrderOutcome(orderId: orderId, userId: order.userId, reason: reason.rawValue), traceparent: cause.traceparent)]
+        return [
+            try EventEnvelope(
+                type: .orderCancelled, orderId: orderId,
+                payload: OrderOutcome(orderId: orderId, userId: order.userId, reason: reason.rawValue), traceparent: cause.traceparent)
+        ]
     }
 }

@@ -33,9 +33,10 @@ package struct PaymentHandler: EventHandler {
     }
 
     private func charge(_ request: PaymentRequested, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
-        let payment = try await payments.claim(PaymentStore.NewPayment(
-            id: PaymentIds.paymentId(for: request.orderId), orderId: request.orderId, userId: request.userId, amountCents: request.amountCents,
-            currency: request.currency, method: request.paymentMethod, provider: provider.name), on: db)
+        let payment = try await payments.claim(
+            PaymentStore.NewPayment(
+                id: PaymentIds.paymentId(for: request.orderId), orderId: request.orderId, userId: request.userId, amountCents: request.amountCents,
+                currency: request.currency, method: request.paymentMethod, provider: provider.name), on: db)
         let order = try await orders.paymentFacts(request.orderId, on: db)
         let awaitingPayment = order?.status == .awaitingPayment
 
@@ -61,9 +62,10 @@ package struct PaymentHandler: EventHandler {
         // but a worker may have charged it and died before recording that: ask first.
         guard awaitingPayment else { return try await settleAfterOrderMovedOn(payment, orderId: request.orderId, cause: cause, db) }
 
-        let result = try await provider.charge(ChargeRequest(
-            idempotencyKey: key(payment), orderId: request.orderId,
-            amountCents: request.amountCents, currency: request.currency, paymentMethod: request.paymentMethod))
+        let result = try await provider.charge(
+            ChargeRequest(
+                idempotencyKey: key(payment), orderId: request.orderId,
+                amountCents: request.amountCents, currency: request.currency, paymentMethod: request.paymentMethod))
         switch result {
         case .succeeded(let reference):
             try await payments.markSucceeded(payment.id, reference: reference, on: db)
@@ -78,7 +80,9 @@ package struct PaymentHandler: EventHandler {
     /// The order moved on (cancelled, expired) while its payment was not recorded as charged:
     /// asks the provider whether the charge happened anyway. A charge found is recorded and,
     /// the order being cancelled, refunded; otherwise the payment is marked failed.
-    private func settleAfterOrderMovedOn(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
+    private func settleAfterOrderMovedOn(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws
+        -> [EventEnvelope]
+    {
         switch try await provider.lookupCharge(idempotencyKey: key(payment)) {
         case .succeeded(let reference):
             try await payments.markSucceeded(payment.id, reference: reference, on: db)
@@ -98,9 +102,10 @@ package struct PaymentHandler: EventHandler {
         guard let order = try await orders.paymentFacts(orderId, on: db), order.reachedPayment else { return [] }
         // The claim waits for a charge in progress on this payment (its uncommitted row holds
         // the key), so a cancellation and a charge never decide about one payment at once.
-        let payment = try await payments.claim(PaymentStore.NewPayment(
-            id: PaymentIds.paymentId(for: orderId), orderId: orderId, userId: order.userId, amountCents: order.totalCents,
-            currency: order.currency, method: order.paymentMethod, provider: provider.name), on: db)
+        let payment = try await payments.claim(
+            PaymentStore.NewPayment(
+                id: PaymentIds.paymentId(for: orderId), orderId: orderId, userId: order.userId, amountCents: order.totalCents,
+                currency: order.currency, method: order.paymentMethod, provider: provider.name), on: db)
         switch payment.status {
         case .succeeded:
             return try await refund(payment.id, orderId: orderId, cause: cause, db)
@@ -119,7 +124,9 @@ package struct PaymentHandler: EventHandler {
         }
     }
 
-    private func settleAfterCancellation(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
+    private func settleAfterCancellation(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws
+        -> [EventEnvelope]
+    {
         switch try await provider.lookupCharge(idempotencyKey: key(payment)) {
         case .succeeded(let reference):
             try await payments.markSucceeded(payment.id, reference: reference, on: db)
@@ -142,18 +149,24 @@ package struct PaymentHandler: EventHandler {
             idempotencyKey: refundId.uuidString.lowercased(), orderId: orderId,
             chargeReference: payment.providerReference ?? "", amountCents: payment.amountCents, currency: payment.currency)
         guard case .succeeded(let reference) = result else { throw TransientFailure("refund of \(paymentId) was refused") }
-        try await payments.recordRefund(refundId, of: paymentId, amountCents: payment.amountCents, currency: payment.currency,
-                                        reference: reference, reason: "order_cancelled", on: db)
-        return [try EventEnvelope(type: .paymentRefunded, orderId: orderId,
-                                  payload: PaymentRefunded(orderId: orderId, paymentId: paymentId, refundId: refundId, amountCents: payment.amountCents,
-                                                           currency: payment.currency),
-                                  traceparent: cause.traceparent)]
+        try await payments.recordRefund(
+            refundId, of: paymentId, amountCents: payment.amountCents, currency: payment.currency,
+            reference: reference, reason: "order_cancelled", on: db)
+        return [
+            try EventEnvelope(
+                type: .paymentRefunded, orderId: orderId,
+                payload: PaymentRefunded(
+                    orderId: orderId, paymentId: paymentId, refundId: refundId, amountCents: payment.amountCents,
+                    currency: payment.currency),
+                traceparent: cause.traceparent)
+        ]
     }
 
     /// The provider's idempotency key of a payment: its id.
     private func key(_ payment: PaymentStore.Payment) -> String { payment.id.uuidString.lowercased() }
 
     private func outcome(_ type: EventType, _ payment: PaymentStore.Payment, reason: String?, _ orderId: UUID, cause: EventEnvelope) throws -> EventEnvelope {
-        try EventEnvelope(type: type, orderId: orderId, payload: PaymentOutcome(orderId: orderId, paymentId: payment.id, reason: reason), traceparent: cause.traceparent)
+        try EventEnvelope(
+            type: type, orderId: orderId, payload: PaymentOutcome(orderId: orderId, paymentId: payment.id, reason: reason), traceparent: cause.traceparent)
     }
 }

@@ -44,9 +44,10 @@ package struct PaymentTimeoutSweeper: Service {
             var events: [EventEnvelope] = []
             for expired in try await orders.expiredAwaitingPayment(cardTimeout: timeout, manualTimeout: manualTimeout, limit: Self.batchSize, on: db) {
                 guard let moved = try await orders.transition(expired.id, to: .cancelled, reason: .expired, on: db) else { continue }
-                let event = try EventEnvelope(type: .orderCancelled, orderId: expired.id,
-                                              payload: OrderOutcome(orderId: expired.id, userId: moved.userId, reason: CancellationReason.expired.rawValue),
-                                              traceparent: expired.traceparent)
+                let event = try EventEnvelope(
+                    type: .orderCancelled, orderId: expired.id,
+                    payload: OrderOutcome(orderId: expired.id, userId: moved.userId, reason: CancellationReason.expired.rawValue),
+                    traceparent: expired.traceparent)
                 try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
                 events.append(event)
             }

@@ -1,10 +1,10 @@
-import Settings
 import Foundation
 import Logging
 import Messaging
 import Metrics
 import Postgres
 import ServiceLifecycle
+import Settings
 import Store
 
 /// Deletes bookkeeping rows that have served their purpose, in the background and in small

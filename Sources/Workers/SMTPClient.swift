@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A plain SMTP client (RFC 5321) for handing one message to a relay: a mail catcher in
@@ -49,7 +50,8 @@ package struct SMTPClient: Sendable {
 
     /// No line breaks, spaces or angle brackets: nothing that could smuggle in a header or a command.
     static func isSafeAddress(_ address: String) -> Bool {
-        address.contains("@") && address.utf8.count <= 254 && !address.unicodeScalars.contains { $0.value < 0x21 || $0.value == 0x7F || "<>()[],;:\\\"".unicodeScalars.contains($0) }
+        address.contains("@") && address.utf8.count <= 254
+            && !address.unicodeScalars.contains { $0.value < 0x21 || $0.value == 0x7F || "<>()[],;:\\\"".unicodeScalars.contains($0) }
     }
 
     /// Headers and a dot-stuffed body with CRLF line endings, ending in the `.` line. Every

@@ -86,8 +86,9 @@ package struct SagaReconciler: Service {
         let (redrives, emitted, exhausted) = try await pool.withTransaction { db -> ([Redrive], [(EventEnvelope, String)], [UUID]) in
             // One pass at a time across replicas; the others skip this round.
             guard try await db.tryAdvisoryTransactionLock(Self.lockKey) else { return ([], [], []) }
-            let stalled = try await saga.stalled(stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives,
-                                                 limit: Self.batchLimit, on: db)
+            let stalled = try await saga.stalled(
+                stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives,
+                limit: Self.batchLimit, on: db)
             var redrives: [Redrive] = []
             var emitted: [(EventEnvelope, String)] = []
             var exhausted: [UUID] = []
@@ -112,14 +113,17 @@ package struct SagaReconciler: Service {
         for (event, queue) in emitted { outbox.publishSoon([event], toQueue: queue) }
         for redrive in redrives {
             Counter(label: "saga_redrives_total", dimensions: [("step", redrive.step)]).increment()
-            logger.warning("saga re-driven: the order did not advance; its step's event was emitted again", metadata: [
-                "order.id": "\(redrive.orderId)", "saga.step": "\(redrive.step)", "amqp.queue": "\(names.queue(redrive.role))",
-            ])
+            logger.warning(
+                "saga re-driven: the order did not advance; its step's event was emitted again",
+                metadata: [
+                    "order.id": "\(redrive.orderId)", "saga.step": "\(redrive.step)", "amqp.queue": "\(names.queue(redrive.role))",
+                ])
         }
         for orderId in exhausted {
             Counter(label: "saga_redrives_exhausted_total").increment()
-            logger.error("saga stalled after \(settings.maxRedrives) re-drives; an operator must look at this order (emporium dlq list --order)",
-                         metadata: ["order.id": "\(orderId)"])
+            logger.error(
+                "saga stalled after \(settings.maxRedrives) re-drives; an operator must look at this order (emporium dlq list --order)",
+                metadata: ["order.id": "\(orderId)"])
         }
         return redrives
     }
@@ -130,20 +134,28 @@ package struct SagaReconciler: Service {
         let orderId = order.orderId, userId = order.userId, traceparent = order.traceparent
         switch step {
         case "reserve":
-            let payload = OrderPlaced(orderId: orderId, userId: userId, totalCents: order.totalCents, currency: order.currency,
-                                      paymentMethod: order.paymentMethod, lines: try await orders.lines(of: orderId, on: db))
+            let payload = OrderPlaced(
+                orderId: orderId, userId: userId, totalCents: order.totalCents, currency: order.currency,
+                paymentMethod: order.paymentMethod, lines: try await orders.lines(of: orderId, on: db))
             return (try EventEnvelope(type: .orderPlaced, orderId: orderId, payload: payload, traceparent: traceparent), .stock)
         case "pay":
             // A manual payment confirmed by its customer carries the card on the payment row.
-            let payload = PaymentRequested(orderId: orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
-                                           paymentMethod: order.confirmedMethod ?? order.paymentMethod)
+            let payload = PaymentRequested(
+                orderId: orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
+                paymentMethod: order.confirmedMethod ?? order.paymentMethod)
             return (try EventEnvelope(type: .paymentRequested, orderId: orderId, payload: payload, traceparent: traceparent), .payment)
         case "commit":
-            return (try EventEnvelope(type: .orderConfirmed, orderId: orderId, payload: OrderOutcome(orderId: orderId, userId: userId), traceparent: traceparent), .stock)
+            return (
+                try EventEnvelope(type: .orderConfirmed, orderId: orderId, payload: OrderOutcome(orderId: orderId, userId: userId), traceparent: traceparent),
+                .stock
+            )
         case "release", "refund":
-            return (try EventEnvelope(type: .orderCancelled, orderId: orderId,
-                                      payload: OrderOutcome(orderId: orderId, userId: userId, reason: order.cancellationReason), traceparent: traceparent),
-                    step == "release" ? .stock : .payment)
+            return (
+                try EventEnvelope(
+                    type: .orderCancelled, orderId: orderId,
+                    payload: OrderOutcome(orderId: orderId, userId: userId, reason: order.cancellationReason), traceparent: traceparent),
+                step == "release" ? .stock : .payment
+            )
         default:
             return nil
         }

@@ -28,7 +28,10 @@ package struct StockHandler: EventHandler {
         // An order cancelled before its reservation must not take stock.
         guard try await orders.status(of: placed.orderId, lock: true, on: db) == .pending else { return [] }
         func answer(_ type: EventType, short: UUID? = nil) throws -> [EventEnvelope] {
-            [try EventEnvelope(type: type, orderId: placed.orderId, payload: StockOutcome(orderId: placed.orderId, productId: short), traceparent: cause.traceparent)]
+            [
+                try EventEnvelope(
+                    type: type, orderId: placed.orderId, payload: StockOutcome(orderId: placed.orderId, productId: short), traceparent: cause.traceparent)
+            ]
         }
         // Reserved before (the same order placed again by a re-drive, under a new message id):
         // the answer never reached the order worker, so give it again instead of taking stock twice.

@@ -1,9 +1,9 @@
 import AMQP
-import Settings
 import Foundation
 import Logging
 import Messaging
 import Postgres
+import Settings
 
 /// What a worker process reads from its environment.
 package struct WorkerConfiguration: Sendable {
@@ -14,12 +14,30 @@ package struct WorkerConfiguration: Sendable {
     /// The worker's defaults for the shared settings.
     static let sharedDefaults = ProcessSettings.Defaults(poolSize: 8, acquireTimeout: .seconds(10), queryTimeout: .seconds(15))
 
-    package var logLevel: Logger.Level { get { shared.logLevel } set { shared.logLevel = newValue } }
-    package var postgres: PostgresConfiguration { get { shared.postgres } set { shared.postgres = newValue } }
-    package var poolSize: Int { get { shared.poolSize } set { shared.poolSize = newValue } }
-    package var amqp: AMQPConfiguration { get { shared.amqp } set { shared.amqp = newValue } }
-    package var names: MessagingNames { get { shared.names } set { shared.names = newValue } }
-    package var policy: QueuePolicy { get { shared.policy } set { shared.policy = newValue } }
+    package var logLevel: Logger.Level {
+        get { shared.logLevel }
+        set { shared.logLevel = newValue }
+    }
+    package var postgres: PostgresConfiguration {
+        get { shared.postgres }
+        set { shared.postgres = newValue }
+    }
+    package var poolSize: Int {
+        get { shared.poolSize }
+        set { shared.poolSize = newValue }
+    }
+    package var amqp: AMQPConfiguration {
+        get { shared.amqp }
+        set { shared.amqp = newValue }
+    }
+    package var names: MessagingNames {
+        get { shared.names }
+        set { shared.names = newValue }
+    }
+    package var policy: QueuePolicy {
+        get { shared.policy }
+        set { shared.policy = newValue }
+    }
 
     /// `WORKER_PREFETCH` (default 16): most messages in flight per worker process.
     package var prefetch: UInt16 = 16

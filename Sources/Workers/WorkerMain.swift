@@ -1,19 +1,20 @@
 import AMQP
 import Domain
-import Settings
 import Foundation
 import Logging
 import Messaging
 import Observability
 import Postgres
 import ServiceLifecycle
+import Settings
 
 /// Builds and runs a worker process: its pool, publisher, outbox relay and consumer, as
 /// services of one group that shuts down gracefully on SIGTERM and SIGINT.
 package enum WorkerMain {
     /// The services of a worker for `role`; tests run these in-process.
     package static func services(role: WorkerRole, configuration: WorkerConfiguration, logger: Logger) throws -> [any Service] {
-        let pool = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
+        let pool = PostgresPool(
+            configuration: configuration.postgres, maxConnections: configuration.poolSize, acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
         var publisherOptions = AMQPPublisher.Options()
         publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
         let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
@@ -22,8 +23,9 @@ package enum WorkerMain {
         /// The role's consumer over `handler`, whose `Input` is the role's routing table.
         func worker<Handler: EventHandler>(_ handler: Handler) -> any Service {
             precondition(Handler.role == role, "the \(role.rawValue) worker was given the \(Handler.role.rawValue) handler")
-            return Worker(handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
-                          outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, status: status, logger: logger)
+            return Worker(
+                handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
+                outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, status: status, logger: logger)
         }
         let consumer: any Service
         var extra: [any Service] = []
@@ -31,14 +33,17 @@ package enum WorkerMain {
         case .stock: consumer = worker(StockHandler())
         case .order:
             consumer = worker(OrderHandler())
-            extra.append(PaymentTimeoutSweeper(pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout,
-                                               manualTimeout: configuration.manualPaymentTimeout, interval: configuration.sweeperInterval))
+            extra.append(
+                PaymentTimeoutSweeper(
+                    pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout,
+                    manualTimeout: configuration.manualPaymentTimeout, interval: configuration.sweeperInterval))
             extra.append(SagaReconciler(pool: pool, outbox: outbox, names: configuration.names, settings: configuration.saga, logger: logger))
             extra.append(Retention(pool: pool, settings: configuration.retention, logger: logger))
         case .notification:
-            let channel: any NotificationChannel = configuration.smtp.map {
-                SMTPEmailChannel(client: SMTPClient(host: $0.host, port: $0.port), from: configuration.mailFrom)
-            } ?? RecordingEmailChannel()
+            let channel: any NotificationChannel =
+                configuration.smtp.map {
+                    SMTPEmailChannel(client: SMTPClient(host: $0.host, port: $0.port), from: configuration.mailFrom)
+                } ?? RecordingEmailChannel()
             consumer = worker(NotificationHandler(channel: channel, templates: try NotificationTemplates()))
         case .payment:
             let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
@@ -46,7 +51,8 @@ package enum WorkerMain {
                 // A drill setting: any order paid with tok_crash takes this process down.
                 logger.warning("FAKE_PROVIDER_FAULTS is on: payments with tok_crash crash this worker; never enable it where customers order")
             }
-            consumer = worker(PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults)))
+            consumer = worker(
+                PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults)))
             extra.append(ClosePoolOnShutdown(pool: ledger))
         }
         // The health server comes first so it stops last: while draining, /ready says so.
@@ -80,4 +86,3 @@ package enum WorkerMain {
         }
     }
 }
-

@@ -1,7 +1,7 @@
 import API
 import Foundation
-import Settings
 import Observability
+import Settings
 
 EmporiumLogging.bootstrap()
 EmporiumMetrics.bootstrap()

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Bench
 import Foundation
 import Messaging
-import Bench
 import Operations
 import Postgres
 
@@ -70,13 +70,21 @@ struct BenchCommand: AsyncParsableCommand {
             guard let p else { return "\(name)  -" }
             return "\(name)  p50 \(p.p50) ms  p90 \(p.p90) ms  p99 \(p.p99) ms  p99.9 \(p.p999) ms  max \(p.max) ms  (n=\(p.count))"
         }
-        var lines = ["BENCH  \(report.mode)" + (report.offeredRate.map { ", offered \($0)/s" } ?? "") + (report.concurrency.map { ", \($0) clients" } ?? "")
-            + String(format: ", %.1f s", report.durationSeconds)]
-        lines.append(String(format: "placed %d  errors %d  dropped %d  placement %.1f orders/s", report.placed, report.errors, report.dropped, report.placementThroughput)
-            + (report.errorsByStatus.isEmpty ? "" : "  (errors by status: " + report.errorsByStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
+        var lines = [
+            "BENCH  \(report.mode)" + (report.offeredRate.map { ", offered \($0)/s" } ?? "") + (report.concurrency.map { ", \($0) clients" } ?? "")
+                + String(format: ", %.1f s", report.durationSeconds)
+        ]
+        lines.append(
+            String(
+                format: "placed %d  errors %d  dropped %d  placement %.1f orders/s", report.placed, report.errors, report.dropped, report.placementThroughput)
+                + (report.errorsByStatus.isEmpty
+                    ? ""
+                    : "  (errors by status: " + report.errorsByStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
         lines.append(row("placement latency", report.placementLatencyMs))
-        lines.append(String(format: "terminal %d (confirmed %d, cancelled %d), not terminal %d  end-to-end %.1f orders/s",
-                            report.terminal, report.confirmed, report.cancelled, report.notTerminal, report.endToEndThroughput))
+        lines.append(
+            String(
+                format: "terminal %d (confirmed %d, cancelled %d), not terminal %d  end-to-end %.1f orders/s",
+                report.terminal, report.confirmed, report.cancelled, report.notTerminal, report.endToEndThroughput))
         lines.append(row("placed -> confirmed", report.confirmLatencyMs))
         return lines.joined(separator: "\n")
     }

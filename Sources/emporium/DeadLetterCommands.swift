@@ -126,8 +126,10 @@ struct DLQ: AsyncParsableCommand {
                     print("refused \(letter.messageId): replayed \(letter.replayCount) times already (use --force)")
                 }
                 let verb = dryRun ? "would replay" : "replayed"
-                print(String(format: "dlq replay: %@ %d message(s) in %.1f s (%.1f/s)%@", verb, report.replayed.count, report.elapsedSeconds, report.ratePerSecond,
-                             report.refused.isEmpty ? "" : ", refused \(report.refused.count)"))
+                print(
+                    String(
+                        format: "dlq replay: %@ %d message(s) in %.1f s (%.1f/s)%@", verb, report.replayed.count, report.elapsedSeconds, report.ratePerSecond,
+                        report.refused.isEmpty ? "" : ", refused \(report.refused.count)"))
             }
             if !ids.isEmpty, report.replayed.isEmpty, report.refused.isEmpty {
                 throw CLIError("dlq replay: no dead letter with message id \(ids.joined(separator: ", "))")
@@ -143,7 +145,9 @@ struct DLQ: AsyncParsableCommand {
         @Flag(help: "Confirm the deletion.") var yes = false
 
         func validate() throws {
-            guard all || !filters.filter.isEmpty else { throw ValidationError("purge needs a filter (--queue, --type, --order, --error, --older-than, --newer-than) or --all") }
+            guard all || !filters.filter.isEmpty else {
+                throw ValidationError("purge needs a filter (--queue, --type, --order, --error, --older-than, --newer-than) or --all")
+            }
             guard yes else { throw ValidationError("purge deletes messages for good: add --yes to confirm") }
         }
 
@@ -190,8 +194,9 @@ func printJSON<T: Encodable>(_ value: T) throws {
 private func printTable(_ letters: [DeadLetter]) {
     print(pad("QUEUE", 28) + pad("MESSAGE ID", 38) + pad("TYPE", 20) + pad("ORDER ID", 38) + pad("ATTEMPTS", 9) + pad("AGE", 8) + "ERROR")
     for letter in letters {
-        print(pad(letter.queue, 28) + pad(letter.messageId, 38) + pad(letter.type ?? "-", 20) + pad(letter.orderId ?? "-", 38)
-              + pad(String(letter.attempts), 9) + pad(formatAge(letter.ageSeconds), 8) + String(letter.error.prefix(80)))
+        print(
+            pad(letter.queue, 28) + pad(letter.messageId, 38) + pad(letter.type ?? "-", 20) + pad(letter.orderId ?? "-", 38)
+                + pad(String(letter.attempts), 9) + pad(formatAge(letter.ageSeconds), 8) + String(letter.error.prefix(80)))
     }
     print("\(letters.count) dead letter(s)")
 }

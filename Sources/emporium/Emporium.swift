@@ -85,7 +85,8 @@ struct User: AsyncParsableCommand {
             }
             try await withPool { pool in
                 do {
-                    let id = try await Accounts(pool: pool).createUser(email: email, password: secret, role: Role(rawValue: role.uppercased())!, firstName: firstName, lastName: lastName)
+                    let id = try await Accounts(pool: pool).createUser(
+                        email: email, password: secret, role: Role(rawValue: role.uppercased())!, firstName: firstName, lastName: lastName)
                     print("user create: \(email) (\(role.uppercased())) created with id \(id.uuidString.lowercased())")
                 } catch let error as Accounts.Failure {
                     throw CLIError("user create: \(error)")

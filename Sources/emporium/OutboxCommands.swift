@@ -27,7 +27,9 @@ struct OutboxCommand: AsyncParsableCommand {
                 print("\(rows.count) parked outbox row(s)")
                 for row in rows {
                     let target = row.exchange.isEmpty ? "queue \(row.routingKey)" : "\(row.exchange) (\(row.routingKey))"
-                    print("\(row.id.uuidString.lowercased())  \(row.eventType)  order \(row.orderId.map { $0.uuidString.lowercased() } ?? "-")  to \(target)  attempts \(row.attempts)")
+                    print(
+                        "\(row.id.uuidString.lowercased())  \(row.eventType)  order \(row.orderId.map { $0.uuidString.lowercased() } ?? "-")  to \(target)  attempts \(row.attempts)"
+                    )
                     print("    \(row.lastError ?? "")")
                 }
             }

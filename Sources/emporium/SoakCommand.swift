@@ -11,7 +11,8 @@ struct SoakCommand: AsyncParsableCommand {
     /// `emporium soak publisher`: resident memory of a long-lived confirmed publisher.
     struct Publisher: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Publish many confirmed messages through one publisher (to a bounded queue of its own, AMQP_URL) and print the resident memory as it goes.")
+            abstract:
+                "Publish many confirmed messages through one publisher (to a bounded queue of its own, AMQP_URL) and print the resident memory as it goes.")
         @Option(help: "Messages to publish in all.") var messages = 1_000_000
         @Option(help: "Messages per confirmed batch.") var batch = 500
         @Option(help: "Print a line every this many messages.") var every = 100_000
@@ -30,7 +31,10 @@ struct SoakCommand: AsyncParsableCommand {
             do {
                 checkpoints = try await soak.run { checkpoint in
                     guard !json else { return }
-                    print(String(format: "published %9d  resident %7.1f MiB  %8.0f msg/s", checkpoint.published, checkpoint.residentMiB, checkpoint.messagesPerSecond))
+                    print(
+                        String(
+                            format: "published %9d  resident %7.1f MiB  %8.0f msg/s", checkpoint.published, checkpoint.residentMiB, checkpoint.messagesPerSecond
+                        ))
                 }
             } catch let error as AMQPError {
                 throw CLIError("soak publisher: \(error.message)")

@@ -37,8 +37,9 @@ struct Status: AsyncParsableCommand {
         if let error = report.errors["rabbitmq"] { lines.append("RabbitMQ unreachable: \(error)") }
         lines.append("")
         if let outbox = report.outbox {
-            lines.append("OUTBOX  \(outbox.unpublished) unpublished" + (outbox.oldestAgeSeconds.map { ", oldest \($0) s" } ?? "")
-                         + (outbox.parked > 0 ? ", \(outbox.parked) parked (emporium outbox parked)" : ""))
+            lines.append(
+                "OUTBOX  \(outbox.unpublished) unpublished" + (outbox.oldestAgeSeconds.map { ", oldest \($0) s" } ?? "")
+                    + (outbox.parked > 0 ? ", \(outbox.parked) parked (emporium outbox parked)" : ""))
         }
         if let orders = report.orders {
             lines.append("ORDERS  " + (orders.isEmpty ? "none" : orders.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "  ")))

@@ -132,10 +132,11 @@ struct AMQPTests {
         let dlx = TestEnvironment.uniqueName("dlx")
         let dlq = TestEnvironment.uniqueName("dlq")
         let work = TestEnvironment.uniqueName("work")
-        try await admin.declare(AMQPTopology(
-            exchanges: [AMQPExchange(name: dlx, type: .fanout)],
-            queues: [AMQPQueue(name: dlq), .quorum(work, deliveryLimit: 2, deadLetterExchange: dlx)],
-            bindings: [AMQPBinding(queue: dlq, exchange: dlx, routingKey: "")]))
+        try await admin.declare(
+            AMQPTopology(
+                exchanges: [AMQPExchange(name: dlx, type: .fanout)],
+                queues: [AMQPQueue(name: dlq), .quorum(work, deliveryLimit: 2, deadLetterExchange: dlx)],
+                bindings: [AMQPBinding(queue: dlq, exchange: dlx, routingKey: "")]))
         defer {
             Task {
                 try? await admin.deleteQueue(work)

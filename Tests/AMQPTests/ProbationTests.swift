@@ -24,7 +24,12 @@ struct ProbationTests {
         let admin = try await AMQPConnection.connect(configuration: config)
         let queue = TestEnvironment.uniqueName("probation")
         try await admin.declareQueue(.quorum(queue, deliveryLimit: 10))
-        defer { Task { try? await admin.deleteQueue(queue); await admin.close() } }
+        defer {
+            Task {
+                try? await admin.deleteQueue(queue)
+                await admin.close()
+            }
+        }
         let publisher = AMQPPublisher(configuration: config)
         let messages = (0..<12).map {
             AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("m\($0)".utf8), properties: AMQPProperties(messageID: "m\($0)"))

@@ -1,5 +1,6 @@
-@testable import API
 import Testing
+
+@testable import API
 
 /// Which address a request comes from, behind proxies or not.
 @Suite("Client address and trusted proxies")

@@ -1,8 +1,8 @@
 import API
-import Settings
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Settings
 import TestSupport
 import Testing
 

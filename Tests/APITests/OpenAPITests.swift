@@ -1,9 +1,10 @@
-@testable import API
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import TestSupport
 import Testing
+
+@testable import API
 
 @Suite("OpenAPI document, /docs and 405 answers", .timeLimit(.minutes(2)))
 struct OpenAPITests {
@@ -97,6 +98,8 @@ struct OpenAPITests {
         #expect(FieldRules.isEmail("a.b+c@shop.example.com"))
         for bad in ["a@b", "a b@c.de", "@c.de", "a@.de", "a@c..de", "a@c.de.", "ä@c.de"] { #expect(!FieldRules.isEmail(bad), "\(bad)") }
         #expect(FieldRules.isHTTPURL("https://cdn.example.com:8443/img/a.png?x=1"))
-        for bad in ["ftp://x.y/a", "https://", "https://a:/x", "https://a b/x", "https://a/ b", "https://a:123456/"] { #expect(!FieldRules.isHTTPURL(bad), "\(bad)") }
+        for bad in ["ftp://x.y/a", "https://", "https://a:/x", "https://a b/x", "https://a/ b", "https://a:123456/"] {
+            #expect(!FieldRules.isHTTPURL(bad), "\(bad)")
+        }
     }
 }

@@ -51,7 +51,9 @@ final class APIProcess: @unchecked Sendable {
         var arguments = ["-X", method, "-w", "\n%{http_code}", "\(url)\(path)"]
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         if let json {
-            arguments += ["-H", "Content-Type: application/json", "--data-binary", String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)]
+            arguments += [
+                "-H", "Content-Type: application/json", "--data-binary", String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
+            ]
         }
         let (_, output) = try await curl(arguments)
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false)

@@ -7,7 +7,8 @@ import Testing
 struct AccountSecurityTests {
     private func login(_ stack: Stack) async throws -> (access: String, refresh: String) {
         let email = "\(TestEnvironment.uniqueName("sess"))@example.com"
-        _ = try await stack.request(.post, "/api/v1/auth/register", json: ["email": email, "password": "correct horse battery", "first_name": "S", "last_name": "T"])
+        _ = try await stack.request(
+            .post, "/api/v1/auth/register", json: ["email": email, "password": "correct horse battery", "first_name": "S", "last_name": "T"])
         let tokens = try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "correct horse battery"]).json
         return (try #require(tokens["access_token"] as? String), try #require(tokens["refresh_token"] as? String))
     }

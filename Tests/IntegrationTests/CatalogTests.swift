@@ -92,18 +92,25 @@ struct SearchTests {
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
             let admin = try await stack.admin()
-            let kitchen = try #require(try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Kitchen", "slug": "kitchen"]).json["id"] as? String)
-            let cups = try #require(try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Cups", "slug": "cups", "parent_id": kitchen]).json["id"] as? String)
-            #expect(try await stack.request(.put, "/api/v1/categories/\(kitchen)", token: admin, json: ["name": "Kitchen", "slug": "kitchen", "parent_id": cups]).status == .conflict)
+            let kitchen = try #require(
+                try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Kitchen", "slug": "kitchen"]).json["id"] as? String)
+            let cups = try #require(
+                try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Cups", "slug": "cups", "parent_id": kitchen]).json["id"]
+                    as? String)
+            #expect(
+                try await stack.request(.put, "/api/v1/categories/\(kitchen)", token: admin, json: ["name": "Kitchen", "slug": "kitchen", "parent_id": cups])
+                    .status == .conflict)
             #expect(try await stack.request(.post, "/api/v1/categories", token: admin, json: ["name": "Dup", "slug": "kitchen"]).status == .conflict)
             let (_, customer) = try await stack.customer()
             #expect(try await stack.request(.post, "/api/v1/categories", token: customer, json: ["name": "X", "slug": "x"]).status == .forbidden)
 
             func product(_ name: String, _ description: String, price: Int, stock: Int, categories: [String]) async throws -> String {
-                let response = try await stack.request(.post, "/api/v1/products", token: admin, json: [
-                    "name": name, "description": description, "sku": TestEnvironment.uniqueName("S"), "price_cents": price, "currency": "EUR",
-                    "stock": stock, "category_ids": categories, "images": ["https://img.example/\(price).jpg"],
-                ])
+                let response = try await stack.request(
+                    .post, "/api/v1/products", token: admin,
+                    json: [
+                        "name": name, "description": description, "sku": TestEnvironment.uniqueName("S"), "price_cents": price, "currency": "EUR",
+                        "stock": stock, "category_ids": categories, "images": ["https://img.example/\(price).jpg"],
+                    ])
                 return try #require(response.json["id"] as? String, "\(response.body)")
             }
             let mug = try await product("Coffee mug", "A large mug for coffee", price: 1_200, stock: 5, categories: [cups])
@@ -119,7 +126,7 @@ struct SearchTests {
             let coffee = try await ids("q=coffee")
             #expect(Set(coffee) == [mug, beans, book])
             #expect(coffee.last == book)  // only in its description: ranked below name matches
-            #expect(try await ids("q=coffee&in_stock=true") .contains(beans) == false)
+            #expect(try await ids("q=coffee&in_stock=true").contains(beans) == false)
             #expect(try await ids("q=coffee&max_price=1500&in_stock=true").sorted() == [mug, book].sorted())
             #expect(Set(try await ids("category=kitchen")).isSuperset(of: [mug, beans]))  // subcategories included
             #expect(try await ids("category=cups") == [mug])

@@ -24,14 +24,18 @@ struct CheckoutTests {
             let orderId = try await stack.placeOrder(token)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             #expect(try await stack.stock(productId) == 7)
-            #expect(await TestEnvironment.eventually {
-                (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'order_confirmed'", [orderId])) == 1
-            })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'order_confirmed'", [orderId])) == 1
+                })
             let notification = try await stack.db.query("SELECT recipient, body, user_id FROM notifications WHERE order_id = $1", [orderId])[0]
             #expect(try notification.decode(String.self, "recipient").hasSuffix("@example.com"))
             #expect(try notification.decode(String.self, "body").contains("is confirmed"))
             #expect(try notification.decode(UUID.self, "user_id") == userId)
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'COMMITTED'", [orderId])) == 1 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'COMMITTED'", [orderId])) == 1
+                })
 
             // The API shows it too, with its history, and the payment in the history.
             let order = try await stack.request(.get, "/api/v1/orders/\(orderId)", token: token)
@@ -61,10 +65,14 @@ struct CheckoutTests {
             #expect(final.status == "CANCELLED")
             #expect(final.reason == "payment_failed")
             #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 4 })
-            #expect(await TestEnvironment.eventually {
-                (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'order_cancelled'", [orderId])) == 1
-            })
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'RELEASED'", [orderId])) == 1 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'order_cancelled'", [orderId])) == 1
+                })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'RELEASED'", [orderId])) == 1
+                })
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'FAILED'", [orderId]) == 1)
         }
     }
@@ -112,7 +120,10 @@ struct CheckoutTests {
             #expect(finals["CONFIRMED/-"] == 5)
             #expect(finals["CANCELLED/out_of_stock"] == 15)
             #expect(try await stack.stock(productId) == 0)
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE product_id = $1 AND status = 'COMMITTED'", [productId])) == 5 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE product_id = $1 AND status = 'COMMITTED'", [productId])) == 5
+                })
         }
     }
 
@@ -193,14 +204,15 @@ struct CheckoutTests {
             let inbox = try await stack.count("SELECT count(*) FROM inbox")
             // All duplicates consumed (queues drained), then nothing changed.
             let admin2 = try await AMQPConnection.connect(configuration: stack.amqp)
-            #expect(await TestEnvironment.eventually {
-                var empty = true
-                for role in WorkerRole.allCases {
-                    let depth = try? await admin2.queueStatus(stack.names.queue(role)).messages
-                    if depth != 0 { empty = false }
-                }
-                return empty
-            })
+            #expect(
+                await TestEnvironment.eventually {
+                    var empty = true
+                    for role in WorkerRole.allCases {
+                        let depth = try? await admin2.queueStatus(stack.names.queue(role)).messages
+                        if depth != 0 { empty = false }
+                    }
+                    return empty
+                })
             try await Task.sleep(for: .seconds(1))
             await admin2.close()
             #expect(try await effects(stack, orderId, productId) == snapshot)
@@ -235,7 +247,9 @@ struct CheckoutTests {
             // (and no other process is running yet).
             let orderId = try await stack.placeOrder(token)
             try await Task.sleep(for: .seconds(1))
-            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND event_type = 'order.placed' AND published_at IS NULL", [orderId]) == 1)
+            #expect(
+                try await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND event_type = 'order.placed' AND published_at IS NULL", [orderId])
+                    == 1)
             #expect(try await stack.orderStatus(orderId).status == "PENDING")
             // Workers start; their outbox relays publish the leftover row and the saga runs.
             let workers = try Stack.makeWorkers(database: stack.database, names: stack.names, amqp: stack.amqp, forceEnabled: true)
@@ -256,7 +270,8 @@ struct CheckoutTests {
             let (_, alice) = try await stack.customer()
             let (_, bob) = try await stack.customer()
             try await stack.addToCart(alice, productId, quantity: 1)
-            let aliceItem = try #require(((try await stack.request(.get, "/api/v1/cart", token: alice)).json["items"] as? [[String: Any]])?.first?["id"] as? String)
+            let aliceItem = try #require(
+                ((try await stack.request(.get, "/api/v1/cart", token: alice)).json["items"] as? [[String: Any]])?.first?["id"] as? String)
             let orderId = try await stack.placeOrder(alice)
 
             #expect(try await stack.request(.get, "/api/v1/orders/\(orderId)", token: bob).status == .notFound)
@@ -285,9 +300,11 @@ struct CheckoutTests {
             #expect(expiredResponse.status == .unauthorized)
             #expect(expiredResponse.headers[.contentType] == "application/problem+json")
 
-            let forbidden = try await stack.request(.post, "/api/v1/products", token: alice, json: [
-                "name": "Nope", "sku": "NOPE-1", "price_cents": 1, "currency": "EUR", "stock": 1,
-            ])
+            let forbidden = try await stack.request(
+                .post, "/api/v1/products", token: alice,
+                json: [
+                    "name": "Nope", "sku": "NOPE-1", "price_cents": 1, "currency": "EUR", "stock": 1,
+                ])
             #expect(forbidden.status == .forbidden)
         }
     }
@@ -296,20 +313,24 @@ struct CheckoutTests {
     func validation() async throws {
         try await Stack.run { stack in
             let admin = try await stack.admin()
-            let invalid = try await stack.request(.post, "/api/v1/products", token: admin, json: [
-                "name": "", "sku": "has space", "price_cents": -1, "currency": "euro", "stock": -5,
-            ])
+            let invalid = try await stack.request(
+                .post, "/api/v1/products", token: admin,
+                json: [
+                    "name": "", "sku": "has space", "price_cents": -1, "currency": "euro", "stock": -5,
+                ])
             #expect(invalid.status == .unprocessableContent)
             let fields = Set((invalid.json["errors"] as? [[String: Any]] ?? []).compactMap { $0["field"] as? String })
             #expect(fields == ["name", "sku", "price_cents", "currency", "stock"])
             let malformed = try await stack.request(.post, "/api/v1/auth/register", json: ["email": "x@example.com"])
             #expect(malformed.status == .badRequest)
             #expect(malformed.body.contains("password"))
-            let weak = try await stack.request(.post, "/api/v1/auth/register", json: ["email": "nope", "password": "short", "first_name": "A", "last_name": "B"])
+            let weak = try await stack.request(
+                .post, "/api/v1/auth/register", json: ["email": "nope", "password": "short", "first_name": "A", "last_name": "B"])
             #expect(weak.status == .unprocessableContent)
             let (_, token) = try await stack.customer()
             // An empty cart is a state the request conflicts with, not a malformed request.
-            let empty = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: "empty"])
+            let empty = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: "empty"])
             #expect(empty.status == .conflict)
             #expect(try await stack.request(.get, "/api/v1/products?page_size=1000").status == .badRequest)
             let huge = String(repeating: "x", count: 70_000)

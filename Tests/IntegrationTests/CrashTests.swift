@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The real worker executables as child processes, so a test can `kill -9` them.
@@ -57,7 +57,8 @@ final class WorkerProcesses: @unchecked Sendable {
     static var policyEnvironment: [String: String] {
         let policy = Stack.Options().policy
         return [
-            "RETRY_DELAYS_MS": policy.retryDelays.map { String($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }.joined(separator: ","),
+            "RETRY_DELAYS_MS": policy.retryDelays.map { String($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }.joined(
+                separator: ","),
             "RETRY_MAX_ATTEMPTS": String(policy.maxAttempts),
             "WORKER_DELIVERY_LIMIT": String(policy.deliveryLimit),
         ]
@@ -173,17 +174,23 @@ struct CrashTests {
             var cancelled: [UUID] = []
             for orderId in orderIds {
                 let final = try await stack.awaitTerminal(orderId, timeout: .seconds(120))
-                if final.status == "CONFIRMED" { confirmed.append(orderId) }
-                else if final.status == "CANCELLED" { cancelled.append(orderId) }
-                else { Issue.record("order \(orderId) stuck in \(final.status)") }
+                if final.status == "CONFIRMED" {
+                    confirmed.append(orderId)
+                } else if final.status == "CANCELLED" {
+                    cancelled.append(orderId)
+                } else {
+                    Issue.record("order \(orderId) stuck in \(final.status)")
+                }
             }
             #expect(confirmed.count == 90)
             #expect(cancelled.count == 10)
             #expect(try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND cancellation_reason = 'payment_failed'", [cancelled]) == 10)
 
             // No order charged more than once at the provider, and our records agree with it.
-            #expect(try await stack.count(
-                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles") == 0)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles"
+                ) == 0)
             #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded'") == 90)
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'") == 90)
 
@@ -192,16 +199,19 @@ struct CrashTests {
             #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == initialStock - sold })
             // The stock worker commits reservations on `order.confirmed`, after the order is
             // terminal, and it may be the worker that was just restarted.
-            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
-                (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status <> 'COMMITTED'", [confirmed])) == 0
-            })
-            #expect(await TestEnvironment.eventually {
-                (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status <> 'RELEASED'", [cancelled])) == 0
-            })
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(60)) {
+                    (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status <> 'COMMITTED'", [confirmed])) == 0
+                })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status <> 'RELEASED'", [cancelled])) == 0
+                })
             // Every order is told exactly once.
-            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
-                (try? await stack.count("SELECT count(DISTINCT order_id) FROM notifications WHERE order_id = ANY($1)", [orderIds])) == 100
-            })
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(60)) {
+                    (try? await stack.count("SELECT count(DISTINCT order_id) FROM notifications WHERE order_id = ANY($1)", [orderIds])) == 100
+                })
             #expect(try await stack.count("SELECT count(*) FROM notifications WHERE order_id = ANY($1)", [orderIds]) == 100)
 
             workers.stopAll()

@@ -5,20 +5,22 @@ import HTTPTypes
 import Messaging
 import Operations
 import Postgres
-import TestSupport
 import Store
+import TestSupport
 import Testing
 import Workers
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("Failure handling: retries, dead letters, the dlq CLI, drains and the sweeper")
 struct FailureTests {
     /// Puts a synthetic dead letter straight into a role's DLQ.
-    private func deadLetter(_ stack: Stack, role: WorkerRole = .payment, id: String = UUID().uuidString.lowercased(), type: String = "payment.requested",
-                            orderId: UUID = UUID(), error: String = "payment provider unavailable (outage)", replays: Int = 0) async throws -> String {
+    private func deadLetter(
+        _ stack: Stack, role: WorkerRole = .payment, id: String = UUID().uuidString.lowercased(), type: String = "payment.requested",
+        orderId: UUID = UUID(), error: String = "payment provider unavailable (outage)", replays: Int = 0
+    ) async throws -> String {
         let publisher = AMQPPublisher(configuration: stack.amqp)
         var headers: AMQPTable = [
             DeadLetterHeader.error: .string(error), DeadLetterHeader.errorClass: "transient", DeadLetterHeader.attempts: 4,
@@ -27,9 +29,10 @@ struct FailureTests {
             "order_id": .string(orderId.uuidString.lowercased()),
         ]
         if replays > 0 { headers[DeadLetterHeader.replayCount] = .int(Int64(replays)) }
-        try await publisher.publish(AMQPOutgoingMessage(
-            exchange: "", routingKey: stack.names.deadLetterQueue(role), body: Array("{\"order_id\":\"\(orderId)\"}".utf8),
-            properties: AMQPProperties(messageID: id, contentType: "application/json", type: type, headers: headers)))
+        try await publisher.publish(
+            AMQPOutgoingMessage(
+                exchange: "", routingKey: stack.names.deadLetterQueue(role), body: Array("{\"order_id\":\"\(orderId)\"}".utf8),
+                properties: AMQPProperties(messageID: id, contentType: "application/json", type: type, headers: headers)))
         await publisher.close()
         return id
     }
@@ -49,11 +52,15 @@ struct FailureTests {
             #expect(await TestEnvironment.eventually { (try? await admin.queueStatus(stack.names.queue(.stock)).consumers) ?? 0 >= 1 })
             await admin.close()
             let publisher = AMQPPublisher(configuration: stack.amqp)
-            try await publisher.publish(AMQPOutgoingMessage(exchange: "", routingKey: stack.names.queue(.stock), body: Array("{not json".utf8),
-                                                            properties: AMQPProperties(messageID: "bad-json", type: "order.placed")))
+            try await publisher.publish(
+                AMQPOutgoingMessage(
+                    exchange: "", routingKey: stack.names.queue(.stock), body: Array("{not json".utf8),
+                    properties: AMQPProperties(messageID: "bad-json", type: "order.placed")))
             let unknown = try EventEnvelope(typeName: "order.teleported", orderId: UUID(), payload: ["x": 1])
-            try await publisher.publish(AMQPOutgoingMessage(exchange: "", routingKey: stack.names.queue(.stock), body: try unknown.encoded(),
-                                                            properties: AMQPProperties(messageID: unknown.id.uuidString.lowercased(), type: unknown.type)))
+            try await publisher.publish(
+                AMQPOutgoingMessage(
+                    exchange: "", routingKey: stack.names.queue(.stock), body: try unknown.encoded(),
+                    properties: AMQPProperties(messageID: unknown.id.uuidString.lowercased(), type: unknown.type)))
             await publisher.close()
             let dlq = tools(stack)
             var filter = DeadLetterFilter()
@@ -84,13 +91,16 @@ struct FailureTests {
             try await stack.addToCart(token, productId, quantity: 1)
             let recovered = try await stack.placeOrder(token)
             let key = PaymentKey.of(recovered)
-            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
-                (try? await stack.count("SELECT count(*) FROM fake_provider_refused_calls WHERE idempotency_key = $1", [key])) ?? 0 >= 3
-            })
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(60)) {
+                    (try? await stack.count("SELECT count(*) FROM fake_provider_refused_calls WHERE idempotency_key = $1", [key])) ?? 0 >= 3
+                })
             try await FakeProviderLedger(pool: stack.db).setOutage(false)
             #expect(try await stack.awaitTerminal(recovered).status == "CONFIRMED")
-            let times = try await stack.db.query("SELECT extract(epoch FROM refused_at)::float8 AS t FROM fake_provider_refused_calls WHERE idempotency_key = $1 ORDER BY id", [key])
-                .map { try $0.decode(Double.self, "t") }
+            let times = try await stack.db.query(
+                "SELECT extract(epoch FROM refused_at)::float8 AS t FROM fake_provider_refused_calls WHERE idempotency_key = $1 ORDER BY id", [key]
+            )
+            .map { try $0.decode(Double.self, "t") }
             // The configured steps are 300 ms then 1200 ms. A slow machine only stretches a
             // wait, so each gap is checked against its step as a lower bound; which step each
             // attempt takes is shown exactly by MessagingTests.FailureRouterTests.
@@ -384,10 +394,12 @@ struct FailureTests {
             #expect(final.reason == "expired")
             #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 5 })
             // Once: a duplicate cancellation and further sweeps change nothing.
-            let cancelled = try await stack.db.query("SELECT payload::text AS body FROM outbox WHERE order_id = $1 AND event_type = 'order.cancelled'", [orderId])
+            let cancelled = try await stack.db.query(
+                "SELECT payload::text AS body FROM outbox WHERE order_id = $1 AND event_type = 'order.cancelled'", [orderId])
             #expect(cancelled.count == 1)
             let body = Array(try cancelled[0].decode(String.self, "body").utf8)
-            let again = try EventEnvelope(type: EventType.orderCancelled, orderId: orderId, payload: try EventEnvelope.decode(body).payload(as: OrderOutcome.self))
+            let again = try EventEnvelope(
+                type: EventType.orderCancelled, orderId: orderId, payload: try EventEnvelope.decode(body).payload(as: OrderOutcome.self))
             let publisher = AMQPPublisher(configuration: stack.amqp)
             try await publisher.publish(OutboxStore.message(for: again, body: try again.encoded(), exchange: stack.names.eventsExchange))
             await publisher.close()

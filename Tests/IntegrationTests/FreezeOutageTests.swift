@@ -19,7 +19,9 @@ struct FreezeOutageTests {
         }
     }
 
-    @Test("PostgreSQL frozen for 30 s: a request that needs the database and GET /ready each answer 503 with Retry-After within 3 s; after SIGCONT everything resumes with nothing lost")
+    @Test(
+        "PostgreSQL frozen for 30 s: a request that needs the database and GET /ready each answer 503 with Retry-After within 3 s; after SIGCONT everything resumes with nothing lost"
+    )
     func postgresFrozen() async throws {
         try await OutageDrill.run(customers: 40) { drill in
             var orderIds = try await place(drill, 0..<20)
@@ -42,8 +44,9 @@ struct FreezeOutageTests {
                     try await Task.sleep(for: .seconds(3))
                 }
                 // A placement during the freeze is refused with a retryable answer, not hung.
-                let (status, _) = try await drill.api.request("POST", "/api/v1/orders", json: Stack.orderBody(),
-                                                             headers: ["Authorization": "Bearer \(drill.customers[30].token)", "Idempotency-Key": UUID().uuidString])
+                let (status, _) = try await drill.api.request(
+                    "POST", "/api/v1/orders", json: Stack.orderBody(),
+                    headers: ["Authorization": "Bearer \(drill.customers[30].token)", "Idempotency-Key": UUID().uuidString])
                 #expect(status == 503)
                 try await Task.sleep(until: thawAt)
             } catch {
@@ -58,7 +61,8 @@ struct FreezeOutageTests {
         }
     }
 
-    @Test("RabbitMQ frozen for 30 s: placements still answer 201 (the outbox keeps the events), /ready answers 503 within 2 s, and the events flow once it thaws")
+    @Test(
+        "RabbitMQ frozen for 30 s: placements still answer 201 (the outbox keeps the events), /ready answers 503 within 2 s, and the events flow once it thaws")
     func rabbitMQFrozen() async throws {
         try await OutageDrill.run(customers: 40) { drill in
             var orderIds = try await place(drill, 0..<10)
@@ -92,7 +96,9 @@ struct FreezeOutageTests {
         }
     }
 
-    @Test("a memory alarm blocks the publishers: placements still answer 201, the API's /ready says the broker blocks it, and the events flow once the alarm clears")
+    @Test(
+        "a memory alarm blocks the publishers: placements still answer 201, the API's /ready says the broker blocks it, and the events flow once the alarm clears"
+    )
     func brokerBlocked() async throws {
         try await OutageDrill.run(customers: 20) { drill in
             var orderIds = try await place(drill, 0..<5)

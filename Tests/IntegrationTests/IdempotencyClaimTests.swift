@@ -15,7 +15,8 @@ struct IdempotencyClaimTests {
         try await TestEnvironment.withMigratedDatabase { config in
             let pool = PostgresPool(configuration: config, maxConnections: 2)
             let user = UUID()
-            try await pool.query("INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, $2, 'x', 'I', 'T')", [user, "\(user)@example.com"])
+            try await pool.query(
+                "INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, $2, 'x', 'I', 'T')", [user, "\(user)@example.com"])
             var logger = Logger(label: "test.idempotency")
             logger.logLevel = .critical
             let store = IdempotencyKeys(pool: pool, logger: logger)
@@ -42,7 +43,9 @@ struct IdempotencyClaimTests {
             }
             // …and its release leaves the successor's claim alone.
             await store.release(slow)
-            #expect(try await pool.query("SELECT count(*) AS n FROM idempotency_keys WHERE user_id = $1 AND status = 'IN_FLIGHT'", [user])[0].decode(Int.self, "n") == 1)
+            #expect(
+                try await pool.query("SELECT count(*) AS n FROM idempotency_keys WHERE user_id = $1 AND status = 'IN_FLIGHT'", [user])[0].decode(Int.self, "n")
+                    == 1)
             let stored = try await pool.withTransaction { db in
                 try await store.complete(successor, status: 201, body: Data("{\"order\":\"successor\"}".utf8), on: db)
             }

@@ -22,7 +22,8 @@ struct LongOutageTests {
             let placing = Task {
                 try await withThrowingTaskGroup(of: UUID.self) { group in
                     for (index, customer) in drill.customers.enumerated() {
-                        let at = index < 40
+                        let at =
+                            index < 40
                             ? started + .milliseconds(250 * index)
                             : outageStart + (Self.outage / 2) * (Double(index - 40) / Double(drill.customers.count - 40))
                         group.addTask {
@@ -60,9 +61,13 @@ struct LongOutageTests {
         }
     }
 
-    @Test("PostgreSQL stopped for minutes under checkout load, default settings: no dead letter, no exit, every order terminal within 60 s of its return, money and stock add up, no key in flight, /ready 503 then 200")
+    @Test(
+        "PostgreSQL stopped for minutes under checkout load, default settings: no dead letter, no exit, every order terminal within 60 s of its return, money and stock add up, no key in flight, /ready 503 then 200"
+    )
     func postgresAway() async throws { try await drill("postgres") }
 
-    @Test("RabbitMQ stopped for minutes under checkout load, default settings: no dead letter, no exit, every order terminal within 60 s of its return, money and stock add up, no key in flight, /ready 503 then 200")
+    @Test(
+        "RabbitMQ stopped for minutes under checkout load, default settings: no dead letter, no exit, every order terminal within 60 s of its return, money and stock add up, no key in flight, /ready 503 then 200"
+    )
     func rabbitMQAway() async throws { try await drill("rabbitmq") }
 }

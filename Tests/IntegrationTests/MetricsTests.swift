@@ -50,7 +50,8 @@ struct MetricsTests {
             var before: [String: String] = ["api": try await scrape(nil)]
             for role in WorkerRole.allCases { before[role.rawValue] = try await scrape(role) }
 
-            let placed = try await api.request("POST", "/api/v1/orders", json: Stack.orderBody(), headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString])
+            let placed = try await api.request(
+                "POST", "/api/v1/orders", json: Stack.orderBody(), headers: ["Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString])
             #expect(placed.status == 201)
             let orderId = try #require(uuid(jsonLogLine(placed.body)?["id"]))
             #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")

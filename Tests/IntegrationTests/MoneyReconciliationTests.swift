@@ -11,7 +11,8 @@ import Testing
 struct MoneyReconciliationTests {
     /// Charges, refunds and our own records of one order.
     private func ledger(_ stack: Stack, _ orderId: UUID) async throws -> (charges: Int, refunds: Int, refundRows: Int, payment: String?) {
-        let charges = try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'charge' AND outcome = 'succeeded'", [orderId])
+        let charges = try await stack.count(
+            "SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'charge' AND outcome = 'succeeded'", [orderId])
         let refunds = try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'refund'", [orderId])
         let refundRows = try await stack.count("SELECT count(*) FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.order_id = $1", [orderId])
         let payment = try await stack.db.query("SELECT status FROM payments WHERE order_id = $1", [orderId]).first?.decode(String.self, "status")
@@ -25,7 +26,9 @@ struct MoneyReconciliationTests {
             [orderId, type]) > 0
     }
 
-    @Test("charged, worker killed before its commit, order cancelled: the charge is refunded exactly once (with the charge request redelivered, and with it lost)")
+    @Test(
+        "charged, worker killed before its commit, order cancelled: the charge is refunded exactly once (with the charge request redelivered, and with it lost)"
+    )
     func chargedThenKilledThenCancelled() async throws {
         var options = Stack.Options()
         options.excludedRoles = [.payment]
@@ -51,8 +54,9 @@ struct MoneyReconciliationTests {
                 let cancelled = try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: token)
                 #expect(cancelled.status == .ok, "\(cancelled.body)")
                 try workers.start(.payment)
-                #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await ledger(stack, orderId).payment) == "REFUNDED" },
-                        "payment worker log:\n\(workers.log(.payment).suffix(3000))")
+                #expect(
+                    await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await ledger(stack, orderId).payment) == "REFUNDED" },
+                    "payment worker log:\n\(workers.log(.payment).suffix(3000))")
                 // Everything about this order has been handled: nothing left to change the outcome.
                 #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.payment)) == 0 })
                 for type in lost ? ["order.cancelled"] : ["order.cancelled", "payment.requested"] {

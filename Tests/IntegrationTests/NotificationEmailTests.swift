@@ -18,9 +18,11 @@ struct NotificationEmailTests {
             let name = TestEnvironment.uniqueName("mail")
             let (_, token) = try await stack.customer(name)
             try await stack.addToCart(token, productId, quantity: 1)
-            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: [
-                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(sink.port), "MAIL_FROM": "shop@emporium.test",
-            ])
+            let workers = try WorkerProcesses(
+                stack: stack, providerLatencyMS: 0,
+                extraEnvironment: [
+                    "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(sink.port), "MAIL_FROM": "shop@emporium.test",
+                ])
             for role in WorkerRole.allCases { try workers.start(role) }
             let orderId = try await stack.placeOrder(token)
             #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")

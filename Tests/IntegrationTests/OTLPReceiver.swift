@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An OTLP/HTTP endpoint on 127.0.0.1 that keeps every request body (protobuf
@@ -26,7 +27,10 @@ final class OTLPReceiver: @unchecked Sendable {
     /// Bodies posted to `/v1/traces` so far.
     var traceBodies: [[UInt8]] { lock.withLock { received.filter { $0.path.hasSuffix("/v1/traces") }.map(\.body) } }
 
-    func close() { shutdown(listener, Int32(SHUT_RDWR)); Glibc.close(listener) }
+    func close() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+    }
 
     private func serve(_ fd: Int32) {
         defer { Glibc.close(fd) }
@@ -49,10 +53,11 @@ final class OTLPReceiver: @unchecked Sendable {
             buffer.removeFirst(headerEnd! + 4)
             let lines = head.split(separator: "\r\n")
             let path = lines.first.map { $0.split(separator: " ").dropFirst().first.map(String.init) ?? "" } ?? ""
-            let length = lines.dropFirst().compactMap { line -> Int? in
-                let parts = line.split(separator: ":", maxSplits: 1)
-                return parts.count == 2 && parts[0].lowercased() == "content-length" ? Int(parts[1].trimmingCharacters(in: .whitespaces)) : nil
-            }.first ?? 0
+            let length =
+                lines.dropFirst().compactMap { line -> Int? in
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    return parts.count == 2 && parts[0].lowercased() == "content-length" ? Int(parts[1].trimmingCharacters(in: .whitespaces)) : nil
+                }.first ?? 0
             while buffer.count < length { if !fill() { return } }
             let body = Array(buffer[..<length])
             buffer.removeFirst(length)

@@ -4,8 +4,8 @@ import HTTPTypes
 import Messaging
 import Observability
 import Operations
-import TestSupport
 import Store
+import TestSupport
 import Testing
 
 @Suite("Logs and traces")
@@ -18,7 +18,9 @@ struct ObservabilityTests {
             let api = try await APIProcess(stack: stack)
             let email = "\(TestEnvironment.uniqueName("logs"))@example.com"
             let password = "Sekrit-\(UUID().uuidString.prefix(12))"
-            #expect(try await api.request("POST", "/api/v1/auth/register", json: ["email": email, "password": password, "first_name": "Log", "last_name": "Test"]).status == 201)
+            #expect(
+                try await api.request("POST", "/api/v1/auth/register", json: ["email": email, "password": password, "first_name": "Log", "last_name": "Test"])
+                    .status == 201)
             let login = try await api.request("POST", "/api/v1/auth/login", json: ["email": email, "password": password])
             #expect(login.status == 200)
             let tokens = try #require(jsonLogLine(login.body))
@@ -67,9 +69,11 @@ struct ObservabilityTests {
 
             func place(trace: String) async throws -> UUID {
                 try await stack.addToCart(token, productId, quantity: 1)
-                let placed = try await api.request("POST", "/api/v1/orders", json: Stack.orderBody(), headers: [
-                    "Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString, "traceparent": "00-\(trace)-00f067aa0ba902b7-01",
-                ])
+                let placed = try await api.request(
+                    "POST", "/api/v1/orders", json: Stack.orderBody(),
+                    headers: [
+                        "Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString, "traceparent": "00-\(trace)-00f067aa0ba902b7-01",
+                    ])
                 #expect(placed.status == 201, "\(placed.body)")
                 return try #require(uuid(jsonLogLine(placed.body)?["id"]))
             }
@@ -80,15 +84,20 @@ struct ObservabilityTests {
             let trace = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
             let orderId = try await place(trace: trace)
             #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")
-            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) {
-                WorkerRole.allCases.allSatisfy { !lines(workers.logLines($0), trace: trace, order: orderId).isEmpty }
-            }, "every worker logs the order under the request's trace id")
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    WorkerRole.allCases.allSatisfy { !lines(workers.logLines($0), trace: trace, order: orderId).isEmpty }
+                }, "every worker logs the order under the request's trace id")
             #expect(lines(api.logLines, trace: trace, order: orderId).contains { $0["msg"] as? String == "order placed" })
             for role in WorkerRole.allCases {
                 // Every line a worker wrote is one JSON object.
-                #expect(workers.logLines(role).allSatisfy { jsonLogLine($0) != nil }, "\(role): \(workers.logLines(role).filter { jsonLogLine($0) == nil }.prefix(3))")
+                #expect(
+                    workers.logLines(role).allSatisfy { jsonLogLine($0) != nil },
+                    "\(role): \(workers.logLines(role).filter { jsonLogLine($0) == nil }.prefix(3))")
                 let handled = lines(workers.logLines(role), trace: trace, order: orderId)
-                #expect(handled.allSatisfy { ($0["message.id"] as? String)?.isEmpty == false && ($0["amqp.queue"] as? String) == stack.names.queue(role) }, "\(role): \(handled)")
+                #expect(
+                    handled.allSatisfy { ($0["message.id"] as? String)?.isEmpty == false && ($0["amqp.queue"] as? String) == stack.names.queue(role) },
+                    "\(role): \(handled)")
             }
 
             // A payment that keeps failing is dead-lettered with its trace; the replay continues it.
@@ -108,9 +117,12 @@ struct ObservabilityTests {
             let replay = try CLI(stack: stack).run("dlq", "replay", "--order", stuck.uuidString)
             #expect(replay.status == 0, "\(replay.stderr)")
             #expect(try await stack.awaitTerminal(stuck, timeout: .seconds(60)).status == "CONFIRMED")
-            #expect(await TestEnvironment.eventually(timeout: .seconds(20)) {
-                lines(workers.logLines(.payment), trace: failing, order: stuck).contains { $0["msg"] as? String == "event handled" && $0["replay.count"] as? String == "1" }
-            }, "the replay is handled under the original trace, marked as a replay")
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(20)) {
+                    lines(workers.logLines(.payment), trace: failing, order: stuck).contains {
+                        $0["msg"] as? String == "event handled" && $0["replay.count"] as? String == "1"
+                    }
+                }, "the replay is handled under the original trace, marked as a replay")
             workers.stopAll()
             api.stop()
         }
@@ -132,9 +144,11 @@ struct ObservabilityTests {
             let (_, token) = try await stack.customer()
             try await stack.addToCart(token, productId, quantity: 1)
             let trace = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
-            let placed = try await api.request("POST", "/api/v1/orders", json: Stack.orderBody(), headers: [
-                "Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString, "traceparent": "00-\(trace)-00f067aa0ba902b7-01",
-            ])
+            let placed = try await api.request(
+                "POST", "/api/v1/orders", json: Stack.orderBody(),
+                headers: [
+                    "Authorization": "Bearer \(token)", "Idempotency-Key": UUID().uuidString, "traceparent": "00-\(trace)-00f067aa0ba902b7-01",
+                ])
             #expect(placed.status == 201, "\(placed.body)")
             let orderId = try #require(uuid(jsonLogLine(placed.body)?["id"]))
             #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")
@@ -143,13 +157,16 @@ struct ObservabilityTests {
             #expect(traceID(ofTraceparent: stored) == trace)
             #expect(!stored.contains("00f067aa0ba902b7"))
 
-            let traceBytes: [UInt8] = stride(from: 0, to: 32, by: 2).map { UInt8(trace[trace.index(trace.startIndex, offsetBy: $0)..<trace.index(trace.startIndex, offsetBy: $0 + 2)], radix: 16)! }
+            let traceBytes: [UInt8] = stride(from: 0, to: 32, by: 2).map {
+                UInt8(trace[trace.index(trace.startIndex, offsetBy: $0)..<trace.index(trace.startIndex, offsetBy: $0 + 2)], radix: 16)!
+            }
             let services = ["emporium-api"] + WorkerRole.allCases.map { "emporium-\($0.rawValue)-worker" }
             func exported(_ service: String) -> Bool {
                 receiver.traceBodies.contains { $0.contains(bytes: Array(service.utf8)) && $0.contains(bytes: traceBytes) }
             }
-            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { services.allSatisfy(exported) },
-                    "spans of trace \(trace) from: \(services.filter(exported))")
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) { services.allSatisfy(exported) },
+                "spans of trace \(trace) from: \(services.filter(exported))")
             #expect(receiver.traceBodies.contains { $0.contains(bytes: Array("order.placed process".utf8)) && $0.contains(bytes: traceBytes) })
             workers.stopAll()
             api.stop()

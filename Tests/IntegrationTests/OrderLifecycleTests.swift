@@ -24,9 +24,17 @@ struct OrderLifecycleTests {
             #expect(cancelled.json["cancellation_reason"] as? String == "customer")
             #expect(try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: alice).status == .conflict)
 
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.order_id = $1 AND r.amount_cents = 6000", [orderId])) == 1 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.order_id = $1 AND r.amount_cents = 6000", [orderId]))
+                        == 1
+                })
             #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 10 })
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'payment_refunded'", [orderId])) == 1 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'payment_refunded'", [orderId])) == 1
+                })
             try await Task.sleep(for: .milliseconds(500))
             #expect(try await stack.stock(productId) == 10)  // released once
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'REFUNDED'", [orderId]) == 1)
@@ -53,9 +61,16 @@ struct OrderLifecycleTests {
             #expect(try await stack.request(.post, "/api/v1/orders/\(orderId)/cancel", token: alice).status == .conflict)
             #expect(try await stack.request(.put, path, token: admin, json: ["status": "DELIVERED"]).json["status"] as? String == "DELIVERED")
             #expect(try await stack.request(.put, path, token: admin, json: ["status": "SHIPPED"]).status == .conflict)
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template IN ('order_shipped', 'order_delivered')", [orderId])) == 2 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM notifications WHERE order_id = $1 AND template IN ('order_shipped', 'order_delivered')", [orderId])) == 2
+                })
             // Rows are marked published in the background once the broker confirmed them.
-            #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND published_at IS NULL", [orderId])) == 0 })
+            #expect(
+                await TestEnvironment.eventually {
+                    (try? await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND published_at IS NULL", [orderId])) == 0
+                })
         }
     }
 }
@@ -84,7 +99,8 @@ struct PricingTests {
             #expect(try await stack.count("SELECT amount_cents FROM payments WHERE order_id = $1", [orderId]) == 2_998)
 
             try await stack.addToCart(token, productId, quantity: 5)
-            let big = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: "p2"])
+            let big = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: "p2"])
             #expect(big.json["shipping_cents"] as? Int == 0)  // free over 50.00
 
             // A cart idle past the expiry is emptied on its next use.
@@ -117,11 +133,19 @@ struct ManualPaymentTests {
             #expect(intent.json["status"] as? String == "requires_confirmation")
             let paymentId = try #require(intent.json["payment_id"] as? String)
 
-            #expect(try await stack.request(.post, "/api/v1/payments/confirm", token: bob, json: ["payment_id": paymentId, "payment_method": "tok_visa"]).status == .notFound)
-            #expect(try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "no spaces allowed"]).status == .unprocessableContent)
-            let confirmed = try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "tok_visa"])
+            #expect(
+                try await stack.request(.post, "/api/v1/payments/confirm", token: bob, json: ["payment_id": paymentId, "payment_method": "tok_visa"]).status
+                    == .notFound)
+            #expect(
+                try await stack.request(
+                    .post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "no spaces allowed"]
+                ).status == .unprocessableContent)
+            let confirmed = try await stack.request(
+                .post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "tok_visa"])
             #expect(confirmed.status == .accepted)
-            #expect(try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "tok_visa"]).status == .conflict)
+            #expect(
+                try await stack.request(.post, "/api/v1/payments/confirm", token: alice, json: ["payment_id": paymentId, "payment_method": "tok_visa"]).status
+                    == .conflict)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'charge'", [orderId]) == 1)
             let history = try await stack.request(.get, "/api/v1/payments/history", token: alice)

@@ -138,15 +138,17 @@ struct OutageDrill {
 
     /// The stock the product should have: the initial stock less what confirmed orders bought.
     func expectedStock(_ ids: [UUID]) async throws -> Int {
-        initialStock - (try await stack.count(
-            "SELECT coalesce(sum(i.quantity), 0)::int8 FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.id = ANY($1) AND o.status = 'CONFIRMED'", [ids]))
+        initialStock
+            - (try await stack.count(
+                "SELECT coalesce(sum(i.quantity), 0)::int8 FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.id = ANY($1) AND o.status = 'CONFIRMED'",
+                [ids]))
     }
 
     /// Everything settled: orders terminal, money and stock adding up, no key in flight.
     func settled(_ ids: [UUID]) async -> Bool {
         guard (try? await unfinished(ids)) == 0, (try? await moneyMismatches(ids)) == 0,
-              let expected = try? await expectedStock(ids), (try? await stack.stock(productId)) == expected,
-              (try? await stack.count("SELECT count(*) FROM idempotency_keys WHERE status = 'IN_FLIGHT'")) == 0
+            let expected = try? await expectedStock(ids), (try? await stack.stock(productId)) == expected,
+            (try? await stack.count("SELECT count(*) FROM idempotency_keys WHERE status = 'IN_FLIGHT'")) == 0
         else { return false }
         return true
     }
@@ -155,8 +157,10 @@ struct OutageDrill {
     func expectIntact(_ ids: [UUID], context: String) async throws {
         #expect(try await unfinished(ids) == 0, "orders not terminal \(context)")
         #expect(try await moneyMismatches(ids) == 0, "orders whose money does not add up \(context)")
-        #expect(try await stack.count(
-            "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) d") == 0)
+        #expect(
+            try await stack.count(
+                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) d"
+            ) == 0)
         #expect(try await stack.stock(productId) == expectedStock(ids), "stock \(context)")
         #expect(try await stack.count("SELECT count(*) FROM idempotency_keys WHERE status = 'IN_FLIGHT'") == 0, "keys in flight \(context)")
         for role in WorkerRole.allCases {

@@ -10,7 +10,8 @@ import Testing
 @Suite("Outages: servers restarted while orders are in flight", .serialized)
 struct OutageTests {
     private func restart(_ service: String) async throws {
-        let (status, output) = try await TestEnvironment.run(TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-service.sh").path, [service])
+        let (status, output) = try await TestEnvironment.run(
+            TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-service.sh").path, [service])
         guard status == 0 else { throw TestFailure("restarting \(service) failed: \(output)") }
     }
 
@@ -19,7 +20,9 @@ struct OutageTests {
     private func placeWithRetry(_ stack: Stack, _ token: String) async throws -> UUID {
         let key = UUID().uuidString
         for _ in 0..<120 {
-            if let response = try? await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: key]) {
+            if let response = try? await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody(), headers: [HTTPField.Name("Idempotency-Key")!: key])
+            {
                 if response.status == .created, let id = uuid(response.json["id"]) { return id }
                 guard response.status == .serviceUnavailable || response.status == .conflict || response.status == .internalServerError else {
                     throw TestFailure("order refused: \(response.status) \(response.body)")
@@ -67,21 +70,32 @@ struct OutageTests {
             var confirmed: [UUID] = []
             for orderId in orderIds {
                 let final = try await stack.orderStatus(orderId)
-                if final.status == "CONFIRMED" { confirmed.append(orderId) } else { Issue.record("order \(orderId) ended \(final.status) \(final.reason ?? "")") }
+                if final.status == "CONFIRMED" {
+                    confirmed.append(orderId)
+                } else {
+                    Issue.record("order \(orderId) ended \(final.status) \(final.reason ?? "")")
+                }
             }
             #expect(confirmed.count == 200)
-            #expect(try await stack.count(
-                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles") == 0)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles"
+                ) == 0)
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'") == confirmed.count)
             let sold = try await stack.count("SELECT coalesce(sum(quantity), 0)::int8 FROM order_items WHERE order_id = ANY($1)", [confirmed])
             #expect(try await stack.stock(productId) == initialStock - sold)
-            #expect(try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND (SELECT count(*) FROM order_status_history h WHERE h.order_id = orders.id) <> 3", [orderIds]) == 0)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM orders WHERE id = ANY($1) AND (SELECT count(*) FROM order_status_history h WHERE h.order_id = orders.id) <> 3",
+                    [orderIds]) == 0)
         }
     }
 
     /// The HTTP status `url` answers, or nil when nothing answers.
     private func httpStatus(_ url: String) async -> Int? {
-        guard let (_, output) = try? await TestEnvironment.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", url]) else { return nil }
+        guard let (_, output) = try? await TestEnvironment.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", url]) else {
+            return nil
+        }
         return Int(output.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { $0 == 0 ? nil : $0 }
     }
 
@@ -98,15 +112,20 @@ struct OutageTests {
                 let (stopped, output) = try await TestEnvironment.run(
                     TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-service.sh").path, [service, "stop"])
                 #expect(stopped == 0, "\(output)")
-                let apiDown = await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.request(.get, "/ready"))?.status == .serviceUnavailable }
+                let apiDown = await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.request(.get, "/ready"))?.status == .serviceUnavailable
+                }
                 let workerDown = await TestEnvironment.eventually(timeout: .seconds(30)) { await httpStatus(workerReady) == 503 }
                 let (started, startOutput) = try await TestEnvironment.run(
                     TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-service.sh").path, [service, "start"])
                 #expect(apiDown, "the API's /ready should be 503 while \(service) is stopped")
                 #expect(workerDown, "the worker's /ready should be 503 while \(service) is stopped")
                 #expect(started == 0, "\(startOutput)")
-                #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await stack.request(.get, "/ready"))?.status == .ok }, "API /ready after \(service) is back")
-                #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { await httpStatus(workerReady) == 200 }, "worker /ready after \(service) is back")
+                #expect(
+                    await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await stack.request(.get, "/ready"))?.status == .ok },
+                    "API /ready after \(service) is back")
+                #expect(
+                    await TestEnvironment.eventually(timeout: .seconds(60)) { await httpStatus(workerReady) == 200 }, "worker /ready after \(service) is back")
             }
             // /health stays 200 throughout: the process is alive, only not ready.
             #expect(await httpStatus(workerReady.replacingOccurrences(of: "/ready", with: "/health")) == 200)

@@ -21,7 +21,12 @@ struct OutboxParkingTests {
             try await admin.declare(stack.names.topology(policy: Stack.Options().policy))
             let sink = TestEnvironment.uniqueName("relay-sink")
             try await admin.declareQueue(AMQPQueue(name: sink))
-            defer { Task { try? await admin.deleteQueue(sink); await admin.close() } }
+            defer {
+                Task {
+                    try? await admin.deleteQueue(sink)
+                    await admin.close()
+                }
+            }
 
             // Oldest first: the relay meets the poison rows before the good one.
             let undecodable = UUID(), unroutable = UUID()

@@ -35,10 +35,15 @@ struct OwnershipTests {
             let orderId = try await stack.placeOrder(alice)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             try await stack.addToCart(alice, productId, quantity: 2)
-            let cartItem = try #require(((try await stack.request(.get, "/api/v1/cart", token: alice)).json["items"] as? [[String: Any]])?.first?["id"] as? String)
-            let address = try #require(try await stack.request(.post, "/api/v1/users/me/addresses", token: alice, json: [
-                "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE",
-            ]).json["id"] as? String)
+            let cartItem = try #require(
+                ((try await stack.request(.get, "/api/v1/cart", token: alice)).json["items"] as? [[String: Any]])?.first?["id"] as? String)
+            let address = try #require(
+                try await stack.request(
+                    .post, "/api/v1/users/me/addresses", token: alice,
+                    json: [
+                        "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE",
+                    ]
+                ).json["id"] as? String)
             let sellersProduct = try await stack.product(seller, stock: 4)
             let productBody: [String: Any] = ["name": "Hijacked", "sku": "HIJACK-1", "price_cents": 1, "currency": "EUR", "stock": 0, "version": 1]
 
@@ -48,11 +53,19 @@ struct OwnershipTests {
                 (mallory, Probe(method: .put, path: "/api/v1/orders/\(orderId)/status", body: ["status": "SHIPPED"])),
                 (mallory, Probe(method: .put, path: "/api/v1/cart/items/\(cartItem)", body: ["quantity": 50])),
                 (mallory, Probe(method: .delete, path: "/api/v1/cart/items/\(cartItem)", body: nil)),
-                (mallory, Probe(method: .put, path: "/api/v1/users/me/addresses/\(address)", body: ["line1": "x", "city": "y", "postal_code": "1", "country": "FR"])),
+                (
+                    mallory,
+                    Probe(method: .put, path: "/api/v1/users/me/addresses/\(address)", body: ["line1": "x", "city": "y", "postal_code": "1", "country": "FR"])
+                ),
                 (mallory, Probe(method: .delete, path: "/api/v1/users/me/addresses/\(address)", body: nil)),
                 (otherSeller, Probe(method: .put, path: "/api/v1/products/\(sellersProduct)", body: productBody)),
                 (mallory, Probe(method: .put, path: "/api/v1/products/\(sellersProduct)", body: productBody)),
-                (mallory, Probe(method: .get, path: "/api/v1/users/\(try #require(uuid((try await stack.request(.get, "/api/v1/users/me", token: alice)).json["id"]))))", body: nil)),
+                (
+                    mallory,
+                    Probe(
+                        method: .get,
+                        path: "/api/v1/users/\(try #require(uuid((try await stack.request(.get, "/api/v1/users/me", token: alice)).json["id"]))))", body: nil)
+                ),
             ]
             for (token, probe) in probes {
                 let response = try await stack.request(probe.method, probe.path, token: token, json: probe.body)

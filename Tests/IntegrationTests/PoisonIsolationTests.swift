@@ -52,8 +52,10 @@ struct PoisonIsolationTests {
             let letters = try await DeadLetters(amqp: stack.amqp, names: stack.names).list(filter)
             #expect(letters.count == 1, "the one dead letter is the poison")
             #expect(crashes >= Stack.Options().policy.deliveryLimit)
-            #expect(try await stack.count(
-                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS d") == 0)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS d"
+                ) == 0)
             workers.stopAll()
         }
     }

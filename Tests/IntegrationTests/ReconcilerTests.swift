@@ -67,7 +67,9 @@ struct ReconcilerTests {
         }
     }
 
-    @Test("a re-drive of a step that did happen is harmless: stock.reserved purged, order.placed again finds the reservation and answers without taking stock twice")
+    @Test(
+        "a re-drive of a step that did happen is harmless: stock.reserved purged, order.placed again finds the reservation and answers without taking stock twice"
+    )
     func redriveOfCompletedStep() async throws {
         var options = Self.options
         options.excludedRoles = [.order]

@@ -14,7 +14,8 @@ struct RetentionTests {
         try await TestEnvironment.withMigratedDatabase { config in
             let pool = PostgresPool(configuration: config, maxConnections: 2)
             let user = UUID()
-            try await pool.query("INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, $2, 'x', 'R', 'T')", [user, "\(user)@example.com"])
+            try await pool.query(
+                "INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, $2, 'x', 'R', 'T')", [user, "\(user)@example.com"])
             // For each table: rows on both sides of a one-hour retention.
             for (age, tag) in [("2 hours", "old"), ("1 minute", "new")] {
                 try await pool.query(
@@ -37,7 +38,8 @@ struct RetentionTests {
                 try await pool.query(
                     "INSERT INTO idempotency_keys (user_id, key, request_hash, status, created_at, expires_at) VALUES ($1, $2, 'h', 'IN_FLIGHT', now() - $3::interval, now() + interval '1 day')",
                     [user, "inflight-\(tag)", age])
-                try await pool.query("INSERT INTO login_failures (account, client_address, failed_at) VALUES ($1, '127.0.0.1', now() - $2::interval)", [tag, age])
+                try await pool.query(
+                    "INSERT INTO login_failures (account, client_address, failed_at) VALUES ($1, '127.0.0.1', now() - $2::interval)", [tag, age])
                 try await pool.query(
                     "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) VALUES (gen_random_uuid(), $1, gen_random_uuid(), $2, now() - $3::interval)",
                     [user, "expired-\(tag)", age])

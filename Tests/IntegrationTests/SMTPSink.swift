@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal SMTP server on 127.0.0.1 that keeps what it receives, standing in for the mail
@@ -28,7 +29,10 @@ final class SMTPSink: @unchecked Sendable {
 
     var messages: [Message] { lock.withLock { received } }
 
-    func close() { shutdown(listener, Int32(SHUT_RDWR)); Glibc.close(listener) }
+    func close() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+    }
 
     private func acceptLoop() {
         while true {

@@ -49,22 +49,37 @@ struct ScalingTests {
         let inFlight = try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status NOT IN ('CONFIRMED', 'CANCELLED')", [orderIds])
         #expect(settled, "orders still in flight: \(inFlight)")
         let expectedDeclined = orderIds.count / 10
-        #expect(try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds]) == orderIds.count - expectedDeclined)
-        #expect(try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CANCELLED' AND cancellation_reason = 'payment_failed'", [orderIds]) == expectedDeclined)
-        #expect(try await stack.count(
-            "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles") == 0)
-        #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded'") == orderIds.count - expectedDeclined)
+        #expect(
+            try await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds]) == orderIds.count - expectedDeclined)
+        #expect(
+            try await stack.count(
+                "SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CANCELLED' AND cancellation_reason = 'payment_failed'", [orderIds])
+                == expectedDeclined)
+        #expect(
+            try await stack.count(
+                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded' GROUP BY order_id HAVING count(*) > 1) AS doubles"
+            ) == 0)
+        #expect(
+            try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE kind = 'charge' AND outcome = 'succeeded'") == orderIds.count
+                - expectedDeclined)
         #expect(try await stack.count("SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'") == orderIds.count - expectedDeclined)
-        #expect(try await stack.count("SELECT count(*) FROM (SELECT order_id FROM stock_reservations GROUP BY order_id, product_id HAVING count(*) > 1) AS doubles") == 0)
-        #expect(try await stack.count(
-            "SELECT count(*) FROM (SELECT order_id FROM order_status_history GROUP BY order_id, to_status HAVING count(*) > 1) AS doubles") == 0)
-        let confirmed = try await stack.db.query("SELECT id FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds]).map { try $0.decode(UUID.self, "id") }
+        #expect(
+            try await stack.count("SELECT count(*) FROM (SELECT order_id FROM stock_reservations GROUP BY order_id, product_id HAVING count(*) > 1) AS doubles")
+                == 0)
+        #expect(
+            try await stack.count(
+                "SELECT count(*) FROM (SELECT order_id FROM order_status_history GROUP BY order_id, to_status HAVING count(*) > 1) AS doubles") == 0)
+        let confirmed = try await stack.db.query("SELECT id FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds]).map {
+            try $0.decode(UUID.self, "id")
+        }
         let sold = try await stack.count("SELECT coalesce(sum(quantity), 0)::int8 FROM order_items WHERE order_id = ANY($1)", [confirmed])
         #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == initialStock - sold })
-        #expect(await TestEnvironment.eventually(timeout: .seconds(60)) {
-            (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = ANY($1)", [orderIds])) == orderIds.count
-        })
-        #expect(try await stack.count("SELECT count(*) FROM (SELECT order_id FROM notifications GROUP BY order_id, template HAVING count(*) > 1) AS doubles") == 0)
+        #expect(
+            await TestEnvironment.eventually(timeout: .seconds(60)) {
+                (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = ANY($1)", [orderIds])) == orderIds.count
+            })
+        #expect(
+            try await stack.count("SELECT count(*) FROM (SELECT order_id FROM notifications GROUP BY order_id, template HAVING count(*) > 1) AS doubles") == 0)
     }
 
     /// A product with plenty of stock, and the listed worker replicas started and ready.
@@ -94,7 +109,9 @@ struct ScalingTests {
             // The inbox names the process that handled each message: all three of every role.
             let rows = try await stack.db.query("SELECT consumer, handled_by, count(*) AS n FROM inbox GROUP BY consumer, handled_by")
             var byRole: [String: [String: Int]] = [:]
-            for row in rows { byRole[try row.decode(String.self, "consumer"), default: [:]][try row.decode(String?.self, "handled_by") ?? "-"] = try row.decode(Int.self, "n") }
+            for row in rows {
+                byRole[try row.decode(String.self, "consumer"), default: [:]][try row.decode(String?.self, "handled_by") ?? "-"] = try row.decode(Int.self, "n")
+            }
             for role in WorkerRole.allCases {
                 let handlers = Set(byRole[role.rawValue].map { Array($0.keys) } ?? [])
                 #expect(handlers == Set((1...3).map { "\(role.rawValue)-\($0)" }), "\(role.rawValue): \(byRole[role.rawValue] ?? [:])")

@@ -52,8 +52,10 @@ struct SchemaChangeTests {
                 #expect(try await stack.deadLetters(role) == 0, "dead letters in \(role.rawValue)")
             }
             #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == initialStock - orderIds.count })
-            #expect(try await stack.count(
-                "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' GROUP BY order_id HAVING count(*) > 1) AS d") == 0)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM (SELECT order_id FROM fake_provider_operations WHERE kind = 'charge' GROUP BY order_id HAVING count(*) > 1) AS d")
+                    == 0)
         }
     }
 }

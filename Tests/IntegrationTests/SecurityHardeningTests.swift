@@ -15,11 +15,14 @@ struct SecurityHardeningTests {
     /// A user with `role`, created as `emporium user create` does; returns (id, token).
     private func account(_ stack: Stack, role: Role) async throws -> (UUID, String) {
         let email = "\(TestEnvironment.uniqueName(role.rawValue.lowercased()))@example.com"
-        let id = try await Accounts(pool: stack.db, bcryptCost: 4).createUser(email: email, password: "a long password", role: role, firstName: "T", lastName: "U")
+        let id = try await Accounts(pool: stack.db, bcryptCost: 4).createUser(
+            email: email, password: "a long password", role: role, firstName: "T", lastName: "U")
         return (id, try await stack.login(email, "a long password"))
     }
 
-    @Test("access tokens follow the account: a suspended admin cannot reinstate themselves, a closed account's token reads nothing, a demoted admin loses admin rights, signing out everywhere ends every token")
+    @Test(
+        "access tokens follow the account: a suspended admin cannot reinstate themselves, a closed account's token reads nothing, a demoted admin loses admin rights, signing out everywhere ends every token"
+    )
     func tokensFollowTheAccount() async throws {
         var options = Stack.Options()
         options.inProcessWorkers = false
@@ -52,7 +55,8 @@ struct SecurityHardeningTests {
 
             // Signing out everywhere ends every access token and every refresh token.
             let email = "\(TestEnvironment.uniqueName("everywhere"))@example.com"
-            _ = try await stack.request(.post, "/api/v1/auth/register", json: ["email": email, "password": "a long password", "first_name": "E", "last_name": "W"])
+            _ = try await stack.request(
+                .post, "/api/v1/auth/register", json: ["email": email, "password": "a long password", "first_name": "E", "last_name": "W"])
             let first = try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "a long password"]).json
             let second = try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "a long password"]).json
             let access = try #require(first["access_token"] as? String), otherAccess = try #require(second["access_token"] as? String)
@@ -70,7 +74,8 @@ struct SecurityHardeningTests {
             #expect(rotated.status == .ok)
             let rotatedRefresh = try #require(rotated.json["refresh_token"] as? String)
             try await stack.db.query(
-                "UPDATE refresh_tokens SET family_started_at = now() - interval '91 days' WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE used_at IS NOT NULL ORDER BY created_at DESC LIMIT 1)")
+                "UPDATE refresh_tokens SET family_started_at = now() - interval '91 days' WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE used_at IS NOT NULL ORDER BY created_at DESC LIMIT 1)"
+            )
             #expect(try await stack.request(.post, "/api/v1/auth/refresh", json: ["refresh_token": rotatedRefresh]).status == .unauthorized)
         }
     }
@@ -83,7 +88,8 @@ struct SecurityHardeningTests {
         options.apiPoolSize = 10  // the production default: thirty sign-ins at once must not starve it
         try await Stack.run(options) { stack in
             let email = "\(TestEnvironment.uniqueName("target"))@example.com"
-            _ = try await stack.request(.post, "/api/v1/auth/register", json: ["email": email, "password": "the owner's password", "first_name": "O", "last_name": "W"])
+            _ = try await stack.request(
+                .post, "/api/v1/auth/register", json: ["email": email, "password": "the owner's password", "first_name": "O", "last_name": "W"])
             let attacker: HTTPFields = [Self.forwardedFor: "203.0.113.7"]
             // Thirty connections at once, so the guesses really race.
             let http = ParallelHTTP(port: stack.port)
@@ -92,7 +98,9 @@ struct SecurityHardeningTests {
                     // However the email is typed, it is the same account.
                     let typed = index % 2 == 0 ? email : email.uppercased()
                     group.addTask {
-                        try await http.post("/api/v1/auth/login", json: ["email": typed, "password": "guess \(index)"], headers: [("X-Forwarded-For", "203.0.113.7")]).status
+                        try await http.post(
+                            "/api/v1/auth/login", json: ["email": typed, "password": "guess \(index)"], headers: [("X-Forwarded-For", "203.0.113.7")]
+                        ).status
                     }
                 }
                 return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
@@ -103,10 +111,13 @@ struct SecurityHardeningTests {
             #expect(unauthorized <= 5, "\(unauthorized) guesses were checked")
             #expect(unauthorized + throttled == 30, "\(statuses)")
             // The attacker's address stays refused, even with the right password…
-            #expect(try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "the owner's password"], headers: attacker).status == .tooManyRequests)
+            #expect(
+                try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "the owner's password"], headers: attacker).status
+                    == .tooManyRequests)
             // …but the owner, elsewhere, is not locked out.
-            let owner = try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "the owner's password"],
-                                                headers: [Self.forwardedFor: "198.51.100.20"])
+            let owner = try await stack.request(
+                .post, "/api/v1/auth/login", json: ["email": email, "password": "the owner's password"],
+                headers: [Self.forwardedFor: "198.51.100.20"])
             #expect(owner.status == .ok, "\(owner.body)")
         }
     }
@@ -117,15 +128,21 @@ struct SecurityHardeningTests {
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
             let email = "\(TestEnvironment.uniqueName("spoof"))@example.com"
-            _ = try await stack.request(.post, "/api/v1/auth/register", json: ["email": email, "password": "the owner's password", "first_name": "S", "last_name": "P"])
+            _ = try await stack.request(
+                .post, "/api/v1/auth/register", json: ["email": email, "password": "the owner's password", "first_name": "S", "last_name": "P"])
             // Without TRUSTED_PROXIES a client cannot dodge its throttle by claiming other addresses.
             for index in 0..<5 {
-                let status = try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "guess"],
-                                                     headers: [Self.forwardedFor: "192.0.2.\(index + 1)"]).status
+                let status = try await stack.request(
+                    .post, "/api/v1/auth/login", json: ["email": email, "password": "guess"],
+                    headers: [Self.forwardedFor: "192.0.2.\(index + 1)"]
+                ).status
                 #expect(status == .unauthorized)
             }
-            #expect(try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "guess"],
-                                            headers: [Self.forwardedFor: "192.0.2.99"]).status == .tooManyRequests)
+            #expect(
+                try await stack.request(
+                    .post, "/api/v1/auth/login", json: ["email": email, "password": "guess"],
+                    headers: [Self.forwardedFor: "192.0.2.99"]
+                ).status == .tooManyRequests)
         }
     }
 
@@ -145,8 +162,9 @@ struct SecurityHardeningTests {
             let line = try #require((try await stack.request(.get, "/api/v1/cart", token: token).json["items"] as? [[String: Any]])?.first)
             let lineId = try #require(line["id"] as? String)
             #expect(line["unit_price_cents"] as? Int == 1_000, "the line keeps the price it was added at until it changes")
-            let refused = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody(),
-                                                  headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let refused = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody(),
+                headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
             #expect(refused.status == .conflict)
             #expect(refused.body.contains(productId.uuidString.lowercased()))
             #expect(refused.body.contains("1000.00"))
@@ -154,11 +172,13 @@ struct SecurityHardeningTests {
             let updated = try await stack.request(.put, "/api/v1/cart/items/\(lineId)", token: token, json: ["quantity": 3])
             #expect(((updated.json["items"] as? [[String: Any]])?.first?["unit_price_cents"] as? Int) == 100_000)
             // A client that states another total is refused; the right one is accepted.
-            let wrongTotal = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody().merging(["expected_total_cents": 3_000]) { $1 },
-                                                     headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let wrongTotal = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody().merging(["expected_total_cents": 3_000]) { $1 },
+                headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
             #expect(wrongTotal.status == .conflict)
-            let placed = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody().merging(["expected_total_cents": 300_000]) { $1 },
-                                                 headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let placed = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody().merging(["expected_total_cents": 300_000]) { $1 },
+                headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
             #expect(placed.status == .created, "\(placed.body)")
             #expect(placed.json["total_cents"] as? Int == 300_000)
 
@@ -167,15 +187,21 @@ struct SecurityHardeningTests {
             var off = try await stack.request(.get, "/api/v1/products/\(productId)", token: admin).json
             off["is_active"] = false
             #expect(try await stack.request(.put, "/api/v1/products/\(productId)", token: admin, json: off).status == .ok)
-            let inactive = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody(),
-                                                   headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let inactive = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody(),
+                headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
             #expect(inactive.status == .conflict)
             #expect(inactive.body.contains("items.\(productId.uuidString.lowercased())"))
-            #expect(try await stack.count("SELECT count(*) FROM orders WHERE total_cents <> 300000 AND id IN (SELECT order_id FROM order_items WHERE product_id = $1)", [productId]) == 0)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM orders WHERE total_cents <> 300000 AND id IN (SELECT order_id FROM order_items WHERE product_id = $1)", [productId])
+                    == 0)
         }
     }
 
-    @Test("unpaid orders cannot hoard stock: at most MAX_UNPAID_ORDERS_PER_USER manual orders wait, and each expires after MANUAL_PAYMENT_TIMEOUT_SECONDS with its stock back")
+    @Test(
+        "unpaid orders cannot hoard stock: at most MAX_UNPAID_ORDERS_PER_USER manual orders wait, and each expires after MANUAL_PAYMENT_TIMEOUT_SECONDS with its stock back"
+    )
     func noHoarding() async throws {
         var options = Stack.Options()
         options.maxUnpaidOrders = 3
@@ -190,8 +216,9 @@ struct SecurityHardeningTests {
                 orders.append(try await stack.placeOrder(token, paymentMethod: "manual"))
             }
             try await stack.addToCart(token, productId, quantity: 1)
-            let fourth = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody("manual"),
-                                                 headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let fourth = try await stack.request(
+                .post, "/api/v1/orders", token: token, json: Stack.orderBody("manual"),
+                headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
             #expect(fourth.status == .conflict)
             #expect(fourth.body.contains("waiting for payment"))
             // The held stock comes back when they expire.
@@ -210,23 +237,29 @@ struct SecurityHardeningTests {
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
             for name in ["Eve\r\nSubject: urgent", "Eve\rPlease wire", "Eve\u{2028}x", "Eve\u{0085}", "Eve\tTab"] {
-                let registered = try await stack.request(.post, "/api/v1/auth/register", json: [
-                    "email": "\(TestEnvironment.uniqueName("eve"))@example.com", "password": "a long password", "first_name": name, "last_name": "Doe",
-                ])
+                let registered = try await stack.request(
+                    .post, "/api/v1/auth/register",
+                    json: [
+                        "email": "\(TestEnvironment.uniqueName("eve"))@example.com", "password": "a long password", "first_name": name, "last_name": "Doe",
+                    ])
                 #expect(registered.status == .unprocessableContent, "\(name.debugDescription): \(registered.status)")
                 #expect(registered.body.contains("first_name"))
             }
             let (_, token) = try await stack.customer()
             let profile = try await stack.request(.put, "/api/v1/users/me", token: token, json: ["first_name": "A\nB", "last_name": "C"])
             #expect(profile.status == .unprocessableContent)
-            let address = try await stack.request(.post, "/api/v1/users/me/addresses", token: token, json: [
-                "line1": "1 Main St\r\nBcc: x@example.com", "city": "Berlin", "postal_code": "10115", "country": "DE",
-            ])
+            let address = try await stack.request(
+                .post, "/api/v1/users/me/addresses", token: token,
+                json: [
+                    "line1": "1 Main St\r\nBcc: x@example.com", "city": "Berlin", "postal_code": "10115", "country": "DE",
+                ])
             #expect(address.status == .unprocessableContent)
             #expect(address.body.contains("line1"))
-            let order = try await stack.request(.post, "/api/v1/orders", token: token, json: [
-                "payment_method": "tok_visa", "shipping_address": ["line1": "1 Main St", "city": "Ber\rlin", "postal_code": "10115", "country": "DE"],
-            ], headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let order = try await stack.request(
+                .post, "/api/v1/orders", token: token,
+                json: [
+                    "payment_method": "tok_visa", "shipping_address": ["line1": "1 Main St", "city": "Ber\rlin", "postal_code": "10115", "country": "DE"],
+                ], headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
             #expect(order.status == .unprocessableContent)
             #expect(order.body.contains("shipping_address.city"))
         }
@@ -263,8 +296,11 @@ struct RegistrationBurstTests {
         try await Stack.run(options) { stack in
             let email = "\(TestEnvironment.uniqueName("regular"))@example.com"
             let owner: HTTPFields = [Self.forwardedFor: "198.51.100.1"]
-            #expect(try await stack.request(.post, "/api/v1/auth/register", json: ["email": email, "password": "a long password", "first_name": "R", "last_name": "U"],
-                                            headers: owner).status == .created)
+            #expect(
+                try await stack.request(
+                    .post, "/api/v1/auth/register", json: ["email": email, "password": "a long password", "first_name": "R", "last_name": "U"],
+                    headers: owner
+                ).status == .created)
             // Unloaded, for comparison.
             let calmStart = ContinuousClock.now
             #expect(try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "a long password"], headers: owner).status == .ok)
@@ -277,9 +313,13 @@ struct RegistrationBurstTests {
                 try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                     for index in 0..<100 {
                         group.addTask {
-                            try await http.post("/api/v1/auth/register", json: [
-                                "email": "\(TestEnvironment.uniqueName("burst"))@example.com", "password": "a long password", "first_name": "B", "last_name": "\(index)",
-                            ], headers: [("X-Forwarded-For", "10.\(index / 250).\(index % 250).9")]).status
+                            try await http.post(
+                                "/api/v1/auth/register",
+                                json: [
+                                    "email": "\(TestEnvironment.uniqueName("burst"))@example.com", "password": "a long password", "first_name": "B",
+                                    "last_name": "\(index)",
+                                ], headers: [("X-Forwarded-For", "10.\(index / 250).\(index % 250).9")]
+                            ).status
                         }
                     }
                     return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
@@ -290,13 +330,15 @@ struct RegistrationBurstTests {
                 (try? await stack.count("SELECT count(*) FROM users WHERE last_name ~ '^[0-9]+$'")) ?? 0 >= 1
             }
             let started = ContinuousClock.now
-            let signIn = try await http.post("/api/v1/auth/login", json: ["email": email, "password": "a long password"], headers: [("X-Forwarded-For", "198.51.100.1")])
+            let signIn = try await http.post(
+                "/api/v1/auth/login", json: ["email": email, "password": "a long password"], headers: [("X-Forwarded-For", "198.51.100.1")])
             let busy = ContinuousClock.now - started
             let statuses = try await burst.value
             await http.shutdown()
-            print("registration burst: sign-in took \(busy) under load (\(calm) without); registrations: "
-                  + "\(statuses.filter { $0 == .created }.count) created, \(statuses.filter { $0 == .serviceUnavailable }.count) 503, "
-                  + "\(statuses.filter { $0 == .tooManyRequests }.count) 429")
+            print(
+                "registration burst: sign-in took \(busy) under load (\(calm) without); registrations: "
+                    + "\(statuses.filter { $0 == .created }.count) created, \(statuses.filter { $0 == .serviceUnavailable }.count) 503, "
+                    + "\(statuses.filter { $0 == .tooManyRequests }.count) 429")
             #expect(signIn.status == .ok)
             #expect(busy < .seconds(1), "the sign-in took \(busy) during the burst")
             #expect(statuses.count == 100)
@@ -307,9 +349,14 @@ struct RegistrationBurstTests {
             let sameAddress: HTTPFields = [Self.forwardedFor: "192.0.2.50"]
             var fromOne: [HTTPResponse.Status] = []
             for index in 0..<8 {
-                fromOne.append(try await stack.request(.post, "/api/v1/auth/register", json: [
-                    "email": "\(TestEnvironment.uniqueName("same"))@example.com", "password": "a long password", "first_name": "S", "last_name": "A\(index)",
-                ], headers: sameAddress).status)
+                fromOne.append(
+                    try await stack.request(
+                        .post, "/api/v1/auth/register",
+                        json: [
+                            "email": "\(TestEnvironment.uniqueName("same"))@example.com", "password": "a long password", "first_name": "S",
+                            "last_name": "A\(index)",
+                        ], headers: sameAddress
+                    ).status)
             }
             #expect(fromOne.filter { $0 == .tooManyRequests }.count >= 3, "\(fromOne)")
         }

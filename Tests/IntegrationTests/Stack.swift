@@ -123,7 +123,9 @@ struct Stack {
     }
 
     /// The four workers' services (what the worker executables run) as one group.
-    static func makeWorkers(database: PostgresConfiguration, names: MessagingNames, amqp: AMQPConfiguration, options: Options = Options(), forceEnabled: Bool = false) throws -> ServiceGroup {
+    static func makeWorkers(
+        database: PostgresConfiguration, names: MessagingNames, amqp: AMQPConfiguration, options: Options = Options(), forceEnabled: Bool = false
+    ) throws -> ServiceGroup {
         var logger = Logger(label: "test.workers")
         logger.logLevel = .critical
         var services: [any Service] = []
@@ -192,7 +194,9 @@ struct Stack {
         for role in WorkerRole.allCases {
             try? await admin.deleteQueue(names.queue(role))
             try? await admin.deleteQueue(names.deadLetterQueue(role))
-            for delay in [300, 500, 1_000, 1_200, 2_000, 5_000, 30_000].map(Duration.milliseconds) { try? await admin.deleteQueue(names.retryQueue(role, delay: delay)) }
+            for delay in [300, 500, 1_000, 1_200, 2_000, 5_000, 30_000].map(Duration.milliseconds) {
+                try? await admin.deleteQueue(names.retryQueue(role, delay: delay))
+            }
         }
         try? await admin.deleteExchange(names.eventsExchange)
         try? await admin.deleteExchange(names.deadLetterExchange)
@@ -213,7 +217,9 @@ struct Stack {
     }
 
     @discardableResult
-    func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers extra: HTTPFields = [:]) async throws -> HTTPResult {
+    func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: Any? = nil, headers extra: HTTPFields = [:]) async throws
+        -> HTTPResult
+    {
         var headers = extra
         if let token { headers[.authorization] = "Bearer \(token)" }
         var body: ByteBuffer?
@@ -229,7 +235,8 @@ struct Stack {
     /// Registers and logs in a customer; returns (user id, access token).
     func customer(_ name: String = TestEnvironment.uniqueName("buyer")) async throws -> (UUID, String) {
         let email = "\(name)@example.com"
-        let registered = try await request(.post, "/api/v1/auth/register", json: ["email": email, "password": "correct horse battery", "first_name": "Test", "last_name": name])
+        let registered = try await request(
+            .post, "/api/v1/auth/register", json: ["email": email, "password": "correct horse battery", "first_name": "Test", "last_name": name])
         guard registered.status == .created, let id = uuid(registered.json["id"]) else {
             throw TestFailure("register failed: \(registered.status) \(registered.body)")
         }
@@ -255,10 +262,12 @@ struct Stack {
 
     /// Creates a product as `adminToken`; returns its id.
     func product(_ adminToken: String, stock: Int, priceCents: Int = 1_000) async throws -> UUID {
-        let created = try await request(.post, "/api/v1/products", token: adminToken, json: [
-            "name": "Widget", "description": "A test widget", "sku": TestEnvironment.uniqueName("SKU"),
-            "price_cents": priceCents, "currency": "EUR", "stock": stock,
-        ])
+        let created = try await request(
+            .post, "/api/v1/products", token: adminToken,
+            json: [
+                "name": "Widget", "description": "A test widget", "sku": TestEnvironment.uniqueName("SKU"),
+                "price_cents": priceCents, "currency": "EUR", "stock": stock,
+            ])
         guard created.status == .created, let id = uuid(created.json["id"]) else {
             throw TestFailure("product create failed: \(created.status) \(created.body)")
         }
@@ -276,7 +285,8 @@ struct Stack {
 
     /// Places the cart as an order; returns its id.
     func placeOrder(_ token: String, paymentMethod: String = "tok_visa", key: String = UUID().uuidString) async throws -> UUID {
-        let placed = try await request(.post, "/api/v1/orders", token: token, json: Self.orderBody(paymentMethod), headers: [HTTPField.Name("Idempotency-Key")!: key])
+        let placed = try await request(
+            .post, "/api/v1/orders", token: token, json: Self.orderBody(paymentMethod), headers: [HTTPField.Name("Idempotency-Key")!: key])
         guard placed.status == .created, let id = uuid(placed.json["id"]) else {
             throw TestFailure("place order failed: \(placed.status) \(placed.body)")
         }

@@ -16,11 +16,12 @@ struct StatusTests {
             let orderId = try await stack.placeOrder(token)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             // Settled: the notification is the last step, and its events are published.
-            #expect(await TestEnvironment.eventually {
-                let notified = try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1", [orderId])
-                let unpublished = try? await stack.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                return notified == 1 && unpublished == 0
-            })
+            #expect(
+                await TestEnvironment.eventually {
+                    let notified = try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1", [orderId])
+                    let unpublished = try? await stack.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    return notified == 1 && unpublished == 0
+                })
             let cli = CLI(stack: stack)
 
             let json = try cli.run("status", "--json")

@@ -9,7 +9,8 @@ import Testing
 struct UsersTests {
     private func account(_ stack: Stack, role: Role) async throws -> (UUID, String) {
         let email = "\(TestEnvironment.uniqueName(role.rawValue.lowercased()))@example.com"
-        let id = try await Accounts(pool: stack.db, bcryptCost: 4).createUser(email: email, password: "a fine password", role: role, firstName: "R", lastName: "Ole")
+        let id = try await Accounts(pool: stack.db, bcryptCost: 4).createUser(
+            email: email, password: "a fine password", role: role, firstName: "R", lastName: "Ole")
         return (id, try await stack.login(email, "a fine password"))
     }
 
@@ -19,16 +20,20 @@ struct UsersTests {
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
             let (userId, token) = try await stack.customer()
-            let changed = try await stack.request(.put, "/api/v1/users/me", token: token, json: ["first_name": "Neo", "last_name": "Anderson", "role": "SUPERADMIN", "email": "x@evil.example"])
+            let changed = try await stack.request(
+                .put, "/api/v1/users/me", token: token, json: ["first_name": "Neo", "last_name": "Anderson", "role": "SUPERADMIN", "email": "x@evil.example"])
             #expect(changed.status == .ok)
             #expect(changed.json["first_name"] as? String == "Neo")
             #expect(changed.json["role"] as? String == "CUSTOMER")
             #expect((changed.json["email"] as? String)?.hasSuffix("@example.com") == true)
             #expect(try await stack.request(.get, "/api/v1/users/me", token: token).json["id"] as? String == userId.uuidString)
             // Registration ignores a role too.
-            let registered = try await stack.request(.post, "/api/v1/auth/register", json: [
-                "email": "\(TestEnvironment.uniqueName("r"))@example.com", "password": "a fine password", "first_name": "A", "last_name": "B", "role": "ADMIN",
-            ])
+            let registered = try await stack.request(
+                .post, "/api/v1/auth/register",
+                json: [
+                    "email": "\(TestEnvironment.uniqueName("r"))@example.com", "password": "a fine password", "first_name": "A", "last_name": "B",
+                    "role": "ADMIN",
+                ])
             #expect(registered.json["role"] as? String == "CUSTOMER")
             // Order placement ignores client totals and statuses.
             let admin = try await stack.admin()
@@ -82,8 +87,11 @@ struct UsersTests {
             #expect(try await stack.request(.get, "/api/v1/users", token: admin).status == .ok)
             #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["role": "ADMIN"]).status == .forbidden)
             #expect(try await stack.request(.put, "/api/v1/users/\(adminId)", token: admin, json: ["role": "SUPERADMIN"]).status == .forbidden)
-            #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["first_name": "Renamed"]).json["first_name"] as? String == "Renamed")
-            #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: superadmin, json: ["role": "SELLER"]).json["role"] as? String == "SELLER")
+            #expect(
+                try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["first_name": "Renamed"]).json["first_name"] as? String
+                    == "Renamed")
+            #expect(
+                try await stack.request(.put, "/api/v1/users/\(customerId)", token: superadmin, json: ["role": "SELLER"]).json["role"] as? String == "SELLER")
             // Suspension (is_active) is reversible and visible; closing (DELETE) removes the account
             // from the API and from sign-in for good.
             #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["is_active": false]).json["is_active"] as? Bool == false)
@@ -93,7 +101,9 @@ struct UsersTests {
             #expect(try await stack.request(.put, "/api/v1/users/\(customerId)", token: admin, json: ["is_active": true]).status == .notFound)
             #expect(try await stack.request(.delete, "/api/v1/users/\(customerId)", token: admin).status == .notFound)
             #expect(try await stack.request(.delete, "/api/v1/users/\(adminId)", token: admin).status == .conflict)
-            #expect(try await stack.request(.post, "/api/v1/auth/login", json: ["email": "\(customerName)@example.com", "password": "correct horse battery"]).status == .unauthorized)
+            #expect(
+                try await stack.request(.post, "/api/v1/auth/login", json: ["email": "\(customerName)@example.com", "password": "correct horse battery"]).status
+                    == .unauthorized)
         }
     }
 
@@ -103,7 +113,8 @@ struct UsersTests {
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
             let email = "\(TestEnvironment.uniqueName("victim"))@example.com"
-            _ = try await stack.request(.post, "/api/v1/auth/register", json: ["email": email, "password": "the real password", "first_name": "V", "last_name": "W"])
+            _ = try await stack.request(
+                .post, "/api/v1/auth/register", json: ["email": email, "password": "the real password", "first_name": "V", "last_name": "W"])
             for _ in 0..<5 {
                 #expect(try await stack.request(.post, "/api/v1/auth/login", json: ["email": email, "password": "guess"]).status == .unauthorized)
             }
@@ -113,7 +124,9 @@ struct UsersTests {
             // Another account from the same address is not locked by that (its own limit is 20).
             let (_, _) = try await stack.customer()
 
-            let weak = try await stack.request(.post, "/api/v1/auth/register", json: ["email": "\(TestEnvironment.uniqueName("w"))@example.com", "password": "password123", "first_name": "A", "last_name": "B"])
+            let weak = try await stack.request(
+                .post, "/api/v1/auth/register",
+                json: ["email": "\(TestEnvironment.uniqueName("w"))@example.com", "password": "password123", "first_name": "A", "last_name": "B"])
             #expect(weak.status == .unprocessableContent)
             #expect(weak.body.contains("too common"))
         }

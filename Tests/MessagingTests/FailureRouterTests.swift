@@ -1,7 +1,8 @@
-@testable import AMQP
 import Foundation
-@testable import Messaging
 import Testing
+
+@testable import AMQP
+@testable import Messaging
 
 @Suite("Failure routing (pure, no I/O)")
 struct FailureRouterTests {
@@ -14,8 +15,9 @@ struct FailureRouterTests {
     }
 
     private func delivery(headers: AMQPTable = [:], exchange: String = "t.events") -> AMQPDelivery {
-        AMQPDelivery(deliveryTag: 1, redelivered: false, exchange: exchange, routingKey: "payment.requested", body: [1],
-                     properties: AMQPProperties(messageID: "m-1", type: "payment.requested", headers: headers), generation: 0)
+        AMQPDelivery(
+            deliveryTag: 1, redelivered: false, exchange: exchange, routingKey: "payment.requested", body: [1],
+            properties: AMQPProperties(messageID: "m-1", type: "payment.requested", headers: headers), generation: 0)
     }
 
     @Test("transient failures take growing delay steps, the last repeats, then the DLQ after the attempt limit")
@@ -24,16 +26,18 @@ struct FailureRouterTests {
         var headers: AMQPTable = [:]
         var routes: [FailureRoute] = []
         for _ in 0..<4 {
-            let (route, message) = router.route(delivery(headers: headers, exchange: headers.isEmpty ? "t.events" : ""), error: "provider down", failure: .transient)
+            let (route, message) = router.route(
+                delivery(headers: headers, exchange: headers.isEmpty ? "t.events" : ""), error: "provider down", failure: .transient)
             routes.append(route)
             headers = message.properties.headers
         }
-        #expect(routes == [
-            .retry(queue: "t.payment.retry.300ms", delay: .milliseconds(300)),
-            .retry(queue: "t.payment.retry.1200ms", delay: .milliseconds(1_200)),
-            .retry(queue: "t.payment.retry.1200ms", delay: .milliseconds(1_200)),
-            .deadLetter(queue: "t.payment.dlq"),
-        ])
+        #expect(
+            routes == [
+                .retry(queue: "t.payment.retry.300ms", delay: .milliseconds(300)),
+                .retry(queue: "t.payment.retry.1200ms", delay: .milliseconds(1_200)),
+                .retry(queue: "t.payment.retry.1200ms", delay: .milliseconds(1_200)),
+                .deadLetter(queue: "t.payment.dlq"),
+            ])
         #expect(headers[DeadLetterHeader.attempts]?.intValue == 4)
         #expect(headers[DeadLetterHeader.originalExchange]?.stringValue == "t.events")
         #expect(headers[DeadLetterHeader.originalRoutingKey]?.stringValue == "payment.requested")

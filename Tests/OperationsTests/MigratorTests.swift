@@ -111,9 +111,11 @@ struct MigratorTests {
             #expect(!applied.isEmpty)
             let db = try await PostgresConnection.connect(configuration: config)
             let tables = Set(try await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").map { try $0.decode(String.self, "tablename") })
-            for table in ["users", "refresh_tokens", "addresses", "categories", "products", "reviews", "carts", "cart_items",
-                          "orders", "order_items", "stock_reservations", "payments", "refunds", "notifications",
-                          "outbox", "inbox", "idempotency_keys"] {
+            for table in [
+                "users", "refresh_tokens", "addresses", "categories", "products", "reviews", "carts", "cart_items",
+                "orders", "order_items", "stock_reservations", "payments", "refunds", "notifications",
+                "outbox", "inbox", "idempotency_keys",
+            ] {
                 #expect(tables.contains(table), "missing table \(table)")
             }
             await db.close()

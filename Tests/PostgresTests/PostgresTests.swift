@@ -9,7 +9,8 @@ struct PostgresTests {
     func typesRoundTrip() async throws {
         try await TestEnvironment.withTemporaryDatabase { config in
             let db = try await PostgresConnection.connect(configuration: config)
-            try await db.query("""
+            try await db.query(
+                """
                 CREATE TABLE samples (
                   id serial PRIMARY KEY, i int8, i4 int4, s text, b bool, d float8, u uuid, t timestamptz,
                   bytes bytea, doc jsonb, ints int8[], strings text[], ids uuid[], maybe text
@@ -26,8 +27,10 @@ struct PostgresTests {
                 INSERT INTO samples (i, i4, s, b, d, u, t, bytes, doc, ints, strings, ids, maybe)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                 """,
-                [Int.min, Int32.max, text, true, -1234.5e-3, uuid, date, bytes, json,
-                 [1, -2, Int.max], strings, [uuid, UUID()], String?.none])
+                [
+                    Int.min, Int32.max, text, true, -1234.5e-3, uuid, date, bytes, json,
+                    [1, -2, Int.max], strings, [uuid, UUID()], String?.none,
+                ])
             let row = try #require(try await db.query("SELECT * FROM samples").first)
             #expect(try row.decode(Int.self, "i") == Int.min)
             #expect(try row.decode(Int32.self, "i4") == Int32.max)
@@ -190,9 +193,10 @@ struct PostgresTests {
         let pool = PostgresPool(configuration: config, maxConnections: 1)
         let first = try await pool.query("SELECT pg_backend_pid() AS pid")[0].decode(Int.self, "pid")
         try await admin.query("SELECT pg_terminate_backend($1::int4)", [first])
-        #expect(await TestEnvironment.eventually {
-            (try? await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [first]).count) == 0
-        })
+        #expect(
+            await TestEnvironment.eventually {
+                (try? await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [first]).count) == 0
+            })
         let second = try await pool.query("SELECT pg_backend_pid() AS pid")[0].decode(Int.self, "pid")
         #expect(second != first)
 

@@ -1,11 +1,12 @@
 import AMQP
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import Operations
 import Postgres
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Shared helpers for tests against the real PostgreSQL and RabbitMQ started by
 /// `make services`. Each test works in its own database, queue names or virtual host, so
@@ -135,7 +136,7 @@ public enum TestEnvironment {
         posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard spawned == 0 else { throw TestFailure("cannot run \(path): error \(spawned)") }

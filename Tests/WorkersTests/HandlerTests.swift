@@ -24,8 +24,9 @@ struct HandlerTests {
                 let pool = PostgresPool(configuration: config, maxConnections: 4)
                 defer { Task { await pool.close() } }
                 let customer = UUID()
-                try await UserStore().create(id: customer, email: "\(customer)@example.com", passwordHash: "x", firstName: "Ada", lastName: "Lovelace",
-                                             role: .customer, on: pool)
+                try await UserStore().create(
+                    id: customer, email: "\(customer)@example.com", passwordHash: "x", firstName: "Ada", lastName: "Lovelace",
+                    role: .customer, on: pool)
                 return try await body(Fixture(pool: pool, customer: customer))
             }
         }
@@ -34,9 +35,12 @@ struct HandlerTests {
         func product(stock: Int) async throws -> UUID {
             let id = UUID()
             _ = try await pool.withTransaction { db in
-                try await catalog.create(id, .init(name: "Item \(id.uuidString.prefix(4))", description: "", sku: "SKU-\(id.uuidString.prefix(8))",
-                                                   priceCents: 1_000, currency: "EUR", stock: stock, images: nil, isActive: true),
-                                         sellerId: nil, categoryIds: nil, on: db)
+                try await catalog.create(
+                    id,
+                    .init(
+                        name: "Item \(id.uuidString.prefix(4))", description: "", sku: "SKU-\(id.uuidString.prefix(8))",
+                        priceCents: 1_000, currency: "EUR", stock: stock, images: nil, isActive: true),
+                    sellerId: nil, categoryIds: nil, on: db)
             }
             return id
         }
@@ -46,10 +50,12 @@ struct HandlerTests {
             let items = lines.map { OrderStore.Item(productId: $0.productId, name: "Item", sku: "SKU", quantity: $0.quantity, unitPriceCents: 1_000) }
             let total = items.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }
             return try await pool.withTransaction { db in
-                try await orders.create(OrderStore.NewOrder(
-                    id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: customer, paymentMethod: method,
-                    shippingAddress: .init(line1: "1 Main St", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"),
-                    items: items, subtotalCents: total, taxCents: 0, shippingCents: 0, totalCents: total, currency: "EUR", traceparent: TraceContextStub.value),
+                try await orders.create(
+                    OrderStore.NewOrder(
+                        id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: customer, paymentMethod: method,
+                        shippingAddress: .init(line1: "1 Main St", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"),
+                        items: items, subtotalCents: total, taxCents: 0, shippingCents: 0, totalCents: total, currency: "EUR",
+                        traceparent: TraceContextStub.value),
                     on: db)
             }
         }
@@ -94,8 +100,9 @@ struct HandlerTests {
             let mug = try await fixture.product(stock: 3), pen = try await fixture.product(stock: 1)
             let first = try await fixture.order([OrderLine(productId: mug, quantity: 2), OrderLine(productId: pen, quantity: 1)])
             let placed = { (order: OrderStore.Order) in
-                OrderPlaced(orderId: order.id, userId: fixture.customer, totalCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa",
-                            lines: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) })
+                OrderPlaced(
+                    orderId: order.id, userId: fixture.customer, totalCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa",
+                    lines: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) })
             }
             let reserved = try await fixture.handle(StockHandler(), .orderPlaced, placed(first), orderId: first.id)
             #expect(reserved.map(\.type) == [EventType.stockReserved.rawValue])
@@ -120,13 +127,16 @@ struct HandlerTests {
         try await Fixture.with { fixture in
             let mug = try await fixture.product(stock: 5)
             let order = try await fixture.order([OrderLine(productId: mug, quantity: 4)])
-            _ = try await fixture.handle(StockHandler(), .orderPlaced,
-                                         OrderPlaced(orderId: order.id, userId: fixture.customer, totalCents: 4_000, currency: "EUR", paymentMethod: "tok_visa",
-                                                     lines: [OrderLine(productId: mug, quantity: 4)]), orderId: order.id)
+            _ = try await fixture.handle(
+                StockHandler(), .orderPlaced,
+                OrderPlaced(
+                    orderId: order.id, userId: fixture.customer, totalCents: 4_000, currency: "EUR", paymentMethod: "tok_visa",
+                    lines: [OrderLine(productId: mug, quantity: 4)]), orderId: order.id)
             #expect(try await fixture.stock(mug) == 1)
             for _ in 0..<3 {
-                _ = try await fixture.handle(StockHandler(), .orderCancelled, OrderOutcome(orderId: order.id, userId: fixture.customer, reason: "customer"),
-                                             orderId: order.id)
+                _ = try await fixture.handle(
+                    StockHandler(), .orderCancelled, OrderOutcome(orderId: order.id, userId: fixture.customer, reason: "customer"),
+                    orderId: order.id)
             }
             #expect(try await fixture.stock(mug) == 5)
         }
@@ -145,7 +155,8 @@ struct HandlerTests {
             #expect(try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id).isEmpty)
 
             let paymentId = PaymentIds.paymentId(for: order.id)
-            let confirmed = try await fixture.handle(OrderHandler(), .paymentSucceeded, PaymentOutcome(orderId: order.id, paymentId: paymentId), orderId: order.id)
+            let confirmed = try await fixture.handle(
+                OrderHandler(), .paymentSucceeded, PaymentOutcome(orderId: order.id, paymentId: paymentId), orderId: order.id)
             #expect(confirmed.map(\.type) == [EventType.orderConfirmed.rawValue])
             #expect(try await fixture.status(order.id) == .confirmed)
             // A late duplicate of an earlier step changes nothing.
@@ -174,7 +185,8 @@ struct HandlerTests {
             let mug = try await fixture.product(stock: 5)
             let order = try await fixture.order([OrderLine(productId: mug, quantity: 2)])
             _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
-            let request = PaymentRequested(orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa")
+            let request = PaymentRequested(
+                orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa")
             for _ in 0..<3 {
                 let outcome = try await fixture.handle(handler, .paymentRequested, request, orderId: order.id)
                 #expect(outcome.map(\.type) == [EventType.paymentSucceeded.rawValue])
@@ -201,9 +213,11 @@ struct HandlerTests {
             let mug = try await fixture.product(stock: 5)
             let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: "tok_chargeDeclined")
             _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
-            let outcome = try await fixture.handle(PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
-                                                   PaymentRequested(orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR",
-                                                                    paymentMethod: "tok_chargeDeclined"), orderId: order.id)
+            let outcome = try await fixture.handle(
+                PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
+                PaymentRequested(
+                    orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR",
+                    paymentMethod: "tok_chargeDeclined"), orderId: order.id)
             #expect(outcome.map(\.type) == [EventType.paymentFailed.rawValue])
             #expect(try outcome[0].payload(as: PaymentOutcome.self).reason == "card_declined")
         }
