@@ -15,22 +15,26 @@ let sourceTargets: [Target] =
         // A dedicated OS thread per connection, so blocking C calls never run on Swift's
         // cooperative pool.
         .target(name: "IOThread"),
+        // `Duration` as the numbers C calls, SQL and metrics take; the one conversion helper.
+        .target(name: "Units"),
         .target(
             name: "Postgres",
-            dependencies: ["CLibPQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
+            dependencies: ["CLibPQ", "IOThread", "Units", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
         ),
         .target(
             name: "AMQP",
-            dependencies: ["CRabbitMQ", "IOThread", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")]
+            dependencies: [
+                "CRabbitMQ", "IOThread", "Units", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         // The business rules: order state machine, checkout, money and pricing, payment states,
         // roles, the saga's events and routing table. No I/O.
-        .target(name: "Domain", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Domain", dependencies: ["Units", .product(name: "Crypto", package: "swift-crypto")]),
         // Logging, metrics, tracing, trace context, log keys, cached health checks.
         .target(
             name: "Observability",
             dependencies: [
-                "Domain",
+                "Units", "Domain",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -43,7 +47,7 @@ let sourceTargets: [Target] =
         .target(
             name: "Messaging",
             dependencies: [
-                "Postgres", "AMQP", "Domain", "Observability",
+                "Units", "Postgres", "AMQP", "Domain", "Observability",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -58,7 +62,7 @@ let sourceTargets: [Target] =
         // One store per aggregate: the only SQL for each table.
         .target(
             name: "Store",
-            dependencies: ["Postgres", "Domain", "Observability", .product(name: "Metrics", package: "swift-metrics")]
+            dependencies: ["Units", "Postgres", "Domain", "Observability", .product(name: "Metrics", package: "swift-metrics")]
         ),
         // bcrypt hashing and the password rules.
         .target(
@@ -74,7 +78,7 @@ let sourceTargets: [Target] =
         .target(
             name: "Workers",
             dependencies: [
-                "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings",
+                "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,7 +88,7 @@ let sourceTargets: [Target] =
         .target(
             name: "Operations",
             dependencies: [
-                "Postgres", "Domain", "AMQP", "Messaging", "Store", "Credentials", "Observability",
+                "Units", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Credentials", "Observability",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -92,7 +96,7 @@ let sourceTargets: [Target] =
         .target(
             name: "Bench",
             dependencies: [
-                "Postgres", "Store", "Domain",
+                "Units", "Postgres", "Store", "Domain",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -100,7 +104,7 @@ let sourceTargets: [Target] =
         .target(
             name: "API",
             dependencies: [
-                "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings",
+                "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),

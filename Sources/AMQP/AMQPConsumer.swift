@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Synchronization
+import Units
 
 #if canImport(Glibc)
     import Glibc
@@ -217,7 +218,7 @@ private final class ConsumerCore: @unchecked Sendable {
                     } else {
                         logger.debug("amqp consumer still cannot subscribe", metadata: metadata)
                     }
-                    waitForWake(timeoutMS: Int32(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))
+                    waitForWake(timeoutMS: Int32(delay.wholeMilliseconds))
                     delay = min(delay * 2, options.maxReconnectDelay)
                     continue
                 }

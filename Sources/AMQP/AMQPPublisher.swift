@@ -4,6 +4,7 @@ import IOThread
 import Logging
 import Metrics
 import Synchronization
+import Units
 
 /// Publishes with publisher confirms on its own connection.
 ///
@@ -71,7 +72,7 @@ public final class AMQPPublisher: Sendable {
         defer {
             let elapsed = ContinuousClock.now - start
             Metrics.Timer(label: "amqp_publish_confirm_seconds").recordNanoseconds(
-                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                elapsed.wholeNanoseconds)
         }
         return try await thread.run { [core] in try core.publishBatch(messages) }
     }
@@ -256,7 +257,7 @@ private final class PublisherCore: @unchecked Sendable {
                 } else {
                     logger.debug("amqp publish still failing; reconnecting", metadata: ["error": "\(error)"])
                 }
-                Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                Thread.sleep(forTimeInterval: delay.secondsWithFraction)
                 delay = min(delay * 2, .seconds(1))
             } catch {
                 close()

@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Foundation
+import Units
 
 // AMQP method ids and property flags. rabbitmq-c defines them as cast macros, which Swift
 // does not import.
@@ -319,7 +320,7 @@ final class AMQPSession {
     static func configureSocket(_ fd: Int32, userTimeout: Duration) {
         guard fd >= 0 else { return }
         var on: Int32 = 1, idle: Int32 = 10, interval: Int32 = 5, count: Int32 = 3
-        var timeout = UInt32(userTimeout.components.seconds * 1000 + userTimeout.components.attoseconds / 1_000_000_000_000_000)
+        var timeout = UInt32(userTimeout.wholeMilliseconds)
         let size = socklen_t(MemoryLayout<Int32>.size)
         _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
@@ -563,7 +564,7 @@ extension Result {
 
 extension timeval {
     init(duration: Duration) {
-        let micros = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        let micros = duration.wholeMicroseconds
         self.init(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
     }
 }

@@ -1,3 +1,5 @@
+import Units
+
 /// An exchange to declare.
 public struct AMQPExchange: Sendable, Hashable {
     /// Exchange kinds.
@@ -60,7 +62,7 @@ public struct AMQPQueue: Sendable, Hashable {
         if let deadLetterExchange { arguments["x-dead-letter-exchange"] = .string(deadLetterExchange) }
         if let deadLetterRoutingKey { arguments["x-dead-letter-routing-key"] = .string(deadLetterRoutingKey) }
         if let messageTTL {
-            arguments["x-message-ttl"] = .int(Int64(messageTTL.components.seconds * 1000 + messageTTL.components.attoseconds / 1_000_000_000_000_000))
+            arguments["x-message-ttl"] = .int(Int64(messageTTL.wholeMilliseconds))
         }
         return AMQPQueue(name: name, arguments: arguments)
     }

@@ -4,6 +4,7 @@ import Hummingbird
 import Metrics
 import Observability
 import Synchronization
+import Units
 
 /// Token buckets per key: `rate` requests per second on average, bursts up to `burst`.
 final class RateLimiter: Sendable {
@@ -26,7 +27,7 @@ final class RateLimiter: Sendable {
         buckets.withLock { buckets in
             if buckets.count > 100_000 { buckets.removeAll() }  // bounded memory under address churn
             var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
-            let elapsed = Double((now - bucket.updated).components.seconds) + Double((now - bucket.updated).components.attoseconds) / 1e18
+            let elapsed = (now - bucket.updated).secondsWithFraction
             bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
             bucket.updated = now
             defer { buckets[key] = bucket }
@@ -99,7 +100,7 @@ struct AccessLogMiddleware: RouterMiddleware {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
-        let milliseconds = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
+        let milliseconds = elapsed.secondsWithFraction * 1_000
         context.logger.info(
             "request",
             metadata: [

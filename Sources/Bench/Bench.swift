@@ -6,6 +6,7 @@ import NIOHTTP1
 import Postgres
 import Store
 import Synchronization
+import Units
 
 /// `emporium bench`: a load generator for order placement over HTTP.
 ///
@@ -163,7 +164,7 @@ package struct Bench: Sendable {
                     ], headers: ["Idempotency-Key": UUID().uuidString], expect: 201)
                 let elapsed = ContinuousClock.now - scheduled
                 state.withLock { state in
-                    _ = state.latencies.record(UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
+                    _ = state.latencies.record(UInt64(max(0, elapsed.wholeMicroseconds)))
                     if let id = placed["id"] as? String { state.placed.append(id) }
                 }
             } catch {
@@ -200,7 +201,7 @@ package struct Bench: Sendable {
         } else {
             report.mode = "open loop"
             report.offeredRate = options.rate
-            let arrivals = Int((options.rate * Double(options.duration.components.seconds)).rounded())
+            let arrivals = Int((options.rate * options.duration.secondsWithFraction).rounded())
             progress("bench: \(arrivals) orders at \(options.rate)/s for \(options.duration)")
             await withDiscardingTaskGroup { group in
                 for index in 0..<arrivals {
@@ -218,7 +219,7 @@ package struct Bench: Sendable {
             }
         }
         let elapsed = ContinuousClock.now - start
-        report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report.durationSeconds = elapsed.secondsWithFraction
         let measured = state.withLock { $0 }
         report.placed = measured.placed.count
         report.errors = measured.errors

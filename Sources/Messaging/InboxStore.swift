@@ -2,6 +2,7 @@ import Domain
 import Foundation
 import Observability
 import Postgres
+import Units
 
 /// Records processed messages per consumer so a redelivery is recognised.
 package enum InboxStore {

@@ -2,6 +2,7 @@ import AMQP
 import Domain
 import Foundation
 import Postgres
+import Units
 
 /// The `outbox` table: the only place with its SQL. Events are appended in the caller's
 /// transaction; the relay and the operator's commands publish, mark, park and prune rows.

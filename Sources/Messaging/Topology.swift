@@ -1,6 +1,7 @@
 import AMQP
 import Domain
 import Foundation
+import Units
 
 /// Names of the exchanges and queues. A namespace other than `emporium` isolates test runs
 /// (and lets two installations share a broker).

@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import Prometheus
+import Units
 
 /// The process's Prometheus registry behind swift-metrics, and what `GET /metrics` shows.
 ///
@@ -34,6 +35,6 @@ package enum EmporiumMetrics {
     /// Seconds since `start`, for a swift-metrics `Timer`.
     package static func record(_ timer: Metrics.Timer, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
-        timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        timer.recordNanoseconds(elapsed.wholeNanoseconds)
     }
 }

@@ -2,6 +2,7 @@ import AMQP
 import Domain
 import Foundation
 import Messaging
+import Units
 
 /// One dead-lettered message, as `emporium dlq` shows it.
 package struct DeadLetter: Sendable, Encodable {
@@ -297,7 +298,7 @@ package struct DeadLetters: Sendable {
 }
 
 func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    duration.secondsWithFraction
 }
 
 /// Parses `90`, `30s`, `5m`, `2h` or `1d`.

@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import Units
 
 /// Publishes many confirmed messages through one long-lived ``AMQPPublisher`` and reports
 /// its resident memory as it goes: the check that a publisher which lives for months does
@@ -60,7 +61,7 @@ package struct PublisherSoak: Sendable {
                 published += count
                 if published / every > before / every || published == messages {
                     let elapsed = ContinuousClock.now - started
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let seconds = elapsed.secondsWithFraction
                     let checkpoint = Checkpoint(
                         published: published, residentMiB: Self.residentMiB(), messagesPerSecond: Double(published) / max(seconds, 0.001))
                     checkpoints.append(checkpoint)

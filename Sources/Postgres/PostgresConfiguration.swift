@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 /// How to reach PostgreSQL and how each connection behaves.
 public struct PostgresConfiguration: Sendable {
@@ -99,17 +100,14 @@ public struct PostgresConfiguration: Sendable {
         func seconds(_ duration: Duration) -> String { String(max(1, duration.components.seconds)) }
         var options = "-c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8"
         if let statementTimeout {
-            let ms =
-                statementTimeout.components.seconds * 1000
-                + statementTimeout.components.attoseconds / 1_000_000_000_000_000
-            options += " -c statement_timeout=\(ms)"
+            options += " -c statement_timeout=\(statementTimeout.wholeMilliseconds)"
         }
         var pairs: [(String, String)] = [
             ("host", host), ("port", String(port)), ("user", user), ("dbname", database),
             ("application_name", applicationName), ("options", options), ("sslmode", "prefer"),
             ("keepalives", "1"), ("keepalives_idle", seconds(keepalive.idle)),
             ("keepalives_interval", seconds(keepalive.interval)), ("keepalives_count", String(keepalive.count)),
-            ("tcp_user_timeout", String(tcpUserTimeout.components.seconds * 1000 + tcpUserTimeout.components.attoseconds / 1_000_000_000_000_000)),
+            ("tcp_user_timeout", String(tcpUserTimeout.wholeMilliseconds)),
         ]
         if let password { pairs.append(("password", password)) }
         return pairs

@@ -3,6 +3,7 @@ import Foundation
 import IOThread
 import Logging
 import Synchronization
+import Units
 
 /// The raw libpq handle; only ever touched on the owning connection's ``IOThread``.
 final class LibPQHandle: @unchecked Sendable {
@@ -293,7 +294,7 @@ private func pollTimeout(_ deadline: ContinuousClock.Instant?) -> Int32 {
     guard let deadline else { return -1 }
     let left = deadline - ContinuousClock.now
     guard left > .zero else { return 0 }
-    let ms = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+    let ms = left.wholeMilliseconds
     return Int32(clamping: max(ms, 1))
 }
 

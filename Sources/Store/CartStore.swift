@@ -1,6 +1,7 @@
 import Domain
 import Foundation
 import Postgres
+import Units
 
 /// The cart aggregate's tables: `carts` and `cart_items`. Every statement is scoped to the
 /// caller's own cart, so another user's line is simply not found.

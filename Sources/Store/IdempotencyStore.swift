@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Units
 
 /// `Idempotency-Key` claims: `idempotency_keys`, scoped per user, kept 24 hours.
 ///

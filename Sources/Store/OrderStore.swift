@@ -3,6 +3,7 @@ import Foundation
 import Metrics
 import Observability
 import Postgres
+import Units
 
 /// The order aggregate's tables: `orders`, `order_items`, `order_status_history`. The only
 /// place that writes them; every read of an order's body maps its rows here, once.

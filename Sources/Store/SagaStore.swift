@@ -1,6 +1,7 @@
 import Domain
 import Foundation
 import Postgres
+import Units
 
 /// The saga reconciler's reads across the order's tables and its bookkeeping table
 /// `saga_redrives` (how often and when each order was re-driven).

@@ -1,6 +1,7 @@
 import Domain
 import Foundation
 import Postgres
+import Units
 
 /// Accounts and sessions: `users`, `addresses`, `refresh_tokens` and `login_failures`.
 package struct UserStore: Sendable {

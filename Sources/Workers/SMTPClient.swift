@@ -1,4 +1,5 @@
 import Foundation
+import Units
 
 #if canImport(Glibc)
     import Glibc
@@ -106,7 +107,7 @@ package struct SMTPClient: Sendable {
             defer { freeaddrinfo(result) }
             var candidate: UnsafeMutablePointer<addrinfo>? = first
             var connected: Int32 = -1
-            var seconds = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
+            var seconds = timeval(tv_sec: Int(timeout.wholeMicroseconds / 1_000_000), tv_usec: Int(timeout.wholeMicroseconds % 1_000_000))
             while let info = candidate, connected < 0 {
                 let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
                 if fd >= 0 {

@@ -2,22 +2,22 @@
 /// timeouts of C calls).
 extension Duration {
     /// Whole milliseconds (rounded down), as settings and SQL intervals take them.
-    package var wholeMilliseconds: Int {
+    public var wholeMilliseconds: Int {
         Int(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// Whole microseconds (rounded down), for latency histograms and `timeval`.
-    package var wholeMicroseconds: Int64 {
+    public var wholeMicroseconds: Int64 {
         components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
     }
 
     /// Whole nanoseconds (rounded down), for timers.
-    package var wholeNanoseconds: Int64 {
+    public var wholeNanoseconds: Int64 {
         components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 
     /// Seconds with their fraction, for `make_interval(secs => ...)` and metrics.
-    package var secondsWithFraction: Double {
+    public var secondsWithFraction: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
