@@ -5,18 +5,18 @@ import Settings
 /// serves it as is at `/api/v1/openapi.json`, renders `/docs` from it, refuses to start when
 /// its routes differ from it, and `ContractTests` hold every schema rule in it against the
 /// running server.
-package struct OpenAPIDocument: Sendable {
+package struct APIContract: Sendable {
     /// The document's bytes, as checked in.
     package let bytes: Data
     /// The parsed document (a JSON object).
     private let root: [String: any Sendable]
 
     /// The document shipped with the API (a SwiftPM resource of this module).
-    package static func bundled() throws -> OpenAPIDocument {
+    package static func bundled() throws -> APIContract {
         guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json") else {
             throw ConfigurationError("the API's openapi.json resource is missing from the build")
         }
-        return try OpenAPIDocument(bytes: Data(contentsOf: url))
+        return try APIContract(bytes: Data(contentsOf: url))
     }
 
     /// Parses `bytes`.

@@ -74,7 +74,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
     UsersController(pool: pool, accounts: accounts).register(on: authenticated)
-    let document = try OpenAPIDocument.bundled()
+    let document = try APIContract.bundled()
     OpenAPIController(document: document).register(on: router)
     routeTable.load(router.routes)
     let drift = document.mismatches(served: Set(router.routes.map { "\($0.method.rawValue) \($0.path)" }))

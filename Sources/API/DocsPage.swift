@@ -2,7 +2,7 @@ import Foundation
 
 /// `/docs`: a readable page rendered once from the OpenAPI document, so the two cannot differ.
 enum DocsPage {
-    static func html(for document: OpenAPIDocument) -> String {
+    static func html(for document: APIContract) -> String {
         let rows = document.operations.map { operation in
             "<tr><td><code>\(operation.method)</code></td><td><code>\(escape(operation.path))</code></td>"
                 + "<td>\(escape(operation.summary))</td><td>\(escape(operation.roles))</td></tr>"

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The checks behind request fields, written to mean exactly what the OpenAPI document says
-/// (`OpenAPIDocument`), so a client that follows the document is never refused and one that
+/// (`APIContract`), so a client that follows the document is never refused and one that
 /// does not is: lengths count Unicode code points like JSON Schema's `minLength` and
 /// `maxLength`, "blank" means only spaces, tabs and line breaks, and NUL is refused because
 /// PostgreSQL text cannot hold it.

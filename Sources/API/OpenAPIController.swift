@@ -4,10 +4,10 @@ import Hummingbird
 /// `GET /api/v1/openapi.json` (the checked-in OpenAPI 3.1 document, byte for byte) and
 /// `GET /docs` (a readable page rendered from it).
 struct OpenAPIController: Sendable {
-    let document: OpenAPIDocument
+    let document: APIContract
     private let docsPage: String
 
-    init(document: OpenAPIDocument) {
+    init(document: APIContract) {
         self.document = document
         self.docsPage = DocsPage.html(for: document)
     }

@@ -63,8 +63,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             let detail = error.status == .contentTooLarge ? "the request body is larger than \(context.maxUploadSize / 1024) KiB" : error.status.reasonPhrase
             return try problemResponse(status: error.status, detail: detail, instance: request.uri.path)
         } catch let error as DecodingError {
+            let (detail, field) = describe(error)
+            let errors = field.map { [APIError.FieldError(field: $0, message: detail)] } ?? []
             return try problemResponse(
-                status: .badRequest, detail: "the body is not valid JSON for this request: \(describe(error))", instance: request.uri.path)
+                status: .badRequest, detail: "the body is not valid JSON for this request: \(detail)", errors: errors, instance: request.uri.path)
         } catch let error as PostgresError where error.isTransient {
             context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
             return try problemResponse(
@@ -76,16 +78,39 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    private func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    /// What went wrong and the field it concerns, named as the client wrote it: the decoder
+    /// converts `first_name` to `firstName` on the way in, so the path is converted back.
+    private func describe(_ error: DecodingError) -> (detail: String, field: String?) {
+        func path(_ context: DecodingError.Context, then key: (any CodingKey)? = nil) -> String? {
+            let keys = context.codingPath + (key.map { [$0] } ?? [])
+            guard !keys.isEmpty else { return nil }
+            return keys.map { $0.intValue.map(String.init) ?? Self.snakeCase($0.stringValue) }.joined(separator: ".")
         }
         switch error {
-        case .keyNotFound(let key, let context): return "missing field \((path(context).isEmpty ? "" : path(context) + ".") + key.stringValue)"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type for field \(path(context))"
-        case .dataCorrupted(let context): return path(context).isEmpty ? "malformed JSON" : "invalid value for field \(path(context))"
-        @unknown default: return "malformed JSON"
+        case .keyNotFound(let key, let context):
+            let field = path(context, then: key)
+            return ("missing field \(field ?? key.stringValue)", field)
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            let field = path(context)
+            return (field.map { "wrong type for field \($0)" } ?? "wrong type for the body", field)
+        case .dataCorrupted(let context):
+            let field = path(context)
+            return (field.map { "invalid value for field \($0)" } ?? "malformed JSON", field)
+        @unknown default: return ("malformed JSON", nil)
         }
+    }
+
+    /// `firstName` → `first_name`: the inverse of the decoder's `convertFromSnakeCase`.
+    static func snakeCase(_ key: String) -> String {
+        var result = ""
+        for character in key {
+            if character.isUppercase {
+                result += "_" + character.lowercased()
+            } else {
+                result.append(character)
+            }
+        }
+        return result
     }
 }
 
@@ -94,6 +119,43 @@ extension Request {
     func decodeJSON<T: Decodable>(_ type: T.Type, context: AppRequestContext) async throws -> (T, [UInt8]) {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         let bytes = Array(buffer.readableBytesView)
-        return (try context.requestDecoder.decode(T.self, from: Data(bytes)), bytes)
+        do {
+            return (try context.requestDecoder.decode(T.self, from: Data(bytes)), bytes)
+        } catch DecodingError.dataCorrupted(let corrupt) where corrupt.codingPath.isEmpty {
+            // Foundation reports a number that does not fit an integer field (1.5, 2^63) as
+            // corrupt data at the root, without the field; every number in a request is a
+            // whole one within Int64, so the first that is not names the field.
+            guard let field = Self.fieldWithNonIntegerNumber(in: bytes) else { throw DecodingError.dataCorrupted(corrupt) }
+            throw APIError.badRequest(
+                "the body is not valid JSON for this request: invalid value for field \(field)",
+                errors: [.init(field: field, message: "must be a whole number within the documented range")])
+        }
+    }
+
+    /// The dotted path of the first number in a JSON body that is not a whole number within
+    /// Int64, or nil (also when the body is not JSON at all).
+    static func fieldWithNonIntegerNumber(in bytes: [UInt8]) -> String? {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else { return nil }
+        func search(_ value: Any, _ path: [String]) -> String? {
+            switch value {
+            case let object as [String: Any]:
+                for key in object.keys.sorted() {
+                    if let found = search(object[key]!, path + [key]) { return found }
+                }
+                return nil
+            case let array as [Any]:
+                for (index, element) in array.enumerated() {
+                    if let found = search(element, path + [String(index)]) { return found }
+                }
+                return nil
+            case is Bool, is String, is NSNull:
+                return nil
+            case let number as NSNumber:
+                return Int64(number.stringValue) == nil && !path.isEmpty ? path.joined(separator: ".") : nil
+            default:
+                return nil
+            }
+        }
+        return search(root, [])
     }
 }

@@ -3,7 +3,7 @@ import Testing
 @testable import API
 
 /// Which address a request comes from, behind proxies or not.
-@Suite("Client address and trusted proxies")
+@Suite("Client address and trusted proxies", .timeLimit(.minutes(10)))
 struct ClientAddressTests {
     let trusted = ["10.0.0.0/8", "127.0.0.1", "fd00::/8"].compactMap(CIDR.init)
 

@@ -6,7 +6,7 @@ import Settings
 import TestSupport
 import Testing
 
-@Suite("API health and readiness")
+@Suite("API health and readiness", .timeLimit(.minutes(10)))
 struct HealthTests {
     @Test("GET /health answers 200 while the process runs")
     func health() async throws {

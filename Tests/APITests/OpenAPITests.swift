@@ -17,9 +17,9 @@ struct OpenAPITests {
                 #expect(response.headers[.contentType] == "application/json")
                 let document = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
                 #expect(document["openapi"] as? String == "3.1.0")
-                #expect(Data(buffer: response.body) == (try OpenAPIDocument.bundled()).bytes, "served other bytes than the checked-in openapi.json")
+                #expect(Data(buffer: response.body) == (try APIContract.bundled()).bytes, "served other bytes than the checked-in openapi.json")
             }
-            let operations = try OpenAPIDocument.bundled().operations.map(\.key)
+            let operations = try APIContract.bundled().operations.map(\.key)
             #expect(operations.count >= 40)
             try await client.execute(uri: "/docs", method: .get) { response in
                 #expect(response.status == .ok)
@@ -41,7 +41,7 @@ struct OpenAPITests {
         let router = Router(context: AppRequestContext.self)
         router.get("/health") { _, _ in "ok" }
         router.get("/api/v1/secret") { _, _ in "hidden" }
-        let drift = try OpenAPIDocument.bundled().mismatches(served: Set(router.routes.map { "\($0.method.rawValue) \($0.path)" }))
+        let drift = try APIContract.bundled().mismatches(served: Set(router.routes.map { "\($0.method.rawValue) \($0.path)" }))
         #expect(drift.undocumented == ["GET /api/v1/secret"])
         #expect(drift.unrouted.contains("GET /api/v1/products/{id}"))
         #expect(!drift.unrouted.contains("GET /health"))
@@ -49,7 +49,7 @@ struct OpenAPITests {
 
     @Test("the document's password rule refuses every common password the server refuses")
     func commonPasswords() throws {
-        let schemas = try OpenAPIDocument.bundled().schemas
+        let schemas = try APIContract.bundled().schemas
         let password = try #require((schemas["Registration"]?["properties"] as? [String: Any])?["password"] as? [String: Any])
         let denied = try #require((password["not"] as? [String: Any])?["pattern"] as? String)
         let regex = try NSRegularExpression(pattern: denied)
