@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("AMQP against the real broker")
+@Suite("AMQP against the real broker", .timeLimit(.minutes(10)))
 struct AMQPTests {
     /// A durable queue with a unique name, deleted after `body`.
     private func withQueue<T>(

@@ -1,7 +1,7 @@
 import Domain
 import Testing
 
-@Suite("Order state machine")
+@Suite("Order state machine", .timeLimit(.minutes(10)))
 struct DomainTests {
     @Test("the saga's transitions are allowed and nothing leaves a final state")
     func transitions() {

@@ -3,7 +3,7 @@ import HTTPTypes
 import TestSupport
 import Testing
 
-@Suite("Account security: refresh rotation, reuse detection, logout")
+@Suite("Account security: refresh rotation, reuse detection, logout", .timeLimit(.minutes(10)))
 struct AccountSecurityTests {
     private func login(_ stack: Stack) async throws -> (access: String, refresh: String) {
         let email = "\(TestEnvironment.uniqueName("sess"))@example.com"
@@ -19,9 +19,7 @@ struct AccountSecurityTests {
 
     @Test("refresh rotates; reusing an old refresh token is 401 and revokes the family; logout revokes")
     func rotation() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let first = try await login(stack)
             let rotated = try await refresh(stack, first.refresh)
             #expect(rotated.status == .ok)

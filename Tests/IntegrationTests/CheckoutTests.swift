@@ -9,15 +9,12 @@ import Postgres
 import TestSupport
 import Testing
 
-@Suite("Checkout pipeline end to end, against real PostgreSQL and RabbitMQ")
+@Suite("Checkout pipeline end to end, against real PostgreSQL and RabbitMQ", .timeLimit(.minutes(10)))
 struct CheckoutTests {
     @Test("register, login, admin creates a product, cart, order: CONFIRMED, notified, stock down by the quantity")
     func happyPath() async throws {
         try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10, priceCents: 1_250)
-            let (userId, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 3)
+            let (_, productId, (userId, token)) = try await stack.filledCart(stock: 10, priceCents: 1_250, quantity: 3)
             let cart = try await stack.request(.get, "/api/v1/cart", token: token)
             #expect(cart.json["total_cents"] as? Int == 3_750)
 
@@ -56,11 +53,7 @@ struct CheckoutTests {
     @Test("a declined card ends CANCELLED (payment_failed), stock is back, a cancellation is notified")
     func declinedCard() async throws {
         try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 4)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 2)
-            let orderId = try await stack.placeOrder(token, paymentMethod: "tok_chargeDeclined")
+            let (_, productId, _, orderId) = try await stack.purchase(stock: 4, quantity: 2, paymentMethod: "tok_chargeDeclined")
             let final = try await stack.awaitTerminal(orderId)
             #expect(final.status == "CANCELLED")
             #expect(final.reason == "payment_failed")
@@ -80,17 +73,14 @@ struct CheckoutTests {
     @Test("not enough stock ends CANCELLED (out_of_stock) with no payment attempted")
     func outOfStock() async throws {
         try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 5)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 5)
+            let (_, productId, (_, token)) = try await stack.filledCart(stock: 5, quantity: 5)
             // Someone else takes stock between cart and checkout.
             try await stack.db.query("UPDATE products SET stock = 2 WHERE id = $1", [productId])
             let orderId = try await stack.placeOrder(token)
             let final = try await stack.awaitTerminal(orderId)
             #expect(final.status == "CANCELLED")
             #expect(final.reason == "out_of_stock")
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(await stack.awaitSettled(orderId), "the order's events were never all consumed")
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE order_id = $1", [orderId]) == 0)
             #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1", [orderId]) == 0)
             #expect(try await stack.stock(productId) == 2)
@@ -130,10 +120,7 @@ struct CheckoutTests {
     @Test("Idempotency-Key: required, replayed, refused for another body, 409 in flight, 50 concurrent make one order")
     func idempotency() async throws {
         try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 100)
-            let (userId, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
+            let (_, productId, (userId, token)) = try await stack.filledCart(stock: 100)
 
             let missing = try await stack.request(.post, "/api/v1/orders", token: token, json: Stack.orderBody())
             #expect(missing.status == .badRequest)
@@ -181,12 +168,12 @@ struct CheckoutTests {
 
     @Test("every worker, fed the same events twice (same message ids), applies them once")
     func duplicatesApplyOnce() async throws {
-        try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 2)
-            let orderId = try await stack.placeOrder(token)
+        try await Stack.apiOnly { stack in
+            // Each role runs on its own, so the test can stop them gracefully (in-flight
+            // deliveries finish and are acked, the rest go back to the queue) and then know
+            // that an empty queue means every duplicate was handled.
+            let roles = try WorkerRole.allCases.map { try stack.startRole($0) }
+            let (_, productId, _, orderId) = try await stack.purchase(stock: 10, quantity: 2)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1", [orderId])) == 1 })
             let snapshot = try await effects(stack, orderId, productId)
@@ -202,18 +189,16 @@ struct CheckoutTests {
             #expect(try await publisher.publish(messages).allSatisfy { $0 == .confirmed })
             await publisher.close()
             let inbox = try await stack.count("SELECT count(*) FROM inbox")
-            // All duplicates consumed (queues drained), then nothing changed.
+            // All duplicates taken from the queues and, once the workers stopped gracefully,
+            // none handed back: every one was handled and acked. Then nothing changed.
             let admin2 = try await AMQPConnection.connect(configuration: stack.amqp)
-            #expect(
-                await TestEnvironment.eventually {
-                    var empty = true
-                    for role in WorkerRole.allCases {
-                        let depth = try? await admin2.queueStatus(stack.names.queue(role)).messages
-                        if depth != 0 { empty = false }
-                    }
-                    return empty
-                })
-            try await Task.sleep(for: .seconds(1))
+            func queuesEmpty() async -> Bool {
+                for role in WorkerRole.allCases where (try? await admin2.queueStatus(stack.names.queue(role)).messages) != 0 { return false }
+                return true
+            }
+            #expect(await TestEnvironment.eventually { await queuesEmpty() })
+            for role in roles { await role.stop() }
+            #expect(await queuesEmpty(), "a duplicate was still unhandled when the workers stopped")
             await admin2.close()
             #expect(try await effects(stack, orderId, productId) == snapshot)
             #expect(try await stack.count("SELECT count(*) FROM inbox") == inbox)
@@ -239,10 +224,7 @@ struct CheckoutTests {
         options.apiBrokerUnreachable = true
         options.inProcessWorkers = false
         try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 3)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
+            let (_, _, (_, token)) = try await stack.filledCart(stock: 3)
             // The API commits the order but cannot reach the broker: its row stays unpublished
             // (and no other process is running yet).
             let orderId = try await stack.placeOrder(token)

@@ -14,7 +14,7 @@ import Workers
     import Glibc
 #endif
 
-@Suite("Failure handling: retries, dead letters, the dlq CLI, drains and the sweeper")
+@Suite("Failure handling: retries, dead letters, the dlq CLI, drains and the sweeper", .timeLimit(.minutes(10)))
 struct FailureTests {
     /// Puts a synthetic dead letter straight into a role's DLQ.
     private func deadLetter(
@@ -142,10 +142,7 @@ struct FailureTests {
         var options = Stack.Options()
         options.excludedRoles = [.payment]
         try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
+            let (_, _, (_, token)) = try await stack.filledCart(stock: 10)
             let payment = try WorkerProcesses(stack: stack, providerLatencyMS: 0)
             try payment.start(.payment)
             let orderId = try await stack.placeOrder(token, paymentMethod: "tok_crash")
@@ -176,9 +173,7 @@ struct FailureTests {
 
     @Test("dlq list twice shows the same rows and leaves depth and order unchanged; --json carries the same data")
     func listDoesNotConsume() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let admin = try await declareTopology(stack)
             var ids: [String] = []
             for index in 0..<5 { ids.append(try await deadLetter(stack, id: "dead-\(index)", error: "boom \(index)")) }
@@ -212,9 +207,7 @@ struct FailureTests {
 
     @Test("dlq replay by id, type, order, error pattern and --all; --dry-run; --rate; the replay guard")
     func replaySelections() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let admin = try await declareTopology(stack)
             let cli = CLI(stack: stack)
             let work = stack.names.queue(.payment)
@@ -279,9 +272,7 @@ struct FailureTests {
 
     @Test("kill -9 of the CLI mid-replay loses no message")
     func replayCrashLosesNothing() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let admin = try await declareTopology(stack)
             var ids = Set<String>()
             for _ in 0..<20 { ids.insert(try await deadLetter(stack)) }
@@ -307,9 +298,7 @@ struct FailureTests {
 
     @Test("dlq purge refuses without a filter or --yes and prints what it removed")
     func purge() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let admin = try await declareTopology(stack)
             let cli = CLI(stack: stack)
             let keep = try await deadLetter(stack, error: "keep me")
@@ -332,9 +321,7 @@ struct FailureTests {
 
     @Test("SIGTERM to each worker mid-stream: exit 0 within the drain timeout, nothing lost")
     func sigtermDrains() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let admin = try await stack.admin()
             let productId = try await stack.product(admin, stock: 1_000)
             var tokens: [String] = []
@@ -382,11 +369,7 @@ struct FailureTests {
         options.excludedRoles = [.payment]  // nobody charges: the order waits
         options.paymentTimeout = .seconds(1)
         try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 5)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 2)
-            let orderId = try await stack.placeOrder(token)
+            let (_, productId, _, orderId) = try await stack.purchase(stock: 5, quantity: 2)
             #expect(await TestEnvironment.eventually { (try? await stack.orderStatus(orderId).status) == "AWAITING_PAYMENT" })
             #expect(try await stack.stock(productId) == 3)
             let final = try await stack.awaitTerminal(orderId)
@@ -403,7 +386,8 @@ struct FailureTests {
             let publisher = AMQPPublisher(configuration: stack.amqp)
             try await publisher.publish(OutboxStore.message(for: again, body: try again.encoded(), exchange: stack.names.eventsExchange))
             await publisher.close()
-            try await Task.sleep(for: .seconds(1))
+            let consumers = WorkerRole.allCases.filter { $0 != .payment && $0.consumes.contains(.orderCancelled) }
+            #expect(await stack.awaitConsumed(again.id, by: consumers), "the duplicate cancellation was never consumed")
             #expect(try await stack.stock(productId) == 5)
             #expect(try await stack.count("SELECT count(*) FROM order_status_history WHERE order_id = $1 AND to_status = 'CANCELLED'", [orderId]) == 1)
         }

@@ -26,27 +26,22 @@ func prometheusValue(_ text: String, _ name: String, _ labels: [String: String] 
     return total
 }
 
-@Suite("Prometheus metrics of the API and the workers")
+@Suite("Prometheus metrics of the API and the workers", .timeLimit(.minutes(10)))
 struct MetricsTests {
     @Test("after one order, /metrics of the API and of each worker show the counters moved by exactly that order")
     func countersMove() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let api = try await APIProcess(stack: stack, extraEnvironment: ["LOG_LEVEL": "warning"])
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0)
             for role in WorkerRole.allCases { try workers.start(role) }
-            try await ScalingTests.awaitReady(workers, WorkerRole.allCases.map { ($0, 1) })
+            try await workers.awaitReady(WorkerRole.allCases.map { ($0, 1) })
             func scrape(_ role: WorkerRole?) async throws -> String {
                 let url = role.map { "http://127.0.0.1:\(workers.healthPort($0)!)/metrics" } ?? "http://127.0.0.1:\(api.metricsPort)/metrics"
                 let (status, output) = try await TestEnvironment.run("/usr/bin/curl", ["-fsS", url])
                 guard status == 0 else { throw TestFailure("scraping \(url) failed: \(output)") }
                 return output
             }
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 2)
+            let (_, _, (_, token)) = try await stack.filledCart(stock: 10, quantity: 2)
             var before: [String: String] = ["api": try await scrape(nil)]
             for role in WorkerRole.allCases { before[role.rawValue] = try await scrape(role) }
 

@@ -4,15 +4,13 @@ import Messaging
 import TestSupport
 import Testing
 
-@Suite("Notifications by email through SMTP")
+@Suite("Notifications by email through SMTP", .timeLimit(.minutes(10)))
 struct NotificationEmailTests {
     @Test("with SMTP_HOST set, an order's confirmation is emailed once, to the customer, and recorded")
     func emailedOnce() async throws {
         let sink = try SMTPSink()
         defer { sink.close() }
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let admin = try await stack.admin()
             let productId = try await stack.product(admin, stock: 10)
             let name = TestEnvironment.uniqueName("mail")
@@ -46,13 +44,8 @@ struct NotificationEmailTests {
     func refusedRecipient() async throws {
         let sink = try SMTPSink(refuseRecipients: true)
         defer { sink.close() }
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
+        try await Stack.apiOnly { stack in
+            let (_, _, (_, token)) = try await stack.filledCart(stock: 10)
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(sink.port)])
             for role in WorkerRole.allCases { try workers.start(role) }
             let orderId = try await stack.placeOrder(token)

@@ -8,13 +8,11 @@ import Store
 import TestSupport
 import Testing
 
-@Suite("Logs and traces")
+@Suite("Logs and traces", .timeLimit(.minutes(10)))
 struct ObservabilityTests {
     @Test("API log lines are JSON with request ids; signing up, in and refreshing leaves no password or token in them")
     func jsonLogsWithoutSecrets() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let api = try await APIProcess(stack: stack)
             let email = "\(TestEnvironment.uniqueName("logs"))@example.com"
             let password = "Sekrit-\(UUID().uuidString.prefix(12))"
@@ -57,9 +55,7 @@ struct ObservabilityTests {
 
     @Test("one trace id from the HTTP request through the API and all four workers, onto the dead letter and its replay")
     func traceThroughTheQueue() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let api = try await APIProcess(stack: stack, extraEnvironment: ["LOG_LEVEL": "info"])
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["LOG_LEVEL": "info", "LOG_FORMAT": "json"])
             for role in WorkerRole.allCases { try workers.start(role) }
@@ -133,16 +129,11 @@ struct ObservabilityTests {
         let receiver = try OTLPReceiver()
         defer { receiver.close() }
         let otel = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver.port)", "OTEL_BSP_SCHEDULE_DELAY": "200"]
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let api = try await APIProcess(stack: stack, extraEnvironment: otel.merging(["LOG_LEVEL": "warning"]) { $1 })
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: otel)
             for role in WorkerRole.allCases { try workers.start(role) }
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
+            let (_, _, (_, token)) = try await stack.filledCart(stock: 10)
             let trace = (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
             let placed = try await api.request(
                 "POST", "/api/v1/orders", json: Stack.orderBody(),

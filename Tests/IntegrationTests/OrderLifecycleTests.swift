@@ -3,7 +3,7 @@ import HTTPTypes
 import TestSupport
 import Testing
 
-@Suite("Order lifecycle after placement: customer cancel, refunds, shipping")
+@Suite("Order lifecycle after placement: customer cancel, refunds, shipping", .timeLimit(.minutes(10)))
 struct OrderLifecycleTests {
     @Test("customer cancel after payment ends CANCELLED with a recorded refund and released stock, once")
     func cancelAfterPayment() async throws {
@@ -35,7 +35,7 @@ struct OrderLifecycleTests {
                 await TestEnvironment.eventually {
                     (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND template = 'payment_refunded'", [orderId])) == 1
                 })
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(await stack.awaitSettled(orderId), "the order's events were never all consumed")
             #expect(try await stack.stock(productId) == 10)  // released once
             #expect(try await stack.count("SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'REFUNDED'", [orderId]) == 1)
             #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'refund'", [orderId]) == 1)
@@ -47,11 +47,7 @@ struct OrderLifecycleTests {
     @Test("admin ships and delivers along allowed transitions; a shipped order cannot be cancelled")
     func shipping() async throws {
         try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10)
-            let (_, alice) = try await stack.customer()
-            try await stack.addToCart(alice, productId, quantity: 1)
-            let orderId = try await stack.placeOrder(alice)
+            let (admin, _, (_, alice), orderId) = try await stack.purchase(stock: 10)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             let path = "/api/v1/orders/\(orderId)/status"
             #expect(try await stack.request(.put, path, token: alice, json: ["status": "SHIPPED"]).status == .forbidden)
@@ -75,17 +71,14 @@ struct OrderLifecycleTests {
     }
 }
 
-@Suite("Server-side pricing and cart expiry")
+@Suite("Server-side pricing and cart expiry", .timeLimit(.minutes(10)))
 struct PricingTests {
     @Test("tax and shipping are computed on the server; the charge is the grand total; idle carts expire")
     func pricing() async throws {
         var options = Stack.Options()
         options.pricing = (1_900, 499, 5_000)
         try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 10, priceCents: 1_050)
-            let (userId, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 2)
+            let (_, productId, (userId, token)) = try await stack.filledCart(stock: 10, priceCents: 1_050, quantity: 2)
             var body = Stack.orderBody()
             body["tax_cents"] = 0
             body["shipping_cents"] = 0
@@ -111,7 +104,7 @@ struct PricingTests {
     }
 }
 
-@Suite("Client-confirmed payments")
+@Suite("Client-confirmed payments", .timeLimit(.minutes(10)))
 struct ManualPaymentTests {
     @Test("an order paid with `manual` waits; intent shows the amount; confirm charges once; others get 404")
     func intentAndConfirm() async throws {
@@ -123,7 +116,7 @@ struct ManualPaymentTests {
             try await stack.addToCart(alice, productId, quantity: 2)
             let orderId = try await stack.placeOrder(alice, paymentMethod: "manual")
             #expect(await TestEnvironment.eventually { (try? await stack.orderStatus(orderId).status) == "AWAITING_PAYMENT" })
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(await stack.awaitSettled(orderId), "the order's events were never all consumed")
             #expect(try await stack.orderStatus(orderId).status == "AWAITING_PAYMENT")  // nobody charged it
 
             #expect(try await stack.request(.post, "/api/v1/payments/intent", token: bob, json: ["order_id": orderId.uuidString]).status == .notFound)

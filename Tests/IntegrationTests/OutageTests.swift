@@ -7,7 +7,7 @@ import Testing
 
 /// Restarts the shared servers, so `make test` runs this suite on its own, after the rest
 /// (`swift test --filter OutageTests`), and the main run skips it.
-@Suite("Outages: servers restarted while orders are in flight", .serialized)
+@Suite("Outages: servers restarted while orders are in flight", .serialized, .timeLimit(.minutes(20)))
 struct OutageTests {
     private func restart(_ service: String) async throws {
         let (status, output) = try await TestEnvironment.run(
@@ -101,12 +101,10 @@ struct OutageTests {
 
     @Test("GET /ready of the API and of a worker is 503 while PostgreSQL or RabbitMQ is stopped, and 200 once it is back")
     func readiness() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0)
             try workers.start(.stock)
-            try await ScalingTests.awaitReady(workers, [(.stock, 1)])
+            try await workers.awaitReady([(.stock, 1)])
             let workerReady = "http://127.0.0.1:\(try #require(workers.healthPort(.stock)))/ready"
             for service in ["postgres", "rabbitmq"] {
                 let (stopped, output) = try await TestEnvironment.run(

@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// Every route that touches something with an owner, tried by someone else.
-@Suite("Object-level authorization over every owned resource")
+@Suite("Object-level authorization over every owned resource", .timeLimit(.minutes(10)))
 struct OwnershipTests {
     struct Probe: CustomStringConvertible {
         let method: HTTPRequest.Method

@@ -26,10 +26,7 @@ struct ReconcilerTests {
 
     /// An order in a cart of its own, placed; returns (product, order, token).
     private func placeOne(_ stack: Stack, quantity: Int = 2, paymentMethod: String = "tok_visa") async throws -> (UUID, UUID, String) {
-        let admin = try await stack.admin()
-        let productId = try await stack.product(admin, stock: 10)
-        let (_, token) = try await stack.customer()
-        try await stack.addToCart(token, productId, quantity: quantity)
+        let (_, productId, (_, token)) = try await stack.filledCart(stock: 10, quantity: quantity)
         return (productId, try await stack.placeOrder(token, paymentMethod: paymentMethod), token)
     }
 

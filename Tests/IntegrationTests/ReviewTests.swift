@@ -3,7 +3,7 @@ import HTTPTypes
 import TestSupport
 import Testing
 
-@Suite("Reviews")
+@Suite("Reviews", .timeLimit(.minutes(10)))
 struct ReviewTests {
     @Test("a review is refused before delivery and accepted after; a second one is refused; ratings out of range are refused")
     func reviewAfterDelivery() async throws {

@@ -5,7 +5,7 @@ import Testing
 
 /// What reaches the SMTP relay: no text of a customer's can end a line, the headers or the
 /// message early.
-@Suite("SMTP message formatting")
+@Suite("SMTP message formatting", .timeLimit(.minutes(10)))
 struct SMTPFormatTests {
     @Test("every line ending in a body becomes CRLF, bare CRs included, and lines starting with a dot are stuffed")
     func lineEndings() {

@@ -6,19 +6,8 @@ import TestSupport
 import Testing
 
 /// Workers scale by replica count: several processes per role share the role's queue.
-@Suite("Scaling workers by replica count")
+@Suite("Scaling workers by replica count", .timeLimit(.minutes(20)))
 struct ScalingTests {
-    /// Waits until each listed replica answers `GET /ready` with 200 (subscribed, PostgreSQL up).
-    static func awaitReady(_ workers: WorkerProcesses, _ replicas: [(WorkerRole, Int)]) async throws {
-        for (role, replica) in replicas {
-            let port = try #require(workers.healthPort(role, replica: replica))
-            let ready = await TestEnvironment.eventually(timeout: .seconds(60)) {
-                (try? await TestEnvironment.run("/usr/bin/curl", ["-fsS", "http://127.0.0.1:\(port)/ready"]))?.status == 0
-            }
-            guard ready else { throw TestFailure("\(role.rawValue)-\(replica) never became ready:\n\(workers.log(role, replica: replica).suffix(2000))") }
-        }
-    }
-
     /// Places `perCustomer` orders for each of `customers` new customers, each customer one
     /// order after another; every tenth order is declined. Returns the order ids.
     static func placeOrders(_ stack: Stack, productId: UUID, customers: Int, perCustomer: Int) async throws -> [UUID] {
@@ -88,7 +77,7 @@ struct ScalingTests {
         let productId = try await stack.product(admin, stock: initialStock)
         let workers = try WorkerProcesses(stack: stack, providerLatencyMS: providerLatencyMS)
         for (role, replica) in replicas { try workers.start(role, replica: replica) }
-        try await awaitReady(workers, replicas)
+        try await workers.awaitReady(replicas)
         return (productId, workers)
     }
 
@@ -96,9 +85,7 @@ struct ScalingTests {
 
     @Test("3 replicas of every worker take 500 orders: all terminal, every replica worked, nothing applied twice")
     func threeReplicasEach() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let replicas = WorkerRole.allCases.flatMap { role in (1...3).map { (role, $0) } }
             let (productId, workers) = try await Self.productAndReplicas(stack, providerLatencyMS: 5, replicas)
 
@@ -123,9 +110,7 @@ struct ScalingTests {
 
     @Test("2 of 3 payment replicas stopped mid-stream (SIGTERM and kill -9): the third finishes, nothing lost or doubled")
     func stopTwoOfThreePaymentReplicas() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             var replicas: [(WorkerRole, Int)] = [(.payment, 1), (.payment, 2), (.payment, 3)]
             replicas += WorkerRole.allCases.filter { $0 != .payment }.map { ($0, 1) }
             let (productId, workers) = try await Self.productAndReplicas(stack, providerLatencyMS: 40, replicas)

@@ -24,9 +24,7 @@ struct SecurityHardeningTests {
         "access tokens follow the account: a suspended admin cannot reinstate themselves, a closed account's token reads nothing, a demoted admin loses admin rights, signing out everywhere ends every token"
     )
     func tokensFollowTheAccount() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let (superId, superadmin) = try await account(stack, role: .superadmin)
             let (adminId, admin) = try await account(stack, role: .admin)
 
@@ -124,9 +122,7 @@ struct SecurityHardeningTests {
 
     @Test("X-Forwarded-For is believed only from a trusted proxy")
     func forwardedForNeedsTrust() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let email = "\(TestEnvironment.uniqueName("spoof"))@example.com"
             _ = try await stack.request(
                 .post, "/api/v1/auth/register", json: ["email": email, "password": "the owner's password", "first_name": "S", "last_name": "P"])
@@ -148,13 +144,8 @@ struct SecurityHardeningTests {
 
     @Test("prices are honest: a stale price or an inactive product cannot be ordered; the cart is re-priced and the client confirms the new total")
     func honestPrices() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 1_000, priceCents: 1_000)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
+        try await Stack.apiOnly { stack in
+            let (admin, productId, (_, token)) = try await stack.filledCart(stock: 1_000, priceCents: 1_000)
             // The price rises after the line was added, and the quantity grows.
             var change = try await stack.request(.get, "/api/v1/products/\(productId)", token: admin).json
             change["price_cents"] = 100_000
@@ -233,9 +224,7 @@ struct SecurityHardeningTests {
 
     @Test("control characters in names and addresses are refused with 422 naming the field")
     func controlCharacters() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             for name in ["Eve\r\nSubject: urgent", "Eve\rPlease wire", "Eve\u{2028}x", "Eve\u{0085}", "Eve\tTab"] {
                 let registered = try await stack.request(
                     .post, "/api/v1/auth/register",

@@ -4,16 +4,12 @@ import Messaging
 import TestSupport
 import Testing
 
-@Suite("emporium status")
+@Suite("emporium status", .timeLimit(.minutes(10)))
 struct StatusTests {
     @Test("prints queues with their consumers and dead letters, the outbox backlog and orders by status; a dead broker is an error")
     func overview() async throws {
         try await Stack.run { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 5)
-            let (_, token) = try await stack.customer()
-            try await stack.addToCart(token, productId, quantity: 1)
-            let orderId = try await stack.placeOrder(token)
+            let (_, _, _, orderId) = try await stack.purchase(stock: 5)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             // Settled: the notification is the last step, and its events are published.
             #expect(

@@ -5,7 +5,7 @@ import Operations
 import TestSupport
 import Testing
 
-@Suite("Users, addresses, roles and sign-in protection")
+@Suite("Users, addresses, roles and sign-in protection", .timeLimit(.minutes(10)))
 struct UsersTests {
     private func account(_ stack: Stack, role: Role) async throws -> (UUID, String) {
         let email = "\(TestEnvironment.uniqueName(role.rawValue.lowercased()))@example.com"
@@ -16,9 +16,7 @@ struct UsersTests {
 
     @Test("profile: read and change names; role and email in the body are ignored (server values win)")
     func profile() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let (userId, token) = try await stack.customer()
             let changed = try await stack.request(
                 .put, "/api/v1/users/me", token: token, json: ["first_name": "Neo", "last_name": "Anderson", "role": "SUPERADMIN", "email": "x@evil.example"])
@@ -51,9 +49,7 @@ struct UsersTests {
 
     @Test("addresses are the caller's own: CRUD works, another user's address is 404")
     func addresses() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let (_, alice) = try await stack.customer()
             let (_, bob) = try await stack.customer()
             let address: [String: Any] = ["line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE", "is_default": true]
@@ -75,9 +71,7 @@ struct UsersTests {
 
     @Test("user administration: ADMIN manages customers, only SUPERADMIN changes roles or other admins")
     func administration() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let customerName = TestEnvironment.uniqueName("closing")
             let (customerId, customer) = try await stack.customer(customerName)
             let (adminId, admin) = try await account(stack, role: .admin)
@@ -109,9 +103,7 @@ struct UsersTests {
 
     @Test("sign-in is throttled per account after repeated failures (429 with Retry-After); weak passwords are refused")
     func throttling() async throws {
-        var options = Stack.Options()
-        options.inProcessWorkers = false
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly { stack in
             let email = "\(TestEnvironment.uniqueName("victim"))@example.com"
             _ = try await stack.request(
                 .post, "/api/v1/auth/register", json: ["email": email, "password": "the real password", "first_name": "V", "last_name": "W"])

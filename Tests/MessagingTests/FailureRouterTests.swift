@@ -4,7 +4,7 @@ import Testing
 @testable import AMQP
 @testable import Messaging
 
-@Suite("Failure routing (pure, no I/O)")
+@Suite("Failure routing (pure, no I/O)", .timeLimit(.minutes(10)))
 struct FailureRouterTests {
     let names = MessagingNames(namespace: "t")
     var policy: QueuePolicy {

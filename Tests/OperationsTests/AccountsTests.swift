@@ -5,7 +5,7 @@ import Postgres
 import TestSupport
 import Testing
 
-@Suite("emporium user create and seed")
+@Suite("emporium user create and seed", .timeLimit(.minutes(10)))
 struct AccountsTests {
     @Test("user create stores a bcrypt hash with the role and refuses a taken email or a weak password")
     func createUser() async throws {

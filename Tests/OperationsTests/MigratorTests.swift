@@ -4,7 +4,7 @@ import Postgres
 import TestSupport
 import Testing
 
-@Suite("Migrations against the real server")
+@Suite("Migrations against the real server", .timeLimit(.minutes(10)))
 struct MigratorTests {
     /// A temporary directory of migration files, removed afterwards.
     private func withFiles<T>(_ files: [String: String], _ body: (URL) async throws -> T) async throws -> T {

@@ -3,7 +3,7 @@ import Postgres
 import TestSupport
 import Testing
 
-@Suite("Postgres against the real server")
+@Suite("Postgres against the real server", .timeLimit(.minutes(10)))
 struct PostgresTests {
     @Test("every supported type round-trips, NULL and non-ASCII text included")
     func typesRoundTrip() async throws {

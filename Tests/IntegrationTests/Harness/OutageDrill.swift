@@ -37,7 +37,7 @@ struct OutageDrill {
             let api = try await APIProcess(stack: stack, defaultPolicy: true, extraEnvironment: ["LOG_LEVEL": "info"])
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 20, defaultPolicy: true)
             for role in WorkerRole.allCases { try workers.start(role) }
-            try await ScalingTests.awaitReady(workers, WorkerRole.allCases.map { ($0, 1) })
+            try await workers.awaitReady(WorkerRole.allCases.map { ($0, 1) })
             let drill = OutageDrill(stack: stack, api: api, workers: workers, productId: productId, initialStock: initialStock, customers: customers)
             do {
                 try await body(drill)

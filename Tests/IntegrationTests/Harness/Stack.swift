@@ -333,3 +333,13 @@ extension Stack {
 }
 
 func uuid(_ value: Any?) -> UUID? { (value as? String).flatMap { UUID(uuidString: $0) } }
+
+extension Stack {
+    /// A stack that runs only the API (its database, broker names and HTTP client), no
+    /// workers: for behaviour the workers take no part in (catalog, accounts, validation).
+    static func apiOnly(_ options: Options = Options(), _ body: @Sendable (Stack) async throws -> Void) async throws {
+        var options = options
+        options.inProcessWorkers = false
+        try await run(options, body)
+    }
+}
