@@ -16,11 +16,14 @@ COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
+# The API's contract (Resources/openapi.json) is a SwiftPM resource bundle, looked up next to
+# the executable: it is copied with the binaries.
 RUN swift build -c release --static-swift-stdlib \
  && mkdir -p /out \
  && for exe in emporium emporium-api emporium-stock-worker emporium-payment-worker emporium-order-worker emporium-notification-worker; do \
       cp "$(swift build -c release --show-bin-path)/$exe" /out/; \
-    done
+    done \
+ && cp -r "$(swift build -c release --show-bin-path)/Emporium_API.resources" /out/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \

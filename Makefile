@@ -3,8 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh
 
-# Suites whose tests each start the API and workers as processes (see `make test`).
-PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|RegistrationBurstTests
+# Suites whose tests each start the API and workers as processes, or send thousands of
+# requests (the contract), so they run one test at a time (see `make test`).
+PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|RegistrationBurstTests|ContractTests
 
 .PHONY: help services stop build migrate run test lint format walkthrough bench soak
 
@@ -42,6 +43,10 @@ run: services
 # The suite, then the README's own walkthrough against `make run` (the app processes are
 # stopped afterwards; the servers stay up).
 test: services
+	@# The quick static checks first, so a style or contract slip fails in seconds.
+	@$(MAKE) --no-print-directory lint
+	@bash scripts/lint-openapi.sh
+	@bash scripts/check-stores.sh
 	@$(ENV) && swift build && bash scripts/swift-test.sh --skip OutageTests --skip "$(PROCESS_SUITES)"
 	@# The suites that start the real executables (up to twelve processes each, 500 orders) run
 	@# one test at a time, so they do not starve each other or the rest on a 2-core machine.
@@ -49,9 +54,6 @@ test: services
 	@# The outage drills restart, stop and freeze PostgreSQL and RabbitMQ, so they run alone, one
 	@# at a time, after the rest (the long ones take each server away for 2 minutes here; make soak: 5).
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --no-parallel --filter OutageTests
-	@bash scripts/lint-openapi.sh
-	@bash scripts/check-stores.sh
-	@$(MAKE) --no-print-directory lint
 	@bash scripts/validate-deploy.sh
 	@bash scripts/check-readme.sh
 	@# The API fuzzed from its own OpenAPI document (schemathesis, default checks, signed in).

@@ -21,7 +21,7 @@ struct ContractTests {
     func rulesMatchTheDocument() async throws {
         var options = Stack.Options()
         options.maxUnpaidOrders = 1_000
-        try await Stack.run(options) { stack in
+        try await Stack.apiOnly(options) { stack in
             let fixture = try await ContractFixture.make(stack)
             let contract = ContractSchema(document: try JSONSerialization.jsonObject(with: APIContract.bundled().bytes) as! [String: Any])
             var mismatches: [String] = []

@@ -65,10 +65,14 @@ struct ContractFixture {
         let address = try await stack.request(
             .post, "/api/v1/users/me/addresses", token: customer, json: ["line1": "1 Main Street", "city": "Berlin", "postal_code": "10115", "country": "DE"])
         let addressId = try idOrFail(uuid(address.json["id"]), address)
-        // A manual order the workers move to AWAITING_PAYMENT, and its payment intent.
+        // A manual order the stock and order workers move to AWAITING_PAYMENT, and its payment
+        // intent. The workers stop then: the calls that follow only need the API, and the
+        // orders they place wait in the queues.
         try await stack.addToCart(customer, productId, quantity: 1)
+        let workers = try [WorkerRole.stock, .order].map { try stack.startRole($0) }
         let orderId = try await stack.placeOrder(customer, paymentMethod: "manual")
         let awaiting = await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.orderStatus(orderId).status) == "AWAITING_PAYMENT" }
+        for worker in workers { await worker.stop() }
         guard awaiting else { throw TestFailure("the manual order \(orderId) never reached AWAITING_PAYMENT") }
         let intent = try await stack.request(.post, "/api/v1/payments/intent", token: customer, json: ["order_id": orderId.uuidString])
         let paymentId = try idOrFail(uuid(intent.json["payment_id"]), intent)
