@@ -19,7 +19,9 @@ if [ -f "$LOCAL/run.pids" ]; then
   sleep 1
 fi
 
-swift build
+# `make test` has just built everything with the tests (EMPORIUM_SKIP_BUILD=1): a plain
+# `swift build` would build the whole tree again without test support.
+[ "${EMPORIUM_SKIP_BUILD:-0}" = 1 ] || swift build
 BIN="$(swift build --show-bin-path)"
 "$BIN/emporium" migrate
 "$BIN/emporium" seed
