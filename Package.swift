@@ -67,7 +67,7 @@ let sourceTargets: [Target] =
         // bcrypt hashing and the password rules.
         .target(
             name: "Credentials",
-            dependencies: [.product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Domain", .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         // What the API and the workers' health servers share over HTTP: problem bodies, JSON
         // responses, readiness and metrics endpoints.

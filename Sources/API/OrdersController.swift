@@ -3,6 +3,7 @@ import Domain
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import Messaging
 import Metrics
 import Observability
@@ -67,7 +68,7 @@ struct OrdersController: Sendable {
         let owner = identity.role.isAdmin ? nil : identity.userId
         try await move(
             id, to: .cancelled, reason: .customer, owner: owner, eventType: .orderCancelled,
-            refused: "the order can no longer be cancelled (it has shipped or is already cancelled)")
+            refused: "the order can no longer be cancelled (it has shipped or is already cancelled)", log: context.logger)
         return try await load(id, visibleTo: owner)
     }
 
@@ -85,13 +86,15 @@ struct OrdersController: Sendable {
         }
         try await move(
             id, to: target, reason: nil, owner: nil, eventType: eventType,
-            refused: "an order cannot move to \(target.rawValue) from its current status")
+            refused: "an order cannot move to \(target.rawValue) from its current status", log: context.logger)
         return try await load(id, visibleTo: nil)
     }
 
     /// Applies a transition and writes its event to the outbox in one transaction; 404 when
     /// the order is missing (or not `owner`'s), 409 when its state does not allow it.
-    private func move(_ id: UUID, to target: OrderStatus, reason: CancellationReason?, owner: UUID?, eventType: EventType, refused: String) async throws {
+    private func move(
+        _ id: UUID, to target: OrderStatus, reason: CancellationReason?, owner: UUID?, eventType: EventType, refused: String, log: Logger
+    ) async throws {
         let event = try await pool.withTransaction { db -> EventEnvelope in
             guard let order = try await orders.ownerAndTrace(id, owner: owner, on: db) else { throw APIError.notFound("order") }
             guard try await orders.transition(id, to: target, reason: reason, on: db) != nil else { throw APIError.conflict(refused) }
@@ -101,6 +104,7 @@ struct OrdersController: Sendable {
             try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
             return event
         }
+        log.info("order status changed", metadata: [LogKeys.orderID: "\(id)", LogKeys.orderStatus: "\(target.rawValue)", "emitted": "\(event.type)"])
         outbox.publishSoon([event])
     }
 
@@ -114,7 +118,7 @@ struct OrdersController: Sendable {
         guard FieldRules.length(key) <= 255 else { throw APIError.badRequest("the Idempotency-Key header is at most 255 characters") }
         let (input, raw) = try await request.decodeJSON(PlaceOrder.self, context: context)
         try validate(input)
-        let hash = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
+        let hash = SHA256.hash(data: raw).hexEncoded
 
         let token: IdempotencyStore.Token
         switch try await idempotency.claim(userId: userId, key: key, requestHash: hash) {

@@ -58,6 +58,6 @@ package struct TokenService: Sendable {
 
     /// SHA-256 of a refresh token, hex; the table never stores the token itself.
     package static func hashRefreshToken(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(token.utf8)).hexEncoded
     }
 }

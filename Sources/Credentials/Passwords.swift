@@ -1,4 +1,5 @@
 import Crypto
+import Domain
 import Foundation
 import HummingbirdBcrypt
 
@@ -22,6 +23,6 @@ package enum Passwords {
 
     static func bcryptInput(_ password: String) -> String {
         guard password.utf8.count > 72 else { return password }
-        return SHA256.hash(data: Data(password.utf8)).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: Data(password.utf8)).hexEncoded
     }
 }

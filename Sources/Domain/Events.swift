@@ -27,6 +27,21 @@ package enum EventType: String, Sendable, CaseIterable, Codable {
     case paymentRefunded = "payment.refunded"
     /// ``OrderOutcome``: a charge arrived for an order that was cancelled meanwhile: give the money back.
     case paymentRefundRequested = "payment.refund_requested"
+
+    /// The order status this event announces, when emitting it means the order just moved
+    /// there (`payment.requested` is sent as the order enters AWAITING_PAYMENT). Logs keep
+    /// one info line per such change and put everything else per message at debug.
+    package var announcedOrderStatus: OrderStatus? {
+        switch self {
+        case .orderPlaced: .pending
+        case .paymentRequested: .awaitingPayment
+        case .orderConfirmed: .confirmed
+        case .orderCancelled: .cancelled
+        case .orderShipped: .shipped
+        case .orderDelivered: .delivered
+        case .stockReserved, .stockRejected, .paymentSucceeded, .paymentFailed, .paymentRefunded, .paymentRefundRequested: nil
+        }
+    }
 }
 
 /// A line of an order as the stock worker needs it.

@@ -12,6 +12,8 @@ package enum LogKeys {
     package static let messageID = "message.id"
     /// The event type.
     package static let eventType = "event.type"
+    /// The status an order just moved to.
+    package static let orderStatus = "order.status"
     /// The work queue.
     package static let queue = "amqp.queue"
     /// The W3C trace id (32 hex digits) and the whole `traceparent`.

@@ -1,4 +1,5 @@
 import Crypto
+import Domain
 import Foundation
 import Logging
 import Postgres
@@ -76,7 +77,7 @@ package struct Migrator: Sendable {
             guard let sql = String(data: data, encoding: .utf8) else {
                 throw MigrationError(code: .invalidFile, message: "migration file \(name) is not UTF-8")
             }
-            let checksum = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+            let checksum = SHA256.hash(data: data).hexEncoded
             migrations.append(Migration(version: version, fileName: name, sql: sql, checksum: checksum))
         }
         for (previous, next) in zip(migrations, migrations.dropFirst()) where previous.version == next.version {

@@ -57,7 +57,8 @@ struct ObservabilityTests {
     func traceThroughTheQueue() async throws {
         try await Stack.apiOnly { stack in
             let api = try await APIProcess(stack: stack, extraEnvironment: ["LOG_LEVEL": "info"])
-            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["LOG_LEVEL": "info", "LOG_FORMAT": "json"])
+            // Per-message lines are at debug (info keeps one line per order status change).
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["LOG_LEVEL": "debug", "LOG_FORMAT": "json"])
             for role in WorkerRole.allCases { try workers.start(role) }
             let admin = try await stack.admin()
             let productId = try await stack.product(admin, stock: 10)
@@ -85,6 +86,10 @@ struct ObservabilityTests {
                     WorkerRole.allCases.allSatisfy { !lines(workers.logLines($0), trace: trace, order: orderId).isEmpty }
                 }, "every worker logs the order under the request's trace id")
             #expect(lines(api.logLines, trace: trace, order: orderId).contains { $0["msg"] as? String == "order placed" })
+            // The order worker's info lines: one per status change, under the same trace.
+            let changes = lines(workers.logLines(.order), trace: trace, order: orderId).filter { $0["msg"] as? String == "order status changed" }
+            #expect(changes.compactMap { $0["order.status"] as? String } == ["AWAITING_PAYMENT", "CONFIRMED"], "\(changes)")
+            #expect(changes.allSatisfy { $0["level"] as? String == "info" }, "\(changes)")
             for role in WorkerRole.allCases {
                 // Every line a worker wrote is one JSON object.
                 #expect(
