@@ -146,7 +146,9 @@ struct ContractResult: CustomStringConvertible {
 
     init(_ result: Stack.HTTPResult) { self.init(status: result.status, body: result.body) }
 
-    var isValidationError: Bool { status == .badRequest || status == .unprocessableContent }
+    /// 400 and 422, and 428 (Precondition Required: a product update without its version,
+    /// which may come as the `version` field or an If-Match header).
+    var isValidationError: Bool { status == .badRequest || status == .unprocessableContent || status == .preconditionRequired }
 
     /// True when the problem body names `field` (its `errors`, or the `detail` sentence).
     func names(_ field: String) -> Bool {
