@@ -27,7 +27,9 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
     publisherOptions.reconnectTimeout = .seconds(2)  // a request never waits long on the broker; the relay retries
     let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
-    let outbox = OutboxPublisher(publisher: publisher, pool: pool, exchange: configuration.names.eventsExchange, logger: logger)
+    // After-commit marks on a connection of their own (see OutboxPublisher.markPool).
+    let marks = PostgresPool(configuration: configuration.postgres, maxConnections: 1, acquireTimeout: configuration.acquireTimeout, logger: logger)
+    let outbox = OutboxPublisher(publisher: publisher, pool: pool, markPool: marks, exchange: configuration.names.eventsExchange, logger: logger)
     let tokens = await TokenService(secret: configuration.jwtSecret)
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
 
@@ -90,7 +92,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
         // Hummingbird) first: then the relay publishes and marks its last batch while the
         // pool it marks through is still open, and the pool closes after it.
-        services: extraServices + [ClosePoolOnShutdown(pool: pool), OutboxRelay(publisher: outbox)]
+        services: extraServices + [ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks), OutboxRelay(publisher: outbox)]
             + (configuration.metricsPort.map { [MetricsListener.application(host: configuration.metricsHost, port: $0, logger: logger)] } ?? []),
         logger: logger)
 }

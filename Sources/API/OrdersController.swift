@@ -147,12 +147,13 @@ struct OrdersController: Sendable {
                     return .refused(error)
                 }
             }
-            let (body, event): (String, EventEnvelope)
+            let (body, appended): (String, OutboxStore.OutboxEvent)
             switch placement {
-            case .placed(let stored, let placed): (body, event) = (stored, placed)
+            case .placed(let stored, let placed): (body, appended) = (stored, placed)
             case .refused(let error): throw error
             }
-            outbox.publishSoon([event])
+            outbox.publishSoon([appended])
+            let event = appended.event
             var log = context.logger
             log[metadataKey: LogKeys.orderID] = "\(event.orderId.map { "\($0)" } ?? "-")"
             log[metadataKey: LogKeys.traceID] = "\(traceID(ofTraceparent: traceparent) ?? "-")"
@@ -187,12 +188,12 @@ struct OrdersController: Sendable {
     /// What a placement transaction ends with: the stored response and the event, or a
     /// refusal that still commits (the cart's lines re-priced to the current prices).
     private enum Placement {
-        case placed(String, EventEnvelope)
+        case placed(String, OutboxStore.OutboxEvent)
         case refused(APIError)
     }
 
     private enum Created {
-        case placed(OrderStore.Order, EventEnvelope)
+        case placed(OrderStore.Order, OutboxStore.OutboxEvent)
         case refused(APIError)
     }
 
@@ -246,8 +247,7 @@ struct OrdersController: Sendable {
                 orderId: order.id, userId: userId, totalCents: order.totalCents, currency: order.currency, paymentMethod: order.paymentMethod,
                 lines: items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) }),
             traceparent: traceparent)
-        try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
-        return .placed(order, event)
+        return .placed(order, try await OutboxStore.append(event, exchange: names.eventsExchange, on: db))
     }
 
     /// Checkout's notes on lines, as the problem body's `errors` (`items.<product id>`).

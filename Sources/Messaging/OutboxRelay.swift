@@ -12,6 +12,10 @@ package struct OutboxPublisher: Sendable {
     /// The confirmed publisher underneath (workers also route failed messages through it).
     package let publisher: AMQPPublisher
     let pool: PostgresPool
+    /// Where after-commit marks run: a connection of their own, so a mark never queues
+    /// behind the handlers' transactions for a pooled one. A mark that waited longer than
+    /// the relay's grace period would let the relay publish the event a second time.
+    let markPool: PostgresPool
     let exchange: String
     /// The process's logger.
     package let logger: Logger
@@ -22,9 +26,11 @@ package struct OutboxPublisher: Sendable {
     let afterCommitFailures: FailureStreak
 
     /// Creates a publisher for events on `exchange`.
-    package init(publisher: AMQPPublisher, pool: PostgresPool, exchange: String, logger: Logger) {
+    /// `markPool` (one connection is enough; defaults to `pool`) marks published rows.
+    package init(publisher: AMQPPublisher, pool: PostgresPool, markPool: PostgresPool? = nil, exchange: String, logger: Logger) {
         self.publisher = publisher
         self.pool = pool
+        self.markPool = markPool ?? pool
         self.exchange = exchange
         self.logger = logger
         self.afterCommitFailures = FailureStreak(task: "publishing after commit (the outbox relay retries what is left)", logger: logger)
@@ -45,7 +51,7 @@ package struct OutboxPublisher: Sendable {
             let messages = try items.map { item in
                 let destination: OutboxStore.Destination = item.queue.map { .queue($0) } ?? .exchange(exchange)
                 return OutboxStore.message(
-                    for: item.event, body: try item.event.encoded(), exchange: destination.exchange,
+                    for: item.event, body: try item.body ?? item.event.encoded(), exchange: destination.exchange,
                     routingKey: destination.routingKey(for: item.event))
             }
             let confirmed = try await publishAndMark(ids: items.map(\.event.id), messages: messages).confirmed
@@ -64,6 +70,12 @@ package struct OutboxPublisher: Sendable {
     /// the table, where the relay's poll finds it: the outbox row, not this call, is the promise.
     package func publishSoon(_ events: [EventEnvelope]) {
         committed.add(events.map { CommittedEvent(event: $0, queue: nil) })
+    }
+
+    /// ``publishSoon(_:)`` for events just appended with ``OutboxStore/append(_:exchange:on:)``:
+    /// the bytes written to the outbox are the bytes published.
+    package func publishSoon(_ appended: [OutboxStore.OutboxEvent]) {
+        committed.add(appended.map { CommittedEvent(event: $0.event, queue: nil, body: $0.body) })
     }
 
     /// ``publishSoon(_:)`` for events committed to the outbox for one work queue
@@ -107,7 +119,7 @@ package struct OutboxPublisher: Sendable {
             if let db {
                 try await OutboxStore.markPublished(confirmed, on: db)
             } else {
-                try await pool.withConnection { try await OutboxStore.markPublished(confirmed, on: $0) }
+                try await markPool.withConnection { try await OutboxStore.markPublished(confirmed, on: $0) }
             }
         }
         var parked = 0
@@ -135,6 +147,8 @@ package struct OutboxPublisher: Sendable {
 struct CommittedEvent: Sendable {
     let event: EventEnvelope
     let queue: String?
+    /// The envelope's bytes when the outbox append already encoded them.
+    var body: [UInt8]? = nil
 }
 
 /// Events committed by this process and waiting to be published, shared by the copies of an

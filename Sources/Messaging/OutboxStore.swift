@@ -9,14 +9,19 @@ import Units
 package enum OutboxStore {
     /// Appends `event` to the outbox in the transaction running on `db`, for `exchange` with
     /// the event's type as routing key.
-    package static func append(_ event: EventEnvelope, exchange: String, on db: PostgresConnection) async throws {
+    @discardableResult
+    package static func append(_ event: EventEnvelope, exchange: String, on db: PostgresConnection) async throws -> OutboxEvent {
         try await append(event, to: .exchange(exchange), on: db)
     }
 
     /// Appends `event` to the outbox for `destination`: the events exchange (every role
     /// bound to its type receives it) or one role's work queue directly (a re-drive meant
     /// for that role alone).
-    package static func append(_ event: EventEnvelope, to destination: Destination, on db: PostgresConnection) async throws {
+    /// Returns the event with the bytes written, which the after-commit publish sends as they
+    /// are (an event is encoded once).
+    @discardableResult
+    package static func append(_ event: EventEnvelope, to destination: Destination, on db: PostgresConnection) async throws -> OutboxEvent {
+        let body = try event.encoded()
         try await db.query(
             """
             INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
@@ -24,8 +29,15 @@ package enum OutboxStore {
             """,
             [
                 event.id, event.type, destination.exchange, destination.routingKey(for: event), event.orderId,
-                PostgresJSON(data: Data(try event.encoded())), event.traceparent, event.occurredAt,
+                PostgresJSON(data: Data(body)), event.traceparent, event.occurredAt,
             ])
+        return OutboxEvent(event: event, body: body)
+    }
+
+    /// An event appended to the outbox, with the envelope's bytes as written.
+    package struct OutboxEvent: Sendable {
+        package let event: EventEnvelope
+        package let body: [UInt8]
     }
 
     /// Where an outbox row is published.

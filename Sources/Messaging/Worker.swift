@@ -215,7 +215,7 @@ package struct Worker<Handler: EventHandler>: Service {
         _ input: Handler.Input, _ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)],
         started: ContinuousClock.Instant, log: Logger
     ) async throws {
-        let outgoing = try await pool.withTransaction { db -> [EventEnvelope]? in
+        let outgoing = try await pool.withTransaction { db -> [OutboxStore.OutboxEvent]? in
             guard try await InboxStore.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
             // What this message causes continues its trace, as children of this span.
             let traceparent = EmporiumTracing.currentTraceparent()
@@ -224,16 +224,17 @@ package struct Worker<Handler: EventHandler>: Service {
                 if let traceparent { next.traceparent = traceparent }
                 return next
             }
-            for next in events { try await OutboxStore.append(next, exchange: names.eventsExchange, on: db) }
-            return events
+            var appended: [OutboxStore.OutboxEvent] = []
+            for next in events { appended.append(try await OutboxStore.append(next, exchange: names.eventsExchange, on: db)) }
+            return appended
         }
         status.countHandled()
         EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
         if let outgoing {
             // Per message at debug; at info one line per order status change (the costliest
             // part of a log line is writing it, and a saga handles ~6.6 messages per order).
-            log.debug("event handled", metadata: ["emitted": "\(outgoing.map(\.type))"])
-            for next in outgoing {
+            log.debug("event handled", metadata: ["emitted": "\(outgoing.map(\.event.type))"])
+            for next in outgoing.map(\.event) {
                 guard let status = next.eventType?.announcedOrderStatus else { continue }
                 log.info("order status changed", metadata: [LogKeys.orderStatus: "\(status.rawValue)", "emitted": "\(next.type)"])
             }

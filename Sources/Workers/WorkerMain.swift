@@ -18,7 +18,9 @@ package enum WorkerMain {
         var publisherOptions = AMQPPublisher.Options()
         publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
         let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
-        let outbox = OutboxPublisher(publisher: publisher, pool: pool, exchange: configuration.names.eventsExchange, logger: logger)
+        let marks = PostgresPool(
+            configuration: configuration.postgres, maxConnections: 1, acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
+        let outbox = OutboxPublisher(publisher: publisher, pool: pool, markPool: marks, exchange: configuration.names.eventsExchange, logger: logger)
         let status = WorkerStatus()
         /// The role's consumer over `handler`, whose `Input` is the role's routing table.
         func worker<Handler: EventHandler>(_ handler: Handler) -> any Service {
@@ -62,7 +64,7 @@ package enum WorkerMain {
         }
         // ServiceGroup shuts services down in reverse order: the worker drains first, while
         // the pools and the publisher it needs are still open.
-        return health + [ClosePoolOnShutdown(pool: pool)] + extra + [OutboxRelay(publisher: outbox), consumer]
+        return health + [ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks)] + extra + [OutboxRelay(publisher: outbox), consumer]
     }
 
     /// The `@main` body of `emporium-<role>-worker`.
