@@ -320,7 +320,9 @@ package struct Bench: Sendable {
         }
 
         /// One call; with `retryBusy` (setup, not measured), a 503 or 429 is tried again after
-        /// its `Retry-After`, for a minute, as a polite client does.
+        /// its `Retry-After`, for a minute, as a polite client does. A `Retry-After` past that
+        /// minute (a sign-in throttle's 900 s) is not waited out: the call fails at once, so a
+        /// misconfigured run ends with the API's answer instead of hanging.
         func json(
             _ method: String, _ path: String, token: String? = nil, body: [String: Any]? = nil, headers: [String: String] = [:], expect: Int,
             retryBusy: Bool = false
@@ -329,7 +331,10 @@ package struct Bench: Sendable {
             while true {
                 do {
                     return try await once(method, path, token: token, body: body, headers: headers, expect: expect)
-                } catch let failure as Failure where retryBusy && [429, 503].contains(failure.status ?? 0) && ContinuousClock.now < deadline {
+                } catch let failure as Failure
+                    where retryBusy && [429, 503].contains(failure.status ?? 0)
+                    && ContinuousClock.now + .seconds(failure.retryAfter ?? 1) < deadline
+                {
                     try await Task.sleep(for: .seconds(failure.retryAfter ?? 1))
                 }
             }
