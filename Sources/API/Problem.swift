@@ -122,6 +122,11 @@ extension Request {
         do {
             return (try context.requestDecoder.decode(T.self, from: Data(bytes)), bytes)
         } catch DecodingError.dataCorrupted(let corrupt) where corrupt.codingPath.isEmpty {
+            // JSON Schema counts 280.0 and 1e3 as integers, Foundation's decoder does not: such
+            // a body is read again with those numbers written as integers.
+            if let normalized = Self.integralNumbersAsIntegers(in: bytes), let value = try? context.requestDecoder.decode(T.self, from: normalized) {
+                return (value, bytes)
+            }
             // Foundation reports a number that does not fit an integer field (1.5, 2^63) as
             // corrupt data at the root, without the field; every number in a request is a
             // whole one within Int64, so the first that is not names the field.
@@ -130,6 +135,28 @@ extension Request {
                 "the body is not valid JSON for this request: invalid value for field \(field)",
                 errors: [.init(field: field, message: "must be a whole number within the documented range")])
         }
+    }
+
+    /// The body with every number that is a whole one written as a float (`280.0`, `1e3`)
+    /// rewritten as an integer, or nil when there is none (or the body is not JSON).
+    static func integralNumbersAsIntegers(in bytes: [UInt8]) -> Data? {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else { return nil }
+        var changed = false
+        func rewrite(_ value: Any) -> Any {
+            switch value {
+            case let object as [String: Any]: return object.mapValues(rewrite)
+            case let array as [Any]: return array.map(rewrite)
+            case is Bool, is String, is NSNull: return value
+            case let number as NSNumber:
+                guard Int64(number.stringValue) == nil, let whole = Int64(exactly: number.doubleValue) else { return value }
+                changed = true
+                return NSNumber(value: whole)
+            default: return value
+            }
+        }
+        let rewritten = rewrite(root)
+        guard changed else { return nil }
+        return try? JSONSerialization.data(withJSONObject: rewritten, options: [.fragmentsAllowed])
     }
 
     /// The dotted path of the first number in a JSON body that is not a whole number within

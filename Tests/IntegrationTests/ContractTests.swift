@@ -126,6 +126,9 @@ extension Sample {
     func asQueryValue(for schema: [String: Any]) -> Sample {
         let text = queryText
         let type = schema["type"] as? String
+        // A query string carries an integer as its plain literal (OpenAPI's form style
+        // serializes 1 as `1`); `1.0` in a query is text, not the integer 1.
+        if type == "integer", text.contains(".") || text.lowercased().contains("e") { return .string(text) }
         if type == "integer" || type == "number" {
             return Decimal(string: text) != nil && text.allSatisfy({ $0.isNumber || $0 == "-" || $0 == "." }) ? .number(text) : .string(text)
         }

@@ -176,7 +176,11 @@ struct ContractSchema {
         case .bool: return types.contains("boolean")
         case .number(let text):
             guard let number = Decimal(string: text) else { return false }
-            let isInteger = !text.contains(".") && !text.contains("e")
+            // As JSON Schema counts: 1.0 and 1e0 are integers, 1.5 is not.
+            var rounded = number
+            var copy = number
+            NSDecimalRound(&rounded, &copy, 0, .plain)
+            let isInteger = rounded == number
             guard types.contains("number") || (types.contains("integer") && isInteger) else { return false }
             if let minimum = (schema["minimum"] as? NSNumber).flatMap(Self.exact), number < minimum { return false }
             if let maximum = (schema["maximum"] as? NSNumber).flatMap(Self.exact), number > maximum { return false }
@@ -237,7 +241,7 @@ struct ContractSchema {
                 guard let value = Self.exact(bound) else { continue }
                 samples += [value - 1, value, value + 1].map { Sample.number("\($0)") }
             }
-            samples += [.int(0), .int(-1), .int(1), .string("1")]
+            samples += [.int(0), .int(-1), .int(1), .number("1.0"), .number("1e0"), .string("1")]
         }
         if types.contains("array"), let itemSchema = schema["items"] as? [String: Any] {
             let itemSamples = self.samples(for: itemSchema, known: known)
