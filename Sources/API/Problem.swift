@@ -148,7 +148,12 @@ extension Request {
             case let array as [Any]: return array.map(rewrite)
             case is Bool, is String, is NSNull: return value
             case let number as NSNumber:
-                guard Int64(number.stringValue) == nil, let whole = Int64(exactly: number.doubleValue) else { return value }
+                // Only numbers written as floats, and only where a Double is exact (|n| ≤ 2^53):
+                // an integer literal past Int64 stays as it was, and is refused.
+                let text = number.stringValue.lowercased()
+                guard text.contains(".") || text.contains("e"), abs(number.doubleValue) <= 9_007_199_254_740_992,
+                    let whole = Int64(exactly: number.doubleValue)
+                else { return value }
                 changed = true
                 return NSNumber(value: whole)
             default: return value
