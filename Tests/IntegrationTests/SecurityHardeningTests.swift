@@ -196,12 +196,16 @@ struct SecurityHardeningTests {
     func noHoarding() async throws {
         var options = Stack.Options()
         options.maxUnpaidOrders = 3
-        options.manualPaymentTimeout = .seconds(3)
+        // Long enough that the three orders still wait when the fourth is tried, even on a
+        // loaded machine (a 3 s timeout let the first expire before the fourth in CI).
+        let timeout = Duration.seconds(15)
+        options.manualPaymentTimeout = timeout
         try await Stack.run(options) { stack in
             let admin = try await stack.admin()
             let productId = try await stack.product(admin, stock: 10)
             let (_, token) = try await stack.customer()
             var orders: [UUID] = []
+            let firstPlaced = ContinuousClock.now
             for _ in 0..<3 {
                 try await stack.addToCart(token, productId, quantity: 3)
                 orders.append(try await stack.placeOrder(token, paymentMethod: "manual"))
@@ -210,6 +214,8 @@ struct SecurityHardeningTests {
             let fourth = try await stack.request(
                 .post, "/api/v1/orders", token: token, json: Stack.orderBody("manual"),
                 headers: [HTTPField.Name("Idempotency-Key")!: UUID().uuidString])
+            let elapsed = ContinuousClock.now - firstPlaced
+            try #require(elapsed < timeout, "placing four orders took \(elapsed), longer than the payment timeout: the limit cannot be judged")
             #expect(fourth.status == .conflict)
             #expect(fourth.body.contains("waiting for payment"))
             // The held stock comes back when they expire.
