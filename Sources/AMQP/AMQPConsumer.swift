@@ -60,7 +60,14 @@ public final class AMQPConsumer: Sendable {
 
     /// Acknowledges a delivery: the broker forgets it.
     public func ack(_ delivery: AMQPDelivery) async throws {
-        try await perform { .ack(delivery, $0) }
+        try await perform { .ack([delivery], $0) }
+    }
+
+    /// Acknowledges several deliveries with one wake-up of the consumer's thread (a batch
+    /// committed together). They need not be contiguous: each is acked by its own tag.
+    public func ack(_ deliveries: [AMQPDelivery]) async throws {
+        guard !deliveries.isEmpty else { return }
+        try await perform { .ack(deliveries, $0) }
     }
 
     /// Negatively acknowledges a delivery; `requeue` puts it back (with the redelivered
@@ -107,7 +114,7 @@ public final class AMQPConsumer: Sendable {
 /// the consumer's thread.
 private final class ConsumerCore: @unchecked Sendable {
     enum Operation {
-        case ack(AMQPDelivery, CheckedContinuation<Void, any Error>)
+        case ack([AMQPDelivery], CheckedContinuation<Void, any Error>)
         case nack(AMQPDelivery, Bool, CheckedContinuation<Void, any Error>)
         case reject(AMQPDelivery, Bool, CheckedContinuation<Void, any Error>)
         case stop(CheckedContinuation<Void, Never>?)
@@ -263,12 +270,25 @@ private final class ConsumerCore: @unchecked Sendable {
         }
         for (index, operation) in operations.enumerated() {
             switch operation {
-            case .ack(let delivery, let continuation):
-                settle(delivery, continuation) { try $0.ack(delivery.deliveryTag) }
+            case .ack(let deliveries, let continuation):
+                // Those of the live connection are acked even if others came on one that has
+                // since closed (the broker redelivers those; left unacked, these would hang).
+                let live = deliveries.filter { $0.generation == generation }
+                let stale = deliveries.filter { $0.generation != generation }
+                guard stale.isEmpty else {
+                    if let session, !live.isEmpty {
+                        do { for delivery in live { try session.ack(delivery.deliveryTag) } } catch { dropSession(error) }
+                    }
+                    settle(stale, continuation) { _ in }
+                    break
+                }
+                settle(deliveries, continuation) { session in
+                    for delivery in deliveries { try session.ack(delivery.deliveryTag) }
+                }
             case .nack(let delivery, let requeue, let continuation):
-                settle(delivery, continuation) { try $0.nack(delivery.deliveryTag, requeue: requeue) }
+                settle([delivery], continuation) { try $0.nack(delivery.deliveryTag, requeue: requeue) }
             case .reject(let delivery, let requeue, let continuation):
-                settle(delivery, continuation) { try $0.reject(delivery.deliveryTag, requeue: requeue) }
+                settle([delivery], continuation) { try $0.reject(delivery.deliveryTag, requeue: requeue) }
             case .stop(let continuation):
                 // Whatever came after the stop, in this batch or queued since, is answered
                 // too: a second stop() or a late ack must not wait forever.
@@ -303,12 +323,13 @@ private final class ConsumerCore: @unchecked Sendable {
         return false
     }
 
-    private func settle(_ delivery: AMQPDelivery, _ continuation: CheckedContinuation<Void, any Error>, _ body: (AMQPSession) throws -> Void) {
-        guard let session, delivery.generation == generation else {
+    private func settle(_ deliveries: [AMQPDelivery], _ continuation: CheckedContinuation<Void, any Error>, _ body: (AMQPSession) throws -> Void) {
+        guard let session, deliveries.allSatisfy({ $0.generation == generation }) else {
+            let tags = deliveries.map { String($0.deliveryTag) }.joined(separator: ", ")
             continuation.resume(
                 throwing: AMQPError(
                     code: .connectionLost,
-                    message: "delivery \(delivery.deliveryTag) came on a connection that has since closed; the broker redelivers it"))
+                    message: "delivery \(tags) came on a connection that has since closed; the broker redelivers it"))
             return
         }
         do {

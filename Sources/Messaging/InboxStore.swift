@@ -15,6 +15,19 @@ package enum InboxStore {
         ).affectedRows == 1
     }
 
+    /// Records every id of `messageIDs` for `consumer` in one statement, in the transaction
+    /// on `db`, and returns those that were new: the rest are duplicates to skip. An id
+    /// listed twice is new at most once.
+    package static func claim(consumer: String, messageIDs: [UUID], on db: PostgresConnection) async throws -> Set<UUID> {
+        let rows = try await db.query(
+            """
+            INSERT INTO inbox (consumer, message_id, handled_by)
+            SELECT $1, id, $3 FROM unnest($2::uuid[]) AS id
+            ON CONFLICT DO NOTHING RETURNING message_id
+            """, [consumer, messageIDs, ProcessIdentity.current])
+        return Set(try rows.map { try $0.decode(UUID.self, "message_id") })
+    }
+
     /// Deletes, at most `batch`, rows processed longer than `age` ago.
     package static func prune(olderThan age: Duration, batch: Int, on db: PostgresConnection) async throws -> Int {
         try await db.query(

@@ -34,6 +34,30 @@ package enum OutboxStore {
         return OutboxEvent(event: event, body: body)
     }
 
+    /// Appends `events`, in order, to the outbox for `exchange` with one statement (a worker's
+    /// batch writes all it emits at once). Returns each with the bytes written.
+    @discardableResult
+    package static func append(_ events: [EventEnvelope], exchange: String, on db: PostgresConnection) async throws -> [OutboxEvent] {
+        if events.count <= 1 {
+            var appended: [OutboxEvent] = []
+            for event in events { appended.append(try await append(event, exchange: exchange, on: db)) }
+            return appended
+        }
+        let appended = try events.map { OutboxEvent(event: $0, body: try $0.encoded()) }
+        try await db.query(
+            """
+            INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
+            SELECT id, type, $3, type, order_id, payload::jsonb, trace_parent, created_at
+            FROM unnest($1::uuid[], $2::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[])
+              AS e(id, type, order_id, payload, trace_parent, created_at)
+            """,
+            [
+                events.map(\.id), events.map(\.type), exchange, events.map(\.orderId),
+                appended.map { String(decoding: $0.body, as: UTF8.self) }, events.map(\.traceparent), events.map(\.occurredAt),
+            ])
+        return appended
+    }
+
     /// An event appended to the outbox, with the envelope's bytes as written.
     package struct OutboxEvent: Sendable {
         package let event: EventEnvelope

@@ -22,11 +22,18 @@ package protocol EventHandler: Sendable {
     /// Applies `event`, which is of type `input`. Throw a ``PermanentFailure`` for a message
     /// that can never succeed; other errors are classified by ``FailureClass/of(_:)``.
     func handle(_ input: Input, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope]
+    /// Runs once per batch of several events, in the batch's transaction, before any of them
+    /// is handled. A handler whose events lock shared rows takes every lock the batch needs
+    /// here, in one order, so that two batches in flight wait for each other instead of
+    /// deadlocking. The default does nothing.
+    func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws
 }
 
 extension EventHandler {
     /// The inbox consumer name: the role's.
     package var consumerName: String { Self.role.rawValue }
+
+    package func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws {}
 }
 
 /// A failure that retrying cannot fix (bad payload, unknown type, broken business rule).
@@ -58,7 +65,10 @@ package enum FailureClass: String, Sendable {
 }
 
 /// Consumes a role's queue and runs its handler: inbox dedup, effects and outgoing outbox
-/// rows in one transaction, publish after commit, ack after that. A failure is published,
+/// rows in one transaction, publish after commit, ack after that. Under load, deliveries that
+/// wait are taken in batches of up to `batchSize`, applied in one transaction and acked
+/// together (``processBatch(_:consumer:router:)``); a batch that fails is redone one message
+/// at a time, so only the guilty message is retried or dead-lettered. A failure is published,
 /// with confirms, to the next delay queue (transient, attempts left) or to the dead-letter
 /// queue (permanent, or attempts exhausted) before the original is acked, so a message is
 /// never lost and never loops. On graceful shutdown the worker stops taking deliveries,
@@ -72,6 +82,10 @@ package struct Worker<Handler: EventHandler>: Service {
     let amqp: AMQPConfiguration
     let outbox: OutboxPublisher
     let prefetch: UInt16
+    /// Most deliveries applied in one transaction.
+    let batchSize: Int
+    /// Batches in flight at once (each on its own pooled connection).
+    let concurrency: Int
     let drainTimeout: Duration
     let logger: Logger
     /// Subscription and progress, for the health endpoint.
@@ -88,8 +102,8 @@ package struct Worker<Handler: EventHandler>: Service {
     /// Creates the worker; nothing connects until ``run()``.
     package init(
         handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-        outbox: OutboxPublisher, prefetch: UInt16 = 16, drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(),
-        breaker: DependencyBreaker? = nil, logger: Logger
+        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, drainTimeout: Duration = .seconds(10),
+        status: WorkerStatus = WorkerStatus(), breaker: DependencyBreaker? = nil, logger: Logger
     ) {
         self.handler = handler
         self.names = names
@@ -98,6 +112,8 @@ package struct Worker<Handler: EventHandler>: Service {
         self.amqp = amqp
         self.outbox = outbox
         self.prefetch = prefetch
+        self.batchSize = max(1, batchSize)
+        self.concurrency = max(1, concurrency)
         self.drainTimeout = drainTimeout
         self.status = status
         self.logger = logger
@@ -118,12 +134,21 @@ package struct Worker<Handler: EventHandler>: Service {
         let drainTimeout = self.drainTimeout
         let logger = self.logger
         let breaker = self.breaker
+        let buffer = DeliveryBuffer()
+        let batchSize = self.batchSize
         await withGracefulShutdownHandler {
-            // Prefetch bounds how many deliveries are in flight, so one task each is bounded too.
+            // `concurrency` runners take what has arrived, up to a batch each; prefetch bounds
+            // how many deliveries wait for them.
             await withDiscardingTaskGroup { group in
-                for await delivery in consumer.deliveries {
-                    group.addTask { await process(delivery, consumer: consumer, router: router) }
+                for _ in 0..<concurrency {
+                    group.addTask {
+                        while let deliveries = await buffer.take(upTo: batchSize) {
+                            await processBatch(deliveries, consumer: consumer, router: router)
+                        }
+                    }
                 }
+                for await delivery in consumer.deliveries { buffer.push(delivery) }
+                buffer.finish()
             }
         } onGracefulShutdown: {
             Task {
@@ -142,9 +167,7 @@ package struct Worker<Handler: EventHandler>: Service {
 
     /// Handles one delivery to the end: ack, retry or dead-letter.
     func process(_ delivery: AMQPDelivery, consumer: AMQPConsumer, router: FailureRouter) async {
-        var log = logger
-        log[metadataKey: "amqp.queue"] = "\(names.queue(role))"
-        log[metadataKey: "message.id"] = "\(delivery.properties.messageID ?? "-")"
+        var log = messageLogger(delivery, nil)
         let event: EventEnvelope
         let input: Handler.Input
         do {
@@ -163,17 +186,10 @@ package struct Worker<Handler: EventHandler>: Service {
             await fail(delivery, reason: reason, failure: .permanent, consumer: consumer, router: router, log: log)
             return
         }
-        if let orderId = event.orderId { log[metadataKey: "order.id"] = "\(orderId)" }
+        log = messageLogger(delivery, event)
         let labels = [("queue", names.queue(role)), ("type", event.type)]
         Counter(label: "messages_consumed_total", dimensions: labels).increment()
         let started = ContinuousClock.now
-        if let traceparent = event.traceparent {
-            log[metadataKey: "trace.parent"] = "\(traceparent)"
-            if let trace = traceID(ofTraceparent: traceparent) { log[metadataKey: "trace.id"] = "\(trace)" }
-        }
-        log[metadataKey: "event.type"] = "\(event.type)"
-        // A replayed dead letter says so: same message id and trace, and how many replays.
-        if let replays = delivery.properties.headers[DeadLetterHeader.replayCount]?.intValue { log[metadataKey: "replay.count"] = "\(replays)" }
         // One consumer span per message, continuing the publisher's trace (a no-op without a tracer).
         let parent = EmporiumTracing.context(continuing: event.traceparent ?? delivery.properties.headers["traceparent"]?.stringValue)
         await withSpan("\(event.type) process", context: parent, ofKind: .consumer) { span in
@@ -211,7 +227,7 @@ package struct Worker<Handler: EventHandler>: Service {
 
     /// Applies one event in a transaction (inbox claim, effects, outgoing outbox rows), then
     /// hands the outgoing events to the publisher and acks. Throws what the transaction threw.
-    private func apply(
+    func apply(
         _ input: Handler.Input, _ event: EventEnvelope, delivery: AMQPDelivery, consumer: AMQPConsumer, labels: [(String, String)],
         started: ContinuousClock.Instant, log: Logger
     ) async throws {
@@ -224,25 +240,13 @@ package struct Worker<Handler: EventHandler>: Service {
                 if let traceparent { next.traceparent = traceparent }
                 return next
             }
-            var appended: [OutboxStore.OutboxEvent] = []
-            for next in events { appended.append(try await OutboxStore.append(next, exchange: names.eventsExchange, on: db)) }
-            return appended
+            return try await OutboxStore.append(events, exchange: names.eventsExchange, on: db)
         }
         status.countHandled()
         EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
-        if let outgoing {
-            // Per message at debug; at info one line per order status change (the costliest
-            // part of a log line is writing it, and a saga handles ~6.6 messages per order).
-            log.debug("event handled", metadata: ["emitted": "\(outgoing.map(\.event.type))"])
-            for next in outgoing.map(\.event) {
-                guard let status = next.eventType?.announcedOrderStatus else { continue }
-                log.info("order status changed", metadata: [LogKeys.orderStatus: "\(status.rawValue)", "emitted": "\(next.type)"])
-            }
-            // The ack does not wait for the broker: the outgoing rows are committed.
-            outbox.publishSoon(outgoing)
-        } else {
-            log.debug("duplicate event skipped")
-        }
+        logOutcome(outgoing) { log }
+        // The ack does not wait for the broker: the outgoing rows are committed.
+        if let outgoing { outbox.publishSoon(outgoing) }
         do {
             try await consumer.ack(delivery)
             Counter(label: "messages_acked_total", dimensions: labels).increment()
@@ -254,7 +258,7 @@ package struct Worker<Handler: EventHandler>: Service {
 
     /// Publishes the failed delivery to its retry or dead-letter queue with confirms, then
     /// acks it. If that publish fails, the delivery is requeued instead: never lost.
-    private func fail(_ delivery: AMQPDelivery, reason: String, failure: FailureClass, consumer: AMQPConsumer, router: FailureRouter, log: Logger) async {
+    func fail(_ delivery: AMQPDelivery, reason: String, failure: FailureClass, consumer: AMQPConsumer, router: FailureRouter, log: Logger) async {
         let (route, message) = router.route(delivery, error: reason, failure: failure)
         let type = (try? EventEnvelope.decode(delivery.body).type) ?? "undecodable"
         let labels = [("queue", names.queue(role)), ("type", type)]

@@ -58,6 +58,11 @@ extension Optional: PostgresDecodable where Wrapped: PostgresDecodable {
     }
 }
 
+/// An array of optionals binds NULL elements (`{"a",NULL}`), as `unnest` of a nullable column needs.
+extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
+    public static var postgresArrayType: PostgresType { Wrapped.postgresArrayType }
+}
+
 // MARK: Integers
 
 extension Int: PostgresArrayElement {
@@ -262,9 +267,11 @@ enum PostgresArrayLiteral {
                 continue
             }
             out += "\""
-            for ch in item {
-                if ch == "\"" || ch == "\\" { out += "\\" }
-                out.append(ch)
+            // By scalar, not Character: a quote followed by a combining mark is one Character
+            // that equals neither `"` nor `\`, and would slip through unescaped.
+            for scalar in item.unicodeScalars {
+                if scalar == "\"" || scalar == "\\" { out += "\\" }
+                out.unicodeScalars.append(scalar)
             }
             out += "\""
         }

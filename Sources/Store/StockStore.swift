@@ -25,6 +25,14 @@ package struct StockStore: Sendable {
         try await db.query("UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now() WHERE order_id = $1 AND status = 'RESERVED'", [orderId])
     }
 
+    /// The products the orders hold reserved or committed stock of (what releasing them touches).
+    package func reservedProducts(of orderIds: [UUID], on db: PostgresConnection) async throws -> Set<UUID> {
+        Set(
+            try await db.query(
+                "SELECT DISTINCT product_id FROM stock_reservations WHERE order_id = ANY($1) AND status IN ('RESERVED', 'COMMITTED')", [orderIds]
+            ).map { try $0.decode(UUID.self, "product_id") })
+    }
+
     /// Releases the order's reserved or committed stock and returns what to give back; a
     /// second release (a redelivery, a duplicate event) finds nothing.
     package func release(_ orderId: UUID, on db: PostgresConnection) async throws -> [OrderLine] {

@@ -24,6 +24,24 @@ package struct StockHandler: EventHandler {
         return []
     }
 
+    /// Locks, in id order, every product the batch's reservations and releases touch, so two
+    /// batches in flight (of this process or a replica) queue on the first product they share
+    /// instead of deadlocking on the second. Each order's conditional update stays the final
+    /// no-oversell check.
+    package func prepare(_ batch: [(input: StockEvent, event: EventEnvelope)], in db: PostgresConnection) async throws {
+        var products = Set<UUID>()
+        var cancelled: [UUID] = []
+        for (input, event) in batch {
+            switch input {
+            case .orderPlaced: products.formUnion(try event.payload(as: OrderPlaced.self).lines.map(\.productId))
+            case .orderCancelled: cancelled.append(try event.payload(as: OrderOutcome.self).orderId)
+            case .orderConfirmed: break
+            }
+        }
+        if !cancelled.isEmpty { products.formUnion(try await reservations.reservedProducts(of: cancelled, on: db)) }
+        if !products.isEmpty { _ = try await catalog.lockStock(Array(products), on: db) }
+    }
+
     private func reserve(_ placed: OrderPlaced, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
         // An order cancelled before its reservation must not take stock.
         guard try await orders.status(of: placed.orderId, lock: true, on: db) == .pending else { return [] }

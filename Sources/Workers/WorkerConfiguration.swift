@@ -1,4 +1,5 @@
 import AMQP
+import Domain
 import Foundation
 import Logging
 import Messaging
@@ -39,8 +40,21 @@ package struct WorkerConfiguration: Sendable {
         set { shared.policy = newValue }
     }
 
-    /// `WORKER_PREFETCH` (default 16): most messages in flight per worker process.
-    package var prefetch: UInt16 = 16
+    /// `WORKER_PREFETCH` (default twice the batch size): most messages unacknowledged per
+    /// worker process, so the next batch is waiting while one commits.
+    package var prefetch: UInt16?
+    /// `WORKER_BATCH_SIZE` (default 32): most messages applied in one transaction. Batches
+    /// form only from messages already waiting; 1 turns batching off.
+    package var batchSize = 32
+    /// `WORKER_CONCURRENCY` (default 2; the payment worker 6, because its charges wait on the
+    /// provider): batches in flight at once per process.
+    package var concurrency: Int?
+
+    /// The prefetch in effect: `WORKER_PREFETCH`, or twice the batch size.
+    package var effectivePrefetch: UInt16 { prefetch ?? UInt16(min(Int(UInt16.max), 2 * batchSize)) }
+
+    /// The batches in flight for `role`: `WORKER_CONCURRENCY`, or the role's default.
+    package func effectiveConcurrency(for role: WorkerRole) -> Int { concurrency ?? (role == .payment ? 6 : 2) }
     /// `PAYMENT_PROVIDER_LATENCY_MS` (default 0): the fake provider's delay per call.
     package var providerLatency: Duration = .zero
     /// `WORKER_DRAIN_TIMEOUT_MS` (default 10000): how long SIGTERM waits for in-flight messages.
@@ -83,6 +97,8 @@ package struct WorkerConfiguration: Sendable {
         let env = EnvironmentReader(environment)
         var config = WorkerConfiguration(shared: try ProcessSettings.read(env, defaults: sharedDefaults))
         if let prefetch = try env.int("WORKER_PREFETCH", in: 1...Int(UInt16.max)) { config.prefetch = UInt16(prefetch) }
+        if let size = try env.int("WORKER_BATCH_SIZE", in: 1...1000) { config.batchSize = size }
+        if let concurrency = try env.int("WORKER_CONCURRENCY", in: 1...256) { config.concurrency = concurrency }
         if let ms = try env.nonNegative("PAYMENT_PROVIDER_LATENCY_MS", unit: "milliseconds") { config.providerLatency = .milliseconds(ms) }
         if let timeout = try env.milliseconds("WORKER_DRAIN_TIMEOUT_MS") { config.drainTimeout = timeout }
         if let timeout = try env.seconds("PAYMENT_TIMEOUT_SECONDS") { config.paymentTimeout = timeout }

@@ -27,7 +27,8 @@ package enum WorkerMain {
             precondition(Handler.role == role, "the \(role.rawValue) worker was given the \(Handler.role.rawValue) handler")
             return Worker(
                 handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
-                outbox: outbox, prefetch: configuration.prefetch, drainTimeout: configuration.drainTimeout, status: status, logger: logger)
+                outbox: outbox, prefetch: configuration.effectivePrefetch, batchSize: configuration.batchSize,
+                concurrency: configuration.effectiveConcurrency(for: role), drainTimeout: configuration.drainTimeout, status: status, logger: logger)
         }
         let consumer: any Service
         var extra: [any Service] = []

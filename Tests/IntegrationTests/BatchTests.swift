@@ -1,0 +1,111 @@
+import AMQP
+import Domain
+import Foundation
+import Messaging
+import Operations
+import Postgres
+import TestSupport
+import Testing
+
+/// Workers apply waiting messages in batches: one transaction, one inbox statement, one
+/// outbox statement and one ack call for many messages. A batch must never cost a healthy
+/// message its effect or apply one twice.
+@Suite("Batched worker transactions", .timeLimit(.minutes(10)))
+struct BatchTests {
+    /// The largest number of a role's messages one transaction claimed: inbox rows of one
+    /// transaction share `processed_at` (its start) and the process that handled them.
+    private func largestBatch(_ stack: Stack, _ role: WorkerRole) async throws -> Int {
+        try await stack.count(
+            "SELECT coalesce(max(n), 0)::int8 FROM (SELECT count(*) AS n FROM inbox WHERE consumer = $1 GROUP BY processed_at, handled_by) AS batches",
+            [role.rawValue])
+    }
+
+    /// How many `order.placed` events the stock worker has applied (its inbox also holds the
+    /// confirmations and cancellations it consumes).
+    private func placementsApplied(_ stack: Stack) async throws -> Int {
+        try await stack.count(
+            "SELECT count(*) FROM inbox i JOIN outbox o ON o.id = i.message_id WHERE i.consumer = 'stock' AND o.event_type = 'order.placed'")
+    }
+
+    @Test("a poison message in a batch is dead-lettered alone; its 30 batch-mates are each applied once and their orders confirmed")
+    func poisonInBatch() async throws {
+        var options = Stack.Options()
+        options.excludedRoles = [.stock]
+        try await Stack.run(options) { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 1_000)
+            // A backlog for a stopped stock worker, with the poison in the middle: an order.placed
+            // whose envelope and type are fine but whose payload no handler can read.
+            var orderIds: [UUID] = []
+            let poison = try EventEnvelope(typeName: EventType.orderPlaced.rawValue, orderId: UUID(), payload: ["lines": "not a list"])
+            for index in 0..<30 {
+                if index == 15 {
+                    let publisher = AMQPPublisher(configuration: stack.amqp)
+                    try await publisher.publish(
+                        AMQPOutgoingMessage(
+                            exchange: "", routingKey: stack.names.queue(.stock), body: try poison.encoded(),
+                            properties: AMQPProperties(messageID: poison.id.uuidString.lowercased(), type: poison.type)))
+                    await publisher.close()
+                }
+                let (_, token) = try await stack.customer()
+                try await stack.addToCart(token, productId, quantity: 1)
+                orderIds.append(try await stack.placeOrder(token))
+            }
+            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await stack.queueDepth(.stock)) == 31 })
+
+            // One runner: while it applies the first message, the other 30 arrive and form one batch.
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["LOG_LEVEL": "debug", "WORKER_CONCURRENCY": "1"])
+            try workers.start(.stock)
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(90)) {
+                    (try? await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds])) == 30
+                })
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.deadLetters(.stock)) == 1 })
+            var filter = DeadLetterFilter()
+            filter.queues = ["stock"]
+            let letters = try await DeadLetters(amqp: stack.amqp, names: stack.names).list(filter)
+            #expect(letters.map(\.messageId) == [poison.id.uuidString.lowercased()], "only the poison is dead-lettered")
+            #expect(letters.first?.errorClass == "permanent")
+            // The poison really met its batch-mates: a batch failed and was redone one by one.
+            let redone = workers.logLines(.stock).filter { $0.contains("a batch failed; redoing its messages one at a time") }
+            #expect(!redone.isEmpty, "no batch held the poison:\n\(workers.log(.stock).suffix(3000))")
+            // Each order's stock taken once, and nothing for the poison.
+            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1)", [orderIds]) == 30)
+            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1", [poison.orderId!]) == 0)
+            #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 1_000 - 30 })
+            #expect(try await stack.count("SELECT count(*) FROM inbox WHERE consumer = 'stock' AND message_id = $1", [poison.id]) == 0)
+            workers.stopAll()
+        }
+    }
+
+    @Test("kill -9 of a stock worker applying batches of a 200-order backlog: after a restart every order is terminal and every effect applied once")
+    func crashMidBatch() async throws {
+        try await Stack.apiOnly { stack in
+            let initialStock = ScalingTests.initialStock
+            let (productId, workers) = try await ScalingTests.productAndReplicas(stack, providerLatencyMS: 0, [(.order, 1), (.payment, 1), (.notification, 1)])
+            let orderIds = try await ScalingTests.placeOrders(stack, productId: productId, customers: 20, perCustomer: 10)
+            #expect(orderIds.count == 200)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await stack.queueDepth(.stock)) == 200 })
+
+            // Killed once it has committed a few batches, while the backlog is still large.
+            let crashing = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["WORKER_CONCURRENCY": "1"])
+            try crashing.start(.stock)
+            // Polled tightly (not `eventually`'s 50 ms): the whole backlog takes well under a second.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await placementsApplied(stack) < 40, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            crashing.kill9(.stock)
+            let handledBeforeCrash = try await placementsApplied(stack)
+            #expect(handledBeforeCrash < 200, "the backlog was finished before the kill; the test proves nothing")
+            #expect(try await largestBatch(stack, .stock) > 1, "the stock worker applied no batch before the kill")
+
+            try crashing.start(.stock)
+            try await ScalingTests.expectEachAppliedOnce(stack, orderIds, productId: productId, initialStock: initialStock)
+            #expect(try await placementsApplied(stack) == 200)
+            #expect(try await stack.deadLetters(.stock) == 0)
+            crashing.stopAll()
+            workers.stopAll()
+        }
+    }
+}
