@@ -70,8 +70,8 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
         freeShippingOverCents: configuration.freeShippingOverCents)
     OrdersController(
-        pool: pool, outbox: outbox, names: configuration.names, idempotency: IdempotencyKeys(pool: pool, logger: logger),
-        pricing: pricing, cartExpiry: configuration.cartIdleExpiry, maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser
+        pool: pool, outbox: outbox, names: configuration.names, pricing: pricing, cartExpiry: configuration.cartIdleExpiry,
+        maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser
     )
     .register(on: authenticated)
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)

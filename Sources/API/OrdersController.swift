@@ -17,22 +17,20 @@ struct OrdersController: Sendable {
     let pool: PostgresPool
     let outbox: OutboxPublisher
     let names: MessagingNames
-    let idempotency: IdempotencyKeys
     let pricing: Pricing
     let carts: CartStore
     /// Manual-payment orders a user may have waiting for payment at once
     /// (`MAX_UNPAID_ORDERS_PER_USER`): each holds its stock until paid or expired.
     let maxUnpaidOrders: Int
     private let orders = OrderStore()
+    private let idempotency = IdempotencyStore()
 
     init(
-        pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, idempotency: IdempotencyKeys, pricing: Pricing, cartExpiry: Duration,
-        maxUnpaidOrders: Int
+        pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, pricing: Pricing, cartExpiry: Duration, maxUnpaidOrders: Int
     ) {
         self.pool = pool
         self.outbox = outbox
         self.names = names
-        self.idempotency = idempotency
         self.pricing = pricing
         self.carts = CartStore(expiry: cartExpiry)
         self.maxUnpaidOrders = maxUnpaidOrders
@@ -120,54 +118,45 @@ struct OrdersController: Sendable {
         try validate(input)
         let hash = SHA256.hash(data: raw).hexEncoded
 
-        let token: IdempotencyStore.Token
-        switch try await idempotency.claim(userId: userId, key: key, requestHash: hash) {
-        case .replay(let status, let body):
-            return jsonResponse(status: status, body: body, replayed: true)
-        case .mismatch:
-            // 409: the key's stored request conflicts with this one. (The IETF draft suggests
-            // 422, which would tell a client following the schema that its body is invalid.)
-            throw APIError.conflict("this Idempotency-Key was already used with a different request body")
-        case .inFlight:
-            throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
-        case .acquired(let claim):
-            token = claim
-        }
-        do {
-            // The request span's context when tracing is on (its trace continues the client's);
-            // otherwise the client's traceparent, or a new trace.
-            let traceparent = EmporiumTracing.currentTraceparent() ?? TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
-            let placement = try await pool.withTransaction { db -> Placement in
-                switch try await createOrder(userId: userId, input: input, traceparent: traceparent, db) {
-                case .placed(let order, let event):
-                    let stored = try await idempotency.complete(token, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
-                    return .placed(stored, event)
-                case .refused(let error):
-                    // Committed without an order: the cart now shows the current prices.
-                    return .refused(error)
-                }
+        // The request span's context when tracing is on (its trace continues the client's);
+        // otherwise the client's traceparent, or a new trace.
+        let traceparent = EmporiumTracing.currentTraceparent() ?? TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
+        // One transaction decides the key, places the order with its event and stores the
+        // response: a failure anywhere rolls all of it back and leaves the key free.
+        let placement = try await pool.withTransaction { db -> Placement in
+            switch try await idempotency.lookUp(userId: userId, key: key, requestHash: hash, on: db) {
+            case .replay(let status, let body): return .replayed(status, body)
+            case .mismatch:
+                // 409: the key's stored request conflicts with this one. (The IETF draft suggests
+                // 422, which would tell a client following the schema that its body is invalid.)
+                throw APIError.conflict("this Idempotency-Key was already used with a different request body")
+            case .inFlight: throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
+            case .fresh: break
             }
-            let (body, appended): (String, OutboxStore.OutboxEvent)
-            switch placement {
-            case .placed(let stored, let placed): (body, appended) = (stored, placed)
-            case .refused(let error): throw error
+            switch try await createOrder(userId: userId, input: input, traceparent: traceparent, db) {
+            case .placed(let order, let event):
+                let stored = try await idempotency.record(
+                    userId: userId, key: key, requestHash: hash, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
+                return .placed(stored, event)
+            case .refused(let error):
+                // Committed without an order (and without the key): the cart now shows the current prices.
+                return .refused(error)
             }
-            outbox.publishSoon([appended])
-            let event = appended.event
-            var log = context.logger
-            log[metadataKey: LogKeys.orderID] = "\(event.orderId.map { "\($0)" } ?? "-")"
-            log[metadataKey: LogKeys.traceID] = "\(traceID(ofTraceparent: traceparent) ?? "-")"
-            log.info("order placed", metadata: [LogKeys.eventType: "\(event.type)", LogKeys.messageID: "\(event.id)"])
-            Counter(label: "orders_placed_total").increment()
-            return jsonResponse(status: 201, body: body, replayed: false)
-        } catch is IdempotencyStore.ClaimLost {
-            // This request was so slow that its claim was presumed abandoned and taken over;
-            // its order was rolled back, and the request that took over answers for the key.
-            throw APIError.conflict("a later request with this Idempotency-Key took over; retry to get its response")
-        } catch {
-            await idempotency.release(token)
-            throw error
         }
+        let (body, appended): (String, OutboxStore.OutboxEvent)
+        switch placement {
+        case .placed(let stored, let placed): (body, appended) = (stored, placed)
+        case .replayed(let status, let body): return jsonResponse(status: status, body: body, replayed: true)
+        case .refused(let error): throw error
+        }
+        outbox.publishSoon([appended])
+        let event = appended.event
+        var log = context.logger
+        log[metadataKey: LogKeys.orderID] = "\(event.orderId.map { "\($0)" } ?? "-")"
+        log[metadataKey: LogKeys.traceID] = "\(traceID(ofTraceparent: traceparent) ?? "-")"
+        log.info("order placed", metadata: [LogKeys.eventType: "\(event.type)", LogKeys.messageID: "\(event.id)"])
+        Counter(label: "orders_placed_total").increment()
+        return jsonResponse(status: 201, body: body, replayed: false)
     }
 
     private func validate(_ input: PlaceOrder) throws {
@@ -185,10 +174,12 @@ struct OrdersController: Sendable {
         guard problems.isEmpty else { throw APIError.invalid(problems) }
     }
 
-    /// What a placement transaction ends with: the stored response and the event, or a
-    /// refusal that still commits (the cart's lines re-priced to the current prices).
+    /// What a placement transaction ends with: the stored response and the event, the
+    /// response stored for the key before, or a refusal that still commits (the cart's lines
+    /// re-priced to the current prices).
     private enum Placement {
         case placed(String, OutboxStore.OutboxEvent)
+        case replayed(Int, String)
         case refused(APIError)
     }
 

@@ -27,6 +27,11 @@ package protocol EventHandler: Sendable {
     /// here, in one order, so that two batches in flight wait for each other instead of
     /// deadlocking. The default does nothing.
     func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws
+    /// Whether several messages may share a transaction. A handler that calls the outside
+    /// world (a payment provider, a mail relay) says no: when a batch fails, each message is
+    /// redone on its own, and its healthy batch-mates would call out a second time. Such a
+    /// role runs more messages at once instead (``Worker`` `concurrency`).
+    static var batches: Bool { get }
 }
 
 extension EventHandler {
@@ -34,6 +39,8 @@ extension EventHandler {
     package var consumerName: String { Self.role.rawValue }
 
     package func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws {}
+
+    package static var batches: Bool { true }
 }
 
 /// A failure that retrying cannot fix (bad payload, unknown type, broken business rule).
@@ -112,7 +119,7 @@ package struct Worker<Handler: EventHandler>: Service {
         self.amqp = amqp
         self.outbox = outbox
         self.prefetch = prefetch
-        self.batchSize = max(1, batchSize)
+        self.batchSize = Handler.batches ? max(1, batchSize) : 1
         self.concurrency = max(1, concurrency)
         self.drainTimeout = drainTimeout
         self.status = status

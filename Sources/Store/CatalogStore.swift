@@ -4,7 +4,7 @@ import Postgres
 
 /// The catalog's tables: `products`, `categories`, `product_categories` and `reviews`, and
 /// the stock level each product carries (taken and given back by the stock worker through
-/// ``takeStock(_:quantity:on:)`` and ``returnStock(_:quantity:on:)``).
+/// ``takeStock(_:on:)`` and ``returnStock(_:on:)``).
 package struct CatalogStore: Sendable {
     /// Creates the store.
     package init() {}
@@ -254,17 +254,29 @@ package struct CatalogStore: Sendable {
         return stock
     }
 
-    /// Takes `quantity` of a product's stock if that much is there; false when it is not.
-    package func takeStock(_ productId: UUID, quantity: Int, on db: PostgresConnection) async throws -> Bool {
+    /// Takes each line's quantity (one line per product) from its product's stock, in one
+    /// statement, each only if that much is there; returns whether every line was taken.
+    /// The caller rolls back when not: an order takes all its lines or none.
+    package func takeStock(_ lines: [OrderLine], on db: PostgresConnection) async throws -> Bool {
         try await db.query(
-            "UPDATE products SET stock = stock - $2, version = version + 1, updated_at = now() WHERE id = $1 AND stock >= $2",
-            [productId, quantity]
-        ).affectedRows == 1
+            """
+            UPDATE products p SET stock = p.stock - w.quantity, version = p.version + 1, updated_at = now()
+            FROM unnest($1::uuid[], $2::int8[]) AS w(product_id, quantity)
+            WHERE p.id = w.product_id AND p.stock >= w.quantity
+            """, [lines.map(\.productId), lines.map(\.quantity)]
+        ).affectedRows == lines.count
     }
 
-    /// Gives `quantity` back to a product's stock.
-    package func returnStock(_ productId: UUID, quantity: Int, on db: PostgresConnection) async throws {
-        try await db.query("UPDATE products SET stock = stock + $2, version = version + 1, updated_at = now() WHERE id = $1", [productId, quantity])
+    /// Gives each line's quantity back to its product's stock, in one statement (lines of one
+    /// product are summed first: an `UPDATE … FROM` changes a row once however many rows join it).
+    package func returnStock(_ lines: [OrderLine], on db: PostgresConnection) async throws {
+        guard !lines.isEmpty else { return }
+        try await db.query(
+            """
+            UPDATE products p SET stock = p.stock + r.quantity, version = p.version + 1, updated_at = now()
+            FROM (SELECT product_id, sum(quantity) AS quantity FROM unnest($1::uuid[], $2::int8[]) AS l(product_id, quantity) GROUP BY product_id) AS r
+            WHERE p.id = r.product_id
+            """, [lines.map(\.productId), lines.map(\.quantity)])
     }
 
     // MARK: Categories

@@ -2,106 +2,68 @@ import Foundation
 import Postgres
 import Units
 
-/// `Idempotency-Key` claims: `idempotency_keys`, scoped per user, kept 24 hours.
+/// `Idempotency-Key`s: `idempotency_keys`, scoped per user, kept 24 hours.
 ///
-/// A key is claimed (IN_FLIGHT) in its own short statement, so a concurrent request with
-/// the same key sees it at once; the response is stored in the same transaction as the order,
-/// so "order exists" and "response stored" can never disagree. Each claim carries a token,
-/// and only the request holding it completes or releases the key: a claim older than
-/// ``abandonedAfterSeconds`` is taken to belong to a crashed request and may be taken over
-/// with a new token, and if the original was only slow, its completion finds no claim of its
-/// own and its transaction (with the order) rolls back.
+/// A key is decided inside the transaction that places the order: ``lookUp(userId:key:requestHash:on:)``
+/// takes a transaction-scoped advisory lock on the (user, key) pair without waiting, so a
+/// concurrent request with the same key is told at once that the first is in flight; the
+/// response is stored with ``record(userId:key:requestHash:status:body:on:)`` in that same
+/// transaction, so "order exists" and "response stored" can never disagree. A request that
+/// fails or dies rolls back and its lock ends with its transaction: nothing is left to
+/// release, and no key is ever left in flight.
 package struct IdempotencyStore: Sendable {
-    /// A claim held by one request.
-    package struct Token: Sendable, Hashable {
-        package let userId: UUID
-        package let key: String
-        package let value: UUID
-    }
-
-    /// What claiming a key found.
-    package enum Claim: Sendable {
-        /// This request owns the key and must complete or release it.
-        case acquired(Token)
+    /// What the key's row says for this request.
+    package enum Lookup: Sendable {
+        /// Not used yet (or expired): this transaction places the request and records it.
+        case fresh
         /// Finished before: answer with the stored response.
         case replay(status: Int, body: String)
         /// The key was used with another request body.
         case mismatch
-        /// The first request with this key is still running.
+        /// Another transaction is placing a request with this key right now.
         case inFlight
     }
 
-    /// The claim was taken over by a later request with the same key.
-    package struct ClaimLost: Error, CustomStringConvertible {
-        package var description: String { "the Idempotency-Key claim was taken over by a later request" }
-    }
-
-    /// An IN_FLIGHT claim older than this is taken to belong to a crashed request.
+    /// An IN_FLIGHT row (written by a version that claimed keys outside the placement's
+    /// transaction) older than this belongs to a request that is gone.
     package static let abandonedAfterSeconds = 60
 
     /// Creates the store.
     package init() {}
 
-    /// Claims `key` for `userId`'s request with body hash `requestHash`.
-    package func claim(userId: UUID, key: String, requestHash: String, on pool: PostgresPool) async throws -> Claim {
-        for _ in 0..<2 {
-            let token = Token(userId: userId, key: key, value: UUID())
-            let inserted = try await pool.query(
-                """
-                INSERT INTO idempotency_keys (user_id, key, request_hash, status, claim_token, expires_at)
-                VALUES ($1, $2, $3, 'IN_FLIGHT', $4, now() + interval '24 hours') ON CONFLICT DO NOTHING
-                """, [userId, key, requestHash, token.value])
-            if inserted.affectedRows == 1 { return .acquired(token) }
-            guard
-                let row = try await pool.query(
-                    """
-                    SELECT request_hash, status, response_status, response_body::text AS body, expires_at < now() AS expired,
-                           created_at < now() - make_interval(secs => $3) AS abandoned
-                    FROM idempotency_keys WHERE user_id = $1 AND key = $2
-                    """, [userId, key, Self.abandonedAfterSeconds]
-                ).first
-            else { continue }  // deleted meanwhile: try the insert again
-            if try row.decode(Bool.self, "expired") {
-                try await pool.query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at < now()", [userId, key])
-                continue
-            }
-            guard try row.decode(String.self, "request_hash") == requestHash else { return .mismatch }
-            if try row.decode(String.self, "status") == "COMPLETED" {
-                return .replay(status: try row.decode(Int.self, "response_status"), body: try row.decode(String.self, "body"))
-            }
-            if try row.decode(Bool.self, "abandoned") {
-                // A new token: whatever the abandoned request still does can no longer touch the key.
-                let taken = try await pool.query(
-                    """
-                    UPDATE idempotency_keys SET created_at = now(), claim_token = $4 WHERE user_id = $1 AND key = $2 AND status = 'IN_FLIGHT'
-                      AND created_at < now() - make_interval(secs => $3)
-                    """, [userId, key, Self.abandonedAfterSeconds, token.value])
-                if taken.affectedRows == 1 { return .acquired(token) }
-            }
-            return .inFlight
-        }
-        return .inFlight
-    }
-
-    /// Stores the response in the caller's transaction; returns the body as stored (jsonb
-    /// normalises it), so the first answer and every replay are byte-identical. Throws
-    /// ``ClaimLost`` when the claim is no longer this request's, which rolls the caller's
-    /// transaction back.
-    package func complete(_ token: Token, status: Int, body: Data, on db: PostgresConnection) async throws -> String {
-        let rows = try await db.query(
+    /// In the caller's transaction: locks the (user, key) pair for the rest of it if no other
+    /// transaction holds it (else ``Lookup/inFlight``), then reads the key. One round trip.
+    package func lookUp(userId: UUID, key: String, requestHash: String, on db: PostgresConnection) async throws -> Lookup {
+        let row = try await db.query(
             """
-            UPDATE idempotency_keys SET status = 'COMPLETED', response_status = $4, response_body = $5
-            WHERE user_id = $1 AND key = $2 AND claim_token = $3 AND status = 'IN_FLIGHT' RETURNING response_body::text AS body
-            """, [token.userId, token.key, token.value, status, PostgresJSON(data: body)])
-        guard let row = rows.first else { throw ClaimLost() }
-        return try row.decode(String.self, "body")
+            SELECT pg_try_advisory_xact_lock(hashtext('idempotency:' || $1::text), hashtext($2)) AS locked,
+                   k.request_hash, k.status, k.response_status, k.response_body::text AS body,
+                   k.expires_at < now() AS expired, k.created_at < now() - make_interval(secs => $3) AS abandoned
+            FROM (SELECT 1) AS one LEFT JOIN idempotency_keys k ON k.user_id = $1 AND k.key = $2
+            """, [userId, key, Self.abandonedAfterSeconds])[0]
+        guard try row.decode(Bool.self, "locked") else { return .inFlight }
+        guard let storedHash = try row.decode(String?.self, "request_hash") else { return .fresh }
+        let completed = try row.decode(String.self, "status") == "COMPLETED"
+        // An expired key, or an IN_FLIGHT row of a request that is gone, is used afresh.
+        if try row.decode(Bool.self, "expired") || (!completed && row.decode(Bool.self, "abandoned")) {
+            try await db.query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2", [userId, key])
+            return .fresh
+        }
+        guard storedHash == requestHash else { return .mismatch }
+        guard completed else { return .inFlight }
+        return .replay(status: try row.decode(Int.self, "response_status"), body: try row.decode(String.self, "body"))
     }
 
-    /// Deletes the claim if it is still this token's and still in flight.
-    package func release(_ token: Token, on pool: PostgresPool) async throws {
-        try await pool.query(
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND claim_token = $3 AND status = 'IN_FLIGHT'",
-            [token.userId, token.key, token.value])
+    /// Stores the response for a key found ``Lookup/fresh``, in the caller's transaction (the
+    /// one holding the key's lock); returns the body as stored (jsonb normalises it), so the
+    /// first answer and every replay are byte-identical.
+    package func record(userId: UUID, key: String, requestHash: String, status: Int, body: Data, on db: PostgresConnection) async throws -> String {
+        try await db.query(
+            """
+            INSERT INTO idempotency_keys (user_id, key, request_hash, status, response_status, response_body, expires_at)
+            VALUES ($1, $2, $3, 'COMPLETED', $4, $5, now() + interval '24 hours') RETURNING response_body::text AS body
+            """, [userId, key, requestHash, status, PostgresJSON(data: body)]
+        )[0].decode(String.self, "body")
     }
 
     /// Deletes, at most `batch`, keys expired longer than `age` ago.
@@ -114,7 +76,8 @@ package struct IdempotencyStore: Sendable {
         ).affectedRows
     }
 
-    /// Deletes, at most `batch`, claims left IN_FLIGHT longer than `age` (their request crashed).
+    /// Deletes, at most `batch`, IN_FLIGHT rows older than `age`: claims written by versions
+    /// that claimed keys outside the placement transaction, whose request then crashed.
     package func pruneAbandoned(olderThan age: Duration, batch: Int, on db: PostgresConnection) async throws -> Int {
         try await db.query(
             """

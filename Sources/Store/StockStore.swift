@@ -3,7 +3,7 @@ import Foundation
 import Postgres
 
 /// Stock reservations: `stock_reservations`, one row per order line reserved. The stock
-/// levels themselves are the catalog's (``CatalogStore/takeStock(_:quantity:on:)``).
+/// levels themselves are the catalog's (``CatalogStore/takeStock(_:on:)``).
 package struct StockStore: Sendable {
     /// Creates the store.
     package init() {}
@@ -13,11 +13,13 @@ package struct StockStore: Sendable {
         try await db.query("SELECT count(*) AS n FROM stock_reservations WHERE order_id = $1 AND status = 'RESERVED'", [orderId])[0].decode(Int.self, "n") > 0
     }
 
-    /// Records that `quantity` of a product is reserved for the order.
-    package func reserve(_ orderId: UUID, productId: UUID, quantity: Int, on db: PostgresConnection) async throws {
+    /// Records, in one statement, that each line's quantity is reserved for the order.
+    package func reserve(_ orderId: UUID, lines: [OrderLine], on db: PostgresConnection) async throws {
         try await db.query(
-            "INSERT INTO stock_reservations (id, order_id, product_id, quantity, status) VALUES ($1, $2, $3, $4, 'RESERVED')",
-            [UUID(), orderId, productId, quantity])
+            """
+            INSERT INTO stock_reservations (id, order_id, product_id, quantity, status)
+            SELECT gen_random_uuid(), $1, product_id, quantity, 'RESERVED' FROM unnest($2::uuid[], $3::int8[]) AS l(product_id, quantity)
+            """, [orderId, lines.map(\.productId), lines.map(\.quantity)])
     }
 
     /// Marks the order's reservations committed (it was paid).

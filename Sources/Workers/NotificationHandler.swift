@@ -8,6 +8,9 @@ import Store
 /// from templates. One notification per event and channel.
 package struct NotificationHandler: EventHandler {
     package static var role: WorkerRole { .notification }
+    /// One message per transaction: each calls the mail relay, and a failed batch's redo would
+    /// call it again for the healthy messages.
+    package static var batches: Bool { false }
     let channel: any NotificationChannel
     let templates: NotificationTemplates
     private let orders = OrderStore()

@@ -18,6 +18,9 @@ import Store
 /// row, so a refund happens once.
 package struct PaymentHandler: EventHandler {
     package static var role: WorkerRole { .payment }
+    /// One message per transaction: each calls the payment provider, and a failed batch's redo would
+    /// call it again for the healthy messages.
+    package static var batches: Bool { false }
     let provider: any PaymentProvider
     private let payments = PaymentStore()
     private let orders = OrderStore()

@@ -59,12 +59,11 @@ package struct StockHandler: EventHandler {
         case .short(let productId):
             return try answer(.stockRejected, short: productId)
         case .take(let lines):
-            for line in lines {
-                guard try await catalog.takeStock(line.productId, quantity: line.quantity, on: db) else {
-                    throw TransientFailure("stock of \(line.productId) changed under its lock")
-                }
-                try await reservations.reserve(placed.orderId, productId: line.productId, quantity: line.quantity, on: db)
+            // The conditional update is the final no-oversell check; under the locks it holds.
+            guard try await catalog.takeStock(lines, on: db) else {
+                throw TransientFailure("the stock of order \(placed.orderId)'s products changed under their locks")
             }
+            try await reservations.reserve(placed.orderId, lines: lines, on: db)
             return try answer(.stockReserved)
         }
     }
@@ -72,9 +71,6 @@ package struct StockHandler: EventHandler {
     /// Releases reserved or committed stock; the conditional update makes a second release
     /// (a redelivery, a duplicate event) find nothing to give back.
     private func release(_ orderId: UUID, _ db: PostgresConnection) async throws {
-        let returned = try await reservations.release(orderId, on: db)
-        for line in returned.sorted(by: { $0.productId.uuidString < $1.productId.uuidString }) {
-            try await catalog.returnStock(line.productId, quantity: line.quantity, on: db)
-        }
+        try await catalog.returnStock(try await reservations.release(orderId, on: db), on: db)
     }
 }

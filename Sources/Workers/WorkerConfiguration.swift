@@ -43,18 +43,20 @@ package struct WorkerConfiguration: Sendable {
     /// `WORKER_PREFETCH` (default twice the batch size): most messages unacknowledged per
     /// worker process, so the next batch is waiting while one commits.
     package var prefetch: UInt16?
-    /// `WORKER_BATCH_SIZE` (default 32): most messages applied in one transaction. Batches
-    /// form only from messages already waiting; 1 turns batching off.
+    /// `WORKER_BATCH_SIZE` (default 32): most messages the stock and order workers apply in
+    /// one transaction. Batches form only from messages already waiting; 1 turns batching
+    /// off. The payment and notification workers never batch (their handlers call out).
     package var batchSize = 32
-    /// `WORKER_CONCURRENCY` (default 2; the payment worker 6, because its charges wait on the
-    /// provider): batches in flight at once per process.
+    /// `WORKER_CONCURRENCY` (default 2 for the stock and order workers, 6 for the payment and
+    /// notification workers, whose messages wait on the provider or the mail relay): batches
+    /// (or single messages) in flight at once per process.
     package var concurrency: Int?
 
     /// The prefetch in effect: `WORKER_PREFETCH`, or twice the batch size.
     package var effectivePrefetch: UInt16 { prefetch ?? UInt16(min(Int(UInt16.max), 2 * batchSize)) }
 
     /// The batches in flight for `role`: `WORKER_CONCURRENCY`, or the role's default.
-    package func effectiveConcurrency(for role: WorkerRole) -> Int { concurrency ?? (role == .payment ? 6 : 2) }
+    package func effectiveConcurrency(for role: WorkerRole) -> Int { concurrency ?? ([.payment, .notification].contains(role) ? 6 : 2) }
     /// `PAYMENT_PROVIDER_LATENCY_MS` (default 0): the fake provider's delay per call.
     package var providerLatency: Duration = .zero
     /// `WORKER_DRAIN_TIMEOUT_MS` (default 10000): how long SIGTERM waits for in-flight messages.

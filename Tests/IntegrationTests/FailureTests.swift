@@ -332,6 +332,10 @@ struct FailureTests {
             }
             let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 30)
             for role in WorkerRole.allCases { try workers.start(role) }
+            // Signalled before its signal handlers are installed (a slow start on a loaded
+            // machine), a worker dies of SIGTERM (status 15) instead of draining: wait until
+            // each is consuming.
+            try await workers.awaitReady(WorkerRole.allCases.map { ($0, 1) })
             let placing = Task {
                 try await withThrowingTaskGroup(of: UUID.self) { group in
                     for (index, token) in tokens.enumerated() {
