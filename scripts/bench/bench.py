@@ -72,14 +72,17 @@ class Database:
 
 
 def proc_cpu(pid):
-    """(comm, user + system CPU seconds) of a process, or None once it is gone."""
+    """(comm, CPU seconds) of a process, or None once it is gone: its own user + system time
+    plus that of its children it has reaped. PostgreSQL's backends exit when their client
+    disconnects (pgbench's, at the end of its run) and are reaped by the postmaster, so their
+    CPU is found there after they are gone instead of being missed."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             text = f.read()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
-    return text[text.index("(") + 1:text.rindex(")")], (int(fields[11]) + int(fields[12])) / TICKS
+    return text[text.index("(") + 1:text.rindex(")")], sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
 
 
 def peak_rss(pid):
@@ -226,6 +229,26 @@ def statement_stats(db):
     return stats
 
 
+def database_counters(db):
+    """Commits of the bench database and the cluster's WAL (bytes written, fsyncs)."""
+    try:
+        commits = int(db.value("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))
+        wal_bytes, wal_syncs = db.query("SELECT wal_bytes::int8, wal_sync FROM pg_stat_wal").strip().split("|")
+        return {"commits": commits, "wal_bytes": int(wal_bytes), "wal_syncs": int(wal_syncs)}
+    except (SystemExit, ValueError):
+        return None
+
+
+def per_order(before, after, cpu, orders):
+    """What one confirmed order cost during a phase: CPU by component, commits, WAL."""
+    figures = {"orders": orders, "cpu_ms": {k: round(v * 1000 / orders, 2) for k, v in cpu["cpu_seconds"].items()}}
+    figures["cpu_ms_total"] = round(sum(figures["cpu_ms"].values()), 2)
+    if before and after:
+        for key in ("commits", "wal_bytes", "wal_syncs"):
+            figures[key] = round((after[key] - before[key]) / orders, 2)
+    return figures
+
+
 def statement_profile(before, after, orders):
     """The statements that took the server's time during a phase, per order."""
     if before is None or after is None:
@@ -365,6 +388,18 @@ def render(results):
     met = e2e["end_to_end_throughput"] >= 500 and e2e["not_terminal"] == 0 and e2e["errors"] == 0 and e2e["duration_seconds"] >= 59
     verdict("End to end ≥ 500 orders/s for 60 s, all terminal", met,
             f"{e2e['end_to_end_throughput']:.0f}/s, {e2e['not_terminal']} not terminal, {e2e['errors']} errors", "≥ 500/s, 0 open")
+    cost = results.get("per_confirmed_order")
+    if cost:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in cost["cpu_ms"].items())
+        add(f"      per confirmed order: {cost['cpu_ms_total']:.2f} ms of CPU ({parts} ms)")
+        floor = results["cpu"].get("(a) pgbench")
+        if floor and a["tps"] > 0:
+            floor_ms = sum(floor["cpu_seconds"].values()) * 1000 / (a["tps"] * a["seconds"])
+            add(f"      = {cost['cpu_ms_total'] / floor_ms:.0f} x the CPU of one pgbench order transaction ({floor_ms:.2f} ms, PostgreSQL and pgbench)")
+        if "commits" in cost:
+            add(f"      and {cost['commits']:.1f} commits, {cost['wal_bytes'] / 1024:.1f} KiB of WAL, {cost['wal_syncs']:.2f} WAL fsyncs"
+                f" (pgbench's order transaction: 1 commit)")
+        verdict("CPU per confirmed order ≤ 4 ms", cost["cpu_ms_total"] <= 4, f"{cost['cpu_ms_total']:.2f} ms", "≤ 4 ms")
     base = scaling[0]["per_second"]
     add(f"  (f) payment workers, provider {results['provider_latency_ms']} ms, prefetch {results['payment_prefetch']} per replica, backlog drained:")
     for s in scaling:
@@ -531,11 +566,18 @@ def main():
         messages_before = int(db.value("SELECT count(*) FROM outbox"))
         orders_before = int(db.value("SELECT count(*) FROM orders"))
         statements_before = statement_stats(db)
+        # Stats reach pg_stat_database when a backend goes idle; wait for the last phase's.
+        time.sleep(1)
+        counters_before = database_counters(db)
         accounting.start()
         results["end_to_end"] = emporium_bench(env, url, "--rate", e2e_rate, "--duration", e2e_seconds, "--customers", 400, "--settle-timeout", 300)
         results["cpu"][f"(e) end to end at {e2e_rate:.0f}/s"] = accounting.stop()
         log("    CPU: " + cpu_line(results["cpu"][f"(e) end to end at {e2e_rate:.0f}/s"]))
         memory = stack.peak_rss()
+        time.sleep(1)
+        results["per_confirmed_order"] = per_order(
+            counters_before, database_counters(db), results["cpu"][f"(e) end to end at {e2e_rate:.0f}/s"],
+            max(1, results["end_to_end"]["confirmed"]))
         results["statements"] = statement_profile(statements_before, statement_stats(db), max(1, results["end_to_end"]["placed"]))
         orders = int(db.value("SELECT count(*) FROM orders")) - orders_before
         results["messages_per_order"] = (int(db.value("SELECT count(*) FROM outbox")) - messages_before) / max(1, orders)
@@ -560,6 +602,9 @@ def main():
         run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False)
         admin.query(f"DROP DATABASE IF EXISTS {bench_db_name} WITH (FORCE)")
 
+    # Every run's raw figures, written or not, for `--render` and for comparing runs.
+    with open(os.path.join(LOGS, "last-run.json"), "w") as f:
+        json.dump(results, f, indent=2)
     text, verdicts = render(results)
     print(text)
     if not options.no_write and not quick:
