@@ -229,6 +229,22 @@ def statement_stats(db):
     return stats
 
 
+def drop_database(admin, name, required):
+    """Drops the bench database. `WITH (FORCE)` ends the sessions on it, but not an autovacuum
+    worker the bench user may not signal (after a heavy phase one is often still at work):
+    retried for a while; at the end of a run a leftover database only warns (the next run
+    drops it first)."""
+    for _ in range(30):
+        dropped = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", admin.url, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                                 capture_output=True, text=True)
+        if dropped.returncode == 0:
+            return
+        time.sleep(1)
+    if required:
+        fail(f"cannot drop the database {name}")
+    log(f"warning: the database {name} could not be dropped; the next run drops it")
+
+
 def database_counters(db):
     """Commits of the bench database and the cluster's WAL (bytes written, fsyncs)."""
     try:
@@ -489,7 +505,7 @@ def main():
     vhost = f"emporium-bench-{os.getpid()}"
     rabbitmqctl = os.path.join(ROOT, "scripts", "rabbitmqctl")
 
-    admin.query(f"DROP DATABASE IF EXISTS {bench_db_name} WITH (FORCE)")
+    drop_database(admin, bench_db_name, required=True)
     admin.query(f"CREATE DATABASE {bench_db_name}")
     # The statement profile needs pg_stat_statements (preloaded by scripts/services.sh),
     # which only a superuser can install: the local `postgres` over the socket.
@@ -600,7 +616,7 @@ def main():
     finally:
         stack.stop_all()
         run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False)
-        admin.query(f"DROP DATABASE IF EXISTS {bench_db_name} WITH (FORCE)")
+        drop_database(admin, bench_db_name, required=False)
 
     # Every run's raw figures, written or not, for `--render` and for comparing runs.
     with open(os.path.join(LOGS, "last-run.json"), "w") as f:
