@@ -92,7 +92,9 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
         // Hummingbird) first: then the relay publishes and marks its last batch while the
         // pool it marks through is still open, and the pool closes after it.
-        services: extraServices + [ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks), OutboxRelay(publisher: outbox)]
+        services: extraServices + [
+            ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks), OutboxRelay(publisher: outbox, grace: configuration.shared.relayGrace),
+        ]
             + (configuration.metricsPort.map { [MetricsListener.application(host: configuration.metricsHost, port: $0, logger: logger)] } ?? []),
         logger: logger)
 }

@@ -35,7 +35,10 @@ package enum OutboxStore {
     }
 
     /// Appends `events`, in order, to the outbox for `exchange` with one statement (a worker's
-    /// batch writes all it emits at once). Returns each with the bytes written.
+    /// batch writes all it emits at once). Returns each with the bytes written. The rows are
+    /// dated when written, just before the batch commits, not when their handler ran: the
+    /// relay's grace counts from `created_at`, and an early message of a long batch would
+    /// otherwise look stale the moment it commits and be published twice.
     @discardableResult
     package static func append(_ events: [EventEnvelope], exchange: String, on db: PostgresConnection) async throws -> [OutboxEvent] {
         if events.count <= 1 {
@@ -47,13 +50,12 @@ package enum OutboxStore {
         try await db.query(
             """
             INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
-            SELECT id, type, $3, type, order_id, payload::jsonb, trace_parent, created_at
-            FROM unnest($1::uuid[], $2::text[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[])
-              AS e(id, type, order_id, payload, trace_parent, created_at)
+            SELECT id, type, $3, type, order_id, payload::jsonb, trace_parent, clock_timestamp()
+            FROM unnest($1::uuid[], $2::text[], $4::uuid[], $5::text[], $6::text[]) AS e(id, type, order_id, payload, trace_parent)
             """,
             [
                 events.map(\.id), events.map(\.type), exchange, events.map(\.orderId),
-                appended.map { String(decoding: $0.body, as: UTF8.self) }, events.map(\.traceparent), events.map(\.occurredAt),
+                appended.map { String(decoding: $0.body, as: UTF8.self) }, events.map(\.traceparent),
             ])
         return appended
     }

@@ -23,6 +23,11 @@ package struct ProcessSettings: Sendable {
     package var names = MessagingNames()
     /// `RETRY_DELAYS_MS`, `RETRY_MAX_ATTEMPTS`, `WORKER_DELIVERY_LIMIT`.
     package var policy = QueuePolicy()
+    /// `OUTBOX_RELAY_GRACE_MS` (default 2000): the relay leaves outbox rows younger than this
+    /// to their writer's after-commit publish. Shorter republishes more events a second time
+    /// (consumers skip them); longer delays recovery after a process died between commit and
+    /// publish.
+    package var relayGrace: Duration = .seconds(2)
 
     /// Where a process's defaults differ.
     package struct Defaults: Sendable {
@@ -67,6 +72,7 @@ package struct ProcessSettings: Sendable {
         if let timeout = try environment.milliseconds("DB_ACQUIRE_TIMEOUT_MS") { settings.acquireTimeout = timeout }
         settings.names = MessagingNames(namespace: environment.string("EMPORIUM_NAMESPACE") ?? "emporium")
         settings.policy = try QueuePolicy.read(environment)
+        if let grace = try environment.milliseconds("OUTBOX_RELAY_GRACE_MS") { settings.relayGrace = grace }
         return settings
     }
 }

@@ -65,7 +65,9 @@ package enum WorkerMain {
         }
         // ServiceGroup shuts services down in reverse order: the worker drains first, while
         // the pools and the publisher it needs are still open.
-        return health + [ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks)] + extra + [OutboxRelay(publisher: outbox), consumer]
+        return health + [ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks)] + extra + [
+            OutboxRelay(publisher: outbox, grace: configuration.shared.relayGrace), consumer,
+        ]
     }
 
     /// The `@main` body of `emporium-<role>-worker`.

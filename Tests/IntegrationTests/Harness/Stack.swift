@@ -65,6 +65,10 @@ struct Stack {
         /// The saga reconciler of the in-process order worker. Tests that count retries and
         /// provider calls exactly must not see a re-drive, so it waits ten minutes here unless
         /// a test (the reconciler's own) shortens it.
+        /// The outbox relay's grace (every process of the stack). Tests that count provider
+        /// calls exactly set it long: on a loaded machine an after-commit publish can take
+        /// longer than the default 2 s, and the relay's second copy would call again.
+        var relayGrace: Duration?
         var saga: SagaReconciler.Settings = {
             var settings = SagaReconciler.Settings()
             settings.stall = .seconds(600)
@@ -87,6 +91,7 @@ struct Stack {
             apiConfig.port = 0
             apiConfig.names = names
             apiConfig.policy = options.policy
+            if let grace = options.relayGrace { apiConfig.shared.relayGrace = grace }
             apiConfig.rateLimitPerSecond = options.rateLimit.perSecond
             apiConfig.rateLimitBurst = options.rateLimit.burst
             apiConfig.corsAllowedOrigins = ["https://shop.example"]
@@ -139,6 +144,7 @@ struct Stack {
             config.manualPaymentTimeout = options.manualPaymentTimeout ?? options.paymentTimeout
             config.sweeperInterval = .milliseconds(200)
             config.saga = options.saga
+            if let grace = options.relayGrace { config.shared.relayGrace = grace }
             for role in WorkerRole.allCases where !options.excludedRoles.contains(role) {
                 services += try WorkerMain.services(role: role, configuration: config, logger: logger)
             }
