@@ -21,6 +21,12 @@ extension Worker {
     /// several. If that transaction fails, every message of it is redone on its own, so a
     /// poison message is retried or dead-lettered alone and the others succeed.
     func processBatch(_ deliveries: [AMQPDelivery], consumer: AMQPConsumer, router: FailureRouter) async {
+        // One delivery (always so for a role that does not batch): nothing to share, and
+        // `process` decodes it itself; decoding it here first would be done twice.
+        guard deliveries.count > 1 else {
+            for delivery in deliveries { await process(delivery, consumer: consumer, router: router) }
+            return
+        }
         var batch: [DecodedDelivery<Handler.Input>] = []
         for delivery in deliveries {
             guard !delivery.redelivered, let decoded = decode(delivery) else {

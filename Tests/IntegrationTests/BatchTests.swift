@@ -95,7 +95,9 @@ struct BatchTests {
             while try await placementsApplied(stack) < 40, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(2))
             }
+            let appliedAtKill = try await placementsApplied(stack)
             crashing.kill9(.stock)
+            try #require(appliedAtKill >= 40, "the stock worker applied only \(appliedAtKill) placements within 60 s")
             let handledBeforeCrash = try await placementsApplied(stack)
             #expect(handledBeforeCrash < 200, "the backlog was finished before the kill; the test proves nothing")
             #expect(try await largestBatch(stack, .stock) > 1, "the stock worker applied no batch before the kill")
