@@ -75,10 +75,21 @@ let sourceTargets: [Target] =
             name: "HTTPCommon",
             dependencies: ["Observability", .product(name: "Hummingbird", package: "hummingbird")]
         ),
+        // Payment providers: the fake and Stripe (over AsyncHTTPClient), behind one protocol the
+        // payment worker and the API's client-confirmed payments call.
+        .target(
+            name: "Payments",
+            dependencies: [
+                "Domain", "Messaging", "Postgres", "Store", "Settings", "Units",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "Workers",
             dependencies: [
-                "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings",
+                "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings", "Payments",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,7 +115,7 @@ let sourceTargets: [Target] =
         .target(
             name: "API",
             dependencies: [
-                "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings",
+                "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings", "Payments",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -141,7 +152,7 @@ let testTargets: [Target] = [
     .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
     .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "Store", "TestSupport"]),
     // The handlers against a migrated database, without a broker.
-    .testTarget(name: "WorkersTests", dependencies: ["Workers", "Messaging", "Store", "Domain", "Postgres", "TestSupport"]),
+    .testTarget(name: "WorkersTests", dependencies: ["Workers", "Payments", "Messaging", "Store", "Domain", "Postgres", "TestSupport"]),
     .testTarget(
         name: "APITests",
         dependencies: [
@@ -152,7 +163,7 @@ let testTargets: [Target] = [
     .testTarget(
         name: "IntegrationTests",
         dependencies: [
-            "API", "Workers", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain", "Store", "Observability", "Settings",
+            "API", "Workers", "Payments", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain", "Store", "Observability", "Settings",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -187,6 +198,7 @@ let package = Package(
         // OTLP over HTTP only: the gRPC exporter would add minutes to every build.
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: sourceTargets + testTargets,

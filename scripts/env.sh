@@ -20,6 +20,11 @@ AMQP_USER="${AMQP_USER:-emporium}"
 AMQP_PASSWORD="${AMQP_PASSWORD:-emporium}"
 RABBIT_HOME="$LOCAL/rabbitmq"
 
+# localstripe, the Stripe emulator the Stripe adapter's tests run against (loopback only).
+LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
+LOCALSTRIPE_VERSION=1.15.10
+export LOCALSTRIPE_URL="${LOCALSTRIPE_URL:-http://127.0.0.1:$LOCALSTRIPE_PORT}"
+
 export DATABASE_URL="${DATABASE_URL:-postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}"
 export AMQP_URL="${AMQP_URL:-amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$AMQP_PORT/%2F}"
 

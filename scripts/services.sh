@@ -86,8 +86,35 @@ CONF
   fi
 }
 
+localstripe_answers() { curl -s -o /dev/null -m 2 "$LOCALSTRIPE_URL/v1/customers" -u sk_test_probe: 2>/dev/null; }
+
+# localstripe (PyPI, pinned) in its own virtualenv under .local/, started on loopback.
+start_localstripe() {
+  if localstripe_answers; then
+    echo "services: localstripe already answers at $LOCALSTRIPE_URL"
+    return
+  fi
+  local venv="$LOCAL/localstripe"
+  if ! "$venv/bin/python" -c "import localstripe" 2>/dev/null; then
+    echo "services: installing localstripe $LOCALSTRIPE_VERSION into $venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+      $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-venv >/dev/null
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check "localstripe==$LOCALSTRIPE_VERSION"
+  fi
+  nohup "$venv/bin/python" "$ROOT/scripts/run-localstripe.py" "$LOCALSTRIPE_PORT" >"$LOCAL/localstripe.log" 2>&1 &
+  echo $! > "$LOCAL/localstripe.pid"
+  for _ in $(seq 1 100); do localstripe_answers && { echo "services: localstripe answers at $LOCALSTRIPE_URL"; return; }; sleep 0.2; done
+  echo "services: localstripe did not start; see $LOCAL/localstripe.log" >&2
+  exit 1
+}
+
 install_missing_packages
 start_postgres
 start_rabbitmq
+start_localstripe
 echo "services: DATABASE_URL=$DATABASE_URL"
 echo "services: AMQP_URL=$AMQP_URL"
+echo "services: LOCALSTRIPE_URL=$LOCALSTRIPE_URL"

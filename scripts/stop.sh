@@ -14,3 +14,7 @@ fi
 if [ -f "$RABBITMQ_PID_FILE" ]; then
   rabbitmqctl_local -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 && echo "stop: RabbitMQ stopped"
 fi
+if [ -f "$LOCAL/localstripe.pid" ]; then
+  kill "$(cat "$LOCAL/localstripe.pid")" 2>/dev/null && echo "stop: localstripe stopped"
+  rm -f "$LOCAL/localstripe.pid"
+fi

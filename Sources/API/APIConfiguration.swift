@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import Logging
 import Messaging
+import Payments
 import Postgres
 import Settings
 
@@ -93,6 +94,10 @@ package struct APIConfiguration: Sendable {
     package var cartIdleExpiry: Duration = .seconds(72 * 3_600)
     /// Origins allowed by CORS (`CORS_ALLOWED_ORIGINS`, comma-separated; default none).
     package var corsAllowedOrigins: Set<String> = []
+    /// The payment provider (`PAYMENT_PROVIDER`, `PAYMENT_CAPTURE`, `STRIPE_*`, see
+    /// ``PaymentSettings``): the API opens client-confirmed payments with it and checks its
+    /// webhooks' signatures.
+    package var payments = PaymentSettings()
 
     /// Values of `JWT_SECRET` published in this repository or its documentation: a secret
     /// anyone can read signs nothing.
@@ -143,6 +148,7 @@ package struct APIConfiguration: Sendable {
         }
         if let origins = env.list("CORS_ALLOWED_ORIGINS") { config.corsAllowedOrigins = Set(origins) }
         if let cost = try env.int("BCRYPT_COST", in: 4...16) { config.bcryptCost = UInt8(cost) }
+        config.payments = try PaymentSettings.read(env)
         return config
     }
 

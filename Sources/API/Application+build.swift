@@ -4,9 +4,11 @@ import Hummingbird
 import HummingbirdBcrypt
 import Logging
 import Messaging
+import Payments
 import Postgres
 import ServiceLifecycle
 import Settings
+import Store
 
 /// Builds the API application: routes, the database pool, the event publisher, the outbox
 /// relay and their lifecycle. The `emporium-api` executable only calls this and runs it,
@@ -74,7 +76,22 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser
     )
     .register(on: authenticated)
-    PaymentsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
+    let provider: any PaymentProvider =
+        if let stripe = configuration.payments.stripe {
+            StripePaymentProvider(client: StripeClient(settings: stripe), captureMode: configuration.payments.capture, objects: ProviderObjectStore(pool: pool))
+        } else {
+            FakePaymentProvider(ledger: pool)
+        }
+    PaymentsController(pool: pool, outbox: outbox, names: configuration.names, provider: provider).register(on: authenticated)
+    RefundsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
+    if let stripe = configuration.payments.stripe, (stripe.webhookSecret ?? "").isEmpty {
+        throw ConfigurationError("PAYMENT_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET (the signing secret of the endpoint registered with Stripe)")
+    }
+    StripeWebhookController(
+        pool: pool, outbox: outbox, names: configuration.names, secret: configuration.payments.stripe?.webhookSecret,
+        tolerance: configuration.payments.stripe?.webhookTolerance ?? .seconds(300)
+    )
+    .register(on: api)
     UsersController(pool: pool, accounts: accounts).register(on: authenticated)
     let document = try APIContract.bundled()
     OpenAPIController(document: document).register(on: router)

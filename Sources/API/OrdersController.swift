@@ -24,6 +24,7 @@ struct OrdersController: Sendable {
     let maxUnpaidOrders: Int
     private let orders = OrderStore()
     private let idempotency = IdempotencyStore()
+    private let payments = PaymentStore()
 
     init(
         pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, pricing: Pricing, cartExpiry: Duration, maxUnpaidOrders: Int
@@ -95,6 +96,14 @@ struct OrdersController: Sendable {
     ) async throws {
         let event = try await pool.withTransaction { db -> EventEnvelope in
             guard let order = try await orders.ownerAndTrace(id, owner: owner, on: db) else { throw APIError.notFound("order") }
+            if target == .cancelled {
+                // Locked first, so a refund request of the same order waits or is waited for:
+                // a cancellation refunds everything and must not meet a partial refund.
+                _ = try await orders.status(of: id, lock: true, on: db)
+                guard try await payments.refunds(ofOrder: id, on: db).isEmpty else {
+                    throw APIError.conflict("the order has refunds; refund the rest instead of cancelling")
+                }
+            }
             guard try await orders.transition(id, to: target, reason: reason, on: db) != nil else { throw APIError.conflict(refused) }
             let event = try EventEnvelope(
                 type: eventType, orderId: id, payload: OrderOutcome(orderId: id, userId: order.userId, reason: reason?.rawValue),

@@ -2,15 +2,22 @@ import Domain
 import Foundation
 import Hummingbird
 import Messaging
+import Payments
 import Postgres
 import Store
 
-/// Manual payments (`payments/intent`, `payments/confirm`) and the caller's payment history.
-/// The rows are ``PaymentStore``'s, the same store the payment worker writes through.
+/// Client-confirmed payments (`payments/intent`, and with the fake provider
+/// `payments/confirm`) and the caller's payment history. The rows are ``PaymentStore``'s, the
+/// same store the payment worker writes through.
+///
+/// With Stripe, the intent is a PaymentIntent whose `client_secret` the customer's browser
+/// confirms with Stripe.js (3-D Secure included); the order advances when Stripe's webhook says
+/// the payment succeeded, never on the client's word.
 struct PaymentsController: Sendable {
     let pool: PostgresPool
     let outbox: OutboxPublisher
     let names: MessagingNames
+    let provider: any PaymentProvider
     private let payments = PaymentStore()
     private let orders = OrderStore()
 
@@ -28,7 +35,11 @@ struct PaymentsController: Sendable {
         let orderId: UUID
         let amountCents: Int
         let currency: String
-        let status: String
+        var status: String
+        /// Which provider the payment goes through: `fake` or `stripe`.
+        var provider: String? = nil
+        /// Stripe's PaymentIntent client secret, for Stripe.js in the customer's browser.
+        var clientSecret: String? = nil
     }
 
     func register(on group: RouterGroup<AppRequestContext>) {
@@ -55,10 +66,24 @@ struct PaymentsController: Sendable {
         let status = try await payments.openManual(
             PaymentStore.NewPayment(
                 id: paymentId, orderId: input.orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
-                method: PaymentIds.manualMethod, provider: PaymentIds.providerName), on: pool)
-        return IntentBody(
+                method: PaymentIds.manualMethod, provider: provider.name), on: pool)
+        var body = IntentBody(
             paymentId: paymentId, orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
-            status: status == .pending ? "requires_confirmation" : status.rawValue.lowercased())
+            status: status == .pending ? "requires_confirmation" : status.rawValue.lowercased(), provider: provider.name)
+        guard provider.name != PaymentIds.fakeProviderName, status == .pending else { return body }
+        let intent: ClientIntent
+        do {
+            intent = try await provider.openClientIntent(
+                ChargeRequest(
+                    idempotencyKey: paymentId.uuidString.lowercased(), orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
+                    paymentMethod: PaymentIds.manualMethod))
+        } catch is TransientFailure {
+            throw APIError.unavailable("the payment provider is unavailable; retry shortly")
+        }
+        try await payments.setReference(paymentId, to: intent.reference, on: pool)
+        body.status = "requires_payment_method"
+        body.clientSecret = intent.clientSecret
+        return body
     }
 
     /// Confirms a manual payment with a card token: the charge request goes through the
@@ -67,6 +92,9 @@ struct PaymentsController: Sendable {
     private func confirm(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<IntentBody> {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(ConfirmRequest.self, context: context)
+        guard provider.name == PaymentIds.fakeProviderName else {
+            throw APIError.conflict("with \(provider.name), confirm the payment in the browser with the intent's client_secret")
+        }
         let method = input.paymentMethod
         guard FieldRules.isToken(method, extra: "_", max: 64), method != PaymentIds.manualMethod else {
             throw APIError.invalid([("payment_method", "must be a card token such as tok_visa")])

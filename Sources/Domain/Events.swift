@@ -27,6 +27,10 @@ package enum EventType: String, Sendable, CaseIterable, Codable {
     case paymentRefunded = "payment.refunded"
     /// ``OrderOutcome``: a charge arrived for an order that was cancelled meanwhile: give the money back.
     case paymentRefundRequested = "payment.refund_requested"
+    /// ``RefundRequested``: an admin asked for a (partial) refund, recorded as a PENDING refund.
+    case refundRequested = "refund.requested"
+    /// ``ProviderEventReceived``: the payment provider told Emporium something (a verified webhook).
+    case providerEventReceived = "payment.provider_event"
 
     /// The order status this event announces, when emitting it means the order just moved
     /// there (`payment.requested` is sent as the order enters AWAITING_PAYMENT). Logs keep
@@ -39,7 +43,9 @@ package enum EventType: String, Sendable, CaseIterable, Codable {
         case .orderCancelled: .cancelled
         case .orderShipped: .shipped
         case .orderDelivered: .delivered
-        case .stockReserved, .stockRejected, .paymentSucceeded, .paymentFailed, .paymentRefunded, .paymentRefundRequested: nil
+        case .stockReserved, .stockRejected, .paymentSucceeded, .paymentFailed, .paymentRefunded, .paymentRefundRequested, .refundRequested,
+            .providerEventReceived:
+            nil
         }
     }
 }
@@ -130,11 +136,54 @@ package struct PaymentRefunded: Sendable, Codable {
     package var refundId: UUID
     package var amountCents: Int
     package var currency: String
-    package init(orderId: UUID, paymentId: UUID, refundId: UUID, amountCents: Int, currency: String) {
+    /// All refunded of the payment so far, this refund included (absent in events from before
+    /// partial refunds: then the refund was the whole payment).
+    package var refundedCents: Int?
+    /// What was captured.
+    package var capturedCents: Int?
+    /// The lines that go back to stock (the stock worker returns them once).
+    package var restock: [OrderLine]?
+    package init(
+        orderId: UUID, paymentId: UUID, refundId: UUID, amountCents: Int, currency: String, refundedCents: Int? = nil, capturedCents: Int? = nil,
+        restock: [OrderLine]? = nil
+    ) {
         self.orderId = orderId
         self.paymentId = paymentId
         self.refundId = refundId
         self.amountCents = amountCents
         self.currency = currency
+        self.refundedCents = refundedCents
+        self.capturedCents = capturedCents
+        self.restock = restock
+    }
+}
+
+/// `refund.requested`: an admin's refund, recorded as PENDING with its amount and lines.
+package struct RefundRequested: Sendable, Codable {
+    package var orderId: UUID
+    package var refundId: UUID
+    package init(orderId: UUID, refundId: UUID) {
+        self.orderId = orderId
+        self.refundId = refundId
+    }
+}
+
+/// `payment.provider_event`: a webhook from the payment provider, verified and recorded once.
+/// The payment worker does not trust its body beyond the ids: it asks the provider for the
+/// object's state.
+package struct ProviderEventReceived: Sendable, Codable {
+    /// The provider's event id (`evt_…`).
+    package var eventId: String
+    /// The provider's event type, e.g. `payment_intent.succeeded`.
+    package var type: String
+    /// The PaymentIntent the event concerns (`pi_…`), when it names one.
+    package var paymentIntent: String?
+    /// Emporium's order id from the object's metadata, when present.
+    package var orderId: UUID?
+    package init(eventId: String, type: String, paymentIntent: String?, orderId: UUID?) {
+        self.eventId = eventId
+        self.type = type
+        self.paymentIntent = paymentIntent
+        self.orderId = orderId
     }
 }

@@ -12,15 +12,21 @@ package enum OrderStatus: String, Sendable, Codable, CaseIterable {
     case delivered = "DELIVERED"
     /// Stopped; see ``CancellationReason``.
     case cancelled = "CANCELLED"
+    /// Part of the captured amount was refunded; the order may still ship and be delivered.
+    case partiallyRefunded = "PARTIALLY_REFUNDED"
+    /// All of the captured amount was refunded.
+    case refunded = "REFUNDED"
 
     /// The states an order may move to from this one.
     package var allowedNext: Set<OrderStatus> {
         switch self {
         case .pending: [.awaitingPayment, .cancelled]
         case .awaitingPayment: [.confirmed, .cancelled]
-        case .confirmed: [.shipped, .cancelled]
-        case .shipped: [.delivered]
-        case .delivered, .cancelled: []
+        case .confirmed: [.shipped, .cancelled, .partiallyRefunded, .refunded]
+        case .shipped: [.delivered, .partiallyRefunded, .refunded]
+        case .delivered: [.partiallyRefunded, .refunded]
+        case .partiallyRefunded: [.shipped, .delivered, .refunded]
+        case .refunded, .cancelled: []
         }
     }
 
@@ -31,7 +37,16 @@ package enum OrderStatus: String, Sendable, Codable, CaseIterable {
     }
 
     /// Whether the saga is finished with the order (nothing more happens on its own).
-    package var isTerminal: Bool { self == .confirmed || self == .cancelled || self == .shipped || self == .delivered }
+    package var isTerminal: Bool { self != .pending && self != .awaitingPayment }
+
+    /// Whether money was captured for the order and may be refunded in part or whole.
+    package var isRefundable: Bool { [.confirmed, .shipped, .delivered, .partiallyRefunded].contains(self) }
+
+    /// The status an order in a refundable state moves to once `refundedCents` of
+    /// `capturedCents` have been refunded.
+    package static func afterRefund(refundedCents: Int, capturedCents: Int) -> OrderStatus {
+        refundedCents >= capturedCents ? .refunded : .partiallyRefunded
+    }
 }
 
 /// Why an order was cancelled.

@@ -6,10 +6,14 @@ package enum PaymentIds {
     /// The payment method of orders whose client confirms the payment itself.
     package static let manualMethod = "manual"
 
-    /// The name of the payment provider the payment worker charges through, recorded on every
-    /// payment row (also on a manual payment's row, which the API opens before the worker
-    /// charges it). One provider per installation for now: the built-in fake.
-    package static let providerName = "fake"
+    /// The built-in fake provider's name, as recorded on payment rows.
+    package static let fakeProviderName = "fake"
+    /// Stripe's name, as recorded on payment rows.
+    package static let stripeProviderName = "stripe"
+
+    /// The id of a refund: the payment's full refund on cancellation is derived from the
+    /// payment alone (one per payment), any other refund from its request.
+    package static func cancellationRefundId(for paymentId: UUID) -> UUID { derived("refund:\(paymentId.uuidString.lowercased())") }
 
     /// The payment id of an order: a name-based UUID, stable across retries and processes,
     /// and the payment provider's idempotency key.

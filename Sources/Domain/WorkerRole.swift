@@ -31,20 +31,21 @@ extension RoleInput {
 
 /// The stock worker's events: reserve, commit, release.
 package enum StockEvent: RoleInput {
-    case orderPlaced, orderConfirmed, orderCancelled
+    case orderPlaced, orderConfirmed, orderCancelled, paymentRefunded
 
     package var type: EventType {
         switch self {
         case .orderPlaced: .orderPlaced
         case .orderConfirmed: .orderConfirmed
         case .orderCancelled: .orderCancelled
+        case .paymentRefunded: .paymentRefunded
         }
     }
 }
 
 /// The order worker's events: the saga's outcomes it moves orders on.
 package enum OrderEvent: RoleInput {
-    case stockReserved, stockRejected, paymentSucceeded, paymentFailed
+    case stockReserved, stockRejected, paymentSucceeded, paymentFailed, paymentRefunded
 
     package var type: EventType {
         switch self {
@@ -52,19 +53,23 @@ package enum OrderEvent: RoleInput {
         case .stockRejected: .stockRejected
         case .paymentSucceeded: .paymentSucceeded
         case .paymentFailed: .paymentFailed
+        case .paymentRefunded: .paymentRefunded
         }
     }
 }
 
-/// The payment worker's events: charges and refunds.
+/// The payment worker's events: charges, captures, refunds and the provider's webhooks.
 package enum PaymentEvent: RoleInput {
-    case paymentRequested, orderCancelled, paymentRefundRequested
+    case paymentRequested, orderCancelled, paymentRefundRequested, orderShipped, refundRequested, providerEventReceived
 
     package var type: EventType {
         switch self {
         case .paymentRequested: .paymentRequested
         case .orderCancelled: .orderCancelled
         case .paymentRefundRequested: .paymentRefundRequested
+        case .orderShipped: .orderShipped
+        case .refundRequested: .refundRequested
+        case .providerEventReceived: .providerEventReceived
         }
     }
 }

@@ -62,4 +62,54 @@ package struct FakeProviderLedger: Sendable {
                 declineCode: try $0.decode(String?.self, "decline_code"))
         }
     }
+
+    /// The operation with `id`.
+    package func operation(id: UUID) async throws -> Operation? {
+        try await pool.query("SELECT id, outcome, decline_code FROM fake_provider_operations WHERE id = $1", [id]).first.map {
+            Operation(
+                id: try $0.decode(UUID.self, "id"), succeeded: try $0.decode(String.self, "outcome") == "succeeded",
+                declineCode: try $0.decode(String?.self, "decline_code"))
+        }
+    }
+
+    /// A recorded operation with what the reconciler compares.
+    package struct Entry: Sendable {
+        package let id: UUID
+        package let key: String
+        package let orderId: UUID?
+        package let amountCents: Int
+        package let succeeded: Bool
+        package let declineCode: String?
+        package let createdAt: Date
+    }
+
+    private func entry(_ row: PostgresRow) throws -> Entry {
+        Entry(
+            id: try row.decode(UUID.self, "id"), key: try row.decode(String.self, "idempotency_key"), orderId: try row.decode(UUID?.self, "order_id"),
+            amountCents: try row.decode(Int.self, "amount_cents"), succeeded: try row.decode(String.self, "outcome") == "succeeded",
+            declineCode: try row.decode(String?.self, "decline_code"), createdAt: try row.decode(Date.self, "created_at"))
+    }
+    private let columns = "id, idempotency_key, order_id, amount_cents, outcome, decline_code, created_at"
+
+    /// The refunds recorded for the order of the charge `chargeId`.
+    package func refunds(ofCharge chargeId: UUID) async throws -> [Entry] {
+        try await pool.query(
+            """
+            SELECT \(columns) FROM fake_provider_operations WHERE kind = 'refund'
+              AND order_id = (SELECT order_id FROM fake_provider_operations WHERE id = $1)
+            """, [chargeId]
+        ).map(entry)
+    }
+
+    /// Charges recorded since `since`, oldest first, at most `limit`, and the refunds of their orders.
+    package func charges(since: Date, limit: Int) async throws -> (charges: [Entry], refunds: [UUID: [Entry]]) {
+        let charges = try await pool.query(
+            "SELECT \(columns) FROM fake_provider_operations WHERE kind = 'charge' AND created_at >= $1 ORDER BY created_at LIMIT $2", [since, limit]
+        ).map(entry)
+        let orderIds = charges.compactMap(\.orderId)
+        let refunds = try await pool.query(
+            "SELECT \(columns) FROM fake_provider_operations WHERE kind = 'refund' AND order_id = ANY($1::uuid[])", [orderIds]
+        ).map(entry)
+        return (charges, Dictionary(grouping: refunds, by: { $0.orderId ?? UUID() }))
+    }
 }

@@ -71,6 +71,9 @@ package struct OrderStore: Sendable {
         package let currency: String
         package let statusHistory: [HistoryEntry]
         package let createdAt: Date
+        /// Set when the order's money needs an admin: `disputed`, `charge_missing` or
+        /// `authorization_expired`.
+        package var paymentFlag: String? = nil
     }
 
     /// A new order, priced.
@@ -179,10 +182,20 @@ package struct OrderStore: Sendable {
             from: OrderStatus(rawValue: from) ?? .pending)
     }
 
+    /// Flags the order for an admin (`disputed`, `charge_missing`, `authorization_expired`);
+    /// false when it was flagged so already.
+    @discardableResult
+    package func flag(_ orderId: UUID, _ flag: String, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
+            "UPDATE orders SET payment_flag = $2, updated_at = now() WHERE id = $1 AND payment_flag IS DISTINCT FROM $2", [orderId, flag]
+        ).affectedRows == 1
+    }
+
     // MARK: Reading orders
 
     static let columns = """
-        id, order_number, status, cancellation_reason, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, created_at
+        id, order_number, status, cancellation_reason, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, created_at,
+        payment_flag
         """
 
     /// The order with its lines and history; nil when missing or not owned by `owner`
@@ -235,7 +248,8 @@ package struct OrderStore: Sendable {
                 items: items[id] ?? [], subtotalCents: try row.decode(Int.self, "subtotal_cents"), taxCents: try row.decode(Int.self, "tax_cents"),
                 shippingCents: try row.decode(Int.self, "shipping_cents"), totalCents: try row.decode(Int.self, "total_cents"),
                 currency: try row.decode(String.self, "currency"),
-                statusHistory: history[id] ?? [], createdAt: try row.decode(Date.self, "created_at"))
+                statusHistory: history[id] ?? [], createdAt: try row.decode(Date.self, "created_at"),
+                paymentFlag: try row.decode(String?.self, "payment_flag"))
         }
     }
 
@@ -288,6 +302,22 @@ package struct OrderStore: Sendable {
     package func lines(of id: UUID, on db: PostgresConnection) async throws -> [OrderLine] {
         try await db.query("SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id", [id]).map {
             OrderLine(productId: try $0.decode(UUID.self, "product_id"), quantity: try $0.decode(Int.self, "quantity"))
+        }
+    }
+
+    /// A line as a refund prices it: what was paid per unit and how many.
+    package struct PricedLine: Sendable {
+        package let productId: UUID
+        package let quantity: Int
+        package let unitPriceCents: Int
+    }
+
+    /// The priced lines of order `id`.
+    package func pricedLines(of id: UUID, on db: PostgresConnection) async throws -> [PricedLine] {
+        try await db.query("SELECT product_id, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY product_id", [id]).map {
+            PricedLine(
+                productId: try $0.decode(UUID.self, "product_id"), quantity: try $0.decode(Int.self, "quantity"),
+                unitPriceCents: try $0.decode(Int.self, "unit_price_cents"))
         }
     }
 

@@ -18,16 +18,18 @@ package struct PaymentStore: Sendable {
         package let amountCents: Int
         package let currency: String
         package let providerReference: String?
+        /// Refunded so far.
+        package let refundedCents: Int
     }
 
-    static let columns = "id, status, method, failure_reason, amount_cents, currency, provider_reference"
+    static let columns = "id, status, method, failure_reason, amount_cents, currency, provider_reference, refunded_cents"
 
     private func payment(_ row: PostgresRow) throws -> Payment {
         Payment(
             id: try row.decode(UUID.self, "id"), status: PaymentStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
             method: try row.decode(String.self, "method"), failureReason: try row.decode(String?.self, "failure_reason"),
             amountCents: try row.decode(Int.self, "amount_cents"), currency: try row.decode(String.self, "currency"),
-            providerReference: try row.decode(String?.self, "provider_reference"))
+            providerReference: try row.decode(String?.self, "provider_reference"), refundedCents: try row.decode(Int.self, "refunded_cents"))
     }
 
     /// What a new payment row holds.
@@ -68,6 +70,11 @@ package struct PaymentStore: Sendable {
         try await db.query("SELECT \(Self.columns) FROM payments WHERE id = $1 FOR UPDATE", [id]).first.map(payment)
     }
 
+    /// The order of the payment the provider knows as `reference` (a PaymentIntent id).
+    package func orderId(ofReference reference: String, on db: PostgresConnection) async throws -> UUID? {
+        try await db.query("SELECT order_id FROM payments WHERE provider_reference = $1", [reference]).first?.decode(UUID.self, "order_id")
+    }
+
     /// Records a charge.
     package func markSucceeded(_ id: UUID, reference: String, on db: PostgresConnection) async throws {
         try await db.query(
@@ -81,22 +88,212 @@ package struct PaymentStore: Sendable {
             [id, reason, onlyIfPending])
     }
 
-    /// Records the refund of a charged payment (once: one refund per payment) and marks it refunded.
+    /// Records an authorisation held for capture.
+    package func markAuthorized(_ id: UUID, reference: String, on db: PostgresConnection) async throws {
+        try await db.query(
+            "UPDATE payments SET status = 'AUTHORIZED', provider_reference = $2, failure_reason = NULL, updated_at = now() WHERE id = $1", [id, reference])
+    }
+
+    /// Records an authorisation released without capture, with why.
+    package func markVoided(_ id: UUID, reason: String, on db: PostgresConnection) async throws {
+        try await db.query("UPDATE payments SET status = 'VOIDED', failure_reason = $2, updated_at = now() WHERE id = $1", [id, reason])
+    }
+
+    /// The payment's refund totals after a refund was recorded.
+    package struct RefundTotals: Sendable {
+        package let refundedCents: Int
+        package let amountCents: Int
+    }
+
+    /// Records a refund the provider made of a captured payment (a cancelled order's charge, or
+    /// one found at the provider), once per provider reference, and adds it to the payment's
+    /// refunded total; nil when that refund was recorded before.
     package func recordRefund(
-        _ refundId: UUID, of paymentId: UUID, amountCents: Int, currency: String, reference: String, reason: String,
+        _ refundId: UUID, of paymentId: UUID, orderId: UUID, amountCents: Int, currency: String, reference: String, reason: String,
         on db: PostgresConnection
-    ) async throws {
+    ) async throws -> RefundTotals? {
+        let inserted = try await db.query(
+            """
+            INSERT INTO refunds (id, payment_id, order_id, amount_cents, currency, status, provider_reference, reason)
+            VALUES ($1, $2, $3, $4, $5, 'SUCCEEDED', $6, $7) ON CONFLICT DO NOTHING
+            """, [refundId, paymentId, orderId, amountCents, currency, reference, reason])
+        guard inserted.affectedRows == 1 else { return nil }
+        return try await addRefunded(amountCents, to: paymentId, on: db)
+    }
+
+    /// Adds `amountCents` to the payment's refunded total and moves its status accordingly.
+    private func addRefunded(_ amountCents: Int, to paymentId: UUID, on db: PostgresConnection) async throws -> RefundTotals {
+        let row = try await db.query(
+            """
+            UPDATE payments SET refunded_cents = LEAST(amount_cents, refunded_cents + $2),
+              status = CASE WHEN refunded_cents + $2 >= amount_cents THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END, updated_at = now()
+            WHERE id = $1 RETURNING refunded_cents, amount_cents
+            """, [paymentId, amountCents])[0]
+        return RefundTotals(refundedCents: try row.decode(Int.self, "refunded_cents"), amountCents: try row.decode(Int.self, "amount_cents"))
+    }
+
+    // MARK: Requested refunds (an admin's, by amount or by line)
+
+    /// A refund as the payment worker carries it out.
+    package struct Refund: Sendable {
+        package let id: UUID
+        package let paymentId: UUID
+        package let orderId: UUID
+        package let amountCents: Int
+        package let currency: String
+        package let status: RefundStatus
+        package let restock: Bool
+        package let lines: [OrderLine]
+    }
+
+    /// What a new requested refund holds.
+    package struct NewRefund: Sendable {
+        package let id: UUID
+        package let paymentId: UUID
+        package let orderId: UUID
+        package let amountCents: Int
+        package let currency: String
+        package let reason: String
+        package let restock: Bool
+        package let requestedBy: UUID
+        /// Per product: quantity and the amount it accounts for.
+        package let lines: [(productId: UUID, quantity: Int, amountCents: Int)]
+        package init(
+            id: UUID, paymentId: UUID, orderId: UUID, amountCents: Int, currency: String, reason: String, restock: Bool, requestedBy: UUID,
+            lines: [(productId: UUID, quantity: Int, amountCents: Int)]
+        ) {
+            self.id = id
+            self.paymentId = paymentId
+            self.orderId = orderId
+            self.amountCents = amountCents
+            self.currency = currency
+            self.reason = reason
+            self.restock = restock
+            self.requestedBy = requestedBy
+            self.lines = lines
+        }
+    }
+
+    /// The order's payment with what is already refunded or being refunded, locked until the
+    /// transaction ends, so two refund requests never both fit under the captured amount.
+    package struct Refundable: Sendable {
+        package let paymentId: UUID
+        package let status: PaymentStatus
+        package let amountCents: Int
+        package let currency: String
+        /// Refunded, plus refunds asked for and not failed yet.
+        package let committedCents: Int
+        /// Per product, the quantity already refunded or being refunded.
+        package let refundedQuantities: [UUID: Int]
+    }
+
+    /// The order's payment for a refund decision, locked; nil when the order has no payment.
+    package func refundable(orderId: UUID, on db: PostgresConnection) async throws -> Refundable? {
+        guard let row = try await db.query("SELECT id, status, amount_cents, currency FROM payments WHERE order_id = $1 FOR UPDATE", [orderId]).first
+        else { return nil }
+        let paymentId = try row.decode(UUID.self, "id")
+        let committed = try await db.query(
+            "SELECT coalesce(sum(amount_cents), 0)::int8 AS total FROM refunds WHERE payment_id = $1 AND status <> 'FAILED'", [paymentId])[0]
+        let lines = try await db.query(
+            """
+            SELECT l.product_id, sum(l.quantity)::int8 AS quantity FROM refund_lines l JOIN refunds r ON r.id = l.refund_id
+            WHERE r.payment_id = $1 AND r.status <> 'FAILED' GROUP BY l.product_id
+            """, [paymentId])
+        return Refundable(
+            paymentId: paymentId, status: PaymentStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
+            amountCents: try row.decode(Int.self, "amount_cents"), currency: try row.decode(String.self, "currency"),
+            committedCents: try committed.decode(Int.self, "total"),
+            refundedQuantities: Dictionary(
+                uniqueKeysWithValues: try lines.map { (try $0.decode(UUID.self, "product_id"), try $0.decode(Int.self, "quantity")) }))
+    }
+
+    /// Records a requested refund as PENDING, with its lines.
+    package func request(_ refund: NewRefund, on db: PostgresConnection) async throws {
         try await db.query(
             """
-            INSERT INTO refunds (id, payment_id, amount_cents, currency, status, provider_reference, reason)
-            VALUES ($1, $2, $3, $4, 'SUCCEEDED', $5, $6) ON CONFLICT (payment_id) DO NOTHING
-            """, [refundId, paymentId, amountCents, currency, reference, reason])
-        try await db.query("UPDATE payments SET status = 'REFUNDED', updated_at = now() WHERE id = $1", [paymentId])
+            INSERT INTO refunds (id, payment_id, order_id, amount_cents, currency, status, reason, restock, requested_by)
+            VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8)
+            """, [refund.id, refund.paymentId, refund.orderId, refund.amountCents, refund.currency, refund.reason, refund.restock, refund.requestedBy])
+        guard !refund.lines.isEmpty else { return }
+        try await db.query(
+            """
+            INSERT INTO refund_lines (refund_id, product_id, quantity, amount_cents)
+            SELECT $1, product_id, quantity, amount FROM unnest($2::uuid[], $3::int4[], $4::int8[]) AS l(product_id, quantity, amount)
+            """, [refund.id, refund.lines.map(\.productId), refund.lines.map(\.quantity), refund.lines.map(\.amountCents)])
+    }
+
+    /// The refund `id` with its lines, locked until the transaction ends.
+    package func lockRefund(_ id: UUID, on db: PostgresConnection) async throws -> Refund? {
+        guard
+            let row = try await db.query(
+                "SELECT id, payment_id, order_id, amount_cents, currency, status, restock FROM refunds WHERE id = $1 FOR UPDATE", [id]
+            ).first
+        else { return nil }
+        let lines = try await db.query("SELECT product_id, quantity FROM refund_lines WHERE refund_id = $1 ORDER BY product_id", [id]).map {
+            OrderLine(productId: try $0.decode(UUID.self, "product_id"), quantity: try $0.decode(Int.self, "quantity"))
+        }
+        return Refund(
+            id: try row.decode(UUID.self, "id"), paymentId: try row.decode(UUID.self, "payment_id"), orderId: try row.decode(UUID.self, "order_id"),
+            amountCents: try row.decode(Int.self, "amount_cents"), currency: try row.decode(String.self, "currency"),
+            status: RefundStatus(rawValue: try row.decode(String.self, "status")) ?? .pending, restock: try row.decode(Bool.self, "restock"), lines: lines)
+    }
+
+    /// Marks a requested refund made by the provider and adds it to the payment's refunded total.
+    package func completeRefund(_ refund: Refund, reference: String, on db: PostgresConnection) async throws -> RefundTotals {
+        try await db.query(
+            "UPDATE refunds SET status = 'SUCCEEDED', provider_reference = $2, updated_at = now() WHERE id = $1", [refund.id, reference])
+        return try await addRefunded(refund.amountCents, to: refund.paymentId, on: db)
+    }
+
+    /// Marks a requested refund refused by the provider, with its reason.
+    package func failRefund(_ id: UUID, reason: String, on db: PostgresConnection) async throws {
+        try await db.query("UPDATE refunds SET status = 'FAILED', failure_reason = $2, updated_at = now() WHERE id = $1", [id, reason])
+    }
+
+    /// Marks a succeeded restocking refund's lines as returned to stock; false when they were
+    /// returned before (or the refund does not restock), so stock comes back exactly once.
+    package func markRestocked(_ refundId: UUID, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
+            "UPDATE refunds SET restocked_at = now() WHERE id = $1 AND restock AND status = 'SUCCEEDED' AND restocked_at IS NULL", [refundId]
+        ).affectedRows == 1
+    }
+
+    /// Refund provider references already recorded for the payment.
+    package func refundReferences(of paymentId: UUID, on db: PostgresConnection) async throws -> Set<String> {
+        Set(
+            try await db.query("SELECT provider_reference FROM refunds WHERE payment_id = $1 AND provider_reference IS NOT NULL", [paymentId]).map {
+                try $0.decode(String.self, "provider_reference")
+            })
+    }
+
+    /// A refund in an order's or a customer's view.
+    package struct RefundEntry: Codable, Sendable {
+        package let id: UUID
+        package let amountCents: Int
+        package let currency: String
+        package let status: String
+        package let reason: String?
+        package let restock: Bool
+        package let createdAt: Date
+    }
+
+    /// The order's refunds, oldest first.
+    package func refunds(ofOrder orderId: UUID, on db: PostgresConnection) async throws -> [RefundEntry] {
+        try await db.query(
+            "SELECT id, amount_cents, currency, status, reason, restock, created_at FROM refunds WHERE order_id = $1 ORDER BY created_at, id", [orderId]
+        ).map(refundEntry)
+    }
+
+    private func refundEntry(_ row: PostgresRow) throws -> RefundEntry {
+        RefundEntry(
+            id: try row.decode(UUID.self, "id"), amountCents: try row.decode(Int.self, "amount_cents"), currency: try row.decode(String.self, "currency"),
+            status: try row.decode(String.self, "status"), reason: try row.decode(String?.self, "reason"), restock: try row.decode(Bool.self, "restock"),
+            createdAt: try row.decode(Date.self, "created_at"))
     }
 
     /// Whether the order's payment was ever charged (succeeded, or refunded since).
     package func wasCharged(orderId: UUID, on db: PostgresConnection) async throws -> Bool {
-        try await db.query("SELECT 1 FROM payments WHERE order_id = $1 AND status IN ('SUCCEEDED', 'REFUNDED')", [orderId]).count > 0
+        try await db.query("SELECT 1 FROM payments WHERE order_id = $1 AND status IN ('SUCCEEDED', 'PARTIALLY_REFUNDED', 'REFUNDED')", [orderId]).count > 0
     }
 
     // MARK: Manual payments (the API)
@@ -139,6 +336,12 @@ package struct PaymentStore: Sendable {
         }
     }
 
+    /// Records the provider's reference of a client-confirmed payment's intent, unless one is recorded.
+    package func setReference(_ id: UUID, to reference: String, on pool: PostgresPool) async throws {
+        try await pool.query(
+            "UPDATE payments SET provider_reference = $2, updated_at = now() WHERE id = $1 AND provider_reference IS NULL", [id, reference])
+    }
+
     /// Records the card a manual payment is confirmed with (so a second confirmation is refused).
     package func setMethod(_ id: UUID, to method: String, on db: PostgresConnection) async throws {
         try await db.query("UPDATE payments SET method = $2, updated_at = now() WHERE id = $1", [id, method])
@@ -155,23 +358,30 @@ package struct PaymentStore: Sendable {
         package let failureReason: String?
         package let refundedCents: Int?
         package let createdAt: Date
+        /// Every refund of the payment, oldest first.
+        package let refunds: [RefundEntry]
     }
 
     /// The user's payments, newest first.
     package func history(of userId: UUID, size: Int, offset: Int, on pool: PostgresPool) async throws -> (payments: [HistoryEntry], total: Int) {
         let rows = try await pool.query(
             """
-            SELECT p.id, p.order_id, p.amount_cents, p.currency, p.method, p.status, p.failure_reason, r.amount_cents AS refunded_cents,
-                   p.created_at, count(*) OVER () AS total
-            FROM payments p LEFT JOIN refunds r ON r.payment_id = p.id
-            WHERE p.user_id = $1 ORDER BY p.created_at DESC, p.id LIMIT $2 OFFSET $3
+            SELECT p.id, p.order_id, p.amount_cents, p.currency, p.method, p.status, p.failure_reason,
+                   NULLIF(p.refunded_cents, 0) AS refunded_cents, p.created_at, count(*) OVER () AS total
+            FROM payments p WHERE p.user_id = $1 ORDER BY p.created_at DESC, p.id LIMIT $2 OFFSET $3
             """, [userId, size, offset])
+        let paymentIds = try rows.map { try $0.decode(UUID.self, "id") }
+        let refundRows = try await pool.query(
+            "SELECT payment_id, id, amount_cents, currency, status, reason, restock, created_at FROM refunds WHERE payment_id = ANY($1::uuid[]) ORDER BY created_at, id",
+            [paymentIds])
+        var refunds: [UUID: [RefundEntry]] = [:]
+        for row in refundRows { refunds[try row.decode(UUID.self, "payment_id"), default: []].append(try refundEntry(row)) }
         let entries = try rows.map {
             HistoryEntry(
                 id: try $0.decode(UUID.self, "id"), orderId: try $0.decode(UUID.self, "order_id"), amountCents: try $0.decode(Int.self, "amount_cents"),
                 currency: try $0.decode(String.self, "currency"), method: try $0.decode(String.self, "method"), status: try $0.decode(String.self, "status"),
                 failureReason: try $0.decode(String?.self, "failure_reason"), refundedCents: try $0.decode(Int?.self, "refunded_cents"),
-                createdAt: try $0.decode(Date.self, "created_at"))
+                createdAt: try $0.decode(Date.self, "created_at"), refunds: refunds[try $0.decode(UUID.self, "id")] ?? [])
         }
         return (entries, try rows.first?.decode(Int.self, "total") ?? 0)
     }

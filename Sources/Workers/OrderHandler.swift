@@ -47,6 +47,13 @@ package struct OrderHandler: EventHandler {
             ]
         case .paymentFailed:
             return try await cancel(try event.payload(as: PaymentOutcome.self).orderId, reason: .paymentFailed, cause: event, db)
+        case .paymentRefunded:
+            // A refund of a captured order moves it to PARTIALLY_REFUNDED or REFUNDED; a
+            // cancelled order's refund changes nothing (the move is conditional).
+            let refund = try event.payload(as: PaymentRefunded.self)
+            guard let refunded = refund.refundedCents, let captured = refund.capturedCents else { return [] }
+            _ = try await orders.transition(refund.orderId, to: OrderStatus.afterRefund(refundedCents: refunded, capturedCents: captured), on: db)
+            return []
         }
     }
 

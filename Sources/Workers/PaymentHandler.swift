@@ -2,10 +2,12 @@ import Domain
 import Foundation
 import Messaging
 import Observability
+import Payments
 import Postgres
 import Store
 
-/// Charges requested payments and refunds charged orders that were cancelled.
+/// Charges requested payments, captures them when orders ship, refunds them (in full on
+/// cancellation, in part on an admin's request) and applies what the provider's webhooks say.
 ///
 /// The payment id is derived from the order id, and it is the provider's idempotency key:
 /// if the worker dies after the charge but before its commit, the redelivered request
@@ -13,17 +15,17 @@ import Store
 ///
 /// Money is reconciled with the provider: before the worker concludes that an order that no
 /// longer awaits payment needs no charge and no refund, it asks the provider (by that key)
-/// whether a charge exists, and refunds it if the order was cancelled. The two paths that
-/// can meet on one payment (a charge request and a cancellation) serialise on the payment's
-/// row, so a refund happens once.
+/// whether a charge exists, and refunds it if the order was cancelled. Every path that decides
+/// about a payment (a charge request, a cancellation, a capture, a refund, a webhook) first
+/// locks the payment's row, so they serialise and each effect happens once.
 package struct PaymentHandler: EventHandler {
     package static var role: WorkerRole { .payment }
     /// One message per transaction: each calls the payment provider, and a failed batch's redo would
     /// call it again for the healthy messages.
     package static var batches: Bool { false }
     let provider: any PaymentProvider
-    private let payments = PaymentStore()
-    private let orders = OrderStore()
+    let payments = PaymentStore()
+    let orders = OrderStore()
 
     /// Creates the handler over `provider`.
     package init(provider: any PaymentProvider) { self.provider = provider }
@@ -31,7 +33,10 @@ package struct PaymentHandler: EventHandler {
     package func handle(_ input: PaymentEvent, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
         switch input {
         case .paymentRequested: return try await charge(try event.payload(as: PaymentRequested.self), cause: event, db)
-        case .orderCancelled, .paymentRefundRequested: return try await refundIfCharged(try event.payload(as: OrderOutcome.self).orderId, cause: event, db)
+        case .orderCancelled, .paymentRefundRequested: return try await settleCancelled(try event.payload(as: OrderOutcome.self).orderId, cause: event, db)
+        case .orderShipped: return try await capture(try event.payload(as: OrderOutcome.self).orderId, db)
+        case .refundRequested: return try await carryOut(try event.payload(as: RefundRequested.self), cause: event, db)
+        case .providerEventReceived: return try await apply(try event.payload(as: ProviderEventReceived.self), cause: event, db)
         }
     }
 
@@ -44,7 +49,7 @@ package struct PaymentHandler: EventHandler {
         let awaitingPayment = order?.status == .awaitingPayment
 
         switch payment.status {
-        case .succeeded:
+        case .succeeded, .authorized:
             // Charged before (this is a redelivery or a re-drive): if the order still waits,
             // its `payment.succeeded` never arrived, so say it again.
             return awaitingPayment ? [try outcome(.paymentSucceeded, payment, reason: nil, request.orderId, cause: cause)] : []
@@ -55,11 +60,11 @@ package struct PaymentHandler: EventHandler {
             return try await settleAfterOrderMovedOn(payment, orderId: request.orderId, cause: cause, db)
         case .pending:
             break
-        case .refunded:
+        case .voided, .partiallyRefunded, .refunded:
             return []
         }
-        // `manual`: the client confirms through POST /api/v1/payments/confirm, which sends
-        // this request again with the card token.
+        // `manual`: the client confirms through POST /api/v1/payments/confirm (the fake) or with
+        // the provider in the browser (Stripe, which tells Emporium by webhook).
         if request.paymentMethod == PaymentIds.manualMethod { return [] }
         // An order that no longer awaits payment (cancelled or expired) is not charged now;
         // but a worker may have charged it and died before recording that: ask first.
@@ -72,103 +77,61 @@ package struct PaymentHandler: EventHandler {
         switch result {
         case .succeeded(let reference):
             try await payments.markSucceeded(payment.id, reference: reference, on: db)
-            if let age = order?.ageSeconds { SagaMetrics.step("paid", ageSeconds: age) }
-            return [try outcome(.paymentSucceeded, payment, reason: nil, request.orderId, cause: cause)]
+        case .authorized(let reference):
+            try await payments.markAuthorized(payment.id, reference: reference, on: db)
         case .declined(let code):
             try await payments.markFailed(payment.id, reason: code, on: db)
             return [try outcome(.paymentFailed, payment, reason: code, request.orderId, cause: cause)]
         }
+        if let age = order?.ageSeconds { SagaMetrics.step("paid", ageSeconds: age) }
+        return [try outcome(.paymentSucceeded, payment, reason: nil, request.orderId, cause: cause)]
     }
 
     /// The order moved on (cancelled, expired) while its payment was not recorded as charged:
     /// asks the provider whether the charge happened anyway. A charge found is recorded and,
-    /// the order being cancelled, refunded; otherwise the payment is marked failed.
-    private func settleAfterOrderMovedOn(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws
+    /// the order being cancelled, refunded (an authorisation released); otherwise the payment
+    /// is marked failed.
+    func settleAfterOrderMovedOn(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws
         -> [EventEnvelope]
     {
         switch try await provider.lookupCharge(idempotencyKey: key(payment)) {
         case .succeeded(let reference):
             try await payments.markSucceeded(payment.id, reference: reference, on: db)
             guard try await orders.status(of: orderId, on: db) == .cancelled else { return [] }
-            return try await refund(payment.id, orderId: orderId, cause: cause, db)
+            return try await refundRemainder(payment.id, orderId: orderId, cause: cause, db)
+        case .authorized(let reference):
+            try await payments.markAuthorized(payment.id, reference: reference, on: db)
+            guard try await orders.status(of: orderId, on: db) == .cancelled else { return [] }
+            try await release(payment.id, reference: reference, reason: "order_cancelled", db)
+            return []
+        case .undecided(let reference):
+            return try await abandon(
+                payment, reference: reference, reason: payment.failureReason ?? "order_not_awaiting_payment", orderId: orderId, cause: cause, db)
         case .declined, .notFound:
             try await payments.markFailed(payment.id, reason: payment.failureReason ?? "order_not_awaiting_payment", onlyIfPending: true, on: db)
             return []
         }
     }
 
-    /// On cancellation: refunds the order's charge, if there is one. A payment that is not
-    /// recorded as charged but could have been (the order reached payment) is checked with
-    /// the provider first.
-    private func refundIfCharged(_ orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
-        // An order that never reached payment was never charged (no payment.requested was sent).
-        guard let order = try await orders.paymentFacts(orderId, on: db), order.reachedPayment else { return [] }
-        // The claim waits for a charge in progress on this payment (its uncommitted row holds
-        // the key), so a cancellation and a charge never decide about one payment at once.
-        let payment = try await payments.claim(
-            PaymentStore.NewPayment(
-                id: PaymentIds.paymentId(for: orderId), orderId: orderId, userId: order.userId, amountCents: order.totalCents,
-                currency: order.currency, method: order.paymentMethod, provider: provider.name), on: db)
-        switch payment.status {
-        case .succeeded:
-            return try await refund(payment.id, orderId: orderId, cause: cause, db)
-        case .pending:
-            // A manual payment the customer never confirmed cannot have been charged.
-            if payment.method == PaymentIds.manualMethod {
-                try await payments.markFailed(payment.id, reason: "order_cancelled", on: db)
-                return []
-            }
-            return try await settleAfterCancellation(payment, orderId: orderId, cause: cause, db)
-        case .failed:
-            guard let reason = payment.failureReason, PaymentStatus.ownFailureReasons.contains(reason) else { return [] }
-            return try await settleAfterCancellation(payment, orderId: orderId, cause: cause, db)
-        case .refunded:
-            return []
-        }
-    }
-
-    private func settleAfterCancellation(_ payment: PaymentStore.Payment, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws
-        -> [EventEnvelope]
+    /// A charge still being decided (the customer's bank authenticating it) for an order that
+    /// no longer wants it: releases it, then reads it again, since it may have completed in
+    /// between (then it is refunded).
+    func abandon(_ payment: PaymentStore.Payment, reference: String, reason: String, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection)
+        async throws -> [EventEnvelope]
     {
-        switch try await provider.lookupCharge(idempotencyKey: key(payment)) {
-        case .succeeded(let reference):
-            try await payments.markSucceeded(payment.id, reference: reference, on: db)
-            return try await refund(payment.id, orderId: orderId, cause: cause, db)
-        case .declined(let code):
-            try await payments.markFailed(payment.id, reason: code, on: db)
-            return []
-        case .notFound:
-            try await payments.markFailed(payment.id, reason: "order_cancelled", on: db)
-            return []
+        try await provider.releaseAuthorization(reference: reference, idempotencyKey: "release:\(key(payment))")
+        if case .succeeded(let charged) = try await provider.lookupCharge(idempotencyKey: key(payment)) {
+            try await payments.markSucceeded(payment.id, reference: charged, on: db)
+            return try await refundRemainder(payment.id, orderId: orderId, cause: cause, db)
         }
-    }
-
-    /// Refunds a payment recorded as charged, once: the refund's idempotency key is derived
-    /// from the payment id, and the caller holds the payment's row lock.
-    private func refund(_ paymentId: UUID, orderId: UUID, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
-        guard let payment = try await payments.lock(paymentId, on: db), payment.status == .succeeded else { return [] }
-        let refundId = PaymentIds.derived("refund:\(paymentId.uuidString.lowercased())")
-        let result = try await provider.refund(
-            idempotencyKey: refundId.uuidString.lowercased(), orderId: orderId,
-            chargeReference: payment.providerReference ?? "", amountCents: payment.amountCents, currency: payment.currency)
-        guard case .succeeded(let reference) = result else { throw TransientFailure("refund of \(paymentId) was refused") }
-        try await payments.recordRefund(
-            refundId, of: paymentId, amountCents: payment.amountCents, currency: payment.currency,
-            reference: reference, reason: "order_cancelled", on: db)
-        return [
-            try EventEnvelope(
-                type: .paymentRefunded, orderId: orderId,
-                payload: PaymentRefunded(
-                    orderId: orderId, paymentId: paymentId, refundId: refundId, amountCents: payment.amountCents,
-                    currency: payment.currency),
-                traceparent: cause.traceparent)
-        ]
+        try await payments.markFailed(payment.id, reason: reason, on: db)
+        return []
     }
 
     /// The provider's idempotency key of a payment: its id.
-    private func key(_ payment: PaymentStore.Payment) -> String { payment.id.uuidString.lowercased() }
+    func key(_ payment: PaymentStore.Payment) -> String { payment.id.uuidString.lowercased() }
 
-    private func outcome(_ type: EventType, _ payment: PaymentStore.Payment, reason: String?, _ orderId: UUID, cause: EventEnvelope) throws -> EventEnvelope {
+    func outcome(_ type: EventType, _ payment: PaymentStore.Payment, reason: String?, _ orderId: UUID, cause: EventEnvelope) throws -> EventEnvelope {
         try EventEnvelope(
             type: type, orderId: orderId, payload: PaymentOutcome(orderId: orderId, paymentId: payment.id, reason: reason), traceparent: cause.traceparent)
     }

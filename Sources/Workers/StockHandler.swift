@@ -4,13 +4,14 @@ import Messaging
 import Postgres
 import Store
 
-/// Reserves stock for placed orders (all lines or none), commits it on confirmation and
-/// releases it, once, on cancellation.
+/// Reserves stock for placed orders (all lines or none), commits it on confirmation, releases
+/// it, once, on cancellation, and takes back a refund's restocked lines, once.
 package struct StockHandler: EventHandler {
     package static var role: WorkerRole { .stock }
     private let orders = OrderStore()
     private let catalog = CatalogStore()
     private let reservations = StockStore()
+    private let payments = PaymentStore()
 
     /// Creates the handler.
     package init() {}
@@ -20,6 +21,7 @@ package struct StockHandler: EventHandler {
         case .orderPlaced: return try await reserve(event.payload(as: OrderPlaced.self), cause: event, db)
         case .orderConfirmed: try await reservations.commit(event.payload(as: OrderOutcome.self).orderId, on: db)
         case .orderCancelled: try await release(event.payload(as: OrderOutcome.self).orderId, db)
+        case .paymentRefunded: try await restock(event.payload(as: PaymentRefunded.self), db)
         }
         return []
     }
@@ -35,6 +37,7 @@ package struct StockHandler: EventHandler {
             switch input {
             case .orderPlaced: products.formUnion(try event.payload(as: OrderPlaced.self).lines.map(\.productId))
             case .orderCancelled: cancelled.append(try event.payload(as: OrderOutcome.self).orderId)
+            case .paymentRefunded: products.formUnion((try event.payload(as: PaymentRefunded.self).restock ?? []).map(\.productId))
             case .orderConfirmed: break
             }
         }
@@ -66,6 +69,13 @@ package struct StockHandler: EventHandler {
             try await reservations.reserve(placed.orderId, lines: lines, on: db)
             return try answer(.stockReserved)
         }
+    }
+
+    /// Returns a refund's restocked lines to stock, exactly once: the refund's row records
+    /// that it was done.
+    private func restock(_ refund: PaymentRefunded, _ db: PostgresConnection) async throws {
+        guard let lines = refund.restock, !lines.isEmpty, try await payments.markRestocked(refund.refundId, on: db) else { return }
+        try await catalog.returnStock(lines, on: db)
     }
 
     /// Releases reserved or committed stock; the conditional update makes a second release

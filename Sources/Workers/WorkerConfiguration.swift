@@ -3,6 +3,7 @@ import Domain
 import Foundation
 import Logging
 import Messaging
+import Payments
 import Postgres
 import Settings
 
@@ -68,6 +69,8 @@ package struct WorkerConfiguration: Sendable {
     package var manualPaymentTimeout: Duration = .seconds(900)
     /// `SWEEPER_INTERVAL_MS` (default 10000): how often the order worker looks for them.
     package var sweeperInterval: Duration = .seconds(10)
+    /// The payment provider (`PAYMENT_PROVIDER`, `PAYMENT_CAPTURE`, `STRIPE_*`, see ``PaymentSettings``).
+    package var payments = PaymentSettings()
     /// `FAKE_PROVIDER_FAULTS` (default false): enables the fake provider's crash token.
     package var providerFaults = false
     /// `SMTP_HOST`, `SMTP_PORT` (default 25): the notification worker sends email through
@@ -107,6 +110,7 @@ package struct WorkerConfiguration: Sendable {
         if let timeout = try env.seconds("MANUAL_PAYMENT_TIMEOUT_SECONDS") { config.manualPaymentTimeout = timeout }
         if let interval = try env.milliseconds("SWEEPER_INTERVAL_MS") { config.sweeperInterval = interval }
         config.providerFaults = env.flag("FAKE_PROVIDER_FAULTS")
+        config.payments = try PaymentSettings.read(env)
         if let port = try env.port("HEALTH_PORT") { config.healthPort = port }
         if let host = env.string("HEALTH_HOST") { config.healthHost = host }
         if let host = env.string("SMTP_HOST") { config.smtp = (host, try env.port("SMTP_PORT") ?? 25) }

@@ -4,9 +4,11 @@ import Foundation
 import Logging
 import Messaging
 import Observability
+import Payments
 import Postgres
 import ServiceLifecycle
 import Settings
+import Store
 
 /// Builds and runs a worker process: its pool, publisher, outbox relay and consumer, as
 /// services of one group that shuts down gracefully on SIGTERM and SIGINT.
@@ -54,8 +56,15 @@ package enum WorkerMain {
                 // A drill setting: any order paid with tok_crash takes this process down.
                 logger.warning("FAKE_PROVIDER_FAULTS is on: payments with tok_crash crash this worker; never enable it where customers order")
             }
-            consumer = worker(
-                PaymentHandler(provider: FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults)))
+            let provider: any PaymentProvider =
+                if let stripe = configuration.payments.stripe {
+                    StripePaymentProvider(
+                        client: StripeClient(settings: stripe), captureMode: configuration.payments.capture, objects: ProviderObjectStore(pool: ledger))
+                } else {
+                    FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults)
+                }
+            logger.info("payments through \(provider.name), capture \(provider.captureMode.rawValue)")
+            consumer = worker(PaymentHandler(provider: provider))
             extra.append(ClosePoolOnShutdown(pool: ledger))
         }
         // The health server comes first so it stops last: while draining, /ready says so.

@@ -2,6 +2,7 @@ import Domain
 import Foundation
 import Logging
 import Messaging
+import Payments
 import Postgres
 import Store
 import TestSupport

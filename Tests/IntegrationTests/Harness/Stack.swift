@@ -8,6 +8,7 @@ import HummingbirdTesting
 import Logging
 import Messaging
 import Operations
+import Payments
 import Postgres
 import ServiceLifecycle
 import TestSupport
@@ -69,6 +70,9 @@ struct Stack {
         /// calls exactly set it long: on a loaded machine an after-commit publish can take
         /// longer than the default 2 s, and the relay's second copy would call again.
         var relayGrace: Duration?
+        /// The payment provider of the API and the payment worker (the fake unless a test
+        /// points both at localstripe, see ``Localstripe``).
+        var payments = PaymentSettings()
         var saga: SagaReconciler.Settings = {
             var settings = SagaReconciler.Settings()
             settings.stall = .seconds(600)
@@ -106,6 +110,7 @@ struct Stack {
             apiConfig.poolSize = options.apiPoolSize
             try apiConfig.trustProxies(options.trustedProxies)
             apiConfig.bcryptCost = options.bcryptCost
+            apiConfig.payments = options.payments
             apiConfig.logLevel = .warning
             let app = try await buildApplication(configuration: apiConfig)
             let pool = PostgresPool(configuration: database, maxConnections: 4)
@@ -144,6 +149,7 @@ struct Stack {
             config.manualPaymentTimeout = options.manualPaymentTimeout ?? options.paymentTimeout
             config.sweeperInterval = .milliseconds(200)
             config.saga = options.saga
+            config.payments = options.payments
             if let grace = options.relayGrace { config.shared.relayGrace = grace }
             for role in WorkerRole.allCases where !options.excludedRoles.contains(role) {
                 services += try WorkerMain.services(role: role, configuration: config, logger: logger)

@@ -19,7 +19,9 @@ import Store
 /// provider's error is the database's (`PostgresError`, which pauses the worker) rather than
 /// a provider failure that would spend the message's retry attempts.
 package struct FakePaymentProvider: PaymentProvider {
-    package var name: String { PaymentIds.providerName }
+    package var name: String { PaymentIds.fakeProviderName }
+    /// The fake captures every charge at once.
+    package var captureMode: CaptureMode { .automatic }
     let ledger: FakeProviderLedger
     let latency: Duration
     let faults: Bool
@@ -56,9 +58,66 @@ package struct FakePaymentProvider: PaymentProvider {
         return result
     }
 
-    package func refund(idempotencyKey: String, orderId: UUID, chargeReference: String, amountCents: Int, currency: String) async throws -> ProviderResult {
-        try await record(kind: "refund", key: idempotencyKey, orderId: orderId, amountCents: amountCents, currency: currency, method: nil, declineCode: nil)
-            .result
+    package func refund(_ request: RefundRequest) async throws -> ProviderResult {
+        try await record(
+            kind: "refund", key: request.idempotencyKey, orderId: request.orderId, amountCents: request.amountCents, currency: request.currency,
+            method: nil, declineCode: nil
+        ).result
+    }
+
+    package func chargeState(reference: String) async throws -> ChargeLookup {
+        try await asProvider {
+            try await refuseDuringOutage(reference)
+            guard reference.hasPrefix("ch_"), let id = UUID(uuidString: String(reference.dropFirst(3))),
+                let operation = try await ledger.operation(id: id)
+            else { return .notFound }
+            return operation.succeeded ? .succeeded(reference: reference) : .declined(code: operation.declineCode ?? "declined")
+        }
+    }
+
+    /// The fake never authorises without capturing: a capture finds the charge made.
+    package func capture(reference: String, idempotencyKey: String) async throws -> ProviderResult {
+        switch try await chargeState(reference: reference) {
+        case .succeeded: .succeeded(reference: reference)
+        default: .declined(code: "authorization_expired")
+        }
+    }
+
+    /// Nothing to release: the fake holds no authorisations.
+    package func releaseAuthorization(reference: String, idempotencyKey: String) async throws {}
+
+    /// The fake's client-confirmed payments are confirmed through `POST /api/v1/payments/confirm`
+    /// with a card token: there is no provider-side intent and no client secret.
+    package func openClientIntent(_ request: ChargeRequest) async throws -> ClientIntent {
+        ClientIntent(reference: request.idempotencyKey, clientSecret: nil)
+    }
+
+    package func refunds(reference: String) async throws -> [ProviderRefund] {
+        try await asProvider {
+            try await refuseDuringOutage(reference)
+            guard reference.hasPrefix("ch_"), let id = UUID(uuidString: String(reference.dropFirst(3))) else { return [] }
+            return try await ledger.refunds(ofCharge: id).map {
+                ProviderRefund(reference: Self.reference("refund", $0.id), amountCents: $0.amountCents, refundId: UUID(uuidString: $0.key))
+            }
+        }
+    }
+
+    package func recentCharges(since: Date, limit: Int) async throws -> [ProviderCharge] {
+        try await asProvider {
+            try await refuseDuringOutage("reconcile")
+            let found = try await ledger.charges(since: since, limit: limit)
+            return found.charges.compactMap { charge in
+                guard let paymentId = UUID(uuidString: charge.key), let orderId = charge.orderId else { return nil }
+                let reference = Self.reference("charge", charge.id)
+                return ProviderCharge(
+                    reference: reference, paymentId: paymentId, orderId: orderId,
+                    state: charge.succeeded ? .succeeded(reference: reference) : .declined(code: charge.declineCode ?? "declined"),
+                    amountCents: charge.amountCents,
+                    refunds: (found.refunds[orderId] ?? []).map {
+                        ProviderRefund(reference: Self.reference("refund", $0.id), amountCents: $0.amountCents, refundId: UUID(uuidString: $0.key))
+                    }, created: charge.createdAt)
+            }
+        }
     }
 
     package func lookupCharge(idempotencyKey: String) async throws -> ChargeLookup {

@@ -1,0 +1,91 @@
+import Domain
+import Foundation
+import Testing
+
+@Suite("Refund rules")
+struct RefundRulesTests {
+    let shirt = UUID()
+    let mug = UUID()
+    var ordered: [RefundRules.OrderedLine] {
+        [.init(productId: shirt, quantity: 2, unitPriceCents: 2_000), .init(productId: mug, quantity: 1, unitPriceCents: 800)]
+    }
+
+    @Test("a refund by line is priced at what was paid per unit, within what is left of each line")
+    func byLine() throws {
+        let plan = try RefundRules.plan(
+            amountCents: nil, lines: [(shirt, 1)], restock: true, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 0)
+        #expect(plan.amountCents == 2_000)
+        #expect(plan.lines.map(\.quantity) == [1])
+        #expect(throws: RefundRules.Refusal.self) {
+            try RefundRules.plan(
+                amountCents: nil, lines: [(shirt, 2)], restock: false, ordered: ordered, refundedQuantities: [shirt: 1], capturedCents: 4_800,
+                committedCents: 2_000)
+        }
+        #expect(throws: RefundRules.Refusal.invalid(field: "lines[0].product_id", reason: "is not a line of this order")) {
+            try RefundRules.plan(
+                amountCents: nil, lines: [(UUID(), 1)], restock: false, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 0)
+        }
+    }
+
+    @Test("amounts stay within what was captured less what is refunded or being refunded; restock needs lines")
+    func byAmount() throws {
+        #expect(
+            try RefundRules.plan(
+                amountCents: 1_800, lines: nil, restock: false, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 3_000
+            ).amountCents == 1_800)
+        #expect(throws: RefundRules.Refusal.exceeds("only 1800 of 4800 is left to refund")) {
+            try RefundRules.plan(
+                amountCents: 1_801, lines: nil, restock: false, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 3_000)
+        }
+        #expect(throws: RefundRules.Refusal.self) {
+            try RefundRules.plan(
+                amountCents: 100, lines: nil, restock: true, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 0)
+        }
+        #expect(throws: RefundRules.Refusal.self) {
+            try RefundRules.plan(
+                amountCents: 100, lines: [(mug, 1)], restock: false, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 0)
+        }
+        #expect(throws: RefundRules.Refusal.self) {
+            try RefundRules.plan(amountCents: 0, lines: nil, restock: false, ordered: ordered, refundedQuantities: [:], capturedCents: 4_800, committedCents: 0)
+        }
+    }
+}
+
+@Suite("Webhook signatures")
+struct WebhookSignatureTests {
+    let body = Data(#"{"id":"evt_1","type":"payment_intent.succeeded"}"#.utf8)
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test("a signature made with the secret verifies; the recipe is HMAC-SHA256 of t.body in hex")
+    func verifies() throws {
+        let header = WebhookSignature.header(for: body, secret: "whsec_test", timestamp: 1_800_000_000)
+        #expect(try WebhookSignature.verify(header: header, body: body, secrets: ["whsec_test"], tolerance: .seconds(300), now: now) == 1_800_000_000)
+        // A known vector, computed with `printf '1800000000.%s' "$body" | openssl dgst -sha256 -hmac whsec_test`.
+        #expect(header == "t=1800000000,v1=bceb87540d9c388c5fcbe6846213e754c3fc9cc0693e96fa471395d650f526c4")
+        // While a secret rotates, either secret (or either v1 entry) verifies.
+        #expect(throws: Never.self) {
+            try WebhookSignature.verify(header: header, body: body, secrets: ["whsec_new", "whsec_test"], tolerance: .seconds(300), now: now)
+        }
+    }
+
+    @Test("a forged, altered, stale or missing signature is refused")
+    func refuses() {
+        let header = WebhookSignature.header(for: body, secret: "whsec_test", timestamp: 1_800_000_000)
+        #expect(throws: WebhookSignature.Refusal.mismatch) {
+            try WebhookSignature.verify(header: header, body: body, secrets: ["whsec_other"], tolerance: .seconds(300), now: now)
+        }
+        #expect(throws: WebhookSignature.Refusal.mismatch) {
+            try WebhookSignature.verify(header: header, body: body + Data(" ".utf8), secrets: ["whsec_test"], tolerance: .seconds(300), now: now)
+        }
+        #expect(throws: WebhookSignature.Refusal.staleTimestamp) {
+            try WebhookSignature.verify(
+                header: header, body: body, secrets: ["whsec_test"], tolerance: .seconds(300), now: now.addingTimeInterval(301))
+        }
+        #expect(throws: WebhookSignature.Refusal.missingHeader) {
+            try WebhookSignature.verify(header: nil, body: body, secrets: ["whsec_test"], tolerance: .seconds(300), now: now)
+        }
+        #expect(throws: WebhookSignature.Refusal.malformedHeader) {
+            try WebhookSignature.verify(header: "v1=abc", body: body, secrets: ["whsec_test"], tolerance: .seconds(300), now: now)
+        }
+    }
+}
