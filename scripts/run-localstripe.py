@@ -5,6 +5,7 @@ localstripe's own entry point listens on every interface and pickles its whole s
 starts empty, which is what tests want).
 Usage: python run-localstripe.py PORT
 """
+import logging
 import sys
 
 from aiohttp import web
@@ -12,4 +13,6 @@ from localstripe import server
 from localstripe.resources import store
 
 store.dump_to_disk = lambda: None
+# Webhook deliveries (and failures) go to the log: .local/localstripe.log.
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 web.run_app(server.app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

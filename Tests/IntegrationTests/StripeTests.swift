@@ -50,9 +50,11 @@ struct StripeTests {
             #expect(intent["amount"] as? Int == 5_000)
             #expect((intent["metadata"] as? [String: String])?["order_id"] == orderId.uuidString.lowercased())
             // localstripe sends payment_intent.succeeded for the charge the worker made: it is
-            // recorded and applied, and changes nothing.
+            // recorded and applied, and changes nothing. (Other tests' events reach this stack
+            // too, as every endpoint registered with localstripe gets every event: only this
+            // order's count.)
             let webhookSeen = await TestEnvironment.eventually(timeout: .seconds(20)) {
-                (try? await stack.count("SELECT count(*) FROM inbox WHERE consumer = 'stripe-webhook'")) == 1
+                (try? await stack.count("SELECT count(*) FROM outbox WHERE event_type = 'payment.provider_event' AND order_id = $1", [orderId])) == 1
             }
             #expect(webhookSeen, "localstripe's webhook never arrived")
             #expect(await stack.awaitSettled(orderId))
@@ -110,6 +112,61 @@ struct StripeTests {
             #expect(try await stripe.refunds(of: reference).isEmpty)
             let restored = await TestEnvironment.eventually { (try? await stack.stock(productId)) == 4 }
             #expect(restored)
+        }
+    }
+
+    @Test("partial refunds by amount and by line sum to the total: each made once at Stripe, restocked lines back once, the order REFUNDED")
+    func partialRefunds() async throws {
+        let stripe = Localstripe()
+        try await Stack.run(stripe.options()) { stack in
+            let (admin, productId, customer, orderId) = try await stack.purchase(stock: 10, priceCents: 1_000, quantity: 3, paymentMethod: "pm_card_visa")
+            try await awaitStatus(stack, orderId, "CONFIRMED")
+            let reference = try #require(try await payment(stack, orderId).reference)
+            #expect(try await stack.stock(productId) == 7)
+            func refund(_ body: [String: Any], token: String? = nil) async throws -> Stack.HTTPResult {
+                try await stack.request(.post, "/api/v1/orders/\(orderId)/refunds", token: token ?? admin, json: body)
+            }
+            // Customers cannot refund themselves.
+            #expect(try await refund(["amount_cents": 100, "reason": "goodwill"], token: customer.token).status == .forbidden)
+
+            let first = try await refund(["amount_cents": 500, "reason": "late delivery"])
+            #expect(first.status == .accepted, "\(first.body)")
+            #expect(first.json["status"] as? String == "PENDING")
+            try await awaitStatus(stack, orderId, "PARTIALLY_REFUNDED")
+
+            let second = try await refund(["lines": [["product_id": productId.uuidString, "quantity": 1]], "reason": "returned", "restock": true])
+            #expect(second.status == .accepted, "\(second.body)")
+            #expect(second.json["amount_cents"] as? Int == 1_000)
+            let restocked = await TestEnvironment.eventually { (try? await stack.stock(productId)) == 8 }
+            #expect(restocked, "the returned unit never came back to stock")
+
+            // More than is left (1,500) is refused, and so is more of a line than was bought.
+            let tooMuch = try await refund(["amount_cents": 1_501, "reason": "oops"])
+            #expect(tooMuch.status == .conflict, "\(tooMuch.body)")
+            let tooMany = try await refund(["lines": [["product_id": productId.uuidString, "quantity": 3]], "reason": "oops"])
+            #expect(tooMany.status == .conflict, "\(tooMany.body)")
+            #expect(try await refund(["amount_cents": 10, "lines": [], "reason": "both"]).status == .unprocessableContent)
+
+            let last = try await refund(["amount_cents": 1_500, "reason": "order lost"])
+            #expect(last.status == .accepted, "\(last.body)")
+            try await awaitStatus(stack, orderId, "REFUNDED")
+            #expect(await stack.awaitSettled(orderId))
+
+            let paid = try await payment(stack, orderId)
+            #expect(paid.status == "REFUNDED")
+            #expect(paid.refunded == 3_000)
+            let atStripe = try await stripe.refunds(of: reference)
+            #expect(atStripe.count == 3)
+            #expect(atStripe.compactMap { $0["amount"] as? Int }.reduce(0, +) == 3_000)
+            #expect(try await stack.stock(productId) == 8, "a restocked line came back more than once")
+            #expect(try await stack.count("SELECT count(*) FROM refunds WHERE order_id = $1 AND status = 'SUCCEEDED'", [orderId]) == 3)
+
+            // The customer sees the refunds in their payment history, and nothing more can be refunded.
+            let history = try await stack.request(.get, "/api/v1/payments/history", token: customer.token)
+            let entry = try #require((history.json["items"] as? [[String: Any]])?.first)
+            #expect((entry["refunds"] as? [[String: Any]])?.count == 3)
+            #expect(entry["refunded_cents"] as? Int == 3_000)
+            #expect(try await refund(["amount_cents": 1, "reason": "again"]).status == .conflict)
         }
     }
 }
