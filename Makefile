@@ -5,7 +5,7 @@ ENV := source scripts/env.sh
 
 # Suites whose tests each start the API and workers as processes, or send thousands of
 # requests (the contract), so they run one test at a time (see `make test`).
-PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|BatchTests|RegistrationBurstTests|ContractTests
+PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|BatchTests|RegistrationBurstTests|ContractTests|StripeReconciliationTests
 
 .PHONY: help services stop build migrate run test lint format walkthrough bench soak
 

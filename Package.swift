@@ -132,7 +132,7 @@ let sourceTargets: [Target] =
         .executableTarget(
             name: "emporium",
             dependencies: [
-                "Operations", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability",
+                "Operations", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability", "Payments", "Settings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

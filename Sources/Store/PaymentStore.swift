@@ -75,6 +75,29 @@ package struct PaymentStore: Sendable {
         try await db.query("SELECT order_id FROM payments WHERE provider_reference = $1", [reference]).first?.decode(UUID.self, "order_id")
     }
 
+    /// A payment Emporium holds as charged or authorised, for reconciliation.
+    package struct Captured: Sendable {
+        package let id: UUID
+        package let orderId: UUID
+        package let status: PaymentStatus
+    }
+
+    /// Payments through `provider` created since `since` that Emporium holds as charged or
+    /// authorised (at most `limit`, oldest first).
+    package func capturedSince(_ since: Date, provider: String, limit: Int, on db: PostgresConnection) async throws -> [Captured] {
+        try await db.query(
+            """
+            SELECT id, order_id, status FROM payments
+            WHERE provider = $1 AND created_at >= $2 AND status IN ('AUTHORIZED', 'SUCCEEDED', 'PARTIALLY_REFUNDED')
+            ORDER BY created_at LIMIT $3
+            """, [provider, since, limit]
+        ).map {
+            Captured(
+                id: try $0.decode(UUID.self, "id"), orderId: try $0.decode(UUID.self, "order_id"),
+                status: PaymentStatus(rawValue: try $0.decode(String.self, "status")) ?? .pending)
+        }
+    }
+
     /// Records a charge.
     package func markSucceeded(_ id: UUID, reference: String, on db: PostgresConnection) async throws {
         try await db.query(

@@ -16,8 +16,18 @@ extension PaymentHandler {
         // Disputes and some charge events carry no metadata: their PaymentIntent names the payment.
         var orderId = received.orderId
         if orderId == nil, let reference = received.paymentIntent { orderId = try await payments.orderId(ofReference: reference, on: db) }
+        guard let orderId else { return [] }
+        var payment = try await payments.lock(PaymentIds.paymentId(for: orderId), on: db)
+        if payment == nil, received.type.hasPrefix("payment_intent."), let order = try await orders.paymentFacts(orderId, on: db), order.reachedPayment {
+            // The worker that charged died before its commit and its message was lost (this is
+            // the reconciler's repair): the payment's row is made now, as the charge would have.
+            payment = try await payments.claim(
+                PaymentStore.NewPayment(
+                    id: PaymentIds.paymentId(for: orderId), orderId: orderId, userId: order.userId, amountCents: order.totalCents,
+                    currency: order.currency, method: order.paymentMethod, provider: provider.name), on: db)
+        }
         // Not an Emporium payment, or not this installation's.
-        guard let orderId, let payment = try await payments.lock(PaymentIds.paymentId(for: orderId), on: db) else { return [] }
+        guard let payment else { return [] }
         switch received.type {
         case "charge.dispute.created":
             try await orders.flag(orderId, "disputed", on: db)

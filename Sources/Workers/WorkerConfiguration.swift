@@ -71,6 +71,11 @@ package struct WorkerConfiguration: Sendable {
     package var sweeperInterval: Duration = .seconds(10)
     /// The payment provider (`PAYMENT_PROVIDER`, `PAYMENT_CAPTURE`, `STRIPE_*`, see ``PaymentSettings``).
     package var payments = PaymentSettings()
+    /// The payment reconciliation sweep (`PAYMENT_RECONCILE_INTERVAL_SECONDS`,
+    /// `PAYMENT_RECONCILE_LOOKBACK_HOURS`); it runs in the payment worker.
+    package var paymentReconcile = PaymentReconcileSweep.Settings()
+    /// `PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS`: a drill (see ``CrashAfterChargeDrill``).
+    package var crashAfterChargeCents: Int?
     /// `FAKE_PROVIDER_FAULTS` (default false): enables the fake provider's crash token.
     package var providerFaults = false
     /// `SMTP_HOST`, `SMTP_PORT` (default 25): the notification worker sends email through
@@ -111,6 +116,9 @@ package struct WorkerConfiguration: Sendable {
         if let interval = try env.milliseconds("SWEEPER_INTERVAL_MS") { config.sweeperInterval = interval }
         config.providerFaults = env.flag("FAKE_PROVIDER_FAULTS")
         config.payments = try PaymentSettings.read(env)
+        config.crashAfterChargeCents = try env.positive("PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS", unit: "cents")
+        if let interval = try env.seconds("PAYMENT_RECONCILE_INTERVAL_SECONDS") { config.paymentReconcile.interval = interval }
+        if let hours = try env.positive("PAYMENT_RECONCILE_LOOKBACK_HOURS", unit: "hours") { config.paymentReconcile.lookback = .seconds(hours * 3_600) }
         if let port = try env.port("HEALTH_PORT") { config.healthPort = port }
         if let host = env.string("HEALTH_HOST") { config.healthHost = host }
         if let host = env.string("SMTP_HOST") { config.smtp = (host, try env.port("SMTP_PORT") ?? 25) }

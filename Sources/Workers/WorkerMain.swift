@@ -56,16 +56,24 @@ package enum WorkerMain {
                 // A drill setting: any order paid with tok_crash takes this process down.
                 logger.warning("FAKE_PROVIDER_FAULTS is on: payments with tok_crash crash this worker; never enable it where customers order")
             }
-            let provider: any PaymentProvider =
+            var provider: any PaymentProvider =
                 if let stripe = configuration.payments.stripe {
                     StripePaymentProvider(
                         client: StripeClient(settings: stripe), captureMode: configuration.payments.capture, objects: ProviderObjectStore(pool: ledger))
                 } else {
                     FakePaymentProvider(ledger: ledger, latency: configuration.providerLatency, faults: configuration.providerFaults)
                 }
+            if let cents = configuration.crashAfterChargeCents {
+                logger.warning("PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS is set: this worker dies after charging any order of \(cents) cents")
+                provider = CrashAfterChargeDrill(inner: provider, amountCents: cents)
+            }
             logger.info("payments through \(provider.name), capture \(provider.captureMode.rawValue)")
             consumer = worker(PaymentHandler(provider: provider))
             extra.append(ClosePoolOnShutdown(pool: ledger))
+            extra.append(
+                PaymentReconcileSweep(
+                    reconciler: PaymentReconciler(provider: provider, pool: pool, exchange: configuration.names.eventsExchange, logger: logger),
+                    outbox: outbox, settings: configuration.paymentReconcile, logger: logger))
         }
         // The health server comes first so it stops last: while draining, /ready says so.
         var health: [any Service] = []

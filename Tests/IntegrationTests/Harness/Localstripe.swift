@@ -36,6 +36,27 @@ struct Localstripe: Sendable {
         return options
     }
 
+    /// The variables that point an Emporium process (a worker, the CLI) at localstripe.
+    func environment(capture: CaptureMode = .automatic) -> [String: String] {
+        [
+            "PAYMENT_PROVIDER": "stripe", "PAYMENT_CAPTURE": capture.rawValue, "STRIPE_API_BASE": base, "STRIPE_SECRET_KEY": secretKey,
+            "STRIPE_WEBHOOK_SECRET": webhookSecret, "STRIPE_TIMEOUT_MS": "5000",
+        ]
+    }
+
+    /// The PaymentIntents localstripe holds for an order (by the metadata Emporium sets).
+    func paymentIntents(ofOrder orderId: UUID) async throws -> [[String: Any]] {
+        var found: [[String: Any]] = []
+        var cursor: String?
+        repeat {
+            let page = try await call(.GET, "/v1/payment_intents?limit=100" + (cursor.map { "&starting_after=\($0)" } ?? ""))
+            let items = (page["data"] as? [[String: Any]]) ?? []
+            found += items.filter { ($0["metadata"] as? [String: String])?["order_id"] == orderId.uuidString.lowercased() }
+            cursor = (page["has_more"] as? Bool) == true ? items.last?["id"] as? String : nil
+        } while cursor != nil
+        return found
+    }
+
     /// Registers the stack's webhook endpoint with localstripe, which then signs every event
     /// with this test's secret and sends it there.
     func registerWebhook(port: Int) async throws {
