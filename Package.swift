@@ -91,6 +91,8 @@ let sourceTargets: [Target] =
             dependencies: [
                 "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Settings", "Payments",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -98,6 +98,12 @@ package struct APIConfiguration: Sendable {
     /// ``PaymentSettings``): the API opens client-confirmed payments with it and checks its
     /// webhooks' signatures.
     package var payments = PaymentSettings()
+    /// `WEBHOOK_ALLOW_PRIVATE_TARGETS` (default false): merchant webhook endpoints may be http
+    /// and private or loopback addresses (local development and tests only).
+    package var webhookAllowPrivateTargets = false
+    /// `WEBHOOK_SECRET_OVERLAP_SECONDS` (default 86400): how long a rotated-out webhook secret
+    /// keeps signing next to the new one.
+    package var webhookSecretOverlap: Duration = .seconds(86_400)
 
     /// Values of `JWT_SECRET` published in this repository or its documentation: a secret
     /// anyone can read signs nothing.
@@ -149,6 +155,8 @@ package struct APIConfiguration: Sendable {
         if let origins = env.list("CORS_ALLOWED_ORIGINS") { config.corsAllowedOrigins = Set(origins) }
         if let cost = try env.int("BCRYPT_COST", in: 4...16) { config.bcryptCost = UInt8(cost) }
         config.payments = try PaymentSettings.read(env)
+        config.webhookAllowPrivateTargets = env.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")
+        if let overlap = try env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", in: 0...(30 * 86_400)) { config.webhookSecretOverlap = .seconds(overlap) }
         return config
     }
 

@@ -84,6 +84,8 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         }
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names, provider: provider).register(on: authenticated)
     RefundsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
+    WebhookEndpointsController(pool: pool, allowPrivateTargets: configuration.webhookAllowPrivateTargets, secretOverlap: configuration.webhookSecretOverlap)
+        .register(on: authenticated)
     if let stripe = configuration.payments.stripe, (stripe.webhookSecret ?? "").isEmpty {
         throw ConfigurationError("PAYMENT_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET (the signing secret of the endpoint registered with Stripe)")
     }

@@ -12,3 +12,4 @@ extension OrderStore.Order: ResponseEncodable {}
 extension UserStore.User: ResponseEncodable {}
 extension UserStore.Address: ResponseEncodable {}
 extension PaymentStore.HistoryEntry: ResponseEncodable {}
+extension WebhookStore.Endpoint: ResponseEncodable {}

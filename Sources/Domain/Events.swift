@@ -31,6 +31,8 @@ package enum EventType: String, Sendable, CaseIterable, Codable {
     case refundRequested = "refund.requested"
     /// ``ProviderEventReceived``: the payment provider told Emporium something (a verified webhook).
     case providerEventReceived = "payment.provider_event"
+    /// ``WebhookDeliveryRequested``: send a merchant webhook delivery again (a replayed dead letter).
+    case webhookDelivery = "webhook.delivery"
 
     /// The order status this event announces, when emitting it means the order just moved
     /// there (`payment.requested` is sent as the order enters AWAITING_PAYMENT). Logs keep
@@ -44,7 +46,7 @@ package enum EventType: String, Sendable, CaseIterable, Codable {
         case .orderShipped: .shipped
         case .orderDelivered: .delivered
         case .stockReserved, .stockRejected, .paymentSucceeded, .paymentFailed, .paymentRefunded, .paymentRefundRequested, .refundRequested,
-            .providerEventReceived:
+            .providerEventReceived, .webhookDelivery:
             nil
         }
     }
@@ -185,5 +187,16 @@ package struct ProviderEventReceived: Sendable, Codable {
         self.type = type
         self.paymentIntent = paymentIntent
         self.orderId = orderId
+    }
+}
+
+/// `webhook.delivery`: a merchant webhook delivery given up and dead-lettered; replayed, it is
+/// sent again with a fresh set of attempts.
+package struct WebhookDeliveryRequested: Sendable, Codable {
+    package var deliveryId: UUID
+    package var endpointId: UUID
+    package init(deliveryId: UUID, endpointId: UUID) {
+        self.deliveryId = deliveryId
+        self.endpointId = endpointId
     }
 }

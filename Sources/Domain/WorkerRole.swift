@@ -74,9 +74,11 @@ package enum PaymentEvent: RoleInput {
     }
 }
 
-/// The notification worker's events: what a customer is told about.
+/// The notification worker's events: what a customer is told about, and what merchant
+/// webhooks carry (``MerchantWebhooks/eventTypes``), and replayed webhook deliveries.
 package enum NotificationEvent: RoleInput {
     case orderConfirmed, orderCancelled, paymentRefunded, orderShipped, orderDelivered
+    case orderPlaced, paymentSucceeded, paymentFailed, refundRequested, webhookDelivery
 
     package var type: EventType {
         switch self {
@@ -85,6 +87,11 @@ package enum NotificationEvent: RoleInput {
         case .paymentRefunded: .paymentRefunded
         case .orderShipped: .orderShipped
         case .orderDelivered: .orderDelivered
+        case .orderPlaced: .orderPlaced
+        case .paymentSucceeded: .paymentSucceeded
+        case .paymentFailed: .paymentFailed
+        case .refundRequested: .refundRequested
+        case .webhookDelivery: .webhookDelivery
         }
     }
 }

@@ -4,8 +4,9 @@ import Messaging
 import Postgres
 import Store
 
-/// Tells customers about confirmations, cancellations and refunds through a channel,
-/// from templates. One notification per event and channel.
+/// Tells customers about confirmations, cancellations and refunds through a channel, from
+/// templates (one notification per event and channel), and queues the merchant webhook
+/// deliveries of every event merchants may receive (``WebhookDispatcher`` sends them).
 package struct NotificationHandler: EventHandler {
     package static var role: WorkerRole { .notification }
     /// One message per transaction: each calls the mail relay, and a failed batch's redo would
@@ -15,6 +16,7 @@ package struct NotificationHandler: EventHandler {
     let templates: NotificationTemplates
     private let orders = OrderStore()
     private let payments = PaymentStore()
+    private let webhooks = WebhookStore()
 
     /// Creates the handler sending through `channel`.
     package init(channel: any NotificationChannel, templates: NotificationTemplates) {
@@ -23,6 +25,17 @@ package struct NotificationHandler: EventHandler {
     }
 
     package func handle(_ input: NotificationEvent, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
+        if input == .webhookDelivery {
+            // A given-up delivery's dead letter, replayed: it is due again, with fresh attempts.
+            let request = try event.payload(as: WebhookDeliveryRequested.self)
+            _ = try await webhooks.redeliver(request.deliveryId, endpointId: request.endpointId, on: db)
+            return []
+        }
+        if let type = event.eventType, MerchantWebhooks.eventTypes.contains(type) {
+            let body = String(decoding: try EmporiumJSON.encoder().encode(MerchantEventBody(event)), as: UTF8.self)
+            try await webhooks.enqueue(
+                eventId: event.id, eventType: type.rawValue, body: body, matching: { MerchantWebhooks.matches($0, type.rawValue) }, on: db)
+        }
         let template: String
         var values: [String: Any] = [:]
         let orderId: UUID
@@ -47,6 +60,9 @@ package struct NotificationHandler: EventHandler {
             let refund = try event.payload(as: PaymentRefunded.self)
             orderId = refund.orderId
             values["amount"] = Money.format(refund.amountCents)
+        case .orderPlaced, .paymentSucceeded, .paymentFailed, .refundRequested, .webhookDelivery:
+            // Merchants hear of these (above); customers are told at confirmation or cancellation.
+            return []
         }
         guard let order = try await orders.notificationFacts(orderId, on: db) else { throw PermanentFailure("order \(orderId) does not exist") }
         values["first_name"] = order.firstName
@@ -58,5 +74,23 @@ package struct NotificationHandler: EventHandler {
             OutgoingNotification(id: UUID(), eventId: event.id, userId: order.userId, orderId: orderId, recipient: order.email, template: template, body: body),
             on: db)
         return []
+    }
+}
+
+/// The JSON a merchant webhook carries: the event's id (receivers dedupe on it), type, time,
+/// order and data.
+struct MerchantEventBody: Encodable {
+    let id: UUID
+    let type: String
+    let createdAt: Date
+    let orderId: UUID?
+    let data: JSONValue
+
+    init(_ event: EventEnvelope) {
+        id = event.id
+        type = event.type
+        createdAt = event.occurredAt
+        orderId = event.orderId
+        data = event.data
     }
 }

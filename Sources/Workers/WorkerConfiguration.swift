@@ -74,6 +74,9 @@ package struct WorkerConfiguration: Sendable {
     /// The payment reconciliation sweep (`PAYMENT_RECONCILE_INTERVAL_SECONDS`,
     /// `PAYMENT_RECONCILE_LOOKBACK_HOURS`); it runs in the payment worker.
     package var paymentReconcile = PaymentReconcileSweep.Settings()
+    /// Merchant webhook deliveries (`WEBHOOK_*`, see ``WebhookDispatcher/Settings``); they are
+    /// sent by the notification worker.
+    package var webhooks = WebhookDispatcher.Settings()
     /// `PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS`: a drill (see ``CrashAfterChargeDrill``).
     package var crashAfterChargeCents: Int?
     /// `FAKE_PROVIDER_FAULTS` (default false): enables the fake provider's crash token.
@@ -116,6 +119,13 @@ package struct WorkerConfiguration: Sendable {
         if let interval = try env.milliseconds("SWEEPER_INTERVAL_MS") { config.sweeperInterval = interval }
         config.providerFaults = env.flag("FAKE_PROVIDER_FAULTS")
         config.payments = try PaymentSettings.read(env)
+        if let ms = try env.milliseconds("WEBHOOK_TIMEOUT_MS") { config.webhooks.sender.timeout = ms }
+        config.webhooks.sender.allowPrivateTargets = env.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")
+        if let n = try env.int("WEBHOOK_MAX_ATTEMPTS", in: 1...50) { config.webhooks.maxAttempts = n }
+        if let ms = try env.milliseconds("WEBHOOK_BACKOFF_BASE_MS") { config.webhooks.backoffBase = ms }
+        if let cap = try env.seconds("WEBHOOK_BACKOFF_MAX_SECONDS") { config.webhooks.backoffCap = cap }
+        if let after = try env.seconds("WEBHOOK_DISABLE_AFTER_SECONDS") { config.webhooks.disableAfter = after }
+        if let ms = try env.milliseconds("WEBHOOK_POLL_INTERVAL_MS") { config.webhooks.pollInterval = ms }
         config.crashAfterChargeCents = try env.positive("PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS", unit: "cents")
         if let interval = try env.seconds("PAYMENT_RECONCILE_INTERVAL_SECONDS") { config.paymentReconcile.interval = interval }
         if let hours = try env.positive("PAYMENT_RECONCILE_LOOKBACK_HOURS", unit: "hours") { config.paymentReconcile.lookback = .seconds(hours * 3_600) }

@@ -50,6 +50,11 @@ package enum WorkerMain {
                     SMTPEmailChannel(client: SMTPClient(host: $0.host, port: $0.port), from: configuration.mailFrom)
                 } ?? RecordingEmailChannel()
             consumer = worker(NotificationHandler(channel: channel, templates: try NotificationTemplates()))
+            extra.append(
+                WebhookDispatcher(
+                    pool: pool, publisher: publisher, names: configuration.names,
+                    sender: WebhookSender(http: WebhookSender.makeClient(), settings: configuration.webhooks.sender), settings: configuration.webhooks,
+                    logger: logger))
         case .payment:
             let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
             if configuration.providerFaults {

@@ -11,7 +11,10 @@ struct Emporium: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emporium",
         abstract: "Operate an Emporium installation.",
-        subcommands: [Migrate.self, Seed.self, User.self, DLQ.self, OutboxCommand.self, PaymentsCommand.self, Status.self, BenchCommand.self, SoakCommand.self])
+        subcommands: [
+            Migrate.self, Seed.self, User.self, DLQ.self, OutboxCommand.self, PaymentsCommand.self, WebhooksCommand.self, Status.self, BenchCommand.self,
+            SoakCommand.self,
+        ])
 }
 
 /// `emporium migrate`: applies pending `sql/NNNN_*.sql` files to `DATABASE_URL`.

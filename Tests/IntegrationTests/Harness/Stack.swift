@@ -73,6 +73,14 @@ struct Stack {
         /// The payment provider of the API and the payment worker (the fake unless a test
         /// points both at localstripe, see ``Localstripe``).
         var payments = PaymentSettings()
+        /// Merchant webhook delivery settings of the notification worker; private targets
+        /// (the tests' loopback receivers) are allowed unless a test says otherwise.
+        var webhooks: WebhookDispatcher.Settings = {
+            var settings = WebhookDispatcher.Settings()
+            settings.sender.allowPrivateTargets = true
+            settings.pollInterval = .milliseconds(100)
+            return settings
+        }()
         var saga: SagaReconciler.Settings = {
             var settings = SagaReconciler.Settings()
             settings.stall = .seconds(600)
@@ -111,6 +119,7 @@ struct Stack {
             try apiConfig.trustProxies(options.trustedProxies)
             apiConfig.bcryptCost = options.bcryptCost
             apiConfig.payments = options.payments
+            apiConfig.webhookAllowPrivateTargets = options.webhooks.sender.allowPrivateTargets
             apiConfig.logLevel = .warning
             let app = try await buildApplication(configuration: apiConfig)
             let pool = PostgresPool(configuration: database, maxConnections: 4)
@@ -150,6 +159,7 @@ struct Stack {
             config.sweeperInterval = .milliseconds(200)
             config.saga = options.saga
             config.payments = options.payments
+            config.webhooks = options.webhooks
             if let grace = options.relayGrace { config.shared.relayGrace = grace }
             for role in WorkerRole.allCases where !options.excludedRoles.contains(role) {
                 services += try WorkerMain.services(role: role, configuration: config, logger: logger)

@@ -1,0 +1,84 @@
+import Foundation
+
+/// Which addresses an outbound request (a merchant webhook) may reach: public ones only, so
+/// an endpoint URL cannot make Emporium call its own database, the cloud's metadata service
+/// or anything else on a private network (SSRF).
+package enum OutboundAddress {
+    /// Why `url` may not be a merchant webhook target; nil when it may: an absolute https URL
+    /// without credentials whose host resolves to public addresses only. With `allowPrivate`
+    /// (local development and tests), http and any address are allowed.
+    package static func refusal(ofWebhookURL url: String, allowPrivate: Bool) -> String? {
+        guard url.count <= 2_048, let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
+            return "must be an absolute URL"
+        }
+        guard parsed.user == nil, parsed.password == nil else { return "must not carry credentials" }
+        guard scheme == "https" || (allowPrivate && scheme == "http") else { return "must use https" }
+        guard !allowPrivate else { return nil }
+        let addresses = resolve(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
+        guard !addresses.isEmpty else { return "host \(host) does not resolve" }
+        guard addresses.allSatisfy(isPublic) else { return "host \(host) resolves to a private, loopback or reserved address" }
+        return nil
+    }
+
+    /// Whether `address` (IPv4 dotted or IPv6 text) is a public unicast address.
+    package static func isPublic(_ address: String) -> Bool {
+        if let v4 = ipv4(address) { return isPublicV4(v4) }
+        guard let bytes = ipv6(address) else { return false }
+        // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible forms are judged as IPv4.
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff { return isPublicV4(Array(bytes[12..<16])) }
+        if bytes[0..<12].allSatisfy({ $0 == 0 }) { return false }  // ::, ::1 and the deprecated compatible form
+        let first = bytes[0]
+        if first == 0xff { return false }  // multicast
+        if first & 0xfe == 0xfc { return false }  // fc00::/7 unique local
+        if first == 0xfe && bytes[1] & 0xc0 == 0x80 { return false }  // fe80::/10 link-local
+        if first == 0xfe && bytes[1] & 0xc0 == 0xc0 { return false }  // fec0::/10 site-local
+        if first == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0d && bytes[3] == 0xb8 { return false }  // 2001:db8::/32 documentation
+        return first & 0xe0 == 0x20  // 2000::/3 global unicast
+    }
+
+    private static func isPublicV4(_ b: [UInt8]) -> Bool {
+        switch (b[0], b[1]) {
+        case (0, _), (10, _), (127, _): return false  // this network, private, loopback
+        case (100, 64...127): return false  // carrier-grade NAT
+        case (169, 254): return false  // link-local, cloud metadata
+        case (172, 16...31), (192, 168): return false  // private
+        case (192, 0) where b[2] == 0 || b[2] == 2: return false  // IETF, documentation
+        case (198, 18...19): return false  // benchmarking
+        case (198, 51) where b[2] == 100, (203, 0) where b[2] == 113: return false  // documentation
+        case (224...255, _): return false  // multicast, reserved, broadcast
+        default: return true
+        }
+    }
+
+    private static func ipv4(_ text: String) -> [UInt8]? {
+        var address = in_addr()
+        guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
+        return withUnsafeBytes(of: &address) { Array($0) }
+    }
+
+    private static func ipv6(_ text: String) -> [UInt8]? {
+        var address = in6_addr()
+        guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
+        return withUnsafeBytes(of: &address) { Array($0) }
+    }
+
+    /// The addresses `host` resolves to (or `host` itself when it is an address).
+    package static func resolve(_ host: String) -> [String] {
+        if ipv4(host) != nil || ipv6(host) != nil { return [host] }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
+        defer { freeaddrinfo(first) }
+        var addresses: [String] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                addresses.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            cursor = info.pointee.ai_next
+        }
+        return Array(Set(addresses)).sorted()
+    }
+}
