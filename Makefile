@@ -61,6 +61,8 @@ test: services
 	@bash scripts/schemathesis.sh
 	@# Then the README walkthrough and a few seconds of `emporium bench` against `make run`.
 	@EMPORIUM_SKIP_BUILD=1 bash scripts/run.sh && bash scripts/walkthrough.sh && bash scripts/bench-smoke.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
+	@# The same walkthrough paying through Stripe (localstripe), with automatic and manual capture.
+	@bash scripts/walkthrough-stripe.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
 
 stop:
 	@bash scripts/stop.sh

@@ -14,7 +14,7 @@ curl -fsS -X POST "$API/api/v1/cart/items" -H "Authorization: Bearer $TOKEN" -H 
   -d "{\"product_id\":\"$PRODUCT\",\"quantity\":2}"
 ORDER=$(curl -fsS -X POST "$API/api/v1/orders" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" \
-  -d '{"payment_method":"tok_visa","shipping_address":{"line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}}' \
+  -d "{\"payment_method\":\"${PAYMENT_METHOD:-tok_visa}\",\"shipping_address\":{\"line1\":\"1 Main St\",\"city\":\"Berlin\",\"postal_code\":\"10115\",\"country\":\"DE\"}}" \
   | jq -r .id)
 for _ in $(seq 1 30); do
   STATUS=$(curl -fsS "$API/api/v1/orders/$ORDER" -H "Authorization: Bearer $TOKEN" | jq -r .status)
