@@ -244,4 +244,15 @@ package struct WebhookStore: Sendable {
         }
         return (deliveries, try rows.first?.decode(Int.self, "total") ?? 0)
     }
+
+    /// Deletes, at most `batch`, deliveries that succeeded longer than `age` ago (failed ones
+    /// stay for an operator).
+    package func pruneDelivered(olderThan age: Duration, batch: Int, on db: PostgresConnection) async throws -> Int {
+        try await db.query(
+            """
+            DELETE FROM webhook_deliveries WHERE id IN (
+              SELECT id FROM webhook_deliveries WHERE status = 'SUCCEEDED' AND updated_at < now() - make_interval(secs => $1) LIMIT $2)
+            """, [Double(age.components.seconds), batch]
+        ).affectedRows
+    }
 }

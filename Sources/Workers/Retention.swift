@@ -20,6 +20,7 @@ import Store
 /// | `login_failures` | older than | `LOGIN_FAILURE_RETENTION_SECONDS` | 1 day |
 /// | `refresh_tokens` | expired or revoked longer ago than | `REFRESH_TOKEN_RETENTION_SECONDS` | 7 days |
 /// | `saga_redrives` | last re-drive older than | `OUTBOX_RETENTION_SECONDS` | 7 days |
+/// | `webhook_deliveries` | delivered longer ago than | `WEBHOOK_DELIVERY_RETENTION_SECONDS` | 30 days |
 ///
 /// The outbox and inbox keep a week: longer than any redelivery, retry delay or dead-letter
 /// replay is expected to take, because a message replayed after its inbox row is gone is
@@ -37,6 +38,7 @@ package struct Retention: Service {
         package var idempotencyAbandoned: Duration = .seconds(600)
         package var loginFailures: Duration = .seconds(86_400)
         package var refreshTokens: Duration = .seconds(7 * 86_400)
+        package var webhookDeliveries: Duration = .seconds(30 * 86_400)
         /// `RETENTION_INTERVAL_SECONDS` (default 60): pause between passes.
         package var interval: Duration = .seconds(60)
         /// `RETENTION_BATCH_SIZE` (default 1000): rows per DELETE, so each holds its locks briefly.
@@ -53,6 +55,7 @@ package struct Retention: Service {
             if let age = try environment.seconds("IDEMPOTENCY_ABANDONED_SECONDS") { settings.idempotencyAbandoned = age }
             if let age = try environment.seconds("LOGIN_FAILURE_RETENTION_SECONDS") { settings.loginFailures = age }
             if let age = try environment.seconds("REFRESH_TOKEN_RETENTION_SECONDS") { settings.refreshTokens = age }
+            if let age = try environment.seconds("WEBHOOK_DELIVERY_RETENTION_SECONDS") { settings.webhookDeliveries = age }
             if let interval = try environment.seconds("RETENTION_INTERVAL_SECONDS") { settings.interval = interval }
             if let size = try environment.positive("RETENTION_BATCH_SIZE") { settings.batchSize = size }
             return settings
@@ -83,7 +86,7 @@ package struct Retention: Service {
     typealias Rule = (table: String, age: Duration, prune: @Sendable (Duration, Int, PostgresConnection) async throws -> Int)
 
     static func rules(_ settings: Settings) -> [Rule] {
-        let users = UserStore(), idempotency = IdempotencyStore(), saga = SagaStore()
+        let users = UserStore(), idempotency = IdempotencyStore(), saga = SagaStore(), webhooks = WebhookStore()
         return [
             ("outbox", settings.outbox, { try await OutboxStore.prune(olderThan: $0, batch: $1, on: $2) }),
             ("inbox", settings.inbox, { try await InboxStore.prune(olderThan: $0, batch: $1, on: $2) }),
@@ -92,6 +95,7 @@ package struct Retention: Service {
             ("login_failures", settings.loginFailures, { try await users.pruneFailures(olderThan: $0, batch: $1, on: $2) }),
             ("refresh_tokens", settings.refreshTokens, { try await users.pruneRefreshTokens(olderThan: $0, batch: $1, on: $2) }),
             ("saga_redrives", settings.outbox, { try await saga.prune(olderThan: $0, batch: $1, on: $2) }),
+            ("webhook_deliveries", settings.webhookDeliveries, { try await webhooks.pruneDelivered(olderThan: $0, batch: $1, on: $2) }),
         ]
     }
 
