@@ -191,3 +191,11 @@ extension Request {
         return search(root, [])
     }
 }
+
+extension KeyedDecodingContainer {
+    /// The value at `key` when the key is present (an explicit `null` is a type error, as the
+    /// contract has it); nil when it is absent.
+    func decodeUnlessAbsent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        contains(key) ? try decode(type, forKey: key) : nil
+    }
+}

@@ -28,6 +28,17 @@ struct RefundsController: Sendable {
         let lines: [RefundLine]?
         let reason: String
         let restock: Bool?
+
+        enum CodingKeys: String, CodingKey { case amountCents, lines, reason, restock }
+
+        /// Optional fields may be left out, not sent as null (the contract does not allow null).
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            amountCents = try container.decodeUnlessAbsent(Int.self, forKey: .amountCents)
+            lines = try container.decodeUnlessAbsent([RefundLine].self, forKey: .lines)
+            reason = try container.decode(String.self, forKey: .reason)
+            restock = try container.decodeUnlessAbsent(Bool.self, forKey: .restock)
+        }
     }
 
     struct RefundBody: ResponseEncodable, Sendable {
@@ -60,10 +71,12 @@ struct RefundsController: Sendable {
         guard identity.role.isAdmin else { throw APIError.forbidden("only admins refund orders") }
         let orderId = try context.parameters.requireUUID("id", "order")
         let (input, _) = try await request.decodeJSON(RefundInput.self, context: context)
-        let reason = input.reason.trimmingCharacters(in: .whitespaces)
-        guard !reason.isEmpty, reason.count <= 200, !reason.contains(where: \.isNewline) else {
-            throw APIError.invalid([("reason", "must be 1 to 200 characters on one line")])
+        // The contract's rule: at most 200 characters (code points), one line, not blank.
+        let scalars = input.reason.unicodeScalars
+        guard scalars.count <= 200, !scalars.contains(where: { $0 == "\r" || $0 == "\n" }), scalars.contains(where: { !$0.properties.isWhitespace }) else {
+            throw APIError.invalid([("reason", "must be 1 to 200 characters on one line, not blank")])
         }
+        let reason = input.reason.trimmingCharacters(in: .whitespaces)
         if let lines = input.lines, lines.count > 100 { throw APIError.invalid([("lines", "at most 100 lines")]) }
         let restock = input.restock ?? false
         let (body, event) = try await pool.withTransaction { db -> (RefundBody, EventEnvelope) in

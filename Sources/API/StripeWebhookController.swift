@@ -41,10 +41,14 @@ struct StripeWebhookController: Sendable {
     }
 
     private func receive(_ request: Request, _ context: AppRequestContext) async throws -> Receipt {
+        guard let header = request.headers[.stripeSignature], !header.isEmpty else {
+            context.logger.warning("stripe webhook refused", metadata: ["reason": "no Stripe-Signature header"])
+            throw APIError.badRequest("webhook signature refused: \(WebhookSignature.Refusal.missingHeader)")
+        }
         guard let secret else { throw APIError.notFound("the Stripe webhook endpoint (PAYMENT_PROVIDER is not stripe)") }
         let body = Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
         do {
-            try WebhookSignature.verify(header: request.headers[.stripeSignature], body: body, secrets: [secret], tolerance: tolerance)
+            try WebhookSignature.verify(header: header, body: body, secrets: [secret], tolerance: tolerance)
         } catch {
             context.logger.warning("stripe webhook refused", metadata: ["reason": "\(error)"])
             throw APIError.badRequest("webhook signature refused: \(error)")

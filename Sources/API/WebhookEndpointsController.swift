@@ -20,13 +20,30 @@ struct WebhookEndpointsController: Sendable {
         let url: String
         let eventTypes: [String]
         let enabled: Bool?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: ExplicitKeys.self)
+            url = try container.decode(String.self, forKey: .url)
+            eventTypes = try container.decode([String].self, forKey: .eventTypes)
+            enabled = try container.decodeUnlessAbsent(Bool.self, forKey: .enabled)
+        }
     }
 
     struct EndpointChange: Decodable {
         let url: String?
         let eventTypes: [String]?
         let enabled: Bool?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: ExplicitKeys.self)
+            url = try container.decodeUnlessAbsent(String.self, forKey: .url)
+            eventTypes = try container.decodeUnlessAbsent([String].self, forKey: .eventTypes)
+            enabled = try container.decodeUnlessAbsent(Bool.self, forKey: .enabled)
+        }
     }
+
+    /// The body keys (the request decoder converts snake_case).
+    enum ExplicitKeys: String, CodingKey { case url, eventTypes, enabled }
 
     /// An endpoint with its secret: only in the answers that create or rotate it.
     struct EndpointWithSecret: ResponseEncodable, Sendable {

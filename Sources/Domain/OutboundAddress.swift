@@ -8,10 +8,13 @@ package enum OutboundAddress {
     /// without credentials whose host resolves to public addresses only. With `allowPrivate`
     /// (local development and tests), http and any address are allowed.
     package static func refusal(ofWebhookURL url: String, allowPrivate: Bool) -> String? {
-        guard url.count <= 2_048, let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty else {
-            return "must be an absolute URL"
+        // The shape the API contract documents: a host name or IPv4 address, an optional port
+        // and path; no credentials, query or fragment.
+        guard url.count <= 2_048, url.wholeMatch(of: webhookURLShape) != nil,
+            let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty
+        else {
+            return "must be an http(s) URL of a host name or IPv4 address, an optional port and path"
         }
-        guard parsed.user == nil, parsed.password == nil else { return "must not carry credentials" }
         guard scheme == "https" || (allowPrivate && scheme == "http") else { return "must use https" }
         guard !allowPrivate else { return nil }
         let addresses = resolve(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
@@ -19,6 +22,11 @@ package enum OutboundAddress {
         guard addresses.allSatisfy(isPublic) else { return "host \(host) resolves to a private, loopback or reserved address" }
         return nil
     }
+
+    /// The documented shape of a webhook URL (the OpenAPI document's pattern): scheme, a host
+    /// name or IPv4 address, a port up to 65535, a path.
+    nonisolated(unsafe) static let webhookURLShape =
+        /https?:\/\/[A-Za-z0-9.\-]+(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?(\/[A-Za-z0-9._~\/\-]*)?/
 
     /// Whether `address` (IPv4 dotted or IPv6 text) is a public unicast address.
     package static func isPublic(_ address: String) -> Bool {

@@ -22,6 +22,11 @@ package enum RefundRules {
         case exceeds(String)
     }
 
+    /// The largest amount one refund request may name (the contract's bound).
+    package static let maxAmountCents = 10_000_000_000
+    /// The largest quantity of one line a refund request may name.
+    package static let maxQuantity = 1_000
+
     /// A refund that fits: its amount and, for a refund by line, the lines and their amounts.
     package struct Plan: Sendable, Equatable {
         package var amountCents: Int
@@ -46,7 +51,7 @@ package enum RefundRules {
         case (.some, .some), (nil, nil):
             throw .invalid(field: "amount_cents", reason: "give either amount_cents or lines")
         case (.some(let amount), nil):
-            guard amount > 0 else { throw .invalid(field: "amount_cents", reason: "must be positive") }
+            guard amount > 0, amount <= maxAmountCents else { throw .invalid(field: "amount_cents", reason: "must be 1 to \(maxAmountCents)") }
             guard !restock else { throw .invalid(field: "restock", reason: "restock needs lines: say which products come back") }
             guard amount <= left else { throw .exceeds("only \(left) of \(capturedCents) is left to refund") }
             return Plan(amountCents: amount, lines: [])
@@ -55,7 +60,9 @@ package enum RefundRules {
             guard Set(requested.map(\.productId)).count == requested.count else { throw .invalid(field: "lines", reason: "lists a product twice") }
             var lines: [Plan.Line] = []
             for (index, line) in requested.enumerated() {
-                guard line.quantity > 0 else { throw .invalid(field: "lines[\(index)].quantity", reason: "must be positive") }
+                guard line.quantity > 0, line.quantity <= maxQuantity else {
+                    throw .invalid(field: "lines[\(index)].quantity", reason: "must be 1 to \(maxQuantity)")
+                }
                 guard let ordered = ordered.first(where: { $0.productId == line.productId }) else {
                     throw .invalid(field: "lines[\(index)].product_id", reason: "is not a line of this order")
                 }

@@ -89,3 +89,30 @@ struct WebhookSignatureTests {
         }
     }
 }
+
+@Suite("Outbound addresses (SSRF)")
+struct OutboundAddressTests {
+    @Test("only public unicast addresses are public")
+    func publicAddresses() {
+        for address in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] { #expect(OutboundAddress.isPublic(address), "\(address)") }
+        for address in [
+            "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
+            "::1", "::", "fd00::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "not an address",
+        ] {
+            #expect(!OutboundAddress.isPublic(address), "\(address)")
+        }
+    }
+
+    @Test("webhook URLs: the documented shape, https, public hosts; private targets only when allowed")
+    func webhookURLs() {
+        #expect(OutboundAddress.refusal(ofWebhookURL: "https://93.184.216.34/hooks/emporium", allowPrivate: false) == nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "http://127.0.0.1:41211/hooks/emporium", allowPrivate: true) == nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "https://127.0.0.1:8443/x", allowPrivate: false) != nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "http://93.184.216.34/x", allowPrivate: false) != nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "https://localhost/x", allowPrivate: false) != nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "https://93.184.216.34:65536/x", allowPrivate: true) != nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "https://user:pw@93.184.216.34/x", allowPrivate: true) != nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "https://93.184.216.34/x?token=1", allowPrivate: true) != nil)
+        #expect(OutboundAddress.refusal(ofWebhookURL: "", allowPrivate: true) != nil)
+    }
+}
