@@ -69,3 +69,21 @@ if [ -z "${JWT_SECRET:-}" ] || [ -z "${SEED_ADMIN_PASSWORD:-}" ]; then
 fi
 export JWT_SECRET SEED_ADMIN_PASSWORD
 export SEED_ADMIN_EMAIL="${SEED_ADMIN_EMAIL:-admin@emporium.local}"
+
+# Stops the processes listed in .local/run.pids (a `make run`) and waits until they have
+# exited: a worker drains for up to WORKER_DRAIN_TIMEOUT_MS and keeps its health port until
+# the end, so a new `make run` started at once would find the ports taken. After 20 s the
+# stragglers are killed.
+stop_run_processes() {
+  [ -f "$LOCAL/run.pids" ] || return 0
+  local pids; pids="$(cat "$LOCAL/run.pids")"
+  for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 100); do
+    local alive=0
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -f "$LOCAL/run.pids"
+}

@@ -12,12 +12,9 @@ HTTP_PORT="${HTTP_PORT:-8080}"
 export HTTP_PORT
 mkdir -p "$LOCAL/logs"
 
-# Processes from an earlier `make run` are replaced, not duplicated.
-if [ -f "$LOCAL/run.pids" ]; then
-  while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$LOCAL/run.pids"
-  rm -f "$LOCAL/run.pids"
-  sleep 1
-fi
+# Processes from an earlier `make run` are replaced, not duplicated (and waited for: they
+# hold their ports while they drain).
+stop_run_processes
 
 # `make test` has just built everything with the tests (EMPORIUM_SKIP_BUILD=1): a plain
 # `swift build` would build the whole tree again without test support.

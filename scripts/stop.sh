@@ -3,10 +3,7 @@
 # Emporium processes started by `make run`. With --apps-only, only those processes.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-if [ -f "$LOCAL/run.pids" ]; then
-  while read -r pid; do kill "$pid" 2>/dev/null; done < "$LOCAL/run.pids"
-  rm -f "$LOCAL/run.pids"
-fi
+stop_run_processes
 [ "${1:-}" = "--apps-only" ] && exit 0
 if [ -f "$PG_DATA/postmaster.pid" ]; then
   as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && echo "stop: PostgreSQL stopped"

@@ -14,6 +14,9 @@ export STRIPE_SECRET_KEY="sk_test_walkthrough" STRIPE_WEBHOOK_SECRET="whsec_walk
 curl -fsS -X POST "$LOCALSTRIPE_URL/_config/webhooks/walkthrough" \
   -d "url=$API/api/v1/webhooks/stripe" -d "secret=$STRIPE_WEBHOOK_SECRET" >/dev/null
 
+# On failure, the logs that say why.
+trap 'status=$?; [ $status = 0 ] || for log in emporium-api emporium-payment-worker emporium-order-worker; do echo "--- $log" >&2; tail -15 "$LOCAL/logs/$log.log" >&2; done' EXIT
+
 intent_status() { curl -fsS -u "$STRIPE_SECRET_KEY:" "$LOCALSTRIPE_URL/v1/payment_intents/$1" | jq -r .status; }
 
 for capture in automatic manual; do

@@ -226,4 +226,30 @@ struct MerchantWebhookTests {
             #expect(try await stack.request(.get, "/api/v1/webhook-endpoints/\(endpoint.id)", token: admin).status == .notFound)
         }
     }
+
+    @Test("a redirect is not followed: the delivery is given up with the 3xx and the redirect's target hears nothing")
+    func redirectNotFollowed() async throws {
+        let receiver = try WebhookReceiver()
+        let elsewhere = try WebhookReceiver()
+        defer {
+            receiver.close()
+            elsewhere.close()
+        }
+        receiver.answer { _, _ in (302, ["Location": elsewhere.url]) }
+        try await Stack.run(options()) { stack in
+            let admin = try await stack.admin()
+            let endpoint = try await register(stack, admin, url: receiver.url, types: ["order.confirmed"])
+            let (_, _, _, orderId) = try await stack.purchase()
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            let givenUp = await TestEnvironment.eventually(timeout: .seconds(30)) {
+                (try? await deliveries(stack, admin, endpoint.id).first?["status"] as? String) == "FAILED"
+            }
+            #expect(givenUp)
+            let row = try #require(try await deliveries(stack, admin, endpoint.id).first)
+            #expect(row["response_code"] as? Int == 302)
+            #expect(row["attempts"] as? Int == 1)
+            #expect(receiver.requests.count == 1)
+            #expect(elsewhere.requests.isEmpty)
+        }
+    }
 }

@@ -85,4 +85,58 @@ struct StripeReconciliationTests {
             #expect(try await stack.count("SELECT count(*) FROM order_status_history WHERE order_id = $1 AND to_status = 'CONFIRMED'", [second.orderId]) == 1)
         }
     }
+
+    @Test("a charge whose order was cancelled while the charging worker was dead, every message lost, is refunded by the reconciler")
+    func refundsChargeForCancelledOrder() async throws {
+        let stripe = Localstripe()
+        var options = stripe.options()
+        options.excludedRoles = [.payment]
+        try await Stack.run(options) { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 10, priceCents: 1_234)
+            var environment = stripe.environment()
+            environment["PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS"] = "1234"
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: environment)
+            defer { workers.stopAll() }
+            let (_, token) = try await stack.customer()
+            try await stack.addToCart(token, productId, quantity: 1)
+            let lost = try await chargeThenLose(stack, workers, stripe, token: token)
+            // The customer cancels; that message is lost too.
+            let cancelled = try await stack.request(.post, "/api/v1/orders/\(lost.orderId)/cancel", token: token)
+            #expect(cancelled.status == .ok, "\(cancelled.body)")
+            #expect(await TestEnvironment.eventually { (try? await stack.queueDepth(.payment)) == 1 })
+            #expect(try await stack.purge(.payment) == 1)
+
+            let reconciled = try CLI(stack: stack, overrides: stripe.environment()).run("payments", "reconcile", "--since", "1h")
+            #expect(reconciled.status == 0, "\(reconciled.stderr)")
+            #expect(reconciled.stdout.contains("charge_for_cancelled_order order=\(lost.orderId.uuidString.lowercased())"), "\(reconciled.stdout)")
+            try workers.start(.payment)
+            let refunded = await TestEnvironment.eventually(timeout: .seconds(30)) {
+                (try? await stack.db.query("SELECT status FROM payments WHERE order_id = $1", [lost.orderId]).first?.decode(String.self, "status"))
+                    == "REFUNDED"
+            }
+            #expect(refunded, "payment worker log:\n\(workers.log(.payment).suffix(2000))")
+            let atStripe = try await stripe.refunds(of: lost.intent)
+            #expect(atStripe.count == 1)
+            #expect(atStripe.first?["amount"] as? Int == 1_234)
+            #expect(try await stack.orderStatus(lost.orderId).status == "CANCELLED")
+        }
+    }
+
+    @Test("an order Emporium holds as paid that the provider never charged is flagged charge_missing (fake provider)")
+    func flagsMissingCharge() async throws {
+        try await Stack.run { stack in
+            let (admin, _, _, orderId) = try await stack.purchase()
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            // The provider's record of the charge is gone (what a charge Emporium believed in but
+            // the provider never made looks like).
+            try await stack.db.query("DELETE FROM fake_provider_operations WHERE order_id = $1", [orderId])
+            let dry = try CLI(stack: stack).run("payments", "reconcile", "--dry-run", "--since", "1h")
+            #expect(dry.stdout.contains("charge_missing order=\(orderId.uuidString.lowercased())"), "\(dry.stdout)\(dry.stderr)")
+            #expect(try await stack.request(.get, "/api/v1/orders/\(orderId)", token: admin).json["payment_flag"] == nil)
+            let real = try CLI(stack: stack).run("payments", "reconcile", "--since", "1h")
+            #expect(real.status == 0)
+            #expect(try await stack.request(.get, "/api/v1/orders/\(orderId)", token: admin).json["payment_flag"] as? String == "charge_missing")
+        }
+    }
 }

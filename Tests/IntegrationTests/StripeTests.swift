@@ -169,4 +169,24 @@ struct StripeTests {
             #expect(try await refund(["amount_cents": 1, "reason": "again"]).status == .conflict)
         }
     }
+
+    @Test("an authorisation that lapsed before shipping cannot be captured: the payment is VOIDED and the order flagged for an admin")
+    func expiredAuthorisation() async throws {
+        let stripe = Localstripe()
+        try await Stack.run(stripe.options(capture: .manual)) { stack in
+            let (admin, _, _, orderId) = try await stack.purchase(paymentMethod: "pm_card_visa")
+            try await awaitStatus(stack, orderId, "CONFIRMED")
+            try await awaitPayment(stack, orderId, "AUTHORIZED")
+            let reference = try #require(try await payment(stack, orderId).reference)
+            // What Stripe does to an authorisation left uncaptured for about 7 days.
+            try await stripe.call(.POST, "/v1/payment_intents/\(reference)/cancel", form: [])
+            let shipped = try await stack.request(.put, "/api/v1/orders/\(orderId)/status", token: admin, json: ["status": "SHIPPED"])
+            #expect(shipped.status == .ok)
+            try await awaitPayment(stack, orderId, "VOIDED")
+            #expect(try await payment(stack, orderId).reason == "authorization_expired")
+            let order = try await stack.request(.get, "/api/v1/orders/\(orderId)", token: admin)
+            #expect(order.json["payment_flag"] as? String == "authorization_expired")
+            #expect(order.json["status"] as? String == "SHIPPED")
+        }
+    }
 }

@@ -107,3 +107,48 @@ struct StripeWebhookTests {
         }
     }
 }
+
+extension StripeWebhookTests {
+    /// Posts a Stripe event of `type` about `object`, signed as localstripe would sign it (for
+    /// the event types localstripe does not send itself).
+    func postEvent(_ stack: Stack, _ stripe: Localstripe, type: String, object: [String: Any]) async throws -> Stack.HTTPResult {
+        let event: [String: Any] = ["id": "evt_\(UUID().uuidString.prefix(12))", "object": "event", "type": type, "data": ["object": object]]
+        let body = try JSONSerialization.data(withJSONObject: event)
+        return try await post(
+            stack, body: body, signature: WebhookSignature.header(for: body, secret: stripe.webhookSecret, timestamp: Int(Date().timeIntervalSince1970)))
+    }
+
+    @Test("a dispute flags the order for admins; a refund made in Stripe's dashboard is recorded and moves the order")
+    func disputeAndDashboardRefund() async throws {
+        let stripe = Localstripe()
+        try await Stack.run(stripe.options()) { stack in
+            let (admin, _, _, orderId) = try await stack.purchase(priceCents: 2_000, paymentMethod: "pm_card_visa")
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            let intent = try #require(
+                try await stack.db.query("SELECT provider_reference FROM payments WHERE order_id = $1", [orderId])[0].decode(String?.self, "provider_reference")
+            )
+
+            // Disputes carry no Emporium metadata: the PaymentIntent names the payment.
+            let disputed = try await postEvent(
+                stack, stripe, type: "charge.dispute.created",
+                object: ["id": "dp_\(UUID().uuidString.prefix(8))", "object": "dispute", "payment_intent": intent])
+            #expect(disputed.status == .ok)
+            let flagged = await TestEnvironment.eventually {
+                (try? await stack.request(.get, "/api/v1/orders/\(orderId)", token: admin).json["payment_flag"] as? String) == "disputed"
+            }
+            #expect(flagged)
+
+            // Someone refunds 300 in Stripe's dashboard; Stripe says charge.refunded.
+            try await stripe.call(.POST, "/v1/refunds", form: [("payment_intent", intent), ("amount", "300")])
+            let refunded = try await postEvent(
+                stack, stripe, type: "charge.refunded", object: ["id": "ch_\(UUID().uuidString.prefix(8))", "object": "charge", "payment_intent": intent])
+            #expect(refunded.status == .ok)
+            let recorded = await TestEnvironment.eventually { (try? await stack.orderStatus(orderId).status) == "PARTIALLY_REFUNDED" }
+            #expect(recorded)
+            #expect(
+                try await stack.count("SELECT count(*) FROM refunds WHERE order_id = $1 AND reason = 'made_at_provider' AND amount_cents = 300", [orderId]) == 1
+            )
+            #expect(try await stack.count("SELECT refunded_cents FROM payments WHERE order_id = $1", [orderId]) == 300)
+        }
+    }
+}
