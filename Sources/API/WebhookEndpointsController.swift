@@ -80,9 +80,9 @@ struct WebhookEndpointsController: Sendable {
     }
 
     /// Checks a URL and event types; throws 422 naming the field.
-    private func validate(url: String?, eventTypes: [String]?) throws {
+    private func validate(url: String?, eventTypes: [String]?) async throws {
         var errors: [(String, String)] = []
-        if let url, let refusal = OutboundAddress.refusal(ofWebhookURL: url, allowPrivate: allowPrivateTargets) { errors.append(("url", refusal)) }
+        if let url, let refusal = await OutboundAddress.checkWebhookURL(url, allowPrivate: allowPrivateTargets) { errors.append(("url", refusal)) }
         if let eventTypes {
             if eventTypes.isEmpty || eventTypes.count > 20 {
                 errors.append(("event_types", "must list 1 to 20 types or patterns"))
@@ -104,7 +104,7 @@ struct WebhookEndpointsController: Sendable {
     private func create(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<EndpointWithSecret> {
         let admin = try requireAdmin(context)
         let (input, _) = try await request.decodeJSON(EndpointInput.self, context: context)
-        try validate(url: input.url, eventTypes: input.eventTypes)
+        try await validate(url: input.url, eventTypes: input.eventTypes)
         let secret = Self.newSecret()
         let endpoint = try await webhooks.create(
             id: UUID(), url: input.url, eventTypes: Array(Set(input.eventTypes)).sorted(), enabled: input.enabled ?? true, secret: secret, createdBy: admin,
@@ -138,7 +138,7 @@ struct WebhookEndpointsController: Sendable {
         guard input.url != nil || input.eventTypes != nil || input.enabled != nil else {
             throw APIError.invalid([("url", "give at least one of url, event_types, enabled")])
         }
-        try validate(url: input.url, eventTypes: input.eventTypes)
+        try await validate(url: input.url, eventTypes: input.eventTypes)
         guard
             let changed = try await webhooks.update(
                 id, url: input.url, eventTypes: input.eventTypes.map { Array(Set($0)).sorted() }, enabled: input.enabled, on: pool)

@@ -4,6 +4,14 @@ import Foundation
 /// an endpoint URL cannot make Emporium call its own database, the cloud's metadata service
 /// or anything else on a private network (SSRF).
 package enum OutboundAddress {
+    /// ``refusal(ofWebhookURL:allowPrivate:)`` off Swift's cooperative threads: resolving a host
+    /// name is a blocking call that can take seconds when DNS is slow.
+    package static func checkWebhookURL(_ url: String, allowPrivate: Bool) async -> String? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: refusal(ofWebhookURL: url, allowPrivate: allowPrivate)) }
+        }
+    }
+
     /// Why `url` may not be a merchant webhook target; nil when it may: an absolute https URL
     /// without credentials whose host resolves to public addresses only. With `allowPrivate`
     /// (local development and tests), http and any address are allowed.

@@ -74,12 +74,12 @@ package struct SagaStore: Sendable {
                  OR EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.method <> 'manual'))
           UNION ALL
           SELECT DISTINCT o.id, ARRAY['commit'] FROM stock_reservations r JOIN orders o ON o.id = r.order_id
-          WHERE r.status = 'RESERVED' AND o.status IN ('CONFIRMED', 'SHIPPED', 'DELIVERED') AND o.updated_at < now() - make_interval(secs => $1)
+          WHERE r.status = 'RESERVED' AND o.status IN ('CONFIRMED', 'SHIPPED', 'DELIVERED', 'PARTIALLY_REFUNDED', 'REFUNDED') AND o.updated_at < now() - make_interval(secs => $1)
           UNION ALL
           SELECT o.id, array_remove(ARRAY[
                    CASE WHEN EXISTS (SELECT 1 FROM stock_reservations r WHERE r.order_id = o.id AND r.status IN ('RESERVED', 'COMMITTED'))
                         THEN 'release' END,
-                   CASE WHEN EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status IN ('SUCCEEDED', 'PENDING'))
+                   CASE WHEN EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status IN ('SUCCEEDED', 'PENDING', 'AUTHORIZED'))
                           OR (NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id)
                               AND EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT'))
                         THEN 'refund' END], NULL)

@@ -22,7 +22,7 @@ import Store
 /// | `AWAITING_PAYMENT` (no payment outcome)          | `payment.requested`  | payment |
 /// | confirmed, reservation still `RESERVED`          | `order.confirmed`    | stock   |
 /// | `CANCELLED`, stock still reserved or committed    | `order.cancelled`    | stock   |
-/// | `CANCELLED`, charged or possibly charged         | `order.cancelled`    | payment |
+/// | `CANCELLED`, charged, authorised or maybe charged | `order.cancelled`    | payment |
 ///
 /// Each handler is idempotent per order, so re-driving a step that did happen (its answer
 /// was only slow) changes nothing. An order whose event still waits in the outbox (the

@@ -56,8 +56,10 @@ package struct WebhookDispatcher: Service {
 
     package func run() async throws {
         await runPeriodically(every: settings.pollInterval, task: "webhook dispatcher", logger: logger) {
-            // Keeps going while full batches come back, then waits for the next poll.
-            while try await dispatchOnce() == settings.concurrency {}
+            // Keeps going while full batches come back (then waits for the next poll), but not
+            // past a shutdown: with many due deliveries (a receiver down) the batches never run
+            // dry, and the process would not stop. Leases of unsent rows simply run out.
+            while !Task.isShuttingDownGracefully, !Task.isCancelled, try await dispatchOnce() == settings.concurrency {}
         }
         try? await sender.http.shutdown()
     }

@@ -51,7 +51,7 @@ package struct WebhookSender: Sendable {
         }
         // Checked at every attempt, not only when the endpoint was saved: a name can be made to
         // resolve elsewhere later.
-        if let refusal = OutboundAddress.refusal(ofWebhookURL: url, allowPrivate: settings.allowPrivateTargets) {
+        if let refusal = await OutboundAddress.checkWebhookURL(url, allowPrivate: settings.allowPrivateTargets) {
             return answer(nil, nil, "refused target: \(refusal)")
         }
         let timestamp = Int(Date().timeIntervalSince1970)
