@@ -174,9 +174,11 @@ struct FailureTests {
             if !payment.isRunning(.payment) { try payment.start(.payment) }
             #expect(crashes >= Stack.Options().policy.deliveryLimit)
             #expect(crashes <= Stack.Options().policy.deliveryLimit + 2)
-            // The worker stays up now: the poison is out of its queue.
-            try await Task.sleep(for: .seconds(1))
-            #expect(payment.isRunning(.payment))
+            // The worker stays up now: the poison is out of its queue. Waited for, not slept on:
+            // on a loaded machine a restarted worker takes seconds to subscribe.
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.payment)) == 0 })
+            try await payment.awaitReady([(.payment, 1)])
+            #expect(payment.isRunning(.payment), "payment worker log:\n\(payment.log(.payment).suffix(2000))")
             payment.stopAll()
         }
     }
