@@ -7,7 +7,7 @@ ENV := source scripts/env.sh
 # requests (the contract), so they run one test at a time (see `make test`).
 PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|BatchTests|RegistrationBurstTests|ContractTests|StripeReconciliationTests
 
-.PHONY: help services stop build migrate run test lint format walkthrough bench soak
+.PHONY: help services stop build migrate run test lint format walkthrough bench soak browser-test
 
 help:
 	@echo "make run      install what is missing, start PostgreSQL + RabbitMQ, migrate, build, start the API on :8080"
@@ -17,6 +17,7 @@ help:
 	@echo "make migrate  apply pending sql/ migrations"
 	@echo "make stop     stop the processes started by make run, PostgreSQL and RabbitMQ"
 	@echo "make walkthrough  the README checkout walkthrough against a running make run"
+	@echo "make browser-test the operator console in headless Chromium (part of make test); screenshots in .build/test-output/browser"
 	@echo "make bench    release build, baselines (pgbench, raw rabbitmq-c) and Emporium's figures; writes BENCHMARKS.md (~10 min)"
 	@echo "make lint     swift-format --strict over Sources and Tests (make format rewrites)"
 	@echo "make soak     5-minute PostgreSQL and RabbitMQ outages under load, and 1,000,000 confirmed publishes' memory (~20 min)"
@@ -63,6 +64,8 @@ test: services
 	@EMPORIUM_SKIP_BUILD=1 bash scripts/run.sh && bash scripts/walkthrough.sh && bash scripts/bench-smoke.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
 	@# The same walkthrough paying through Stripe (localstripe), with automatic and manual capture.
 	@bash scripts/walkthrough-stripe.sh; status=$$?; bash scripts/stop.sh --apps-only; exit $$status
+	@# The operator console in headless Chromium against a stack of its own.
+	@bash scripts/browser-tests.sh
 
 stop:
 	@bash scripts/stop.sh
@@ -77,6 +80,9 @@ format:
 
 walkthrough:
 	@bash scripts/walkthrough.sh
+
+browser-test: services
+	@$(ENV) && swift build && bash scripts/browser-tests.sh
 
 bench:
 	@bash scripts/bench.sh $(BENCH_ARGS)

@@ -118,8 +118,11 @@ let sourceTargets: [Target] =
             name: "API",
             dependencies: [
                 "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings", "Payments",
+                // The console's dead-letter pages use the CLI's own tools and status report.
+                "Operations",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -127,8 +130,9 @@ let sourceTargets: [Target] =
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // The API contract, served as is; ContractTests hold the server to it.
-            resources: [.copy("Resources/openapi.json")]
+            // The API contract, served as is (ContractTests hold the server to it), and the
+            // console's templates, stylesheet and script.
+            resources: [.copy("Resources/openapi.json"), .copy("Resources/console")]
         ),
         .executableTarget(name: "emporium-api", dependencies: ["API", "Observability", "Settings"]),
         .executableTarget(
@@ -158,7 +162,7 @@ let testTargets: [Target] = [
     .testTarget(
         name: "APITests",
         dependencies: [
-            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres",
+            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres", "Operations",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]
     ),

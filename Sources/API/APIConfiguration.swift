@@ -104,6 +104,8 @@ package struct APIConfiguration: Sendable {
     /// `WEBHOOK_SECRET_OVERLAP_SECONDS` (default 86400): how long a rotated-out webhook secret
     /// keeps signing next to the new one.
     package var webhookSecretOverlap: Duration = .seconds(86_400)
+    /// The operator console under `/admin` (``ConsoleSettings``).
+    package var console = ConsoleSettings()
 
     /// Values of `JWT_SECRET` published in this repository or its documentation: a secret
     /// anyone can read signs nothing.
@@ -157,6 +159,7 @@ package struct APIConfiguration: Sendable {
         config.payments = try PaymentSettings.read(env)
         config.webhookAllowPrivateTargets = env.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")
         if let overlap = try env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", in: 0...(30 * 86_400)) { config.webhookSecretOverlap = .seconds(overlap) }
+        config.console = try ConsoleSettings.read(env)
         return config
     }
 

@@ -4,6 +4,8 @@ import Hummingbird
 import HummingbirdBcrypt
 import Logging
 import Messaging
+import Observability
+import Operations
 import Payments
 import Postgres
 import ServiceLifecycle
@@ -83,7 +85,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
             FakePaymentProvider(ledger: pool)
         }
     PaymentsController(pool: pool, outbox: outbox, names: configuration.names, provider: provider).register(on: authenticated)
-    RefundsController(pool: pool, outbox: outbox, names: configuration.names).register(on: authenticated)
+    RefundsController(pool: pool, operations: OrderOperations(pool: pool, outbox: outbox, names: configuration.names)).register(on: authenticated)
     WebhookEndpointsController(pool: pool, allowPrivateTargets: configuration.webhookAllowPrivateTargets, secretOverlap: configuration.webhookSecretOverlap)
         .register(on: authenticated)
     if let stripe = configuration.payments.stripe, (stripe.webhookSecret ?? "").isEmpty {
@@ -95,10 +97,28 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     )
     .register(on: api)
     UsersController(pool: pool, accounts: accounts).register(on: authenticated)
+    var services: [any Service] = []
+    if configuration.console.enabled {
+        let feed = EventFanOut(amqp: configuration.amqp, names: configuration.names, instance: ProcessIdentity.current, logger: logger)
+        services.append(feed)
+        let status = SystemStatus(amqp: configuration.amqp, names: configuration.names, pool: pool)
+        let orderOperations = OrderOperations(pool: pool, outbox: outbox, names: configuration.names)
+        ConsoleController(
+            pages: try await ConsolePages(),
+            sessions: ConsoleSessions(pool: pool, accounts: accounts, settings: configuration.console),
+            signIn: PasswordSignIn(pool: pool, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle),
+            dependencies: ConsoleDependencies(
+                pool: pool, orders: orderOperations, products: ProductsController(pool: pool), categories: CategoriesController(pool: pool),
+                accounts: AccountAdministration(pool: pool, accounts: accounts), feed: feed, status: { OverviewPages.values(await status.collect()) },
+                deadLetters: DeadLetters(amqp: configuration.amqp, names: configuration.names), settings: configuration.console, logger: logger)
+        )
+        .register(on: router)
+    }
     let document = try APIContract.bundled()
     OpenAPIController(document: document).register(on: router)
     routeTable.load(router.routes)
-    let drift = document.mismatches(served: Set(router.routes.map { "\($0.method.rawValue) \($0.path)" }))
+    // The console's pages are HTML for browsers, not part of the JSON API's contract.
+    let drift = document.mismatches(served: Set(router.routes.filter { !$0.path.description.hasPrefix("/admin") }.map { "\($0.method.rawValue) \($0.path)" }))
     guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {
         throw ConfigurationError(
             "Sources/API/Resources/openapi.json does not match the routes: "
@@ -111,7 +131,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
         // Hummingbird) first: then the relay publishes and marks its last batch while the
         // pool it marks through is still open, and the pool closes after it.
-        services: extraServices + [
+        services: extraServices + services + [
             ClosePoolOnShutdown(pool: pool), ClosePoolOnShutdown(pool: marks), OutboxRelay(publisher: outbox, grace: configuration.shared.relayGrace),
         ]
             + (configuration.metricsPort.map { [MetricsListener.application(host: configuration.metricsHost, port: $0, logger: logger)] } ?? []),

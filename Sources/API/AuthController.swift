@@ -167,29 +167,8 @@ struct AuthController: Sendable {
 
     private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {
         let (body, _) = try await request.decodeJSON(Credentials.self, context: context)
-        let found = try await users.credentials(email: body.email, on: pool)
-        // The throttle's bucket is the account found, however its email was typed; an unknown
-        // email has a bucket of its own, by its normalised form.
-        let account =
-            found.map { "user:" + $0.id.uuidString.lowercased() }
-            ?? "email:" + TokenService.hashRefreshToken(body.email.lowercased().trimmingCharacters(in: .whitespaces))
-        let attempt = try await throttle.admit(account: account, address: context.clientAddress)
-        if attempt.delay > .zero { try await Task.sleep(for: attempt.delay) }
-        let hash = found?.passwordHash ?? decoyHash
-        let matches: Bool
-        do {
-            matches = try await hasher.verify(body.password, hash: hash)
-        } catch {
-            // Busy (503): not a failed sign-in.
-            await throttle.withdraw(attempt)
-            throw error
-        }
-        guard let found, matches, found.isActive, let role = found.role else {
-            // The attempt stays recorded as a failure.
-            throw APIError.unauthorized("email or password is incorrect")
-        }
-        try await throttle.succeeded(attempt)
-        let userId = found.id
+        let (userId, role) = try await PasswordSignIn(pool: pool, hasher: hasher, decoyHash: decoyHash, throttle: throttle)
+            .verify(email: body.email, password: body.password, clientAddress: context.clientAddress)
         let refresh = try await pool.withConnection { db in try await issueRefreshToken(userId: userId, family: UUID(), startedAt: nil, on: db) }
         return TokenBody(
             accessToken: try await tokens.accessToken(userId: userId, role: role), refreshToken: refresh,

@@ -33,21 +33,32 @@ struct CategoriesController: Sendable {
     private func validated(_ request: Request, _ context: AppRequestContext) async throws -> Input {
         guard try context.requireIdentity().role.isAdmin else { throw APIError.forbidden("only admins manage categories") }
         let (input, _) = try await request.decodeJSON(Input.self, context: context)
+        try Self.validate(input)
+        return input
+    }
+
+    /// The contract's rules for a category's name and slug.
+    static func validate(_ input: Input) throws {
         var problems: [(String, String)] = []
         if !FieldRules.isText(input.name, max: 100) { problems.append(("name", "must be 1 to 100 characters, not only spaces")) }
         if !FieldRules.isToken(input.slug, extra: "-", max: 64) || input.slug.lowercased() != input.slug {
             problems.append(("slug", "must be 1 to 64 lower-case letters, digits or dashes"))
         }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
-        return input
     }
 
     private func create(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<CatalogStore.Category> {
         let input = try await validated(request, context)
-        let category = try await storing(slug: input.slug) {
+        return EditedResponse(status: .created, response: try await create(input, by: try context.requireIdentity()))
+    }
+
+    /// Creates a category (ADMIN): the API's and the console's path.
+    func create(_ input: Input, by identity: Identity) async throws -> CatalogStore.Category {
+        guard identity.role.isAdmin else { throw APIError.forbidden("only admins manage categories") }
+        try Self.validate(input)
+        return try await storing(slug: input.slug) {
             try await catalog.createCategory(name: input.name, slug: input.slug, parentId: input.parentId, on: pool)
         }
-        return EditedResponse(status: .created, response: category)
     }
 
     private func update(_ request: Request, _ context: AppRequestContext) async throws -> CatalogStore.Category {

@@ -22,9 +22,9 @@ struct OrdersController: Sendable {
     /// Manual-payment orders a user may have waiting for payment at once
     /// (`MAX_UNPAID_ORDERS_PER_USER`): each holds its stock until paid or expired.
     let maxUnpaidOrders: Int
+    let operations: OrderOperations
     private let orders = OrderStore()
     private let idempotency = IdempotencyStore()
-    private let payments = PaymentStore()
 
     init(
         pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, pricing: Pricing, cartExpiry: Duration, maxUnpaidOrders: Int
@@ -35,6 +35,7 @@ struct OrdersController: Sendable {
         self.pricing = pricing
         self.carts = CartStore(expiry: cartExpiry)
         self.maxUnpaidOrders = maxUnpaidOrders
+        self.operations = OrderOperations(pool: pool, outbox: outbox, names: names)
     }
 
     struct PlaceOrder: Decodable {
@@ -59,60 +60,22 @@ struct OrdersController: Sendable {
         let status: String
     }
 
-    /// The owner (or an ADMIN) cancels an order before it ships. The saga does the rest:
-    /// the stock worker releases the reservation and the payment worker refunds a charge.
+    /// The owner (or an ADMIN) cancels an order before it ships (``OrderOperations/cancel``).
     private func cancel(_ context: AppRequestContext) async throws -> OrderStore.Order {
         let identity = try context.requireIdentity()
         let id = try context.parameters.requireUUID("id", "order")
-        let owner = identity.role.isAdmin ? nil : identity.userId
-        try await move(
-            id, to: .cancelled, reason: .customer, owner: owner, eventType: .orderCancelled,
-            refused: "the order can no longer be cancelled (it has shipped or is already cancelled)", log: context.logger)
-        return try await load(id, visibleTo: owner)
+        try await operations.cancel(id, by: identity, log: context.logger)
+        return try await load(id, visibleTo: identity.role.isAdmin ? nil : identity.userId)
     }
 
-    /// ADMIN moves an order to SHIPPED or DELIVERED, only along allowed transitions.
+    /// ADMIN moves an order to SHIPPED or DELIVERED (``OrderOperations/advance``).
     private func changeStatus(_ request: Request, _ context: AppRequestContext) async throws -> OrderStore.Order {
         let identity = try context.requireIdentity()
         guard identity.role.isAdmin else { throw APIError.forbidden("only admins change an order's status") }
         let id = try context.parameters.requireUUID("id", "order")
         let (input, _) = try await request.decodeJSON(StatusChange.self, context: context)
-        let target: OrderStatus, eventType: EventType
-        switch OrderStatus(rawValue: input.status) {
-        case .shipped: (target, eventType) = (.shipped, .orderShipped)
-        case .delivered: (target, eventType) = (.delivered, .orderDelivered)
-        default: throw APIError.invalid([("status", "must be SHIPPED or DELIVERED; other states are reached through the checkout itself")])
-        }
-        try await move(
-            id, to: target, reason: nil, owner: nil, eventType: eventType,
-            refused: "an order cannot move to \(target.rawValue) from its current status", log: context.logger)
+        try await operations.advance(id, to: input.status, by: identity, log: context.logger)
         return try await load(id, visibleTo: nil)
-    }
-
-    /// Applies a transition and writes its event to the outbox in one transaction; 404 when
-    /// the order is missing (or not `owner`'s), 409 when its state does not allow it.
-    private func move(
-        _ id: UUID, to target: OrderStatus, reason: CancellationReason?, owner: UUID?, eventType: EventType, refused: String, log: Logger
-    ) async throws {
-        let event = try await pool.withTransaction { db -> EventEnvelope in
-            guard let order = try await orders.ownerAndTrace(id, owner: owner, on: db) else { throw APIError.notFound("order") }
-            if target == .cancelled {
-                // Locked first, so a refund request of the same order waits or is waited for:
-                // a cancellation refunds everything and must not meet a partial refund.
-                _ = try await orders.status(of: id, lock: true, on: db)
-                guard try await payments.refunds(ofOrder: id, on: db).isEmpty else {
-                    throw APIError.conflict("the order has refunds; refund the rest instead of cancelling")
-                }
-            }
-            guard try await orders.transition(id, to: target, reason: reason, on: db) != nil else { throw APIError.conflict(refused) }
-            let event = try EventEnvelope(
-                type: eventType, orderId: id, payload: OrderOutcome(orderId: id, userId: order.userId, reason: reason?.rawValue),
-                traceparent: order.traceparent)
-            try await OutboxStore.append(event, exchange: names.eventsExchange, on: db)
-            return event
-        }
-        log.info("order status changed", metadata: [LogKeys.orderID: "\(id)", LogKeys.orderStatus: "\(target.rawValue)", "emitted": "\(event.type)"])
-        outbox.publishSoon([event])
     }
 
     // MARK: Placement

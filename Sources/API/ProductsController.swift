@@ -108,37 +108,60 @@ struct ProductsController: Sendable {
     }
 
     private func create(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<CatalogStore.Product> {
-        let identity = try context.requireIdentity()
-        guard identity.role.isAdmin || identity.role == .seller else { throw APIError.forbidden("only sellers and admins manage products") }
         let (input, _) = try await request.decodeJSON(ProductInput.self, context: context)
+        let product = try await create(input, by: try context.requireIdentity())
+        return EditedResponse(status: .created, headers: [.location: "/api/v1/products/\(product.id.uuidString.lowercased())"], response: product)
+    }
+
+    /// Creates a product for an ADMIN or a SELLER (then theirs): the API's and the console's path.
+    func create(_ input: ProductInput, by identity: Identity) async throws -> CatalogStore.Product {
+        guard identity.role.isAdmin || identity.role == .seller else { throw APIError.forbidden("only sellers and admins manage products") }
         try input.validate()
         let id = UUID()
-        let product = try await storing(sku: input.sku) {
+        return try await storing(sku: input.sku) {
             try await pool.withTransaction { db in
-                try await catalog.create(id, input.fields, sellerId: identity.role == .seller ? identity.userId : nil, categoryIds: input.categoryIds, on: db)
+                let product = try await catalog.create(
+                    id, input.fields, sellerId: identity.role == .seller ? identity.userId : nil, categoryIds: input.categoryIds, on: db)
+                try await AuditStore().record(
+                    actor: identity.userId, action: "product.create", objectType: "product", objectId: id.uuidString.lowercased(), before: nil,
+                    after: #"{"sku":\#(Self.jsonString(input.sku)),"price_cents":\#(input.priceCents),"stock":\#(input.stock)}"#, on: db)
+                return product
             }
         }
-        return EditedResponse(status: .created, headers: [.location: "/api/v1/products/\(id.uuidString.lowercased())"], response: product)
     }
 
     private func update(_ request: Request, _ context: AppRequestContext) async throws -> CatalogStore.Product {
-        let identity = try context.requireIdentity()
-        guard identity.role.isAdmin || identity.role == .seller else { throw APIError.forbidden("only sellers and admins manage products") }
         let id = try context.parameters.requireUUID("id", "product")
         let (input, _) = try await request.decodeJSON(ProductInput.self, context: context)
-        try input.validate()
         // Optimistic locking: the update names the version it was based on, by `If-Match`
         // (412 when stale) or a `version` field (409 when stale).
         let ifMatch = request.headers[.ifMatch].flatMap { Int($0.trimmingCharacters(in: CharacterSet(charactersIn: "\" W/"))) }
+        return try await update(id, input, ifMatch: ifMatch, by: try context.requireIdentity())
+    }
+
+    /// Replaces a product at the version the caller read (`ifMatch`, else `input.version`):
+    /// the API's and the console's path. A SELLER may only touch their own products.
+    func update(_ id: UUID, _ input: ProductInput, ifMatch: Int?, by identity: Identity) async throws -> CatalogStore.Product {
+        guard identity.role.isAdmin || identity.role == .seller else { throw APIError.forbidden("only sellers and admins manage products") }
+        try input.validate()
         guard let expected = ifMatch ?? input.version else {
             throw APIError(status: .preconditionRequired, detail: "send the product's version (the `version` field or an If-Match header) with an update")
         }
         // A seller may only touch its own products; others' look absent.
         let updated = try await storing(sku: input.sku) {
-            try await pool.withTransaction { db in
-                try await catalog.replace(
+            try await pool.withTransaction { db -> CatalogStore.Product? in
+                let product = try await catalog.replace(
                     id, input.fields, categoryIds: input.categoryIds, version: expected, byAdmin: identity.role.isAdmin,
                     userId: identity.userId, on: db)
+                if let product {
+                    try await AuditStore().record(
+                        actor: identity.userId, action: "product.update", objectType: "product", objectId: id.uuidString.lowercased(),
+                        before: #"{"version":\#(expected)}"#,
+                        after:
+                            #"{"version":\#(product.version),"price_cents":\#(product.priceCents),"stock":\#(product.stock),"is_active":\#(product.isActive)}"#,
+                        on: db)
+                }
+                return product
             }
         }
         guard let updated else {
@@ -149,6 +172,11 @@ struct ProductsController: Sendable {
             throw ifMatch != nil ? APIError(status: .preconditionFailed, detail: detail) : APIError.conflict(detail)
         }
         return updated
+    }
+
+    /// `text` as a JSON string literal (for audit entries).
+    static func jsonString(_ text: String) -> String {
+        (try? String(decoding: JSONEncoder().encode(text), as: UTF8.self)) ?? "\"\""
     }
 
     /// Runs a write, turning a taken SKU and an unknown category into 409s naming them.

@@ -10,6 +10,7 @@ struct UsersController: Sendable {
     /// Told about every account change, so this process's tokens follow it at once.
     let accounts: AccountDirectory
     private let users = UserStore()
+    private var administration: AccountAdministration { AccountAdministration(pool: pool, accounts: accounts) }
     static let maxAddresses = 20
 
     /// What a user may change about themselves; anything else in the body is ignored.
@@ -92,43 +93,17 @@ struct UsersController: Sendable {
 
     private func adminUpdate(_ request: Request, _ context: AppRequestContext) async throws -> UserStore.User {
         try requireAdmin(context)
-        let identity = try context.requireIdentity()
         let id = try context.parameters.requireUUID("id", "user")
         let (change, _) = try await request.decodeJSON(AdminChange.self, context: context)
-        var current = try await user(id)
-        // Nobody changes their own standing: a suspended admin holding an old token cannot
-        // reinstate themselves, and no one promotes or demotes themselves.
-        if id == identity.userId, (change.isActive.map { $0 != current.isActive } ?? false) || (change.role.map { $0 != current.role } ?? false) {
-            throw APIError.forbidden("nobody changes their own is_active or role; ask another admin")
-        }
-        if let role = change.role, role != current.role {
-            guard identity.role == .superadmin else { throw APIError.forbidden("only a SUPERADMIN changes roles") }
-            guard Role(rawValue: role) != nil else { throw APIError.invalid([("role", "must be CUSTOMER, SELLER, ADMIN or SUPERADMIN")]) }
-        }
-        // An admin may not change another admin unless they are a SUPERADMIN.
-        if Role(rawValue: current.role)?.isAdmin == true, identity.role != .superadmin, id != identity.userId {
-            throw APIError.forbidden("only a SUPERADMIN manages other admins")
-        }
-        try validateName(change.firstName ?? current.firstName, change.lastName ?? current.lastName)
-        try await users.administer(
-            id, firstName: change.firstName ?? current.firstName, lastName: change.lastName ?? current.lastName,
-            isActive: change.isActive ?? current.isActive, role: change.role ?? current.role, on: pool)
-        accounts.invalidate(id)
-        current = try await user(id)
-        return current
+        return try await administration.change(
+            id, AccountAdministration.Change(firstName: change.firstName, lastName: change.lastName, isActive: change.isActive, role: change.role),
+            by: try context.requireIdentity(), log: context.logger)
     }
 
-    /// Closes an account: it cannot sign in, its sessions end, and it is gone from this API
-    /// (404 from then on). The row stays, because orders and payments keep referring to it.
+    /// Closes an account (``AccountAdministration/close``): 204, then 404 from then on.
     private func deactivate(_ context: AppRequestContext) async throws -> Response {
         try requireAdmin(context)
-        let identity = try context.requireIdentity()
-        let id = try context.parameters.requireUUID("id", "user")
-        let target = try await user(id)
-        guard id != identity.userId else { throw APIError.conflict("an admin cannot close their own account") }
-        if Role(rawValue: target.role)?.isAdmin == true, identity.role != .superadmin { throw APIError.forbidden("only a SUPERADMIN manages other admins") }
-        try await users.close(id, on: pool)
-        accounts.invalidate(id)
+        try await administration.close(try context.parameters.requireUUID("id", "user"), by: try context.requireIdentity(), log: context.logger)
         return Response(status: .noContent)
     }
 

@@ -16,6 +16,14 @@ package struct StatusReport: Sendable, Encodable {
         package let ready: Int?
         package let consumers: Int?
         package let deadLetters: Int?
+        /// Creates a row.
+        package init(role: String, queue: String, ready: Int?, consumers: Int?, deadLetters: Int?) {
+            self.role = role
+            self.queue = queue
+            self.ready = ready
+            self.consumers = consumers
+            self.deadLetters = deadLetters
+        }
     }
 
     /// Events committed but not yet published (the relay's backlog), and rows the relay
@@ -24,6 +32,12 @@ package struct StatusReport: Sendable, Encodable {
         package let unpublished: Int
         package let oldestAgeSeconds: Int?
         package let parked: Int
+        /// Creates the figures.
+        package init(unpublished: Int, oldestAgeSeconds: Int?, parked: Int) {
+            self.unpublished = unpublished
+            self.oldestAgeSeconds = oldestAgeSeconds
+            self.parked = parked
+        }
     }
 
     package var queues: [Queue] = []
@@ -32,6 +46,8 @@ package struct StatusReport: Sendable, Encodable {
     package var orders: [String: Int]?
     /// What could not be read, by part (`rabbitmq`, `postgres`).
     package var errors: [String: String] = [:]
+    /// An empty report.
+    package init() {}
 }
 
 /// Collects a ``StatusReport`` from the broker and the database.

@@ -94,6 +94,7 @@ package struct Retention: Service {
             ("idempotency_keys", settings.idempotencyAbandoned, { try await idempotency.pruneAbandoned(olderThan: $0, batch: $1, on: $2) }),
             ("login_failures", settings.loginFailures, { try await users.pruneFailures(olderThan: $0, batch: $1, on: $2) }),
             ("refresh_tokens", settings.refreshTokens, { try await users.pruneRefreshTokens(olderThan: $0, batch: $1, on: $2) }),
+            ("console_sessions", settings.refreshTokens, { try await ConsoleSessionStore().prune(olderThan: $0, batch: $1, on: $2) }),
             ("saga_redrives", settings.outbox, { try await saga.prune(olderThan: $0, batch: $1, on: $2) }),
             ("webhook_deliveries", settings.webhookDeliveries, { try await webhooks.pruneDelivered(olderThan: $0, batch: $1, on: $2) }),
         ]

@@ -1,0 +1,146 @@
+import AMQP
+import Domain
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// One event as live pages see it: what happened to which order, and the status it announces.
+package struct LiveEvent: Sendable, Equatable {
+    /// Increases by one per event this process received; the SSE id (`Last-Event-ID`).
+    package let sequence: Int
+    package let type: String
+    package let orderId: UUID?
+    /// The order's new status when the event announces one (`order.confirmed` → CONFIRMED).
+    package let status: String?
+    package let occurredAt: Date
+}
+
+/// Every event of the system, fanned out to the open live pages of this process: an
+/// exclusive, auto-deleted queue of its own bound to the events exchange (so every API replica
+/// sees every event, and the queue disappears with the process), a ring of the latest events
+/// for reconnecting clients (`Last-Event-ID`), and a bounded buffer per subscriber (a slow page
+/// loses the oldest events, never slows the others or grows memory).
+package final class EventFanOut: Service, Sendable {
+    /// How many recent events a reconnecting client can catch up on.
+    package static let replayCapacity = 500
+    /// Events buffered per subscriber before the oldest are dropped.
+    package static let subscriberBuffer = 256
+
+    private struct State {
+        var sequence = 0
+        var recent: [LiveEvent] = []
+        var seenIds: [UUID: Int] = [:]
+        var subscribers: [UUID: AsyncStream<LiveEvent>.Continuation] = [:]
+    }
+
+    private let state = Mutex(State())
+    /// Created by the first ``start()``: until someone opens a live page, this process
+    /// consumes nothing (an API nobody watches pays nothing for the feed).
+    private let consumer = Mutex<(consumer: AMQPConsumer?, stopped: Bool)>((nil, false))
+    private let started: AsyncStream<Void>
+    private let startedSignal: AsyncStream<Void>.Continuation
+    private let amqp: AMQPConfiguration
+    private let options: AMQPConsumer.Options
+    private let queue: String
+    private let logger: Logger
+
+    /// Prepares the feed; it connects on the first ``start()``.
+    package init(amqp: AMQPConfiguration, names: MessagingNames, instance: String, logger: Logger) {
+        let safe = String(instance.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" }.prefix(100))
+        queue = "\(names.namespace).live.\(safe).\(UUID().uuidString.prefix(8).lowercased())"
+        var options = AMQPConsumer.Options()
+        options.prefetch = 64
+        options.consumerTag = "emporium-live"
+        options.redeliveriesOneAtATime = false
+        options.topology = AMQPTopology(
+            exchanges: [AMQPExchange(name: names.eventsExchange, type: .topic)],
+            queues: [AMQPQueue(name: queue, durable: false, exclusive: true, autoDelete: true, arguments: ["x-max-length": .int(10_000)])],
+            bindings: [AMQPBinding(queue: queue, exchange: names.eventsExchange, routingKey: "#")])
+        self.options = options
+        self.amqp = amqp
+        self.logger = logger
+        (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    /// Connects the feed if it is not yet (idempotent; cheap to call on every page).
+    package func start() {
+        let created = consumer.withLock { box -> Bool in
+            guard box.consumer == nil, !box.stopped else { return false }
+            box.consumer = AMQPConsumer(configuration: amqp, queue: queue, options: options, logger: logger)
+            return true
+        }
+        if created {
+            logger.info("live feed started", metadata: ["amqp.queue": "\(queue)"])
+            startedSignal.yield(())
+            startedSignal.finish()
+        }
+    }
+
+    /// Whether the feed is connected to the broker (pages fall back to polling when not).
+    package var isConnected: Bool { consumer.withLock { $0.consumer?.isConnected ?? false } }
+
+    /// Subscribes: the events after `lastSequence` still in the ring, then every new one.
+    /// The stream ends at shutdown or when the caller stops iterating.
+    package func subscribe(after lastSequence: Int?) -> (missed: [LiveEvent], events: AsyncStream<LiveEvent>) {
+        start()
+        let (stream, continuation) = AsyncStream.makeStream(of: LiveEvent.self, bufferingPolicy: .bufferingNewest(Self.subscriberBuffer))
+        let id = UUID()
+        let missed = state.withLock { state -> [LiveEvent] in
+            state.subscribers[id] = continuation
+            guard let lastSequence else { return [] }
+            return state.recent.filter { $0.sequence > lastSequence }
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        return (missed, stream)
+    }
+
+    /// Pages open on this process now.
+    package var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+
+    package func run() async throws {
+        await withGracefulShutdownHandler {
+            for await _ in started { break }
+            guard let consumer = consumer.withLock({ $0.consumer }) else { return }
+            for await delivery in consumer.deliveries {
+                publish(delivery.body)
+                try? await consumer.ack(delivery)
+            }
+        } onGracefulShutdown: {
+            let running = self.consumer.withLock { box -> AMQPConsumer? in
+                box.stopped = true
+                return box.consumer
+            }
+            self.startedSignal.finish()
+            if let running { Task { await running.stop() } }
+        }
+        state.withLock { state in
+            for continuation in state.subscribers.values { continuation.finish() }
+            state.subscribers = [:]
+        }
+    }
+
+    /// Hands one event body to every subscriber; a body that is not an event is skipped, and an
+    /// event seen already (an outbox duplicate) is not shown twice.
+    func publish(_ body: [UInt8]) {
+        guard let envelope = try? EventEnvelope.decode(body) else {
+            logger.debug("live feed skipped a message that is not an event")
+            return
+        }
+        state.withLock { state in
+            guard state.seenIds[envelope.id] == nil else { return }
+            state.sequence += 1
+            let event = LiveEvent(
+                sequence: state.sequence, type: envelope.type, orderId: envelope.orderId, status: envelope.eventType?.announcedOrderStatus?.rawValue,
+                occurredAt: envelope.occurredAt)
+            state.seenIds[envelope.id] = state.sequence
+            state.recent.append(event)
+            if state.recent.count > Self.replayCapacity {
+                state.recent.removeFirst(state.recent.count - Self.replayCapacity)
+                let oldest = state.recent[0].sequence
+                state.seenIds = state.seenIds.filter { $0.value >= oldest }
+            }
+            for continuation in state.subscribers.values { continuation.yield(event) }
+        }
+    }
+}

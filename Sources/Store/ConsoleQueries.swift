@@ -1,0 +1,184 @@
+import Foundation
+import Postgres
+
+/// The operator console's read models: searches and figures that join several tables for
+/// display. Read-only; every table is still written by its own store.
+package struct ConsoleQueries: Sendable {
+    /// Creates the query set.
+    package init() {}
+
+    // MARK: Orders
+
+    /// What the orders list filters on; every field is optional.
+    package struct OrderFilter: Sendable {
+        package var status: String?
+        package var from: Date?
+        package var to: Date?
+        package var email: String?
+        package var orderNumber: String?
+        package var minTotalCents: Int?
+        package var maxTotalCents: Int?
+        package init() {}
+    }
+
+    /// One row of the orders list.
+    package struct OrderRow: Sendable {
+        package let id: UUID
+        package let orderNumber: String
+        package let status: String
+        package let email: String
+        package let totalCents: Int
+        package let currency: String
+        package let createdAt: Date
+        package let paymentFlag: String?
+        /// Creates a row.
+        package init(id: UUID, orderNumber: String, status: String, email: String, totalCents: Int, currency: String, createdAt: Date, paymentFlag: String?) {
+            self.id = id
+            self.orderNumber = orderNumber
+            self.status = status
+            self.email = email
+            self.totalCents = totalCents
+            self.currency = currency
+            self.createdAt = createdAt
+            self.paymentFlag = paymentFlag
+        }
+    }
+
+    /// A page of orders matching `filter`, newest first. Each filter is a fixed clause that is
+    /// off when its parameter is NULL.
+    package func orders(_ filter: OrderFilter, size: Int, offset: Int, on pool: PostgresPool) async throws -> (rows: [OrderRow], total: Int) {
+        let rows = try await pool.query(
+            """
+            SELECT o.id, o.order_number, o.status, u.email, o.total_cents, o.currency, o.created_at, o.payment_flag, count(*) OVER () AS total
+            FROM orders o JOIN users u ON u.id = o.user_id
+            WHERE ($1::text IS NULL OR o.status = $1)
+              AND ($2::timestamptz IS NULL OR o.created_at >= $2)
+              AND ($3::timestamptz IS NULL OR o.created_at < $3)
+              AND ($4::text IS NULL OR lower(u.email) = lower($4))
+              AND ($5::text IS NULL OR o.order_number = $5)
+              AND ($6::int8 IS NULL OR o.total_cents >= $6)
+              AND ($7::int8 IS NULL OR o.total_cents <= $7)
+            ORDER BY o.created_at DESC, o.id LIMIT $8 OFFSET $9
+            """,
+            [filter.status, filter.from, filter.to, filter.email, filter.orderNumber, filter.minTotalCents, filter.maxTotalCents, size, offset])
+        return (
+            try rows.map {
+                OrderRow(
+                    id: try $0.decode(UUID.self, "id"), orderNumber: try $0.decode(String.self, "order_number"), status: try $0.decode(String.self, "status"),
+                    email: try $0.decode(String.self, "email"), totalCents: try $0.decode(Int.self, "total_cents"),
+                    currency: try $0.decode(String.self, "currency"), createdAt: try $0.decode(Date.self, "created_at"),
+                    paymentFlag: try $0.decode(String?.self, "payment_flag"))
+            }, try rows.first?.decode(Int.self, "total") ?? 0
+        )
+    }
+
+    /// Orders placed per minute over the last `minutes` minutes, oldest first, zeros included.
+    package func ordersPerMinute(minutes: Int, on pool: PostgresPool) async throws -> [Int] {
+        let rows = try await pool.query(
+            """
+            SELECT m.minute, count(o.id) AS placed
+            FROM generate_series(date_trunc('minute', now()) - make_interval(mins => $1::int4 - 1), date_trunc('minute', now()), interval '1 minute') AS m(minute)
+            LEFT JOIN orders o ON o.created_at >= m.minute AND o.created_at < m.minute + interval '1 minute'
+            GROUP BY m.minute ORDER BY m.minute
+            """, [minutes])
+        return try rows.map { try $0.decode(Int.self, "placed") }
+    }
+
+    /// Everything about one order besides its lines and history (``OrderStore/order``).
+    package struct OrderFacts: Sendable {
+        package struct Reservation: Sendable {
+            package let sku: String
+            package let quantity: Int
+            package let status: String
+        }
+        package struct Payment: Sendable {
+            package let status: String
+            package let provider: String
+            package let reference: String?
+            package let amountCents: Int
+            package let refundedCents: Int
+            package let failureReason: String?
+        }
+        package struct Notification: Sendable {
+            package let channel: String
+            package let template: String
+            package let recipient: String
+            package let status: String
+            package let createdAt: Date
+        }
+        package let customerId: UUID
+        package let customerEmail: String
+        package let traceparent: String?
+        package let reservations: [Reservation]
+        package let payment: Payment?
+        package let notifications: [Notification]
+    }
+
+    /// The facts of order `id`; nil when there is no such order.
+    package func facts(of id: UUID, on pool: PostgresPool) async throws -> OrderFacts? {
+        try await pool.withConnection { db in
+            guard
+                let head = try await db.query("SELECT o.user_id, u.email, o.trace_parent FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1", [id])
+                    .first
+            else { return nil }
+            let reservations = try await db.query(
+                "SELECT p.sku, r.quantity, r.status FROM stock_reservations r JOIN products p ON p.id = r.product_id WHERE r.order_id = $1 ORDER BY p.sku", [id]
+            ).map {
+                OrderFacts.Reservation(
+                    sku: try $0.decode(String.self, "sku"), quantity: try $0.decode(Int.self, "quantity"), status: try $0.decode(String.self, "status"))
+            }
+            let payment = try await db.query(
+                "SELECT status, provider, provider_reference, amount_cents, refunded_cents, failure_reason FROM payments WHERE order_id = $1", [id]
+            ).first.map {
+                OrderFacts.Payment(
+                    status: try $0.decode(String.self, "status"), provider: try $0.decode(String.self, "provider"),
+                    reference: try $0.decode(String?.self, "provider_reference"), amountCents: try $0.decode(Int.self, "amount_cents"),
+                    refundedCents: try $0.decode(Int.self, "refunded_cents"), failureReason: try $0.decode(String?.self, "failure_reason"))
+            }
+            let notifications = try await db.query(
+                "SELECT channel, template, recipient, status, created_at FROM notifications WHERE order_id = $1 ORDER BY created_at, id LIMIT 100", [id]
+            ).map {
+                OrderFacts.Notification(
+                    channel: try $0.decode(String.self, "channel"), template: try $0.decode(String.self, "template"),
+                    recipient: try $0.decode(String.self, "recipient"), status: try $0.decode(String.self, "status"),
+                    createdAt: try $0.decode(Date.self, "created_at"))
+            }
+            return OrderFacts(
+                customerId: try head.decode(UUID.self, "user_id"), customerEmail: try head.decode(String.self, "email"),
+                traceparent: try head.decode(String?.self, "trace_parent"), reservations: reservations, payment: payment, notifications: notifications)
+        }
+    }
+
+    // MARK: Catalog and accounts
+
+    /// A page of products, active or not, newest first: every product, or `sellerId`'s only.
+    /// `text` matches the name or SKU.
+    package func products(sellerId: UUID?, text: String?, size: Int, offset: Int, on pool: PostgresPool) async throws -> (
+        products: [CatalogStore.Product], total: Int
+    ) {
+        let rows = try await pool.query(
+            """
+            SELECT \(CatalogStore.columns), count(*) OVER () AS total FROM products
+            WHERE ($1::uuid IS NULL OR seller_id = $1) AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' OR sku ILIKE '%' || $2 || '%')
+            ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
+            """, [sellerId, text, size, offset])
+        return (try rows.map(CatalogStore.Product.init), try rows.first?.decode(Int.self, "total") ?? 0)
+    }
+
+    /// One product, active or not, when `sellerId` is nil or owns it.
+    package func product(_ id: UUID, sellerId: UUID?, on pool: PostgresPool) async throws -> CatalogStore.Product? {
+        try await pool.query("SELECT \(CatalogStore.columns) FROM products WHERE id = $1 AND ($2::uuid IS NULL OR seller_id = $2)", [id, sellerId]).first.map(
+            CatalogStore.Product.init)
+    }
+
+    /// A page of open accounts whose email or name contains `text`, by email.
+    package func users(text: String?, size: Int, offset: Int, on pool: PostgresPool) async throws -> (users: [UserStore.User], total: Int) {
+        let rows = try await pool.query(
+            """
+            SELECT \(UserStore.userColumns), count(*) OVER () AS total FROM users
+            WHERE closed_at IS NULL AND ($1::text IS NULL OR email ILIKE '%' || $1 || '%' OR (first_name || ' ' || last_name) ILIKE '%' || $1 || '%')
+            ORDER BY lower(email), id LIMIT $2 OFFSET $3
+            """, [text, size, offset])
+        return (try rows.map(UserStore.User.init), try rows.first?.decode(Int.self, "total") ?? 0)
+    }
+}
