@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -85,7 +85,10 @@ def place_order(token):
 
 def wait(driver, condition, what):
     try:
-        return WebDriverWait(driver, DEADLINE, poll_frequency=0.2).until(lambda d: condition(d))
+        # A page being replaced (a form's redirect, a live re-render) leaves stale elements:
+        # that is "not yet", not a failure.
+        return WebDriverWait(driver, DEADLINE, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: condition(d))
     except TimeoutException:
         shot(driver, "failed-" + what.replace(" ", "-")[:40])
         raise AssertionError("timed out after %d s waiting for %s (page %s)" % (DEADLINE, what, driver.current_url))
@@ -163,9 +166,11 @@ def test_2_new_order_appears_live_and_confirms_live(driver):
     row = 'tr[data-order-id="%s"]' % order_id
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the new order in the list")
     assert not_reloaded(driver), "the list was reloaded"
-    assert email in driver.find_element(By.CSS_SELECTOR, row).text
+    # The rows are re-rendered as events arrive: read and click through the wait, which
+    # retries an element replaced under it.
+    wait(driver, lambda d: email in d.find_element(By.CSS_SELECTOR, row).text, "the customer's email in the row")
     shot(driver, "orders")
-    driver.find_element(By.CSS_SELECTOR, row + " a").click()
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, row + " a").click() or True, "a click on the order")
     wait(driver, lambda d: d.find_elements(By.ID, "order-status"), "the order page")
     first = text(driver, "#order-status")
     # The fake provider takes 3 s per charge: the page opens before the order is paid.
@@ -314,6 +319,17 @@ def test_6_screenshots_of_every_page(driver):
         driver.get(BASE + path)
         wait(driver, lambda d: d.find_elements(By.ID, marker), name)
         shot(driver, name)
+    # The overview and the order again, now that the shop has orders, shipped and dead-lettered
+    # (these two are the README's screenshots), the order page at full height.
+    driver.set_window_size(1200, 1250)
+    driver.get(BASE + "/admin")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "svg.chart rect"), "bars in the orders-per-minute chart")
+    shot(driver, "overview")
+    driver.set_window_size(1200, 1900)
+    driver.get(BASE + "/admin/orders/" + STATE["order"])
+    wait(driver, lambda d: text(d, "#order-status") == "DELIVERED", "the delivered order")
+    shot(driver, "order")
+    driver.set_window_size(1200, 900)
     expected = {"overview", "orders", "order", "dead-letters", "dead-letter", "login", "product-form", "products", "categories", "users"}
     taken = {os.path.basename(p)[:-4] for p in SHOTS}
     assert expected <= taken, expected - taken

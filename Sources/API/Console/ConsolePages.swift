@@ -93,7 +93,7 @@ enum ConsoleFormat {
     }
 
     /// Orders per minute as a bar chart in SVG (server-rendered; no script, no library).
-    static func barChart(_ counts: [Int], width: Int = 600, height: Int = 120) -> String {
+    static func barChart(_ counts: [Int], width: Int = 1200, height: Int = 140) -> String {
         let top = max(counts.max() ?? 0, 1)
         let barWidth = Double(width) / Double(max(counts.count, 1))
         var bars = ""
