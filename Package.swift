@@ -123,6 +123,7 @@ let sourceTargets: [Target] =
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -132,7 +133,7 @@ let sourceTargets: [Target] =
             ],
             // The API contract, served as is (ContractTests hold the server to it), and the
             // console's templates, stylesheet and script.
-            resources: [.copy("Resources/openapi.json"), .copy("Resources/console")]
+            resources: [.copy("Resources/openapi.json"), .copy("Resources/console"), .copy("Resources/shop")]
         ),
         .executableTarget(name: "emporium-api", dependencies: ["API", "Observability", "Settings"]),
         .executableTarget(
@@ -171,6 +172,7 @@ let testTargets: [Target] = [
         dependencies: [
             "API", "Workers", "Payments", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain", "Store", "Observability", "Settings",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -192,6 +194,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),

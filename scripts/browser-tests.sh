@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The operator console in a real browser: headless Chromium driven by Selenium (Debian's
+# The operator console and the storefront in a real browser: headless Chromium driven by Selenium (Debian's
 # chromium and chromium-driver, selenium from PyPI; installed here when missing) against an
 # Emporium of its own: its own database and RabbitMQ vhost, the API on BROWSER_TEST_PORT
 # (default 8091) and one worker per role. Screenshots go to BROWSER_TEST_OUTPUT (default
@@ -85,5 +85,8 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null || { echo "browser-tests: the API is not ready" >&2; exit 1; }
 
-BASE_URL="http://127.0.0.1:$PORT" OUTPUT="$OUTPUT" EMPORIUM_BIN="$BIN/emporium" \
-  "$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/console_test.py"
+export BASE_URL="http://127.0.0.1:$PORT" OUTPUT="$OUTPUT" EMPORIUM_BIN="$BIN/emporium"
+status=0
+"$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/console_test.py" || status=1
+"$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/storefront_test.py" || status=1
+exit $status

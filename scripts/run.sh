@@ -48,6 +48,7 @@ done
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$HTTP_PORT/health" >/dev/null 2>&1; then
     echo "run: API answers on http://127.0.0.1:$HTTP_PORT (GET /health, GET /ready); metrics on http://127.0.0.1:${METRICS_PORT:-9464}/metrics; stop with 'make stop'"
+    [ "${STOREFRONT_ENABLED:-true}" = false ] || echo "run: storefront at http://127.0.0.1:$HTTP_PORT/ (sign up and buy; test cards: the one that pays is preselected)"
     [ "${CONSOLE_ENABLED:-true}" = false ] || echo "run: operator console at http://127.0.0.1:$HTTP_PORT/admin (sign in as the admin below)"
     echo "run: admin $SEED_ADMIN_EMAIL, password in ${SECRETS_FILE#$ROOT/} (generated on first use; set SEED_ADMIN_PASSWORD and JWT_SECRET to choose your own)"
     curl -fsS "http://127.0.0.1:$HTTP_PORT/ready" && echo

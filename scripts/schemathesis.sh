@@ -68,6 +68,7 @@ set +e
   --url "http://127.0.0.1:$PORT" \
   -H "Authorization: Bearer $token" \
   --exclude-path /api/v1/auth/logout-all \
+  --exclude-path '/api/v1/orders/{id}/events/ws' \
   --max-examples "${FUZZ_MAX_EXAMPLES:-50}" \
   --workers 1 \
   --request-timeout 30 \
@@ -76,6 +77,9 @@ set +e
   "$@" 2>&1 | tee "$logs/run.txt"
 status=${PIPESTATUS[0]}
 set -e
+# The order event WebSocket is left out too: an HTTP fuzzer's plain GET can only be answered
+# 426 (Upgrade Required), which it counts as a valid request refused; OrderEventStreamTests
+# drive it as a WebSocket (authorization, messages, close) instead.
 # `logout-all` is left out above: it revokes every access token issued so far, the fuzzer's
 # own included, and every signed-in operation after it would only be answered 401. If the
 # token stops working anyway, the run proved little: say so and fail.

@@ -104,8 +104,11 @@ package struct APIConfiguration: Sendable {
     /// `WEBHOOK_SECRET_OVERLAP_SECONDS` (default 86400): how long a rotated-out webhook secret
     /// keeps signing next to the new one.
     package var webhookSecretOverlap: Duration = .seconds(86_400)
-    /// The operator console under `/admin` (``ConsoleSettings``).
+    /// The operator console under `/admin` (``ConsoleSettings``; its session settings serve
+    /// the storefront's sessions too).
     package var console = ConsoleSettings()
+    /// `STOREFRONT_ENABLED` (default true): serve the storefront at `/`.
+    package var storefrontEnabled = true
 
     /// Values of `JWT_SECRET` published in this repository or its documentation: a secret
     /// anyone can read signs nothing.
@@ -160,6 +163,7 @@ package struct APIConfiguration: Sendable {
         config.webhookAllowPrivateTargets = env.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")
         if let overlap = try env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", in: 0...(30 * 86_400)) { config.webhookSecretOverlap = .seconds(overlap) }
         config.console = try ConsoleSettings.read(env)
+        if let value = env.string("STOREFRONT_ENABLED") { config.storefrontEnabled = value != "false" }
         return config
     }
 

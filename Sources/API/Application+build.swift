@@ -2,6 +2,7 @@ import AMQP
 import Domain
 import Hummingbird
 import HummingbirdBcrypt
+import HummingbirdWebSocket
 import Logging
 import Messaging
 import Observability
@@ -59,25 +60,28 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         window: configuration.loginThrottleWindow, slowdownAfter: configuration.loginSlowdownAfter)
     let registrations = RateLimiter(rate: Double(configuration.registrationsPerAddressPerHour) / 3_600, burst: configuration.registrationsPerAddressPerHour)
     let authenticated = api.group().add(middleware: AuthMiddleware(tokens: tokens, accounts: accounts))
-    AuthController(
-        pool: pool, tokens: tokens, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle,
+    let decoyHash = Bcrypt.hash("decoy-password", cost: configuration.bcryptCost)
+    let auth = AuthController(
+        pool: pool, tokens: tokens, hasher: hasher, decoyHash: decoyHash, throttle: throttle,
         registrations: registrations, accounts: accounts, familyLifetime: configuration.refreshFamilyLifetime
     )
-    .register(on: api.group("auth"), authenticated: authenticated)
+    auth.register(on: api.group("auth"), authenticated: authenticated)
     // Catalog reads are public; a token, when sent, lets an admin or a product's seller see it inactive.
     let catalog = api.group().add(middleware: OptionalAuthMiddleware(tokens: tokens, accounts: accounts))
     ProductsController(pool: pool).register(public: catalog, authenticated: authenticated)
     CategoriesController(pool: pool).register(public: api, authenticated: authenticated)
-    ReviewsController(pool: pool).register(public: catalog, authenticated: authenticated)
-    CartController(pool: pool, expiry: configuration.cartIdleExpiry).register(on: authenticated)
+    let reviews = ReviewsController(pool: pool)
+    reviews.register(public: catalog, authenticated: authenticated)
+    let carts = CartController(pool: pool, expiry: configuration.cartIdleExpiry)
+    carts.register(on: authenticated)
     let pricing = Pricing(
         taxRateBasisPoints: configuration.taxRateBasisPoints, shippingFlatCents: configuration.shippingFlatCents,
         freeShippingOverCents: configuration.freeShippingOverCents)
-    OrdersController(
+    let orders = OrdersController(
         pool: pool, outbox: outbox, names: configuration.names, pricing: pricing, cartExpiry: configuration.cartIdleExpiry,
         maxUnpaidOrders: configuration.maxUnpaidOrdersPerUser
     )
-    .register(on: authenticated)
+    orders.register(on: authenticated)
     let provider: any PaymentProvider =
         if let stripe = configuration.payments.stripe {
             StripePaymentProvider(client: StripeClient(settings: stripe), captureMode: configuration.payments.capture, objects: ProviderObjectStore(pool: pool))
@@ -97,16 +101,23 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     )
     .register(on: api)
     UsersController(pool: pool, accounts: accounts).register(on: authenticated)
-    var services: [any Service] = []
+    // Every event, for live pages and order streams: connects when the first one is opened.
+    let feed = EventFanOut(amqp: configuration.amqp, names: configuration.names, instance: ProcessIdentity.current, logger: logger)
+    let services: [any Service] = [feed]
+    OrderEventsController(pool: pool, feed: feed).register(on: authenticated)
+    let document = try APIContract.bundled()
+    OpenAPIController(document: document).register(on: router)
+    // The routes so far are the JSON API's, held to its contract; the browser faces below
+    // serve HTML and are not part of it.
+    let apiRoutes = Set(router.routes.map { "\($0.method.rawValue) \($0.path)" })
+    let signIn = PasswordSignIn(pool: pool, hasher: hasher, decoyHash: decoyHash, throttle: throttle)
+    let orderOperations = OrderOperations(pool: pool, outbox: outbox, names: configuration.names)
     if configuration.console.enabled {
-        let feed = EventFanOut(amqp: configuration.amqp, names: configuration.names, instance: ProcessIdentity.current, logger: logger)
-        services.append(feed)
         let status = SystemStatus(amqp: configuration.amqp, names: configuration.names, pool: pool)
-        let orderOperations = OrderOperations(pool: pool, outbox: outbox, names: configuration.names)
         ConsoleController(
             pages: try await ConsolePages(),
-            sessions: ConsoleSessions(pool: pool, accounts: accounts, settings: configuration.console),
-            signIn: PasswordSignIn(pool: pool, hasher: hasher, decoyHash: Bcrypt.hash("decoy-password", cost: configuration.bcryptCost), throttle: throttle),
+            sessions: WebSessions(kind: .console, pool: pool, accounts: accounts, settings: configuration.console),
+            signIn: signIn,
             dependencies: ConsoleDependencies(
                 pool: pool, orders: orderOperations, products: ProductsController(pool: pool), categories: CategoriesController(pool: pool),
                 accounts: AccountAdministration(pool: pool, accounts: accounts), feed: feed, status: { OverviewPages.values(await status.collect()) },
@@ -114,19 +125,30 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         )
         .register(on: router)
     }
-    let document = try APIContract.bundled()
-    OpenAPIController(document: document).register(on: router)
+    if configuration.storefrontEnabled {
+        StorefrontController(
+            pages: try await ConsolePages(face: "shop", policy: ConsolePages.storefrontPolicy),
+            sessions: WebSessions(kind: .shop, pool: pool, accounts: accounts, settings: configuration.console),
+            signIn: signIn,
+            shop: StorefrontDependencies(
+                pool: pool, carts: carts, orders: orders, operations: orderOperations, auth: auth, reviews: reviews, feed: feed, pricing: pricing,
+                offersTestCards: configuration.payments.stripe == nil)
+        )
+        .register(on: router)
+    }
     routeTable.load(router.routes)
-    // The console's pages are HTML for browsers, not part of the JSON API's contract.
-    let drift = document.mismatches(served: Set(router.routes.filter { !$0.path.description.hasPrefix("/admin") }.map { "\($0.method.rawValue) \($0.path)" }))
+    let drift = document.mismatches(served: apiRoutes)
     guard drift.undocumented.isEmpty, drift.unrouted.isEmpty else {
         throw ConfigurationError(
             "Sources/API/Resources/openapi.json does not match the routes: "
                 + "undocumented \(drift.undocumented), unrouted \(drift.unrouted)")
     }
 
+    let socket = OrderEventSocket(pool: pool, feed: feed, tokens: tokens, accounts: accounts)
     return Application(
         router: router,
+        // Plain HTTP/1.1, and the order event WebSocket upgraded before routing.
+        server: .http1WebSocketUpgrade { request, _, logger in await socket.shouldUpgrade(request, logger: logger) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "emporium-api"),
         // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
         // Hummingbird) first: then the relay publishes and marks its last batch while the

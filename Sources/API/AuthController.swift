@@ -137,13 +137,20 @@ struct AuthController: Sendable {
 
     private func register(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<UserBody> {
         let (body, _) = try await request.decodeJSON(Registration.self, context: context)
+        let user = try await register(body, clientAddress: context.clientAddress)
+        return EditedResponse(status: .created, headers: [.location: "/api/v1/users/\(user.id.uuidString.lowercased())"], response: user)
+    }
+
+    /// Creates a CUSTOMER account: the API's sign-up and the storefront's. The rules, the
+    /// per-address budget and the duplicate check come before any hashing.
+    func register(_ body: Registration, clientAddress: String) async throws -> UserBody {
         var problems: [(String, String)] = []
         if !Self.validate(email: body.email) { problems.append(("email", "must be a valid email address")) }
         problems += Self.passwordProblems(body.password).map { ("password", $0) }
         if !FieldRules.isName(body.firstName, max: 100) { problems.append(("first_name", FieldRules.nameRule(max: 100))) }
         if !FieldRules.isName(body.lastName, max: 100) { problems.append(("last_name", FieldRules.nameRule(max: 100))) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
-        if let retryAfter = registrations.acquire(context.clientAddress) {
+        if let retryAfter = registrations.acquire(clientAddress) {
             throw APIError(
                 status: .tooManyRequests, detail: "too many registrations from this address; retry after \(retryAfter) s",
                 headers: [.retryAfter: String(retryAfter)])
@@ -160,9 +167,7 @@ struct AuthController: Sendable {
         } catch let error as PostgresError where error.isUniqueViolation {
             throw APIError.conflict("an account with this email already exists")
         }
-        return EditedResponse(
-            status: .created, headers: [.location: "/api/v1/users/\(id.uuidString.lowercased())"],
-            response: UserBody(id: id, email: body.email, firstName: body.firstName, lastName: body.lastName, role: Role.customer.rawValue))
+        return UserBody(id: id, email: body.email, firstName: body.firstName, lastName: body.lastName, role: Role.customer.rawValue)
     }
 
     private func login(_ request: Request, _ context: AppRequestContext) async throws -> TokenBody {

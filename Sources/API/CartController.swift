@@ -40,7 +40,8 @@ struct CartController: Sendable {
         group.delete("cart/items/:id") { _, context in try await remove(context) }
     }
 
-    private func cart(for userId: UUID) async throws -> CartBody {
+    /// `userId`'s cart with its lines as they are now.
+    func cart(for userId: UUID) async throws -> CartBody {
         let (cartId, items) = try await pool.withConnection { try await carts.lines(ofUser: userId, on: $0) }
         return CartBody(id: cartId, items: items, totalCents: items.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }, currency: items.first?.currency)
     }
@@ -54,8 +55,15 @@ struct CartController: Sendable {
     private func add(_ request: Request, _ context: AppRequestContext) async throws -> EditedResponse<CartStore.Line> {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(AddItem.self, context: context)
+        let item = try await add(input, userId: userId)
+        return EditedResponse(status: .created, headers: [.location: "/api/v1/cart/items/\(item.id.uuidString.lowercased())"], response: item)
+    }
+
+    /// Adds to `userId`'s cart (the API's route and the storefront's form): the product's
+    /// line, new or with the quantity added, priced now.
+    func add(_ input: AddItem, userId: UUID) async throws -> CartStore.Line {
         try checkQuantity(input.quantity)
-        let item = try await pool.withTransaction { db -> CartStore.Line in
+        return try await pool.withTransaction { db -> CartStore.Line in
             let cartId = try await carts.cartId(for: userId, on: db)
             guard let product = try await catalog.sellable(input.productId, on: db) else { throw APIError.notFound("product") }
             let others = try await carts.otherLines(cartId, than: input.productId, on: db)
@@ -74,13 +82,18 @@ struct CartController: Sendable {
                 id: line.id, productId: input.productId, name: product.name, quantity: line.quantity,
                 unitPriceCents: line.unitPriceCents, currency: product.currency)
         }
-        return EditedResponse(status: .created, headers: [.location: "/api/v1/cart/items/\(item.id.uuidString.lowercased())"], response: item)
     }
 
     private func update(_ request: Request, _ context: AppRequestContext) async throws -> CartBody {
         let userId = try context.requireIdentity().userId
         let itemId = try context.parameters.requireUUID("id", "cart item")
         let (input, _) = try await request.decodeJSON(UpdateItem.self, context: context)
+        return try await update(itemId, to: input.quantity, userId: userId)
+    }
+
+    /// Sets a line's quantity (it takes the product's current price); the cart after.
+    func update(_ itemId: UUID, to quantity: Int, userId: UUID) async throws -> CartBody {
+        let input = UpdateItem(quantity: quantity)
         try checkQuantity(input.quantity)
         // A changed line takes the product's current price (and needs it still on sale).
         try await pool.withTransaction { db in
@@ -91,9 +104,12 @@ struct CartController: Sendable {
     }
 
     private func remove(_ context: AppRequestContext) async throws -> Response {
-        let userId = try context.requireIdentity().userId
-        let itemId = try context.parameters.requireUUID("id", "cart item")
-        guard try await carts.remove(itemId, ofUser: userId, on: pool) else { throw APIError.notFound("cart item") }
+        try await remove(try context.parameters.requireUUID("id", "cart item"), userId: try context.requireIdentity().userId)
         return Response(status: .noContent)
+    }
+
+    /// Removes a line of `userId`'s cart; 404 when it is not theirs.
+    func remove(_ itemId: UUID, userId: UUID) async throws {
+        guard try await carts.remove(itemId, ofUser: userId, on: pool) else { throw APIError.notFound("cart item") }
     }
 }

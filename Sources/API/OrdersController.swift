@@ -85,14 +85,29 @@ struct OrdersController: Sendable {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else {
             throw APIError.badRequest("the Idempotency-Key header is required", errors: [.init(field: "Idempotency-Key", message: "required")])
         }
-        guard FieldRules.length(key) <= 255 else { throw APIError.badRequest("the Idempotency-Key header is at most 255 characters") }
         let (input, raw) = try await request.decodeJSON(PlaceOrder.self, context: context)
-        try validate(input)
-        let hash = SHA256.hash(data: raw).hexEncoded
-
         // The request span's context when tracing is on (its trace continues the client's);
         // otherwise the client's traceparent, or a new trace.
         let traceparent = EmporiumTracing.currentTraceparent() ?? TraceContext.parse(request.headers[HTTPField.Name("traceparent")!]) ?? TraceContext.new()
+        let placed = try await place(userId: userId, key: key, input: input, body: raw, traceparent: traceparent, log: context.logger)
+        return jsonResponse(status: placed.status, body: placed.body, replayed: placed.replayed)
+    }
+
+    /// What a placement answered: the stored response (201 and the order) and whether it is
+    /// the replay of an earlier request with the same key.
+    struct Placed: Sendable {
+        let status: Int
+        let body: String
+        let replayed: Bool
+    }
+
+    /// Places `userId`'s cart as an order under idempotency `key` (`body` is the request as
+    /// sent, hashed to tell a retry from another request under the same key): the API's route
+    /// and the storefront's checkout form.
+    func place(userId: UUID, key: String, input: PlaceOrder, body raw: [UInt8], traceparent: String, log logger: Logger) async throws -> Placed {
+        guard FieldRules.length(key) <= 255 else { throw APIError.badRequest("the Idempotency-Key header is at most 255 characters") }
+        try validate(input)
+        let hash = SHA256.hash(data: raw).hexEncoded
         // One transaction decides the key, places the order with its event and stores the
         // response: a failure anywhere rolls all of it back and leaves the key free.
         let placement = try await pool.withTransaction { db -> Placement in
@@ -118,17 +133,17 @@ struct OrdersController: Sendable {
         let (body, appended): (String, OutboxStore.OutboxEvent)
         switch placement {
         case .placed(let stored, let placed): (body, appended) = (stored, placed)
-        case .replayed(let status, let body): return jsonResponse(status: status, body: body, replayed: true)
+        case .replayed(let status, let body): return Placed(status: status, body: body, replayed: true)
         case .refused(let error): throw error
         }
         outbox.publishSoon([appended])
         let event = appended.event
-        var log = context.logger
+        var log = logger
         log[metadataKey: LogKeys.orderID] = "\(event.orderId.map { "\($0)" } ?? "-")"
         log[metadataKey: LogKeys.traceID] = "\(traceID(ofTraceparent: traceparent) ?? "-")"
         log.info("order placed", metadata: [LogKeys.eventType: "\(event.type)", LogKeys.messageID: "\(event.id)"])
         Counter(label: "orders_placed_total").increment()
-        return jsonResponse(status: 201, body: body, replayed: false)
+        return Placed(status: 201, body: body, replayed: false)
     }
 
     private func validate(_ input: PlaceOrder) throws {

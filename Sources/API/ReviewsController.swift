@@ -33,11 +33,17 @@ struct ReviewsController: Sendable {
         let userId = try context.requireIdentity().userId
         let productId = try context.parameters.requireUUID("id", "product")
         let (input, _) = try await request.decodeJSON(Input.self, context: context)
+        return EditedResponse(status: .created, response: try await create(input, productId: productId, userId: userId))
+    }
+
+    /// Writes `userId`'s review of a product they received: the API's route and the
+    /// storefront's form.
+    func create(_ input: Input, productId: UUID, userId: UUID) async throws -> CatalogStore.Review {
         var problems: [(String, String)] = []
         if !(1...5).contains(input.rating) { problems.append(("rating", "must be from 1 to 5")) }
         if !FieldRules.isFreeText(input.body, max: 2_000) { problems.append(("body", "must be at most 2000 characters")) }
         guard problems.isEmpty else { throw APIError.invalid(problems) }
-        let review = try await pool.withTransaction { db -> CatalogStore.Review in
+        return try await pool.withTransaction { db -> CatalogStore.Review in
             guard try await catalog.lockForReview(productId, on: db) else { throw APIError.notFound("product") }
             guard try await orders.hasDelivered(productId, to: userId, on: db) else {
                 throw APIError.forbidden("only customers whose order of this product was delivered can review it")
@@ -48,6 +54,5 @@ struct ReviewsController: Sendable {
                 throw APIError.conflict("you have already reviewed this product")
             }
         }
-        return EditedResponse(status: .created, response: review)
     }
 }

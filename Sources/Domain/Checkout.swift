@@ -90,6 +90,32 @@ package enum Checkout {
         return .place(Totals(subtotalCents: sums.subtotal, taxCents: sums.tax, shippingCents: sums.shipping, totalCents: sums.total, currency: currency))
     }
 
+    /// What the cart would cost now: the totals at the current prices (nil when the lines are
+    /// empty, mixed in currency or too large to sum) and, per line, why it differs from when it
+    /// was added (a price change, or no longer sold). What a checkout page shows before
+    /// placement, with the same rules ``decide(_:pricing:expectedTotalCents:)`` applies.
+    package struct Quote: Sendable, Equatable {
+        package let totals: Totals?
+        package let notes: [LineNote]
+    }
+
+    /// The ``Quote`` of `lines` at `pricing`.
+    package static func quote(_ lines: [Line], pricing: Pricing) -> Quote {
+        let notes = lines.compactMap { line -> LineNote? in
+            if !line.isActive { return LineNote(productId: line.productId, message: "\(line.name) is no longer sold; remove it from the cart") }
+            guard line.capturedCents != line.currentCents else { return nil }
+            return LineNote(
+                productId: line.productId,
+                message: "\(line.name): the price changed from \(Money.format(line.capturedCents)) to \(Money.format(line.currentCents)) \(line.currency)")
+        }
+        guard let currency = lines.first?.currency, lines.allSatisfy({ $0.currency == currency }),
+            let sums = pricing.totals(of: lines.filter(\.isActive).map { ($0.currentCents, $0.quantity) })
+        else { return Quote(totals: nil, notes: notes) }
+        return Quote(
+            totals: Totals(subtotalCents: sums.subtotal, taxCents: sums.tax, shippingCents: sums.shipping, totalCents: sums.total, currency: currency),
+            notes: notes)
+    }
+
     /// `EMP-YYMMDD-XXXXXX`: readable on the phone, unique by its random part (and the index).
     package static func newOrderNumber(now: Date = Date()) -> String {
         let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")

@@ -80,6 +80,18 @@ package final class EventFanOut: Service, Sendable {
     /// Whether the feed is connected to the broker (pages fall back to polling when not).
     package var isConnected: Bool { consumer.withLock { $0.consumer?.isConnected ?? false } }
 
+    /// Waits until the feed is connected (started if need be), at most `limit`; whether it is.
+    /// A stream that reads a snapshot after subscribing waits for this first, so no event
+    /// falls between the snapshot and the feed while the process's first page connects it.
+    package func connected(within limit: Duration) async -> Bool {
+        start()
+        let deadline = ContinuousClock.now + limit
+        while !isConnected, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return isConnected
+    }
+
     /// Subscribes: the events after `lastSequence` still in the ring, then every new one.
     /// The stream ends at shutdown or when the caller stops iterating.
     package func subscribe(after lastSequence: Int?) -> (missed: [LiveEvent], events: AsyncStream<LiveEvent>) {

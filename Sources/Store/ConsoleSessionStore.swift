@@ -2,9 +2,9 @@ import Foundation
 import Postgres
 import Units
 
-/// The operator console's sessions (`console_sessions`): server-side, so signing out, a
-/// suspension or a role change ends them at once. The cookie holds a random token; only its
-/// SHA-256 is stored.
+/// The browser sessions (`console_sessions`) of the operator console and the storefront, each
+/// row of one `scope`: server-side, so signing out, a suspension or a role change ends them
+/// at once. The cookie holds a random token; only its SHA-256 is stored.
 package struct ConsoleSessionStore: Sendable {
     /// Creates the store.
     package init() {}
@@ -17,22 +17,22 @@ package struct ConsoleSessionStore: Sendable {
     }
 
     /// Stores a new session that ends at `expiresAt` at the latest.
-    package func create(tokenHash: String, userId: UUID, csrfToken: String, expiresAt: Date, on pool: PostgresPool) async throws {
+    package func create(tokenHash: String, userId: UUID, scope: String, csrfToken: String, expiresAt: Date, on pool: PostgresPool) async throws {
         _ = try await pool.query(
-            "INSERT INTO console_sessions (token_hash, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)",
-            [tokenHash, userId, csrfToken, expiresAt])
+            "INSERT INTO console_sessions (token_hash, user_id, csrf_token, expires_at, scope) VALUES ($1, $2, $3, $4, $5)",
+            [tokenHash, userId, csrfToken, expiresAt, scope])
     }
 
     /// The session for `tokenHash` when it is neither revoked, past its absolute expiry, nor
     /// idle for longer than `idle`; marks it used now (which restarts the idle clock).
-    package func touch(tokenHash: String, idle: Duration, on pool: PostgresPool) async throws -> Session? {
+    package func touch(tokenHash: String, scope: String, idle: Duration, on pool: PostgresPool) async throws -> Session? {
         let rows = try await pool.query(
             """
             UPDATE console_sessions SET last_seen_at = now()
-            WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+            WHERE token_hash = $1 AND scope = $3 AND revoked_at IS NULL AND expires_at > now()
               AND last_seen_at > now() - make_interval(secs => $2)
             RETURNING user_id, csrf_token, created_at
-            """, [tokenHash, Int(idle.components.seconds)])
+            """, [tokenHash, Int(idle.components.seconds), scope])
         return try rows.first.map {
             Session(
                 userId: try $0.decode(UUID.self, "user_id"), csrfToken: try $0.decode(String.self, "csrf_token"),

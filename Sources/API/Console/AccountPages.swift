@@ -15,7 +15,7 @@ struct AccountPages: Sendable {
         router.post("admin/users/:id") { request, context in try await controller.guarded(request, context, handler: change) }
     }
 
-    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let query = request.uri.queryParameters
         let text = query.get("q").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 }
         let page = max(1, min(Int(query.get("page") ?? "1") ?? 1, 10_000))
@@ -42,7 +42,7 @@ struct AccountPages: Sendable {
         return try controller.pages.page("users", values)
     }
 
-    private func change(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func change(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let id = try context.parameters.requireUUID("id", "user")
         guard let action = form["action"], ["suspend", "reinstate", "close", "role"].contains(action) else {
             throw APIError.invalid([("action", "must be suspend, reinstate, close or role")])

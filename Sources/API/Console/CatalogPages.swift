@@ -22,9 +22,9 @@ struct CatalogPages: Sendable {
     }
 
     /// A seller's products only; every product for an admin.
-    private func seller(_ viewer: ConsoleViewer) -> UUID? { viewer.isAdmin ? nil : viewer.userId }
+    private func seller(_ viewer: SessionViewer) -> UUID? { viewer.isAdmin ? nil : viewer.userId }
 
-    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let query = request.uri.queryParameters
         let text = query.get("q").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 }
         let page = max(1, min(Int(query.get("page") ?? "1") ?? 1, 10_000))
@@ -46,7 +46,7 @@ struct CatalogPages: Sendable {
         return try controller.pages.page("products", values)
     }
 
-    private func formValues(_ viewer: ConsoleViewer, product: CatalogStore.Product?, input: [String: String] = [:], problem: String? = nil) async throws
+    private func formValues(_ viewer: SessionViewer, product: CatalogStore.Product?, input: [String: String] = [:], problem: String? = nil) async throws
         -> [String: Any]
     {
         var values = controller.base(viewer, title: product.map { "Edit \($0.name)" } ?? "New product", section: "catalog")
@@ -76,11 +76,11 @@ struct CatalogPages: Sendable {
         return values
     }
 
-    private func newForm(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func newForm(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         try controller.pages.page("product-form", try await formValues(viewer, product: nil))
     }
 
-    private func editForm(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func editForm(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let id = try context.parameters.requireUUID("id", "product")
         guard let product = try await ConsoleQueries().product(id, sellerId: seller(viewer), on: dependencies.pool) else { throw APIError.notFound("product") }
         var values = try await formValues(viewer, product: product)
@@ -112,7 +112,7 @@ struct CatalogPages: Sendable {
             form.values.filter { ["name", "description", "sku", "price", "currency", "stock", "images"].contains($0.0) }, uniquingKeysWith: { a, _ in a })
     }
 
-    private func create(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func create(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         do {
             let product = try await dependencies.products.create(try input(form, version: nil), by: Identity(userId: viewer.userId, role: viewer.role))
             return ConsolePages.redirect("/admin/products/\(product.id.uuidString.lowercased())")
@@ -122,7 +122,7 @@ struct CatalogPages: Sendable {
         }
     }
 
-    private func update(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func update(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let id = try context.parameters.requireUUID("id", "product")
         guard let version = Int(form["version"] ?? "") else { throw APIError.invalid([("version", "missing; reload the product")]) }
         do {
@@ -146,11 +146,11 @@ struct CatalogPages: Sendable {
 
     // MARK: Categories
 
-    private func categories(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func categories(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         try controller.pages.page("categories", try await categoryValues(viewer, problem: nil))
     }
 
-    private func categoryValues(_ viewer: ConsoleViewer, problem: String?) async throws -> [String: Any] {
+    private func categoryValues(_ viewer: SessionViewer, problem: String?) async throws -> [String: Any] {
         let all = try await CatalogStore().categories(on: dependencies.pool)
         let children = Dictionary(grouping: all, by: \.parentId)
         /// Depth-first, so the list reads as a tree (depth bounds the recursion on bad data).
@@ -174,7 +174,7 @@ struct CatalogPages: Sendable {
         return values
     }
 
-    private func createCategory(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func createCategory(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         do {
             let parent = try form["parent"].map { text -> UUID in
                 guard let id = UUID(uuidString: text) else { throw APIError.invalid([("parent", "unknown category")]) }

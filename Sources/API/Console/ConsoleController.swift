@@ -15,13 +15,13 @@ import Store
 /// ``AccountAdministration``, ``ProductsController``, the CLI's ``DeadLetters``).
 struct ConsoleController: Sendable {
     let pages: ConsolePages
-    let sessions: ConsoleSessions
+    let sessions: WebSessions
     let signIn: PasswordSignIn
     let dependencies: ConsoleDependencies
 
     /// A handler that needs a signed-in viewer, and for `POST`s a valid CSRF token.
     /// `form` holds a `POST`'s fields (empty for a `GET`).
-    typealias Handler = @Sendable (_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response
+    typealias Handler = @Sendable (_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response
 
     func register(on router: Router<AppRequestContext>) {
         router.get("admin/static/:file") { _, context in try asset(context) }
@@ -66,7 +66,7 @@ struct ConsoleController: Sendable {
         do {
             if request.method == .post {
                 let form = try await FormFields.read(request)
-                guard let token = form["csrf"], ConsoleSessions.same(token, viewer.csrfToken) else {
+                guard let token = form["csrf"], WebSessions.same(token, viewer.csrfToken) else {
                     context.logger.warning("console form refused: missing or wrong CSRF token")
                     return try errorPage(status: .forbidden, detail: "the form's CSRF token is missing or stale; reload the page and try again", viewer: viewer)
                 }
@@ -79,11 +79,11 @@ struct ConsoleController: Sendable {
     }
 
     private func loginPage(_ request: Request, problem: String?, status: HTTPResponse.Status = .ok) throws -> Response {
-        let token = ConsoleSessions.randomToken()
+        let token = WebSessions.randomToken()
         let next = request.uri.queryParameters.get("next").flatMap(Self.safeNext) ?? "/admin"
         return try pages.page(
             "login", ["title": "Sign in", "csrf": token, "next": next, "problem": problem as Any], status: status,
-            headers: [.setCookie: sessions.cookie(ConsoleSessions.loginCookieName, value: token, maxAge: 3_600, secure: sessions.secure(request))])
+            headers: [.setCookie: sessions.cookie(sessions.loginCookieName, value: token, maxAge: 3_600, secure: sessions.secure(request))])
     }
 
     /// Only a path inside the console is a place to go after sign-in (no open redirect).
@@ -95,8 +95,8 @@ struct ConsoleController: Sendable {
         let form = try await FormFields.read(request)
         // Before sign-in there is no session: the form's token must match its cookie
         // (double submit); SameSite=Strict keeps other sites from sending either.
-        guard let token = form["csrf"], let cookie = ConsoleSessions.cookieValue(ConsoleSessions.loginCookieName, in: request),
-            ConsoleSessions.same(token, cookie)
+        guard let token = form["csrf"], let cookie = WebSessions.cookieValue(sessions.loginCookieName, in: request),
+            WebSessions.same(token, cookie)
         else {
             return try loginPage(request, problem: "The form expired; please sign in again.", status: .forbidden)
         }
@@ -114,7 +114,7 @@ struct ConsoleController: Sendable {
             let next = form["next"].flatMap(Self.safeNext) ?? (role == .seller ? "/admin/products" : "/admin")
             return ConsolePages.redirect(
                 role == .seller && !next.hasPrefix("/admin/products") ? "/admin/products" : next,
-                cookies: [cookie, sessions.cookie(ConsoleSessions.loginCookieName, value: "", maxAge: 0, secure: sessions.secure(request))])
+                cookies: [cookie, sessions.cookie(sessions.loginCookieName, value: "", maxAge: 0, secure: sessions.secure(request))])
         } catch let error as APIError {
             return try loginPage(request, problem: error.status == .unauthorized ? "Email or password is incorrect." : error.detail, status: error.status)
         }
@@ -123,7 +123,7 @@ struct ConsoleController: Sendable {
     // MARK: Pages
 
     /// What every page's layout needs: the viewer, their CSRF token, the navigation.
-    func base(_ viewer: ConsoleViewer?, title: String, section: String) -> [String: Any] {
+    func base(_ viewer: SessionViewer?, title: String, section: String) -> [String: Any] {
         var values: [String: Any] = ["title": title, "section_\(section)": true]
         if let viewer {
             values["viewer"] = ["role": viewer.role.rawValue, "is_admin": viewer.isAdmin]
@@ -132,7 +132,7 @@ struct ConsoleController: Sendable {
         return values
     }
 
-    func errorPage(status: HTTPResponse.Status, detail: String, viewer: ConsoleViewer?) throws -> Response {
+    func errorPage(status: HTTPResponse.Status, detail: String, viewer: SessionViewer?) throws -> Response {
         var values = base(viewer, title: "\(status.code) \(status.reasonPhrase)", section: "none")
         values["status"] = status.code
         values["detail"] = detail

@@ -3,29 +3,35 @@ import HTTPTypes
 import Hummingbird
 import Mustache
 
-/// The console's templates (Mustache, under `Resources/console`), its stylesheet and script,
-/// and the headers every page carries: a Content-Security-Policy that allows only this
-/// origin's script and style (no inline script), no framing, no caching.
+/// A browser face's templates (Mustache, under `Resources/<face>`: the console's, the
+/// storefront's), its stylesheet and script, and the headers every page carries: a
+/// Content-Security-Policy that allows only this origin's script and style (no inline script),
+/// no framing, no caching.
 struct ConsolePages: Sendable {
-    /// Pages allow nothing from anywhere but the API itself.
+    /// The console's pages allow nothing from anywhere but the API itself.
     static let contentSecurityPolicy =
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    /// The storefront's may also show product images from https URLs (the catalog's own).
+    static let storefrontPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
     private let library: MustacheLibrary
-    /// `console.css` and `console.js`, served as is.
+    /// The face's stylesheet and script, served as is.
     let assets: [String: (type: String, body: String)]
+    let policy: String
 
-    /// Loads the templates and assets bundled with the API (`directory` for tests of other trees).
-    init(directory: URL? = nil) async throws {
-        guard let root = directory ?? Bundle.module.url(forResource: "console", withExtension: nil) else {
-            throw ConsoleError("the console's templates are missing from the API bundle")
+    /// Loads the templates and assets bundled with the API under `Resources/<face>`.
+    init(face: String = "console", policy: String = Self.contentSecurityPolicy) async throws {
+        guard let root = Bundle.module.url(forResource: face, withExtension: nil) else {
+            throw ConsoleError("the \(face) templates are missing from the API bundle")
         }
         library = try await MustacheLibrary(directory: root.path)
         var assets: [String: (String, String)] = [:]
-        for (name, type) in [("console.css", "text/css; charset=utf-8"), ("console.js", "text/javascript; charset=utf-8")] {
+        for (name, type) in [("\(face).css", "text/css; charset=utf-8"), ("\(face).js", "text/javascript; charset=utf-8")] {
             assets[name] = (type, try String(contentsOf: root.appendingPathComponent(name), encoding: .utf8))
         }
         self.assets = assets
+        self.policy = policy
     }
 
     /// Renders template `name` with `values`.
@@ -60,7 +66,7 @@ struct ConsolePages: Sendable {
     func page(_ name: String, _ values: [String: Any], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
         var fields = headers
         fields[.contentType] = "text/html; charset=utf-8"
-        fields[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        fields[.contentSecurityPolicy] = policy
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: try render(name, values))))
     }
 

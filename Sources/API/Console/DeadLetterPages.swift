@@ -64,7 +64,7 @@ struct DeadLetterPages: Sendable {
         ]
     }
 
-    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let query = request.uri.queryParameters
         let field = { (name: String) in query.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 } }
         var values = controller.base(viewer, title: "Dead letters", section: "dlq")
@@ -88,7 +88,7 @@ struct DeadLetterPages: Sendable {
         return try controller.pages.page("dead-letters", values)
     }
 
-    private func show(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func show(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         guard let id = context.parameters.get("id"), id.count <= 200 else { throw APIError.notFound("dead letter") }
         let letter: DeadLetter?
         do { letter = try await tools().show(id) } catch let error as DeadLetterError { throw APIError(status: .serviceUnavailable, detail: error.description) }
@@ -110,7 +110,7 @@ struct DeadLetterPages: Sendable {
 
     /// Replays what the form selects: a dry run shows the list and asks to go ahead; the real
     /// run republishes with the rate and the guard as asked.
-    private func replay(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func replay(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let (filter, kept) = try filter({ form[$0] }, ids: form.all("id"))
         guard !filter.isEmpty || form["all"] == "yes" else {
             throw APIError.invalid([("filter", "choose what to replay: select letters, give a filter, or replay all")])
@@ -156,7 +156,7 @@ struct DeadLetterPages: Sendable {
         return try controller.pages.page("dlq-replay", values)
     }
 
-    private func purge(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func purge(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let (filter, kept) = try filter({ form[$0] }, ids: form.all("id"))
         guard !filter.isEmpty || form["all"] == "yes" else {
             throw APIError.invalid([("filter", "choose what to purge: select letters, give a filter, or purge all")])

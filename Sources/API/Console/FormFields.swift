@@ -27,6 +27,9 @@ struct FormFields: Sendable {
         values.first { $0.0 == name }.map { $0.1.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// The first value of `name` exactly as sent (a password keeps its spaces); nil when missing.
+    func raw(_ name: String) -> String? { values.first { $0.0 == name }?.1 }
+
     /// Every value of `name` (checkboxes).
     func all(_ name: String) -> [String] { values.filter { $0.0 == name }.map(\.1) }
 }

@@ -12,24 +12,45 @@ struct LiveStream: Sendable {
     let feed: EventFanOut
     static let heartbeat: Duration = .seconds(15)
 
-    func stream(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
-        let last = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
-        return Self.response(feed: feed, after: last) { _ in true }
+    func stream(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
+        return Self.response(subscription: feed.subscribe(after: Self.lastEventID(request))) { _ in true }
     }
 
-    /// An SSE response of the events `include` accepts (the storefront's order stream reuses it).
-    static func response(feed: EventFanOut, after last: Int?, include: @escaping @Sendable (LiveEvent) -> Bool) -> Response {
-        let (missed, events) = feed.subscribe(after: last)
+    /// The `Last-Event-ID` a reconnecting client sent, if any.
+    static func lastEventID(_ request: Request) -> Int? {
+        request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
+    }
+
+    /// An SSE response: the `prelude` frames, then the events of `subscription` that `include`
+    /// accepts, until one that `endsAfter` accepts (then the stream ends), the client goes away,
+    /// or the process shuts down. `finished` ends it right after the prelude and the missed events.
+    static func response(
+        subscription: (missed: [LiveEvent], events: AsyncStream<LiveEvent>), prelude: [String] = [], finished: Bool = false,
+        include: @escaping @Sendable (LiveEvent) -> Bool, endsAfter: @escaping @Sendable (LiveEvent) -> Bool = { _ in false }
+    ) -> Response {
+        let (missed, events) = subscription
         let body = ResponseBody { writer in
             let (lines, output) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(EventFanOut.subscriberBuffer))
             output.yield("retry: 3000\n: connected\n\n")
-            for event in missed where include(event) { output.yield(Self.frame(event)) }
+            for frame in prelude { output.yield(frame) }
+            var ended = false
+            for event in missed where !ended && include(event) {
+                output.yield(Self.frame(event))
+                ended = endsAfter(event)
+            }
+            let done = ended || finished
+            if done { output.finish() }
             // Two helpers feed `lines`; this task alone writes (the writer is not Sendable).
             // When the browser goes away the write throws and the helpers are cancelled.
             let helpers = Task {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for await event in events where include(event) { output.yield(Self.frame(event)) }
+                        if !done {
+                            for await event in events where include(event) {
+                                output.yield(Self.frame(event))
+                                if endsAfter(event) { break }
+                            }
+                        }
                         output.finish()
                     }
                     group.addTask {

@@ -21,7 +21,7 @@ struct OrderPages: Sendable {
 
     // MARK: List
 
-    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func list(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let query = request.uri.queryParameters
         func text(_ name: String) -> String? {
             query.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 }
@@ -86,7 +86,7 @@ struct OrderPages: Sendable {
 
     // MARK: One order
 
-    private func order(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func order(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let id = try context.parameters.requireUUID("id", "order")
         var values = try await details(id, viewer: viewer)
         values.merge(controller.base(viewer, title: "Order \(values["number"] ?? "")", section: "orders")) { _, new in new }
@@ -94,7 +94,7 @@ struct OrderPages: Sendable {
     }
 
     /// Everything the order page shows.
-    func details(_ id: UUID, viewer: ConsoleViewer) async throws -> [String: Any] {
+    func details(_ id: UUID, viewer: SessionViewer) async throws -> [String: Any] {
         let pool = dependencies.pool
         guard let order = try await pool.withConnection({ try await OrderStore().order(id, visibleTo: nil, on: $0) }),
             let facts = try await ConsoleQueries().facts(of: id, on: pool)
@@ -170,7 +170,7 @@ struct OrderPages: Sendable {
 
     // MARK: Actions (each confirmed first)
 
-    private func changeStatus(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func changeStatus(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let id = try context.parameters.requireUUID("id", "order")
         guard let action = form["action"], ["SHIPPED", "DELIVERED", "CANCELLED"].contains(action) else {
             throw APIError.invalid([("action", "must be SHIPPED, DELIVERED or CANCELLED")])
@@ -190,7 +190,7 @@ struct OrderPages: Sendable {
         return ConsolePages.redirect("/admin/orders/\(id.uuidString.lowercased())")
     }
 
-    private func refund(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    private func refund(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let id = try context.parameters.requireUUID("id", "order")
         let reason = form["reason"] ?? ""
         var lines: [(productId: UUID, quantity: Int)] = []
@@ -229,14 +229,14 @@ struct OrderPages: Sendable {
     }
 
     /// The confirmation step: the same form again with `confirm=yes`.
-    func confirm(_ viewer: ConsoleViewer, question: String, action: String, fields: [(String, String)], back: String) throws -> Response {
+    func confirm(_ viewer: SessionViewer, question: String, action: String, fields: [(String, String)], back: String) throws -> Response {
         try controller.confirmPage(viewer, question: question, action: action, fields: fields, back: back)
     }
 }
 
 extension ConsoleController {
     /// A page asking to confirm a change: the same form again, with `confirm=yes`.
-    func confirmPage(_ viewer: ConsoleViewer, question: String, action: String, fields: [(String, String)], back: String) throws -> Response {
+    func confirmPage(_ viewer: SessionViewer, question: String, action: String, fields: [(String, String)], back: String) throws -> Response {
         var values = base(viewer, title: "Confirm", section: "none")
         values["question"] = question
         values["action"] = action

@@ -11,13 +11,13 @@ struct OverviewPages: Sendable {
     let controller: ConsoleController
     private var dependencies: ConsoleDependencies { controller.dependencies }
 
-    func page(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    func page(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         var values = controller.base(viewer, title: "Overview", section: "overview")
         values.merge(try await figures()) { _, new in new }
         return try controller.pages.page("overview", values)
     }
 
-    func figures(_ request: Request, _ context: AppRequestContext, _ viewer: ConsoleViewer, _ form: FormFields) async throws -> Response {
+    func figures(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         try controller.pages.page("overview-figures", try await figures())
     }
 

@@ -1,0 +1,110 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import API
+
+/// The storefront's templates rendered without a browser, empty and full, and its HTTP rules
+/// that need no session (the browser tests cover the rest).
+@Suite("Storefront pages", .timeLimit(.minutes(2)))
+struct StorefrontPageTests {
+    private func render(_ name: String, _ values: [String: Any], signedIn: Bool = true) async throws -> String {
+        var all: [String: Any] = ["title": "T"]
+        if signedIn {
+            all["viewer"] = true
+            all["csrf"] = "c5rf"
+        }
+        return try await ConsolePages(face: "shop", policy: ConsolePages.storefrontPolicy).render(name, all.merging(values) { _, new in new })
+    }
+
+    @Test("home and search: empty and full; product cards escape names")
+    func catalog() async throws {
+        let empty = try await render("home", ["products": [[String: Any]](), "empty": true], signedIn: false)
+        #expect(empty.contains("Nothing matches") && empty.contains(#"id="signin-link""#) && !empty.contains("Sign out"))
+        let card: [String: Any] = ["id": "p1", "name": "<Pen>", "price": "34.90 EUR", "in_stock": true, "rating": "4.5", "rating_count": 2]
+        let full = try await render(
+            "search", ["products": [card], "total": 1, "page": 1, "sorts": [["value": "newest", "label": "Newest", "selected": true]]])
+        #expect(full.contains("&lt;Pen&gt;") && !full.contains("<Pen>") && full.contains("★ 4.5 (2)") && full.contains("Sign out"))
+        #expect(!full.contains("<script>"))
+    }
+
+    @Test("product: in stock with the add form, out of stock without it; the review form only when allowed")
+    func product() async throws {
+        let product: [String: Any] = ["id": "p1", "name": "Pen", "price": "1.00 EUR", "in_stock": true, "stock": 3, "max_quantity": 3]
+        let buyable = try await render("product", ["product": product, "review_count": 0])
+        #expect(
+            buyable.contains(#"id="add-to-cart""#) && buyable.contains(#"max="3""#) && buyable.contains("No reviews yet.") && !buyable.contains("review-form"))
+        var gone = product
+        gone["in_stock"] = false
+        let soldOut = try await render(
+            "product", ["product": gone, "may_review": true, "review_count": 1, "reviews": [["author": "Ann", "stars": "★★★★☆", "body": "Nice"]]])
+        #expect(!soldOut.contains(#"id="add-to-cart""#) && soldOut.contains("Out of stock") && soldOut.contains("review-form") && soldOut.contains("Nice"))
+    }
+
+    @Test("cart and checkout: empty and full, price changes explained, the idempotency key and the expected total in the form")
+    func cartAndCheckout() async throws {
+        #expect(try await render("cart", ["lines": [[String: Any]](), "empty": true]).contains(#"id="cart-empty""#))
+        let line: [String: Any] = [
+            "id": "l1", "product_id": "p1", "name": "Pen", "quantity": 2, "unit": "1.00 EUR", "line": "2.00 EUR",
+            "note": "Pen: the price changed from 0.90 to 1.00 EUR",
+        ]
+        let totals: [String: Any] = ["subtotal": "2.00 EUR", "tax": "0.00 EUR", "shipping": "0.00 EUR", "total": "2.00 EUR", "total_cents": 200]
+        let cart = try await render("cart", ["lines": [line], "totals": totals, "notes": ["Pen: the price changed from 0.90 to 1.00 EUR"]])
+        #expect(cart.contains("the price changed") && cart.contains(#"id="cart-total">2.00 EUR"#) && cart.contains(#"id="to-checkout""#))
+        let checkout = try await render(
+            "checkout",
+            [
+                "lines": [line], "totals": totals, "idempotency_key": "k-1", "test_cards": true, "new_address_checked": true, "entered": [String: String](),
+                "addresses": [["id": "a1", "text": "1 Main St, 10115 Berlin, DE", "checked": false]],
+            ])
+        #expect(checkout.contains(#"name="idempotency_key" value="k-1""#) && checkout.contains(#"name="expected_total_cents" value="200""#))
+        #expect(checkout.contains(#"value="tok_visa" checked"#) && checkout.contains(#"id="card-declined""#) && checkout.contains("1 Main St"))
+        let stripe = try await render("checkout", ["lines": [line], "totals": totals, "idempotency_key": "k-2", "entered": [String: String]()])
+        #expect(!stripe.contains("tok_visa") && stripe.contains(#"id="payment_method""#))
+    }
+
+    @Test("order page: live while unsettled, with a cancel button only while allowed")
+    func order() async throws {
+        let pending = try await render(
+            "order", ["id": "o1", "number": "EMP-1", "status": "AWAITING_PAYMENT", "status_text": "waiting", "can_cancel": true, "items": [[String: Any]]()])
+        #expect(pending.contains(#"data-live-stream="/orders/o1/events""#) && !pending.contains("data-settled") && pending.contains(#"id="cancel-order""#))
+        let done = try await render("order", ["id": "o1", "number": "EMP-1", "status": "CONFIRMED", "settled": true, "items": [[String: Any]]()])
+        #expect(done.contains(#"data-settled="true""#) && !done.contains(#"id="cancel-order""#))
+        #expect(try await render("orders", ["orders": [[String: Any]](), "empty": true]).contains("No orders yet."))
+    }
+
+    @Test("only a path of the shop is a place to go after sign-in")
+    func nextIsLocal() {
+        #expect(StorefrontController.safeNext("/products/x") == "/products/x")
+        #expect(StorefrontController.safeNext("//evil.example") == nil)
+        #expect(StorefrontController.safeNext("https://evil.example") == nil)
+        #expect(StorefrontController.safeNext("/admin") == nil)
+        #expect(StorefrontController.safeNext(nil) == nil)
+    }
+
+    @Test("signed out: the shop's pages are served with its CSP; the cart sends to sign-in; a form without its token is refused")
+    func withoutSession() async throws {
+        let app = try await buildApplication(configuration: try apiTestConfiguration())
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/signin", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentSecurityPolicy] == ConsolePages.storefrontPolicy)
+                let cookie = try #require(response.headers[.setCookie])
+                #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"))
+            }
+            try await client.execute(uri: "/cart", method: .get) { response in
+                #expect(response.status == .seeOther)
+                #expect(response.headers[.location] == "/signin?next=%2Fcart")
+            }
+            try await client.execute(
+                uri: "/signin", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "email=a%40b.c&password=x&csrf=abc")
+            ) { response in
+                #expect(response.status == .forbidden)
+            }
+            try await client.execute(uri: "/shop/static/shop.css", method: .get) { response in #expect(response.status == .ok) }
+        }
+    }
+}
