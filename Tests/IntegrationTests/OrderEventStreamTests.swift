@@ -148,11 +148,12 @@ struct OrderEventStreamTests {
     // MARK: WebSocket
 
     /// The text messages of the order's WebSocket until the server closes it (or 30 s).
-    func socket(_ stack: Stack, _ orderId: UUID, token: String) async throws -> (messages: [[String: Any]], close: String?) {
+    func socket(_ stack: Stack, _ orderId: UUID, token: String, lastEventID: Int? = nil) async throws -> (messages: [[String: Any]], close: String?) {
         var settings = WebSocketClientConfiguration()
         settings.additionalHeaders = [.authorization: "Bearer \(token)"]
         let configuration = settings
-        let url = "ws://127.0.0.1:\(stack.port)/api/v1/orders/\(orderId.uuidString.lowercased())/events/ws"
+        let url =
+            "ws://127.0.0.1:\(stack.port)/api/v1/orders/\(orderId.uuidString.lowercased())/events/ws" + (lastEventID.map { "?last_event_id=\($0)" } ?? "")
         let collected = Collected()
         let close = try await withThrowingTaskGroup(of: String?.self) { group in
             group.addTask {
@@ -207,6 +208,26 @@ struct OrderEventStreamTests {
             var refused = false
             do { _ = try await socket(stack, orderId, token: other) } catch { refused = true }
             #expect(refused, "another customer's WebSocket was opened")
+        }
+    }
+
+    @Test("WebSocket: reconnecting with last_event_id gets the missed events after the status, then the close")
+    func webSocketResume() async throws {
+        var options = Stack.Options()
+        options.providerLatency = .seconds(2)
+        try await Stack.run(options) { stack in
+            let (_, _, (_, token)) = try await stack.filledCart()
+            let orderId = try await stack.placeOrder(token)
+            // The first change seen on the SSE stream marks where the client was.
+            let first = try await read(stack, orderId, token: token) { frames in frames.contains { $0.event == "change" } }
+            let lastSeen = try #require(first.frames.last { $0.event == "change" }?.id)
+            #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
+            let (messages, close) = try await socket(stack, orderId, token: token, lastEventID: lastSeen)
+            #expect(close != nil)
+            #expect(messages.first?["event"] as? String == "status" && messages.first?["status"] as? String == "CONFIRMED")
+            let missed = messages.dropFirst()
+            #expect(!missed.isEmpty && missed.allSatisfy { ($0["id"] as? Int ?? 0) > lastSeen }, "\(messages)")
+            #expect(missed.contains { $0["status"] as? String == "CONFIRMED" })
         }
     }
 }
