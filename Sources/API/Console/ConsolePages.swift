@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Mustache
+import Store
 
 /// A browser face's templates (Mustache, under `Resources/<face>`: the console's, the
 /// storefront's), its stylesheet and script, and the headers every page carries: a
@@ -96,6 +97,24 @@ enum ConsoleFormat {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withSpaceBetweenDateAndTime]
         return formatter.string(from: date) + " UTC"
+    }
+
+    /// An order's lines, totals and shipping address as both faces' order pages show them.
+    static func orderBasics(_ order: OrderStore.Order) -> [String: Any] {
+        let money = { (cents: Int) in Self.money(cents, order.currency) }
+        return [
+            "items": order.items.map {
+                [
+                    "name": $0.name, "sku": $0.sku, "quantity": $0.quantity, "unit": money($0.unitPriceCents), "line": money($0.unitPriceCents * $0.quantity),
+                    "product_id": $0.productId.uuidString.lowercased(),
+                ] as [String: Any]
+            },
+            "subtotal": money(order.subtotalCents), "tax": money(order.taxCents), "shipping": money(order.shippingCents), "total": money(order.totalCents),
+            "address": [
+                "line1": order.shippingAddress.line1, "line2": order.shippingAddress.line2 ?? "", "city": order.shippingAddress.city,
+                "postal_code": order.shippingAddress.postalCode, "country": order.shippingAddress.country,
+            ],
+        ]
     }
 
     /// Orders per minute as a bar chart in SVG (server-rendered; no script, no library).

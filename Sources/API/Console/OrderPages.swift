@@ -112,17 +112,6 @@ struct OrderPages: Sendable {
             "customer_id": facts.customerId.uuidString.lowercased(),
             "created": ConsoleFormat.date(order.createdAt), "payment_method": order.paymentMethod,
             "cancellation_reason": order.cancellationReason ?? "", "flag": order.paymentFlag ?? "",
-            "items": order.items.map {
-                [
-                    "name": $0.name, "sku": $0.sku, "quantity": $0.quantity, "unit": money($0.unitPriceCents), "line": money($0.unitPriceCents * $0.quantity),
-                    "product_id": $0.productId.uuidString.lowercased(),
-                ] as [String: Any]
-            },
-            "subtotal": money(order.subtotalCents), "tax": money(order.taxCents), "shipping": money(order.shippingCents), "total": money(order.totalCents),
-            "address": [
-                "line1": order.shippingAddress.line1, "line2": order.shippingAddress.line2 ?? "", "city": order.shippingAddress.city,
-                "postal_code": order.shippingAddress.postalCode, "country": order.shippingAddress.country,
-            ],
             "timeline": order.statusHistory.map {
                 ["from": $0.fromStatus ?? "", "to": $0.toStatus, "reason": $0.reason ?? "", "at": ConsoleFormat.date($0.changedAt)]
             },
@@ -151,6 +140,7 @@ struct OrderPages: Sendable {
             "can_cancel": status?.allowedNext.contains(.cancelled) ?? false,
             "can_refund": status?.isRefundable ?? false,
         ]
+        values.merge(ConsoleFormat.orderBasics(order)) { _, new in new }
         if let payment = facts.payment {
             values["payment"] = [
                 "status": payment.status, "provider": payment.provider, "reference": payment.reference ?? "", "amount": money(payment.amountCents),

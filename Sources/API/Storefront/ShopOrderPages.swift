@@ -52,23 +52,13 @@ struct ShopOrderPages: Sendable {
         values.merge([
             "id": id.uuidString.lowercased(), "number": order.orderNumber, "status": order.status, "date": ConsoleFormat.date(order.createdAt),
             "status_text": Self.explain(status, reason: order.cancellationReason), "settled": status?.isTerminal ?? true,
-            "items": order.items.map {
-                [
-                    "name": $0.name, "quantity": $0.quantity, "unit": money($0.unitPriceCents), "line": money($0.unitPriceCents * $0.quantity),
-                    "product_id": $0.productId.uuidString.lowercased(),
-                ] as [String: Any]
-            },
-            "subtotal": money(order.subtotalCents), "tax": money(order.taxCents), "shipping": money(order.shippingCents), "total": money(order.totalCents),
-            "address": [
-                "line1": order.shippingAddress.line1, "line2": order.shippingAddress.line2 ?? "", "city": order.shippingAddress.city,
-                "postal_code": order.shippingAddress.postalCode, "country": order.shippingAddress.country,
-            ],
             "timeline": order.statusHistory.map {
                 ["status": $0.toStatus, "text": Self.explain(OrderStatus(rawValue: $0.toStatus), reason: $0.reason), "at": ConsoleFormat.date($0.changedAt)]
             },
             "refunds": refunds.map { ["amount": money($0.amountCents), "status": $0.status, "date": ConsoleFormat.date($0.createdAt)] },
             "can_cancel": status?.allowedNext.contains(.cancelled) ?? false,
         ]) { _, new in new }
+        values.merge(ConsoleFormat.orderBasics(order)) { _, new in new }
         return try controller.pages.page(request.uri.queryParameters.get("fragment") == "live" ? "order-live" : "order", values)
     }
 
