@@ -127,6 +127,32 @@ package struct ClientIntent: Sendable, Equatable {
     }
 }
 
+/// A client intent after the server confirmed it with the payment method the customer's
+/// browser collected: where it stands, and what the browser must do next.
+package struct ClientConfirmation: Sendable, Equatable {
+    /// The intent's status at the provider: `succeeded`, `requires_capture`, `processing`,
+    /// `requires_action` (the bank wants the customer: 3-D Secure) or, after a decline,
+    /// `requires_payment_method`.
+    package var status: String
+    /// The secret Stripe.js completes a `requires_action` with.
+    package var clientSecret: String?
+    /// The provider's decline code when it refused the card.
+    package var declineCode: String?
+
+    /// Creates the record.
+    package init(status: String, clientSecret: String?, declineCode: String?) {
+        self.status = status
+        self.clientSecret = clientSecret
+        self.declineCode = declineCode
+    }
+}
+
+/// A provider without a browser card form was asked for one of its steps.
+package struct ClientConfirmationUnsupported: Error, CustomStringConvertible {
+    package let provider: String
+    package var description: String { "the \(provider) payment provider has no card form for the browser" }
+}
+
 /// A payment processor. Implementations throw `TransientFailure` when the provider is
 /// unreachable or overloaded, so the message is retried with the same idempotency key; a
 /// card the provider refuses is a ``ProviderResult/declined(code:)``, not an error.
@@ -159,4 +185,24 @@ package protocol PaymentProvider: Sendable {
     func refunds(reference: String) async throws -> [ProviderRefund]
     /// The provider's charges for Emporium payments created since `since`, at most `limit`.
     func recentCharges(since: Date, limit: Int) async throws -> [ProviderCharge]
+    /// A secret with which the customer's browser collects a card through the provider's own
+    /// form (Stripe: a SetupIntent that Stripe.js confirms with the card), so the card number
+    /// never reaches Emporium; the browser gets back a payment method id. Once per key.
+    func openCardCollection(idempotencyKey: String) async throws -> String
+    /// Attaches the payment method the customer's browser collected to the client intent
+    /// `reference` and confirms it, once per key. The order still advances only when the
+    /// provider's webhook says the payment succeeded.
+    func confirmClientIntent(reference: String, paymentMethod: String, idempotencyKey: String) async throws -> ClientConfirmation
+}
+
+extension PaymentProvider {
+    /// Providers without a browser card form (the fake: its test cards are tokens) refuse.
+    package func openCardCollection(idempotencyKey: String) async throws -> String {
+        throw ClientConfirmationUnsupported(provider: name)
+    }
+
+    /// Providers without a browser card form refuse.
+    package func confirmClientIntent(reference: String, paymentMethod: String, idempotencyKey: String) async throws -> ClientConfirmation {
+        throw ClientConfirmationUnsupported(provider: name)
+    }
 }

@@ -18,6 +18,14 @@ package struct StripeSettings: Sendable, CustomStringConvertible {
     /// `STRIPE_WEBHOOK_TOLERANCE_SECONDS` (default 300): how old a webhook's signed timestamp
     /// may be (either way) before it is refused as a replay.
     package var webhookTolerance: Duration = .seconds(300)
+    /// `STRIPE_PUBLISHABLE_KEY` (`pk_…`): lets the storefront take cards with Stripe.js, so
+    /// card numbers go from the customer's browser to Stripe and never through Emporium.
+    /// Without it the storefront's checkout asks for a saved payment method id.
+    package var publishableKey: String?
+    /// `STRIPE_JS_URL` (default `https://js.stripe.com/v3/`): where the storefront loads
+    /// Stripe.js from (localstripe's copy in tests). Its origin is allowed by the pay page's
+    /// Content-Security-Policy, and only there.
+    package var jsURL = "https://js.stripe.com/v3/"
 
     /// Creates settings with `secretKey`.
     package init(secretKey: String) { self.secretKey = secretKey }
@@ -63,6 +71,18 @@ package struct PaymentSettings: Sendable {
             stripe.webhookSecret = env.string("STRIPE_WEBHOOK_SECRET")
             if let timeout = try env.milliseconds("STRIPE_TIMEOUT_MS") { stripe.timeout = timeout }
             if let tolerance = try env.seconds("STRIPE_WEBHOOK_TOLERANCE_SECONDS") { stripe.webhookTolerance = tolerance }
+            if let key = env.string("STRIPE_PUBLISHABLE_KEY"), !key.isEmpty {
+                guard key.hasPrefix("pk_"), key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                    throw ConfigurationError("STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_…), never the secret key")
+                }
+                stripe.publishableKey = key
+            }
+            if let script = env.string("STRIPE_JS_URL") {
+                guard let url = URL(string: script), url.scheme == "https" || url.scheme == "http", url.host != nil else {
+                    throw ConfigurationError("STRIPE_JS_URL must be an http(s) URL")
+                }
+                stripe.jsURL = script
+            }
             settings.stripe = stripe
         default:
             throw ConfigurationError("PAYMENT_PROVIDER must be fake or stripe")

@@ -40,6 +40,17 @@ struct StripePaymentIntent: Decodable, Sendable {
     }
 }
 
+/// The fields of a Stripe SetupIntent that Emporium reads: the storefront's card form.
+struct StripeSetupIntent: Decodable, Sendable {
+    let id: String
+    let clientSecret: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case clientSecret = "client_secret"
+    }
+}
+
 /// The fields of a Stripe Refund that Emporium reads.
 struct StripeRefund: Decodable, Sendable {
     let id: String

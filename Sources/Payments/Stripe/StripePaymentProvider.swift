@@ -100,6 +100,39 @@ package struct StripePaymentProvider: PaymentProvider {
         return ClientIntent(reference: intent.id, clientSecret: intent.clientSecret)
     }
 
+    /// A SetupIntent for the storefront's card form: Stripe.js confirms it with the card the
+    /// customer typed into Stripe's own field and hands the page a `pm_…` id. `on_session`:
+    /// the card is for the payment the customer is making now.
+    package func openCardCollection(idempotencyKey: String) async throws -> String {
+        let setup = try await client.post("/v1/setup_intents", [("usage", "on_session")], idempotencyKey: "setup:\(idempotencyKey)", as: StripeSetupIntent.self)
+        guard let secret = setup.clientSecret else { throw TransientFailure("Stripe answered SetupIntent \(setup.id) without a client secret") }
+        return secret
+    }
+
+    /// Attaches the collected `pm_…` to the PaymentIntent and confirms it (Stripe's "finalize
+    /// payments on the server"). A card Stripe refuses is answered with its decline code; one
+    /// whose bank wants the customer is `requires_action`, completed by Stripe.js in the page.
+    package func confirmClientIntent(reference: String, paymentMethod: String, idempotencyKey: String) async throws -> ClientConfirmation {
+        do {
+            _ = try await client.post(
+                "/v1/payment_intents/\(reference)", [("payment_method", paymentMethod)], idempotencyKey: "attach:\(idempotencyKey)",
+                as: StripePaymentIntent.self)
+            let intent = try await client.post(
+                "/v1/payment_intents/\(reference)/confirm", [], idempotencyKey: "confirm:\(idempotencyKey)", as: StripePaymentIntent.self)
+            return ClientConfirmation(
+                status: intent.status, clientSecret: intent.status == "requires_action" ? intent.clientSecret : nil,
+                declineCode: intent.lastPaymentError.map { $0.declineCode ?? $0.code ?? "card_declined" })
+        } catch let refusal as StripeRequestError where refusal.status == 402 {
+            return ClientConfirmation(status: "requires_payment_method", clientSecret: nil, declineCode: refusal.bestCode)
+        } catch let refusal as StripeRequestError {
+            // Not confirmable (already paid by an earlier click, or cancelled): say where it is.
+            // Or a payment method Stripe does not know: refused like a declined card.
+            let intent = try await client.get("/v1/payment_intents/\(reference)", as: StripePaymentIntent.self)
+            return ClientConfirmation(
+                status: intent.status, clientSecret: nil, declineCode: intent.status == "requires_payment_method" ? refusal.bestCode : nil)
+        }
+    }
+
     package func refund(_ request: RefundRequest) async throws -> ProviderResult {
         let refund: StripeRefund
         do {
