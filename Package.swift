@@ -163,7 +163,7 @@ let testTargets: [Target] = [
     .testTarget(
         name: "APITests",
         dependencies: [
-            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres", "Operations",
+            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres", "Operations", "Payments",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]
     ),

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The operator console and the storefront in a real browser: headless Chromium driven by Selenium (Debian's
-# chromium and chromium-driver, selenium from PyPI; installed here when missing) against an
-# Emporium of its own: its own database and RabbitMQ vhost, the API on BROWSER_TEST_PORT
-# (default 8091) and one worker per role. Screenshots go to BROWSER_TEST_OUTPUT (default
+# The operator console and the storefront in a real browser: headless Chromium driven by
+# Selenium (Debian's chromium and chromium-driver, selenium from PyPI; installed here when
+# missing) against two Emporiums of their own, each with its own database and RabbitMQ vhost
+# and one worker per role: one with the fake provider, the API on BROWSER_TEST_PORT (default
+# 8091), and one with Stripe played by localstripe, the API on BROWSER_TEST_STRIPE_PORT
+# (default the next port). Screenshots go to BROWSER_TEST_OUTPUT (default
 # .build/test-output/browser). make test runs this; `make browser-test` runs it alone.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -33,13 +35,14 @@ BIN="$(swift build --show-bin-path)"
 [ -x "$BIN/emporium-api" ] || { echo "browser-tests: build first (make build or make test)" >&2; exit 1; }
 
 suffix="$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-db="emporium_browser_$suffix"
-vhost="browser-$suffix"
 PORT="${BROWSER_TEST_PORT:-8091}"
+STRIPE_PORT="${BROWSER_TEST_STRIPE_PORT:-$((PORT + 1))}"
 OUTPUT="${BROWSER_TEST_OUTPUT:-$ROOT/.build/test-output/browser}"
 mkdir -p "$OUTPUT"
 logs="$OUTPUT/logs"; mkdir -p "$logs"; rm -f "$logs"/*.log
 pids=()
+databases=()
+vhosts=()
 
 cleanup() {
   local status=$?
@@ -51,42 +54,68 @@ cleanup() {
   if [ $status != 0 ]; then
     for log in "$logs"/*.log; do echo "--- $log" >&2; tail -20 "$log" >&2; done
   fi
-  psql -q "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
-  bash "$ROOT/scripts/rabbitmqctl" -q delete_vhost "$vhost" >/dev/null 2>&1 || true
+  for db in "${databases[@]}"; do
+    psql -q "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+  done
+  for vhost in "${vhosts[@]}"; do bash "$ROOT/scripts/rabbitmqctl" -q delete_vhost "$vhost" >/dev/null 2>&1 || true; done
   exit $status
 }
 trap cleanup EXIT
 
-psql -q "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres" -c "CREATE DATABASE \"$db\"" >/dev/null
-bash "$ROOT/scripts/rabbitmqctl" -q add_vhost "$vhost"
-bash "$ROOT/scripts/rabbitmqctl" -q set_permissions -p "$vhost" "$AMQP_USER" ".*" ".*" ".*"
-
-export DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$db"
-export AMQP_URL="amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$AMQP_PORT/$vhost"
-export HTTP_PORT="$PORT" METRICS_PORT=off LOG_LEVEL=info BCRYPT_COST=4
-# The fake provider takes 3 s per charge, so the order page is open before the order is paid
-# and the test sees it move to CONFIRMED live.
-export PAYMENT_PROVIDER_LATENCY_MS=3000
-export SEED_ADMIN_EMAIL="admin@browser.test" SEED_ADMIN_PASSWORD="browser-admin-$suffix"
-"$BIN/emporium" migrate >/dev/null
-"$BIN/emporium" seed >/dev/null
-
-nohup "$BIN/emporium-api" >"$logs/api.log" 2>&1 &
-pids+=($!)
-port=$((PORT + 100))
-for role in stock payment order notification; do
-  port=$((port + 1))
-  EMPORIUM_INSTANCE="browser-$role" HEALTH_PORT="$port" nohup "$BIN/emporium-$role-worker" >"$logs/$role.log" 2>&1 &
+# An Emporium of its own: database and vhost `name`, the API on `port`, one worker per role
+# (health ports above port + 100), logs as `name`-*.log; with the caller's environment. It
+# runs in this shell, so the cleanup above sees its processes, database and vhost.
+start_stack() {
+  local name="$1" port="$2"
+  local db="emporium_${name}_$suffix" vhost="$name-$suffix"
+  databases+=("$db"); vhosts+=("$vhost")
+  psql -q "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres" -c "CREATE DATABASE \"$db\"" >/dev/null
+  bash "$ROOT/scripts/rabbitmqctl" -q add_vhost "$vhost"
+  bash "$ROOT/scripts/rabbitmqctl" -q set_permissions -p "$vhost" "$AMQP_USER" ".*" ".*" ".*"
+  export DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$db"
+  export AMQP_URL="amqp://$AMQP_USER:$AMQP_PASSWORD@127.0.0.1:$AMQP_PORT/$vhost"
+  export HTTP_PORT="$port" METRICS_PORT=off LOG_LEVEL=info BCRYPT_COST=4
+  export SEED_ADMIN_EMAIL="admin@browser.test" SEED_ADMIN_PASSWORD="browser-admin-$suffix"
+  "$BIN/emporium" migrate >/dev/null
+  "$BIN/emporium" seed >/dev/null
+  nohup "$BIN/emporium-api" >"$logs/$name-api.log" 2>&1 &
   pids+=($!)
-done
-for _ in $(seq 1 120); do
-  curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null || { echo "browser-tests: the API is not ready" >&2; exit 1; }
+  local health=$((port + 100 + 10 * ${#databases[@]}))
+  for role in stock payment order notification; do
+    health=$((health + 1))
+    EMPORIUM_INSTANCE="$name-$role" HEALTH_PORT="$health" nohup "$BIN/emporium-$role-worker" >"$logs/$name-$role.log" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null || { echo "browser-tests: the $name API is not ready" >&2; exit 1; }
+  export BASE_URL="http://127.0.0.1:$port" OUTPUT="$OUTPUT" EMPORIUM_BIN="$BIN/emporium"
+}
 
-export BASE_URL="http://127.0.0.1:$PORT" OUTPUT="$OUTPUT" EMPORIUM_BIN="$BIN/emporium"
 status=0
-"$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/console_test.py" || status=1
-"$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/storefront_test.py" || status=1
+# BROWSER_TESTS=fake or stripe runs one of the two stacks' tests (default: both).
+only="${BROWSER_TESTS:-all}"
+if [ "$only" != stripe ]; then
+  # The fake provider takes 3 s per charge, so the order page is open before the order is
+  # paid and the test sees it move to CONFIRMED live.
+  export PAYMENT_PROVIDER_LATENCY_MS=3000
+  start_stack browser "$PORT"
+  "$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/console_test.py" || status=1
+  "$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/storefront_test.py" || status=1
+  unset PAYMENT_PROVIDER_LATENCY_MS
+fi
+[ "$only" != fake ] || exit $status
+
+# The storefront with Stripe: localstripe (started by scripts/services.sh) plays Stripe's API,
+# its Stripe.js and its webhooks, signed with this run's secret and sent to this stack.
+export PAYMENT_PROVIDER=stripe STRIPE_API_BASE="$LOCALSTRIPE_URL" STRIPE_SECRET_KEY="sk_test_browser$suffix"
+export STRIPE_PUBLISHABLE_KEY="pk_test_browser$suffix" STRIPE_JS_URL="$LOCALSTRIPE_URL/js.stripe.com/v3/"
+export STRIPE_WEBHOOK_SECRET="whsec_browser$suffix" STRIPE_TIMEOUT_MS=5000
+curl -fsS -o /dev/null "$LOCALSTRIPE_URL/_config/webhooks/browser-$suffix" \
+  -d "url=http://127.0.0.1:$STRIPE_PORT/api/v1/webhooks/stripe" -d "secret=$STRIPE_WEBHOOK_SECRET" \
+  || { echo "browser-tests: localstripe does not answer at $LOCALSTRIPE_URL (scripts/services.sh starts it)" >&2; exit 1; }
+start_stack browserstripe "$STRIPE_PORT"
+"$LOCAL/browser/bin/python" "$ROOT/Tests/Browser/storefront_stripe_test.py" || status=1
 exit $status

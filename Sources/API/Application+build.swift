@@ -88,7 +88,8 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         } else {
             FakePaymentProvider(ledger: pool)
         }
-    PaymentsController(pool: pool, outbox: outbox, names: configuration.names, provider: provider).register(on: authenticated)
+    let payments = PaymentsController(pool: pool, outbox: outbox, names: configuration.names, provider: provider)
+    payments.register(on: authenticated)
     RefundsController(pool: pool, operations: OrderOperations(pool: pool, outbox: outbox, names: configuration.names)).register(on: authenticated)
     WebhookEndpointsController(pool: pool, allowPrivateTargets: configuration.webhookAllowPrivateTargets, secretOverlap: configuration.webhookSecretOverlap)
         .register(on: authenticated)
@@ -132,7 +133,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
             signIn: signIn,
             shop: StorefrontDependencies(
                 pool: pool, carts: carts, orders: orders, operations: orderOperations, auth: auth, reviews: reviews, feed: feed, pricing: pricing,
-                offersTestCards: configuration.payments.stripe == nil)
+                payments: payments, cards: ShopCards(configuration.payments))
         )
         .register(on: router)
     }

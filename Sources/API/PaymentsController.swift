@@ -53,7 +53,14 @@ struct PaymentsController: Sendable {
     private func intent(_ request: Request, _ context: AppRequestContext) async throws -> IntentBody {
         let userId = try context.requireIdentity().userId
         let (input, _) = try await request.decodeJSON(IntentRequest.self, context: context)
-        guard let order = try await pool.withConnection({ try await orders.paymentFacts(input.orderId, on: $0) }), order.userId == userId else {
+        return try await openIntent(input.orderId, userId: userId).body
+    }
+
+    /// Opens (or finds again) the payment of `userId`'s manual order `orderId`: the intent's
+    /// body and, with a provider that has client intents, the provider's reference. The
+    /// storefront's pay page calls this too.
+    func openIntent(_ orderId: UUID, userId: UUID) async throws -> (body: IntentBody, reference: String?) {
+        guard let order = try await pool.withConnection({ try await orders.paymentFacts(orderId, on: $0) }), order.userId == userId else {
             throw APIError.notFound("order")
         }
         guard order.paymentMethod == PaymentIds.manualMethod else { throw APIError.conflict("this order is paid with the card given at checkout") }
@@ -62,20 +69,20 @@ struct PaymentsController: Sendable {
                 order.status == .pending
                     ? "the order's stock is still being reserved; retry shortly" : "the order is \(order.status.rawValue.lowercased()), not awaiting payment")
         }
-        let paymentId = PaymentIds.paymentId(for: input.orderId)
+        let paymentId = PaymentIds.paymentId(for: orderId)
         let status = try await payments.openManual(
             PaymentStore.NewPayment(
-                id: paymentId, orderId: input.orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
+                id: paymentId, orderId: orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
                 method: PaymentIds.manualMethod, provider: provider.name), on: pool)
         var body = IntentBody(
-            paymentId: paymentId, orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
+            paymentId: paymentId, orderId: orderId, amountCents: order.totalCents, currency: order.currency,
             status: status == .pending ? "requires_confirmation" : status.rawValue.lowercased(), provider: provider.name)
-        guard provider.name != PaymentIds.fakeProviderName, status == .pending else { return body }
+        guard provider.name != PaymentIds.fakeProviderName, status == .pending else { return (body, nil) }
         let intent: ClientIntent
         do {
             intent = try await provider.openClientIntent(
                 ChargeRequest(
-                    idempotencyKey: paymentId.uuidString.lowercased(), orderId: input.orderId, amountCents: order.totalCents, currency: order.currency,
+                    idempotencyKey: paymentId.uuidString.lowercased(), orderId: orderId, amountCents: order.totalCents, currency: order.currency,
                     paymentMethod: PaymentIds.manualMethod))
         } catch is TransientFailure {
             throw APIError.unavailable("the payment provider is unavailable; retry shortly")
@@ -83,7 +90,38 @@ struct PaymentsController: Sendable {
         try await payments.setReference(paymentId, to: intent.reference, on: pool)
         body.status = "requires_payment_method"
         body.clientSecret = intent.clientSecret
-        return body
+        return (body, intent.reference)
+    }
+
+    /// A secret for the provider's card form in the customer's browser (Stripe.js), so the
+    /// card number goes to the provider and never through Emporium.
+    func openCardCollection(for orderId: UUID) async throws -> String {
+        do {
+            return try await provider.openCardCollection(
+                idempotencyKey: "\(PaymentIds.paymentId(for: orderId).uuidString.lowercased()):\(UUID().uuidString.lowercased())")
+        } catch is TransientFailure {
+            throw APIError.unavailable("the payment provider is unavailable; retry shortly")
+        }
+    }
+
+    /// Confirms `userId`'s manual order with the payment method their browser collected
+    /// (`pm_…`), server-side, so an order that no longer awaits payment (cancelled, expired)
+    /// is never charged. Answers what the browser does next; the order moves on the
+    /// provider's webhook, not on this answer.
+    func confirmCollected(_ orderId: UUID, userId: UUID, paymentMethod: String) async throws -> ClientConfirmation {
+        guard paymentMethod.hasPrefix("pm_"), FieldRules.isToken(paymentMethod, extra: "_", max: 64) else {
+            throw APIError.invalid([("payment_method", "must be the pm_… id Stripe.js returned")])
+        }
+        let (body, reference) = try await openIntent(orderId, userId: userId)
+        guard let reference else { throw APIError.conflict("this payment is already being processed or finished") }
+        do {
+            return try await provider.confirmClientIntent(
+                reference: reference, paymentMethod: paymentMethod, idempotencyKey: "client:\(body.paymentId.uuidString.lowercased()):\(paymentMethod)")
+        } catch is TransientFailure {
+            throw APIError.unavailable("the payment provider is unavailable; retry shortly")
+        } catch is ClientConfirmationUnsupported {
+            throw APIError.conflict("with \(provider.name), confirm the payment with POST /api/v1/payments/confirm")
+        }
     }
 
     /// Confirms a manual payment with a card token: the charge request goes through the

@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Payments
+import Settings
 import Testing
 
 @testable import API
@@ -61,8 +63,46 @@ struct StorefrontPageTests {
             ])
         #expect(checkout.contains(#"name="idempotency_key" value="k-1""#) && checkout.contains(#"name="expected_total_cents" value="200""#))
         #expect(checkout.contains(#"value="tok_visa" checked"#) && checkout.contains(#"id="card-declined""#) && checkout.contains("1 Main St"))
-        let stripe = try await render("checkout", ["lines": [line], "totals": totals, "idempotency_key": "k-2", "entered": [String: String]()])
-        #expect(!stripe.contains("tok_visa") && stripe.contains(#"id="payment_method""#))
+        let saved = try await render(
+            "checkout", ["lines": [line], "totals": totals, "idempotency_key": "k-2", "entered": [String: String](), "saved_method": true])
+        #expect(!saved.contains("tok_visa") && saved.contains(#"id="payment_method""#))
+        let cards = try await render(
+            "checkout", ["lines": [line], "totals": totals, "idempotency_key": "k-3", "entered": [String: String](), "stripe_cards": true])
+        #expect(cards.contains(#"value="manual" id="pay-by-card" checked"#) && !cards.contains(#"id="payment_method""#) && !cards.contains("tok_visa"))
+    }
+
+    @Test("pay page: Stripe.js and the card form only when open for payment; only its policy allows Stripe; a secret key is no publishable key")
+    func payPage() async throws {
+        let open = try await render(
+            "pay",
+            [
+                "number": "EMP-1", "total": "2.00 EUR", "order_url": "/orders/o1", "stripe_js": "https://js.stripe.com/v3/",
+                "card_form": ["publishable_key": "pk_test_1", "action": "/orders/o1/pay"],
+            ])
+        #expect(open.contains(#"<script src="https://js.stripe.com/v3/"></script>"#) && open.contains(#"data-key="pk_test_1""#))
+        #expect(open.contains(#"id="card-element""#) && open.contains(#"name="csrf" value="c5rf""#) && !open.contains("sk_"))
+        let reserving = try await render("pay", ["number": "EMP-1", "total": "2.00 EUR", "order_url": "/orders/o1", "reserving": true, "refresh": 2])
+        #expect(reserving.contains(#"<meta http-equiv="refresh" content="2">"#) && !reserving.contains("js.stripe.com") && !reserving.contains("pay-form"))
+
+        var settings = try PaymentSettings.read(
+            EnvironmentReader([
+                "PAYMENT_PROVIDER": "stripe", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_PUBLISHABLE_KEY": "pk_test_abc",
+                "STRIPE_API_BASE": "http://127.0.0.1:8420", "STRIPE_JS_URL": "http://127.0.0.1:8420/js.stripe.com/v3/",
+            ]))
+        let policy = try #require(ShopCards(settings).payPagePolicy)
+        #expect(policy.contains("script-src 'self' http://127.0.0.1:8420;") && policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe"))
+        #expect(!ConsolePages.storefrontPolicy.contains("8420") && !ConsolePages.storefrontPolicy.contains("stripe"))
+        settings.stripe?.publishableKey = nil
+        #expect(ShopCards(settings).payPagePolicy == nil)
+        #expect(ShopCards(PaymentSettings()).payPagePolicy == nil)
+        #expect(throws: ConfigurationError.self) {
+            try PaymentSettings.read(
+                EnvironmentReader(["PAYMENT_PROVIDER": "stripe", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_PUBLISHABLE_KEY": "sk_test_x"]))
+        }
+        #expect(throws: ConfigurationError.self) {
+            try PaymentSettings.read(
+                EnvironmentReader(["PAYMENT_PROVIDER": "stripe", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_JS_URL": "javascript:alert(1)"]))
+        }
     }
 
     @Test("order page: live while unsettled, with a cancel button only while allowed")

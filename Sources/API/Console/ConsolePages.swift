@@ -63,11 +63,14 @@ struct ConsolePages: Sendable {
         }
     }
 
-    /// An HTML response of template `name`.
-    func page(_ name: String, _ values: [String: Any], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    /// An HTML response of template `name`, under the face's policy unless the page brings its
+    /// own (the storefront's pay page, which loads Stripe.js).
+    func page(_ name: String, _ values: [String: Any], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:], policy: String? = nil) throws
+        -> Response
+    {
         var fields = headers
         fields[.contentType] = "text/html; charset=utf-8"
-        fields[.contentSecurityPolicy] = policy
+        fields[.contentSecurityPolicy] = policy ?? self.policy
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: try render(name, values))))
     }
 

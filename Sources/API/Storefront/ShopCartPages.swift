@@ -95,7 +95,11 @@ struct ShopCartPages: Sendable {
         values["entered"] = entered
         // One key per rendering of the form: every submit of this form is the same attempt.
         values["idempotency_key"] = entered["idempotency_key"] ?? UUID().uuidString.lowercased()
-        values["test_cards"] = shop.offersTestCards
+        switch shop.cards {
+        case .testCards: values["test_cards"] = true
+        case .stripe: values["stripe_cards"] = true
+        case .savedMethod: values["saved_method"] = true
+        }
         values["problem"] = problem as Any
         return values
     }
@@ -142,7 +146,9 @@ struct ShopCartPages: Sendable {
                 guard let object = try JSONSerialization.jsonObject(with: Data(placed.body.utf8)) as? [String: Any], let id = object["id"] as? String else {
                     throw APIError(status: .internalServerError, detail: "the order was placed but its answer could not be read; see your orders")
                 }
-                return ConsolePages.redirect("/orders/\(id.lowercased())")
+                // A card taken in the browser is asked for once the items are reserved.
+                let paysInBrowser = input.paymentMethod == PaymentIds.manualMethod
+                return ConsolePages.redirect("/orders/\(id.lowercased())" + (paysInBrowser ? "/pay" : ""))
             } catch let error as APIError where error.status == .conflict && error.detail.contains("still being processed") && attempt < 25 {
                 // The first submit of this form is being placed right now: wait for its answer.
                 attempt += 1

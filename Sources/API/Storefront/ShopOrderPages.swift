@@ -58,6 +58,9 @@ struct ShopOrderPages: Sendable {
             "refunds": refunds.map { ["amount": money($0.amountCents), "status": $0.status, "date": ConsoleFormat.date($0.createdAt)] },
             "can_cancel": status?.allowedNext.contains(.cancelled) ?? false,
         ]) { _, new in new }
+        if case .stripe = shop.cards, order.paymentMethod == PaymentIds.manualMethod, status == .awaitingPayment {
+            values["pay_url"] = "/orders/\(id.uuidString.lowercased())/pay"
+        }
         values.merge(ConsoleFormat.orderBasics(order)) { _, new in new }
         return try controller.pages.page(request.uri.queryParameters.get("fragment") == "live" ? "order-live" : "order", values)
     }

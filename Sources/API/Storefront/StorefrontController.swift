@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Messaging
+import Payments
 import Postgres
 import Store
 
@@ -27,6 +28,7 @@ struct StorefrontController: Sendable {
         ShopCatalogPages(controller: self).register(on: router)
         ShopCartPages(controller: self).register(on: router)
         ShopOrderPages(controller: self).register(on: router)
+        ShopPayPages(controller: self).register(on: router)
     }
 
     /// Runs `handler` with the viewer, if any. `signedIn` pages send a signed-out visitor to
@@ -119,6 +121,50 @@ struct StorefrontDependencies: Sendable {
     let reviews: ReviewsController
     let feed: EventFanOut
     let pricing: Pricing
-    /// The fake provider's test cards are offered at checkout (PAYMENT_PROVIDER=fake).
-    let offersTestCards: Bool
+    /// The client-confirmed payments of the pay page (the API's own code).
+    let payments: PaymentsController
+    /// How the checkout takes a card.
+    let cards: ShopCards
+}
+
+/// How the storefront's checkout takes a card.
+enum ShopCards: Sendable {
+    /// The fake provider's test cards (`PAYMENT_PROVIDER=fake`): no real money moves.
+    case testCards
+    /// Stripe.js on the order's pay page (`PAYMENT_PROVIDER=stripe` with
+    /// `STRIPE_PUBLISHABLE_KEY`): the order is placed to be paid in the browser, then the card
+    /// goes from Stripe's own field to Stripe, never through Emporium.
+    case stripe(publishableKey: String, script: URL, apiBase: URL)
+    /// Stripe without a publishable key: a saved payment method id (`pm_…`).
+    case savedMethod
+
+    /// From the API's payment settings.
+    init(_ settings: PaymentSettings) {
+        guard let stripe = settings.stripe else {
+            self = .testCards
+            return
+        }
+        if let key = stripe.publishableKey, let script = URL(string: stripe.jsURL), let api = URL(string: stripe.apiBase) {
+            self = .stripe(publishableKey: key, script: script, apiBase: api)
+        } else {
+            self = .savedMethod
+        }
+    }
+
+    /// The pay page's Content-Security-Policy: the storefront's, plus Stripe.js's origin for
+    /// its script and frames and Stripe's API for its calls (what Stripe documents), on that
+    /// page only.
+    var payPagePolicy: String? {
+        guard case .stripe(_, let script, let api) = self, let scriptOrigin = Self.origin(script), let apiOrigin = Self.origin(api) else { return nil }
+        return
+            "default-src 'none'; script-src 'self' \(scriptOrigin); style-src 'self'; img-src 'self' https: data:; "
+            + "connect-src 'self' \(scriptOrigin) \(apiOrigin); frame-src \(scriptOrigin) https://hooks.stripe.com; form-action 'self'; "
+            + "frame-ancestors 'none'; base-uri 'none'"
+    }
+
+    /// `scheme://host[:port]` of `url`.
+    static func origin(_ url: URL) -> String? {
+        guard let scheme = url.scheme, let host = url.host else { return nil }
+        return "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
+    }
 }
