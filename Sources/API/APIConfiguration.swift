@@ -109,6 +109,10 @@ package struct APIConfiguration: Sendable {
     package var console = ConsoleSettings()
     /// `STOREFRONT_ENABLED` (default true): serve the storefront at `/`.
     package var storefrontEnabled = true
+    /// `STOREFRONT_PUBLIC_URL` (e.g. `https://shop.example.com`): the shop's address as
+    /// customers reach it, for the sitemap's and the pages' absolute links. Unset: the
+    /// request's own `Host`.
+    package var storefrontPublicURL: URL?
 
     /// Values of `JWT_SECRET` published in this repository or its documentation: a secret
     /// anyone can read signs nothing.
@@ -164,6 +168,12 @@ package struct APIConfiguration: Sendable {
         if let overlap = try env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", in: 0...(30 * 86_400)) { config.webhookSecretOverlap = .seconds(overlap) }
         config.console = try ConsoleSettings.read(env)
         if let value = env.string("STOREFRONT_ENABLED") { config.storefrontEnabled = value != "false" }
+        if let value = env.string("STOREFRONT_PUBLIC_URL") {
+            guard let url = URL(string: value.hasSuffix("/") ? String(value.dropLast()) : value), url.scheme == "https" || url.scheme == "http",
+                url.host != nil, url.query == nil, url.path.isEmpty
+            else { throw ConfigurationError("STOREFRONT_PUBLIC_URL must be the shop's http(s) address without a path, e.g. https://shop.example.com") }
+            config.storefrontPublicURL = url
+        }
         return config
     }
 

@@ -133,7 +133,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
             signIn: signIn,
             shop: StorefrontDependencies(
                 pool: pool, carts: carts, orders: orders, operations: orderOperations, auth: auth, reviews: reviews, feed: feed, pricing: pricing,
-                payments: payments, cards: ShopCards(configuration.payments))
+                payments: payments, cards: ShopCards(configuration.payments), publicURL: configuration.storefrontPublicURL)
         )
         .register(on: router)
     }

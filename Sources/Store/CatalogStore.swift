@@ -153,6 +153,14 @@ package struct CatalogStore: Sendable {
         ).first.map(Product.init)
     }
 
+    /// Active products for the storefront's sitemap: id, name and last change, newest change
+    /// first, at most `limit` (a sitemap holds 50,000 URLs).
+    package func sitemapEntries(limit: Int, on pool: PostgresPool) async throws -> [(id: UUID, name: String, updatedAt: Date)] {
+        try await pool.query("SELECT id, name, updated_at FROM products WHERE is_active ORDER BY updated_at DESC, id LIMIT $1", [limit]).map {
+            (try $0.decode(UUID.self, "id"), try $0.decode(String.self, "name"), try $0.decode(Date.self, "updated_at"))
+        }
+    }
+
     /// Whether `viewer` may see product `id`.
     package func isVisible(_ id: UUID, to viewer: Viewer, on pool: PostgresPool) async throws -> Bool {
         try await pool.query("SELECT 1 FROM products WHERE id = $1 AND (is_active OR $2 OR seller_id = $3)", [id, viewer.isAdmin, viewer.userId]).count == 1

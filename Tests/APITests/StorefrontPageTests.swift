@@ -3,7 +3,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Payments
+import Postgres
 import Settings
+import TestSupport
 import Testing
 
 @testable import API
@@ -113,6 +115,71 @@ struct StorefrontPageTests {
         let done = try await render("order", ["id": "o1", "number": "EMP-1", "status": "CONFIRMED", "settled": true, "items": [[String: Any]]()])
         #expect(done.contains(#"data-settled="true""#) && !done.contains(#"id="cancel-order""#))
         #expect(try await render("orders", ["orders": [[String: Any]](), "empty": true]).contains("No orders yet."))
+    }
+
+    @Test("clean product URLs: a slug from the name plus the id; a bare id or an old slug is sent on to it")
+    func productURLs() {
+        #expect(ShopURLs.slug("Café Crème, 250 g") == "cafe-creme-250-g")
+        #expect(ShopURLs.slug("  *** ") == "product")
+        #expect(ShopURLs.slug(String(repeating: "word ", count: 40)).count <= ShopURLs.maxSlugLength)
+        #expect(!ShopURLs.slug(String(repeating: "word ", count: 40)).hasSuffix("-"))
+        let id = UUID()
+        #expect(ShopURLs.product(id, name: "Fountain Pen") == "/products/fountain-pen-\(id.uuidString.lowercased())")
+        #expect(ShopURLs.productId("fountain-pen-\(id.uuidString.lowercased())") == id)
+        #expect(ShopURLs.productId(id.uuidString.lowercased()) == id)
+        #expect(ShopURLs.productId("pen\(id.uuidString)") == nil)
+        #expect(ShopURLs.productId("../../etc/passwd") == nil)
+        #expect(ShopCatalogPages.summary(String(repeating: "long words ", count: 40)).count <= 160)
+        #expect(ShopSitemap.escape("/search?a=1&b=<2>") == "/search?a=1&amp;b=&lt;2&gt;")
+    }
+
+    @Test("a product page has its title, description, canonical and sharing tags; the sitemap lists products on sale; robots.txt names it")
+    func searchEngines() async throws {
+        try await TestEnvironment.withMigratedDatabase { database in
+            let pool = PostgresPool(configuration: database, maxConnections: 1)
+            let (onSale, withdrawn) = (UUID(), UUID())
+            for (id, sku, active) in [(onSale, "SEO-1", true), (withdrawn, "SEO-2", false)] {
+                _ = try await pool.query(
+                    """
+                    INSERT INTO products (id, sku, name, description, price_cents, currency, stock, is_active, images)
+                    VALUES ($1, $2, 'Café Crème & Co', 'Roasted "slowly".\nSecond line.', 1250, 'EUR', 5, $3, ARRAY['https://img.example.com/cafe.jpg'])
+                    """, [id, sku, active])
+            }
+            var config = try apiTestConfiguration()
+            config.postgres = database
+            config.storefrontPublicURL = URL(string: "https://shop.example.com")
+            let app = try await buildApplication(configuration: config)
+            let page = "/products/cafe-creme-co-\(onSale.uuidString.lowercased())"
+            try await app.test(.live) { client in
+                for old in ["/products/\(onSale.uuidString.lowercased())?added=1", "/products/old-name-\(onSale.uuidString.lowercased())?added=1"] {
+                    try await client.execute(uri: old, method: .get) { response in
+                        #expect(response.status == .movedPermanently)
+                        #expect(response.headers[.location] == page + "?added=1")
+                    }
+                }
+                try await client.execute(uri: page, method: .get) { response in
+                    let html = String(buffer: response.body)
+                    #expect(response.status == .ok)
+                    #expect(html.contains("<title>Café Crème &amp; Co · Emporium</title>"))
+                    #expect(html.contains(#"<meta name="description" content="Roasted &quot;slowly&quot;. Second line.">"#))
+                    #expect(html.contains(#"<link rel="canonical" href="https://shop.example.com\#(page)">"#))
+                    #expect(html.contains(#"<meta property="og:image" content="https://img.example.com/cafe.jpg">"#))
+                }
+                for missing in ["/products/cafe-\(withdrawn.uuidString.lowercased())", "/products/not-a-product", "/products/\(UUID().uuidString)"] {
+                    try await client.execute(uri: missing, method: .get) { response in #expect(response.status == .notFound, "\(missing)") }
+                }
+                try await client.execute(uri: "/sitemap.xml", method: .get) { response in
+                    let xml = String(buffer: response.body)
+                    #expect(response.status == .ok && response.headers[.contentType]?.hasPrefix("application/xml") == true)
+                    #expect(xml.contains("<loc>https://shop.example.com\(page)</loc><lastmod>") && xml.contains("<loc>https://shop.example.com/</loc>"))
+                    #expect(!xml.contains(withdrawn.uuidString.lowercased()))
+                }
+                try await client.execute(uri: "/robots.txt", method: .get) { response in
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("Disallow: /checkout") && text.contains("Sitemap: https://shop.example.com/sitemap.xml"))
+                }
+            }
+        }
     }
 
     @Test("only a path of the shop is a place to go after sign-in")

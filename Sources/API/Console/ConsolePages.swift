@@ -109,7 +109,7 @@ enum ConsoleFormat {
             "items": order.items.map {
                 [
                     "name": $0.name, "sku": $0.sku, "quantity": $0.quantity, "unit": money($0.unitPriceCents), "line": money($0.unitPriceCents * $0.quantity),
-                    "product_id": $0.productId.uuidString.lowercased(),
+                    "product_id": $0.productId.uuidString.lowercased(), "url": ShopURLs.product($0.productId, name: $0.name),
                 ] as [String: Any]
             },
             "subtotal": money(order.subtotalCents), "tax": money(order.taxCents), "shipping": money(order.shippingCents), "total": money(order.totalCents),

@@ -35,7 +35,8 @@ struct ShopCartPages: Sendable {
         let notes = Dictionary(quote.notes.map { ($0.productId, $0.message) }, uniquingKeysWith: { a, _ in a })
         values["lines"] = lines.map {
             [
-                "id": $0.id.uuidString.lowercased(), "product_id": $0.productId.uuidString.lowercased(), "name": $0.name, "quantity": $0.quantity,
+                "id": $0.id.uuidString.lowercased(), "product_id": $0.productId.uuidString.lowercased(), "url": ShopURLs.product($0.productId, name: $0.name),
+                "name": $0.name, "quantity": $0.quantity,
                 "unit": ConsoleFormat.money($0.unitPriceCents, $0.currency), "line": ConsoleFormat.money($0.unitPriceCents * $0.quantity, $0.currency),
                 "note": notes[$0.productId] ?? "",
             ] as [String: Any]

@@ -22,7 +22,8 @@ struct ShopCatalogPages: Sendable {
     /// A product as a card in a grid.
     static func card(_ product: CatalogStore.Product) -> [String: Any] {
         [
-            "id": product.id.uuidString.lowercased(), "name": product.name, "price": ConsoleFormat.money(product.priceCents, product.currency),
+            "id": product.id.uuidString.lowercased(), "url": ShopURLs.product(product.id, name: product.name), "name": product.name,
+            "price": ConsoleFormat.money(product.priceCents, product.currency),
             "image": product.images.first ?? "", "in_stock": product.stock > 0, "rating": product.ratingAverage.map { String(format: "%.1f", $0) } ?? "",
             "rating_count": product.ratingCount,
         ]
@@ -30,6 +31,8 @@ struct ShopCatalogPages: Sendable {
 
     private func home(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer?, _ form: FormFields) async throws -> Response {
         var values = await controller.base(viewer, title: "Emporium", request: request)
+        values["description"] = "Browse, search and order from the shop's catalog; follow each order live from payment to delivery."
+        values["canonical"] = controller.publicBase(request) + "/"
         let categories = try await catalog.categories(on: shop.pool)
         values["categories"] = categories.filter { $0.parentId == nil }.map { ["name": $0.name, "slug": $0.slug] }
         let featured = try await catalog.search(
@@ -60,6 +63,8 @@ struct ShopCatalogPages: Sendable {
         let page = max(1, min(Int(query.get("page") ?? "1") ?? 1, 1_000))
         let found = try await catalog.search(search, size: Self.pageSize, offset: (page - 1) * Self.pageSize, on: shop.pool)
         var values = await controller.base(viewer, title: search.text.map { "“\($0)”" } ?? "All products", request: request)
+        values["description"] =
+            search.text.map { "Products matching “\($0)”: \(found.total) found." } ?? "All products of the shop: \(found.total), with prices and stock."
         values["products"] = found.products.map(Self.card)
         values["empty"] = found.products.isEmpty
         values["total"] = found.total
@@ -85,10 +90,19 @@ struct ShopCatalogPages: Sendable {
     }
 
     private func product(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer?, _ form: FormFields) async throws -> Response {
-        let id = try context.parameters.requireUUID("id", "product")
+        guard let segment = context.parameters.get("id"), let id = ShopURLs.productId(segment) else { throw APIError.notFound("product") }
         guard let product = try await catalog.product(id, viewer: CatalogStore.Viewer(userId: viewer?.userId, isAdmin: false), on: shop.pool), product.isActive
         else { throw APIError.notFound("product") }
+        // One address per product: a bare id, or an old name's slug, is sent on to it.
+        let path = ShopURLs.product(id, name: product.name)
+        guard request.uri.path == path else {
+            return Response(status: .movedPermanently, headers: [.location: path + (request.uri.query.map { "?" + $0 } ?? "")])
+        }
         var values = await controller.base(viewer, title: product.name, request: request)
+        values["description"] = Self.summary(product.description.isEmpty ? product.name : product.description)
+        values["canonical"] = controller.publicBase(request) + path
+        values["og_type"] = "product"
+        values["og_image"] = product.images.first { $0.hasPrefix("https://") } as Any
         values["product"] = Self.card(product).merging([
             "description": product.description, "images": product.images.map { ["url": $0] }, "stock": product.stock, "sku": product.sku,
             "max_quantity": min(product.stock, CartController.maxQuantity),
@@ -117,5 +131,13 @@ struct ShopCatalogPages: Sendable {
         guard let rating = Int(form["rating"] ?? "") else { throw APIError.invalid([("rating", "choose 1 to 5 stars")]) }
         _ = try await shop.reviews.create(.init(rating: rating, body: form["body"]), productId: id, userId: viewer.userId)
         return ConsolePages.redirect("/products/\(id.uuidString.lowercased())#reviews")
+    }
+
+    /// `text` cut to what search results show (about 160 characters), at a word.
+    static func summary(_ text: String, limit: Int = 160) -> String {
+        let flat = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        guard flat.count > limit else { return flat }
+        let cut = flat.prefix(limit - 1)
+        return (cut.lastIndex(of: " ").map { String(cut[..<$0]) } ?? String(cut)) + "…"
     }
 }

@@ -29,6 +29,7 @@ struct StorefrontController: Sendable {
         ShopCartPages(controller: self).register(on: router)
         ShopOrderPages(controller: self).register(on: router)
         ShopPayPages(controller: self).register(on: router)
+        ShopSitemap(controller: self).register(on: router)
     }
 
     /// Runs `handler` with the viewer, if any. `signedIn` pages send a signed-out visitor to
@@ -80,6 +81,16 @@ struct StorefrontController: Sendable {
         return values
     }
 
+    /// The shop's address for absolute links (the sitemap, canonical and sharing links):
+    /// `STOREFRONT_PUBLIC_URL`, else the request's `Host` when it is a plain host name (never
+    /// anything a header could smuggle into a link), else the loopback default.
+    func publicBase(_ request: Request) -> String {
+        if let url = shop.publicURL { return url.absoluteString }
+        let host = request.head.authority ?? ""
+        let plain = !host.isEmpty && host.count <= 255 && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }
+        return (sessions.secure(request) ? "https://" : "http://") + (plain ? host : "localhost")
+    }
+
     func errorPage(status: HTTPResponse.Status, detail: String, viewer: SessionViewer?) throws -> Response {
         var values: [String: Any] = ["title": "\(status.code) \(status.reasonPhrase)", "status": status.code, "detail": detail]
         if let viewer {
@@ -125,6 +136,8 @@ struct StorefrontDependencies: Sendable {
     let payments: PaymentsController
     /// How the checkout takes a card.
     let cards: ShopCards
+    /// `STOREFRONT_PUBLIC_URL`: the shop's address for absolute links.
+    let publicURL: URL?
 }
 
 /// How the storefront's checkout takes a card.
