@@ -56,8 +56,10 @@ struct OrderEventSocket: Sendable {
 
     private func stream(_ orderId: UUID, after last: Int?, to outbound: WebSocketOutboundWriter) async throws {
         _ = await feed.connected(within: .seconds(2))
-        let (missed, events) = feed.subscribe(after: last)
-        guard let status = try await pool.withConnection({ try await orders.status(of: orderId, on: $0) }) else { return }
+        guard
+            let (missed, events, status) = try await feed.subscribe(
+                after: last, thenRead: { try await pool.withConnection { try await orders.status(of: orderId, on: $0) } })
+        else { return }
         try await outbound.write(.text(Self.json(["event": "status", "order_id": orderId.uuidString.lowercased(), "status": status.rawValue])))
         func settles(_ event: LiveEvent) -> Bool { event.status.flatMap(OrderStatus.init(rawValue:))?.isTerminal ?? false }
         for event in missed where event.orderId == orderId {

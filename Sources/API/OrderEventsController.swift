@@ -60,10 +60,12 @@ struct OrderEventsController: Sendable {
         // Subscribed (on a connected feed) before the status is read, so no change falls
         // between the two. With the broker down the stream still opens with the status.
         _ = await feed.connected(within: .seconds(2))
-        let subscription = feed.subscribe(after: lastEventID)
-        guard let status = try await pool.withConnection({ try await orders.status(of: id, on: $0) }) else { throw APIError.notFound("order") }
+        guard
+            let (missed, events, status) = try await feed.subscribe(
+                after: lastEventID, thenRead: { try await pool.withConnection { try await orders.status(of: id, on: $0) } })
+        else { throw APIError.notFound("order") }
         return LiveStream.response(
-            subscription: subscription, prelude: [Self.statusFrame(orderId: id, status: status)], finished: status.isTerminal,
+            subscription: (missed, events), prelude: [Self.statusFrame(orderId: id, status: status)], finished: status.isTerminal,
             include: { $0.orderId == id },
             endsAfter: { event in event.status.flatMap(OrderStatus.init(rawValue:))?.isTerminal ?? false })
     }

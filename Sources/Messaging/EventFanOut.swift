@@ -107,6 +107,34 @@ package final class EventFanOut: Service, Sendable {
         return (missed, stream)
     }
 
+    /// Subscribes, then reads (with `read`) the state the events will change, so no change
+    /// falls between the two. A read that fails or finds nothing ends the subscription at
+    /// once (otherwise it would stay registered, and buffered, for the life of the process);
+    /// nil when it found nothing.
+    package func subscribe<Value>(after lastSequence: Int?, thenRead read: () async throws -> Value?) async throws -> (
+        missed: [LiveEvent], events: AsyncStream<LiveEvent>, value: Value
+    )? {
+        let (missed, events) = subscribe(after: lastSequence)
+        let value: Value?
+        do {
+            value = try await read()
+        } catch {
+            Self.discard(events)
+            throw error
+        }
+        guard let value else {
+            Self.discard(events)
+            return nil
+        }
+        return (missed, events, value)
+    }
+
+    /// Ends a subscription nobody will read: iterating its stream and cancelling that removes
+    /// the subscriber.
+    private static func discard(_ events: AsyncStream<LiveEvent>) {
+        Task { for await _ in events {} }.cancel()
+    }
+
     /// Pages open on this process now.
     package var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
@@ -126,10 +154,13 @@ package final class EventFanOut: Service, Sendable {
             self.startedSignal.finish()
             if let running { Task { await running.stop() } }
         }
-        state.withLock { state in
-            for continuation in state.subscribers.values { continuation.finish() }
-            state.subscribers = [:]
+        // Finished outside the lock: finishing runs each stream's termination handler, which
+        // takes the lock itself (a recursive lock is a crash).
+        let open = state.withLock { state in
+            defer { state.subscribers = [:] }
+            return Array(state.subscribers.values)
         }
+        for continuation in open { continuation.finish() }
     }
 
     /// Hands one event body to every subscriber; a body that is not an event is skipped, and an

@@ -4,7 +4,9 @@ import Foundation
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
+import Messaging
 import NIOCore
+import ServiceLifecycle
 import TestSupport
 import Testing
 
@@ -228,6 +230,27 @@ struct OrderEventStreamTests {
             let missed = messages.dropFirst()
             #expect(!missed.isEmpty && missed.allSatisfy { ($0["id"] as? Int ?? 0) > lastSeen }, "\(messages)")
             #expect(missed.contains { $0["status"] as? String == "CONFIRMED" })
+        }
+    }
+
+    @Test("a subscription whose first read fails or finds nothing is removed at once; one that reads is kept")
+    func failedReadLeavesNoSubscriber() async throws {
+        try await Stack.apiOnly { stack in
+            let logger = Logger(label: "test")
+            let feed = EventFanOut(amqp: stack.amqp, names: stack.names, instance: "stream-test", logger: logger)
+            let group = ServiceGroup(services: [feed], gracefulShutdownSignals: [], logger: logger)
+            let running = Task { try await group.run() }
+            struct Refused: Error {}
+            await #expect(throws: Refused.self) {
+                _ = try await feed.subscribe(after: nil, thenRead: { () async throws -> Int? in throw Refused() })
+            }
+            let nothing = try await feed.subscribe(after: nil, thenRead: { nil as Int? })
+            #expect(nothing == nil)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(5)) { feed.subscriberCount == 0 }, "\(feed.subscriberCount) subscribers left")
+            let kept = try await feed.subscribe(after: nil, thenRead: { 7 })
+            #expect(kept?.value == 7 && feed.subscriberCount == 1)
+            await group.triggerGracefulShutdown()
+            _ = await running.result
         }
     }
 }
