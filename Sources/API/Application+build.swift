@@ -127,8 +127,10 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         .register(on: router)
     }
     if configuration.storefrontEnabled {
+        let shopPages = try await ConsolePages(face: "shop", policy: ConsolePages.storefrontPolicy)
+        router.middlewares.add(ShopNotFoundMiddleware(pages: shopPages, table: routeTable))
         StorefrontController(
-            pages: try await ConsolePages(face: "shop", policy: ConsolePages.storefrontPolicy),
+            pages: shopPages,
             sessions: WebSessions(kind: .shop, pool: pool, accounts: accounts, settings: configuration.console),
             signIn: signIn,
             shop: StorefrontDependencies(

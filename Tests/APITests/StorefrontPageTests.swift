@@ -212,6 +212,22 @@ struct StorefrontPageTests {
                 #expect(response.status == .forbidden)
             }
             try await client.execute(uri: "/shop/static/shop.css", method: .get) { response in #expect(response.status == .ok) }
+            // A browser at an address the shop does not have gets the shop's page; API clients
+            // and the API's paths keep the JSON problem.
+            try await client.execute(uri: "/no-such-page", method: .get, headers: [.accept: "text/html,application/xhtml+xml"]) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[.contentType]?.hasPrefix("text/html") == true)
+                #expect(String(buffer: response.body).contains("Back to the shop"))
+            }
+            try await client.execute(uri: "/no-such-page", method: .get, headers: [.accept: "application/json"]) { response in
+                #expect(response.status == .notFound && response.headers[.contentType]?.contains("json") == true)
+            }
+            try await client.execute(uri: "/api/v1/no-such-thing", method: .get, headers: [.accept: "text/html"]) { response in
+                #expect(response.status == .notFound && response.headers[.contentType]?.contains("json") == true)
+            }
+            try await client.execute(uri: "/checkout", method: .delete, headers: [.accept: "text/html"]) { response in
+                #expect(response.status == .methodNotAllowed)
+            }
         }
     }
 }
