@@ -160,6 +160,13 @@ def test_5_the_pay_page_is_the_owners_and_only_it_allows_stripe(driver):
         fetch(location.pathname, {method: 'POST', body: new URLSearchParams({csrf, payment_method: 'tok_visa'}), credentials: 'same-origin'})
           .then(r => r.json().then(j => done([r.status, j.message]))).catch(e => done(String(e)));""")
     assert refused[0] == 422 and "pm_" in refused[1], refused
+    # A malformed order id in the script's call is a 404 in JSON, not a page.
+    malformed = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const csrf = document.querySelector('input[name=csrf]').value;
+        fetch('/orders/not-an-order/pay/setup', {method: 'POST', body: new URLSearchParams({csrf}), credentials: 'same-origin'})
+          .then(r => done([r.status, r.headers.get('Content-Type') || ''])).catch(e => done(String(e)));""")
+    assert malformed[0] == 404 and "json" in malformed[1], malformed
     cookies = "; ".join("%s=%s" % (c["name"], c["value"]) for c in driver.get_cookies())
 
     def fetch(path, data=None):

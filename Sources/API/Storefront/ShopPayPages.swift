@@ -76,9 +76,8 @@ struct ShopPayPages: Sendable {
     /// its payment.
     private func setup(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer?, _ form: FormFields) async throws -> Response {
         guard let viewer else { throw APIError.unauthorized("sign in first") }
-        let id = try context.parameters.requireUUID("id", "order")
-        guard case .stripe = shop.cards else { throw APIError.notFound("pay page") }
         return try await json(request, context) {
+            let id = try orderId(context)
             // Opening the intent checks the owner and that the order still awaits its payment.
             let (intent, reference) = try await shop.payments.openIntent(id, userId: viewer.userId)
             guard reference != nil, intent.status == "requires_payment_method" else {
@@ -92,9 +91,8 @@ struct ShopPayPages: Sendable {
     /// for the page's script.
     private func confirm(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer?, _ form: FormFields) async throws -> Response {
         guard let viewer else { throw APIError.unauthorized("sign in first") }
-        let id = try context.parameters.requireUUID("id", "order")
-        guard case .stripe = shop.cards else { throw APIError.notFound("pay page") }
         return try await json(request, context) {
+            let id = try orderId(context)
             let confirmed = try await shop.payments.confirmCollected(id, userId: viewer.userId, paymentMethod: form["payment_method"] ?? "")
             let answer =
                 confirmed.declineCode.map { ConfirmAnswer(status: "declined", message: Self.declined($0)) }
@@ -103,6 +101,13 @@ struct ShopPayPages: Sendable {
                 "storefront payment confirmed with a card from Stripe.js", metadata: ["order.id": "\(id)", "payment.status": "\(answer.status)"])
             return answer
         }
+    }
+
+    /// The order a script's call names, when the shop takes cards with Stripe.js; a bad id is
+    /// a 404 in the script's JSON, like a missing order.
+    private func orderId(_ context: AppRequestContext) throws -> UUID {
+        guard case .stripe = shop.cards else { throw APIError.notFound("pay page") }
+        return try context.parameters.requireUUID("id", "order")
     }
 
     /// The page script's answer: `body`'s value, or an API error as `{"status": "refused",
