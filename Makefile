@@ -7,6 +7,11 @@ ENV := source scripts/env.sh
 # requests (the contract), so they run one test at a time (see `make test`).
 PROCESS_SUITES := ScalingTests|ObservabilityTests|MetricsTests|NotificationEmailTests|MoneyReconciliationTests|PoisonIsolationTests|BatchTests|RegistrationBurstTests|ContractTests|StripeReconciliationTests
 
+# How many tests of the in-process phase of `make test` run at once. Unbounded, all ~150
+# start together (each creates and migrates a database, many boot an API and four workers),
+# and on a 2-core machine the herd starved PostgreSQL's own connection handshakes past 5 s.
+TEST_PARALLEL_WIDTH ?= 8
+
 .PHONY: help services stop build migrate run test lint format walkthrough bench soak browser-test
 
 help:
@@ -49,7 +54,8 @@ test: services
 	@bash scripts/lint-openapi.sh
 	@bash scripts/check-stores.sh
 	@# One build, with the tests: a plain `swift build` before or after would rebuild the tree.
-	@$(ENV) && swift build --build-tests && bash scripts/swift-test.sh --skip-build --skip OutageTests --skip "$(PROCESS_SUITES)"
+	@$(ENV) && swift build --build-tests && SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_PARALLEL_WIDTH) \
+	  bash scripts/swift-test.sh --skip-build --skip OutageTests --skip "$(PROCESS_SUITES)"
 	@# The suites that start the real executables (up to twelve processes each, 500 orders) run
 	@# one test at a time, so they do not starve each other or the rest on a 2-core machine.
 	@$(ENV) && bash scripts/swift-test.sh --skip-build --no-parallel --filter "$(PROCESS_SUITES)"

@@ -194,10 +194,22 @@ struct AMQPTests {
             _ = try await publisher.publish((0..<100).map { message(queue, "before", id: "before-\($0)") })
             #expect(await TestEnvironment.eventually { await received.count >= 100 })
 
-            try TestEnvironment.rabbitmqctl(["-q", "close_all_connections", "-p", config.virtualHost, "test: simulated outage"])
+            try await TestEnvironment.rabbitmqctl(["-q", "close_all_connections", "-p", config.virtualHost, "test: simulated outage"])
 
             _ = try await publisher.publish((0..<100).map { message(queue, "after", id: "after-\($0)") })
-            #expect(await TestEnvironment.eventually { await received.count(prefix: "after-") >= 100 })
+            if await !TestEnvironment.eventually(timeout: .seconds(20), { await received.count(prefix: "after-") >= 100 }) {
+                // Where the missing ones are: still in the queue (the consumer stalled) or nowhere (lost).
+                let queueState =
+                    (try? await TestEnvironment.rabbitmqctl([
+                        "-q", "list_queues", "-p", config.virtualHost, "name", "messages_ready", "messages_unacknowledged", "consumers",
+                    ])) ?? "unavailable"
+                Issue.record(
+                    """
+                    after the outage only \(await received.unique(prefix: "after-")) of 100 messages arrived within 20 s; \
+                    consumer connected: \(consumer.isConnected), consumer reconnects: \(consumer.reconnects), \
+                    publisher reconnects: \(publisher.reconnects); queue (name, ready, unacked, consumers): \(queueState)
+                    """)
+            }
             #expect(publisher.reconnects >= 1)
             #expect(consumer.reconnects >= 1)
             #expect(await received.unique(prefix: "before-") == 100)

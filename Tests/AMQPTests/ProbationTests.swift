@@ -8,8 +8,8 @@ import Testing
 @Suite("AMQP consumer probation after a restart", .timeLimit(.minutes(2)))
 struct ProbationTests {
     /// The prefetch count RabbitMQ applies to the consumers of `queue` right now.
-    private func prefetchCounts(_ queue: String) throws -> [Int] {
-        let output: String = try TestEnvironment.rabbitmqctl(["-q", "list_consumers", "queue_name", "prefetch_count"])
+    private func prefetchCounts(_ queue: String) async throws -> [Int] {
+        let output: String = try await TestEnvironment.rabbitmqctl(["-q", "list_consumers", "queue_name", "prefetch_count"])
         var counts: [Int] = []
         for line in output.split(separator: "\n") {
             let fields = line.split(separator: "\t").map(String.init)
@@ -54,7 +54,7 @@ struct ProbationTests {
         while fresh == nil, let delivery = await iterator.next() {
             if delivery.redelivered {
                 // While it handles a returned message, the consumer holds nothing else.
-                #expect(try prefetchCounts(queue) == [1])
+                #expect(try await prefetchCounts(queue) == [1])
                 redelivered.append(delivery.properties.messageID ?? "")
                 try await second.ack(delivery)
             } else {
@@ -66,7 +66,7 @@ struct ProbationTests {
         let freshID = try #require(fresh?.properties.messageID)
         #expect(!redelivered.contains(freshID))
         // Then the consumer takes the full prefetch again.
-        #expect(await TestEnvironment.eventually(timeout: .seconds(10)) { (try? prefetchCounts(queue)) == [4] })
+        #expect(await TestEnvironment.eventually(timeout: .seconds(10)) { (try? await prefetchCounts(queue)) == [4] })
         await second.stop()
         await publisher.close()
     }

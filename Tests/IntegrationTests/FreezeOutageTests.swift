@@ -104,7 +104,7 @@ struct FreezeOutageTests {
             var orderIds = try await place(drill, 0..<5)
             #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { await drill.settled(orderIds) })
             // A watermark below what the broker already uses raises the memory alarm at once.
-            try TestEnvironment.rabbitmqctl(["-q", "set_vm_memory_high_watermark", "0.000001"])
+            try await TestEnvironment.rabbitmqctl(["-q", "set_vm_memory_high_watermark", "0.000001"])
             do {
                 orderIds += try await place(drill, 5..<15)
                 let blocked = await TestEnvironment.eventually(timeout: .seconds(30)) {
@@ -113,10 +113,10 @@ struct FreezeOutageTests {
                 }
                 #expect(blocked, "the API's /ready should report the blocked broker")
             } catch {
-                _ = try? TestEnvironment.rabbitmqctl(["-q", "set_vm_memory_high_watermark", "0.4"])
+                _ = try? await TestEnvironment.rabbitmqctl(["-q", "set_vm_memory_high_watermark", "0.4"])
                 throw error
             }
-            _ = try TestEnvironment.rabbitmqctl(["-q", "set_vm_memory_high_watermark", "0.4"])
+            _ = try await TestEnvironment.rabbitmqctl(["-q", "set_vm_memory_high_watermark", "0.4"])
             orderIds += try await place(drill, 15..<20)
             #expect(await TestEnvironment.eventually(timeout: .seconds(120)) { await drill.settled(orderIds) }, "not settled after the alarm cleared")
             try await drill.expectIntact(orderIds, context: "after the memory alarm")

@@ -107,10 +107,13 @@ public enum TestEnvironment {
         }
     }
 
-    /// Runs the local broker's `rabbitmqctl` with `arguments`; returns its output.
+    /// Runs the local broker's `rabbitmqctl` with `arguments`; returns its output. It waits off
+    /// the cooperative pool: each call starts an Erlang VM (half a second of CPU, far more on a
+    /// loaded machine), and a blocking wait would take one of the pool's two threads from every
+    /// other test in the process.
     @discardableResult
-    public static func rabbitmqctl(_ arguments: [String]) throws -> String {
-        let (status, output) = try runBlocking(repositoryRoot.appendingPathComponent("scripts/rabbitmqctl").path, arguments)
+    public static func rabbitmqctl(_ arguments: [String]) async throws -> String {
+        let (status, output) = try await run(repositoryRoot.appendingPathComponent("scripts/rabbitmqctl").path, arguments)
         guard status == 0 else { throw TestFailure("rabbitmqctl \(arguments.joined(separator: " ")) failed: \(output)") }
         return output
     }
@@ -152,10 +155,16 @@ public enum TestEnvironment {
     public static func withTemporaryVirtualHost<T>(_ body: (AMQPConfiguration) async throws -> T) async throws -> T {
         let base = try amqp()
         let vhost = uniqueName("test")
-        try rabbitmqctl(["-q", "add_vhost", vhost])
-        try rabbitmqctl(["-q", "set_permissions", "-p", vhost, base.user, ".*", ".*", ".*"])
-        defer { _ = try? rabbitmqctl(["-q", "delete_vhost", vhost]) }
-        return try await body(base.with(virtualHost: vhost))
+        try await rabbitmqctl(["-q", "add_vhost", vhost])
+        do {
+            try await rabbitmqctl(["-q", "set_permissions", "-p", vhost, base.user, ".*", ".*", ".*"])
+            let value = try await body(base.with(virtualHost: vhost))
+            _ = try? await rabbitmqctl(["-q", "delete_vhost", vhost])
+            return value
+        } catch {
+            _ = try? await rabbitmqctl(["-q", "delete_vhost", vhost])
+            throw error
+        }
     }
 
     /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
