@@ -12,6 +12,22 @@ final class LibPQHandle: @unchecked Sendable {
     var prepared: [PreparedKey: String] = [:]
     /// Numbers statement names; never reused, so a name left on the server cannot clash.
     var statementsPrepared = 0
+    /// Set when the server announced, between statements, that it is ending the session
+    /// (`FATAL`, as `pg_terminate_backend` or a shutdown sends it). Its socket may not show
+    /// the close yet, so this is what tells a pool not to hand the session out.
+    var serverEnded = false
+}
+
+/// libpq hands an error that arrives while the session is idle to the notice receiver; a
+/// `FATAL` or `PANIC` one means the server process is going away. Other notices (such as
+/// `CREATE … IF NOT EXISTS` skipping) are ignored rather than printed to standard error,
+/// where they would break the JSON log lines.
+private let noticeReceiver: PQnoticeReceiver = { argument, result in
+    guard let argument, let result, let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))) else { return }
+    let level = String(cString: severity)
+    if level == "FATAL" || level == "PANIC" {
+        Unmanaged<LibPQHandle>.fromOpaque(argument).takeUnretainedValue().serverEnded = true
+    }
 }
 
 /// What identifies a prepared statement: the same text with other parameter types is another.
@@ -78,6 +94,8 @@ public final class PostgresConnection: Sendable {
             pid = try await thread.run {
                 let connection = try openNonBlocking(parameters, within: budget, configuration: configuration)
                 handle.pointer = connection
+                // The handle outlives every libpq call on `connection` (it owns the pointer).
+                PQsetNoticeReceiver(connection, noticeReceiver, Unmanaged.passUnretained(handle).toOpaque())
                 return PQbackendPID(connection)
             }
         } catch {
@@ -202,10 +220,13 @@ public final class PostgresConnection: Sendable {
                 // The server's termination notice and the EOF after it may need several reads.
                 for _ in 0..<8 {
                     guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else { return false }
+                    // Parses what was read (PQconsumeInput only buffers it), so an idle-time
+                    // error reaches the notice receiver.
+                    _ = PQisBusy(connection)
                     var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
                     if poll(&descriptor, 1, 0) <= 0 { break }
                 }
-                return PQtransactionStatus(connection) == PQTRANS_IDLE
+                return !handle.serverEnded && PQtransactionStatus(connection) == PQTRANS_IDLE
             }) ?? false
         if !usable { broken.withLock { $0 = true } }
         return usable
