@@ -182,6 +182,52 @@ struct StorefrontPageTests {
         }
     }
 
+    @Test("the sitemap is read once for many crawlers and within its lifetime, again once it has aged, and a failed read is not kept")
+    func sitemapSnapshots() async throws {
+        actor Reads {
+            var count = 0
+            func add() { count += 1 }
+        }
+        struct DatabaseDown: Error {}
+        let entries = [SitemapSnapshots.Entry(path: "/", modified: nil), SitemapSnapshots.Entry(path: "/products/a-1", modified: "2026-12-01")]
+
+        let reads = Reads()
+        let lasting = SitemapSnapshots(lifetime: .seconds(3600))
+        await #expect(throws: DatabaseDown.self) {
+            _ = try await lasting.entries {
+                await reads.add()
+                throw DatabaseDown()
+            }
+        }
+        let answers = try await withThrowingTaskGroup(of: [SitemapSnapshots.Entry].self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    try await lasting.entries {
+                        await reads.add()
+                        return entries
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.count == 20 && answers.allSatisfy { $0 == entries })
+        #expect(await reads.count == 2, "one failed read, then one read for twenty callers")
+
+        let aging = SitemapSnapshots(lifetime: .milliseconds(50))
+        let agingReads = Reads()
+        let read: @Sendable () async throws -> [SitemapSnapshots.Entry] = {
+            await agingReads.add()
+            return entries
+        }
+        _ = try await aging.entries(read: read)
+        let readAgain = await TestEnvironment.eventually(timeout: .seconds(10)) {
+            let answer = try? await aging.entries(read: read)
+            let count = await agingReads.count
+            return answer == entries && count == 2
+        }
+        #expect(readAgain, "an aged snapshot was not read again")
+    }
+
     @Test("only a path of the shop is a place to go after sign-in")
     func nextIsLocal() {
         #expect(StorefrontController.safeNext("/products/x") == "/products/x")
