@@ -42,8 +42,8 @@ package struct NotificationStore: Sendable {
     }
 
     /// Records a notice for admins (channel `admin`, no user), once per `eventId`.
-    package func recordAdminNotice(eventId: UUID, template: String, body: String, on pool: PostgresPool) async throws {
-        try await pool.query(
+    package func recordAdminNotice(eventId: UUID, template: String, body: String, on db: PostgresConnection) async throws {
+        try await db.query(
             """
             INSERT INTO notifications (id, event_id, channel, template, recipient, body, status, sent_at)
             VALUES (gen_random_uuid(), $1, 'admin', $2, 'admins', $3, 'SENT', now()) ON CONFLICT (event_id, channel) DO NOTHING

@@ -189,8 +189,8 @@ package struct WebhookStore: Sendable {
     }
 
     /// Disables an endpoint that kept failing; false when it was disabled already.
-    package func disable(_ id: UUID, reason: String, on pool: PostgresPool) async throws -> Bool {
-        try await pool.query(
+    package func disable(_ id: UUID, reason: String, on db: PostgresConnection) async throws -> Bool {
+        try await db.query(
             "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1 AND enabled", [id, reason]
         ).affectedRows == 1
     }

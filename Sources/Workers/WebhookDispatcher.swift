@@ -124,15 +124,21 @@ package struct WebhookDispatcher: Service {
         logger.error("webhook delivery given up", metadata: ["delivery": "\(due.id)", "endpoint": "\(due.endpointId)", "error": "\(reason)"])
     }
 
+    /// Disables the endpoint and records the admin notice in one transaction, so a crash
+    /// between the two cannot leave an endpoint disabled that no admin was told about.
     private func disableIfFailingTooLong(_ due: WebhookStore.Due, since: Date) async throws {
         guard Date().timeIntervalSince(since) >= Double(settings.disableAfter.components.seconds) else { return }
-        guard try await webhooks.disable(due.endpointId, reason: "every delivery failed since \(DeadLetterHeader.timestamp(since))", on: pool) else { return }
-        try await notices.recordAdminNotice(
-            eventId: Domain.PaymentIds.derived("webhook-endpoint-disabled:\(due.endpointId.uuidString):\(since.timeIntervalSince1970)"),
-            template: "webhook_endpoint_disabled",
-            body:
-                "Webhook endpoint \(due.endpointId.uuidString.lowercased()) (\(due.url)) was disabled: every delivery failed since \(DeadLetterHeader.timestamp(since)). Fix the receiver, then enable it again (PUT /api/v1/webhook-endpoints/{id} {\"enabled\": true}).",
-            on: pool)
+        let reason = "every delivery failed since \(DeadLetterHeader.timestamp(since))"
+        let notice =
+            "Webhook endpoint \(due.endpointId.uuidString.lowercased()) (\(due.url)) was disabled: \(reason). Fix the receiver, then enable it again (PUT /api/v1/webhook-endpoints/{id} {\"enabled\": true})."
+        let disabled = try await pool.withTransaction { [webhooks, notices] db in
+            guard try await webhooks.disable(due.endpointId, reason: reason, on: db) else { return false }
+            try await notices.recordAdminNotice(
+                eventId: Domain.PaymentIds.derived("webhook-endpoint-disabled:\(due.endpointId.uuidString):\(since.timeIntervalSince1970)"),
+                template: "webhook_endpoint_disabled", body: notice, on: db)
+            return true
+        }
+        guard disabled else { return }
         logger.error("webhook endpoint disabled", metadata: ["endpoint": "\(due.endpointId)", "failing_since": "\(since)"])
     }
 }
