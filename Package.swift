@@ -57,7 +57,7 @@ let sourceTargets: [Target] =
         // Typed reads of the environment and the settings every process shares.
         .target(
             name: "Settings",
-            dependencies: ["Postgres", "AMQP", "Messaging", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Domain", "Postgres", "AMQP", "Messaging", .product(name: "Logging", package: "swift-log")]
         ),
         // One store per aggregate: the only SQL for each table.
         .target(

@@ -68,6 +68,16 @@ if [ -z "${JWT_SECRET:-}" ] || [ -z "${SEED_ADMIN_PASSWORD:-}" ]; then
   [ -n "${SEED_ADMIN_PASSWORD:-}" ] || SEED_ADMIN_PASSWORD="$(sed -n 's/^SEED_ADMIN_PASSWORD=//p' "$SECRETS_FILE")"
 fi
 export JWT_SECRET SEED_ADMIN_PASSWORD
+# The key that seals merchant webhook signing secrets in the database: generated once into the
+# same file (added to one made before this key existed).
+if [ -z "${WEBHOOK_SECRETS_KEY:-}" ]; then
+  if ! grep -q '^WEBHOOK_SECRETS_KEY=' "$SECRETS_FILE" 2>/dev/null; then
+    mkdir -p "$LOCAL"
+    ( umask 077; printf 'WEBHOOK_SECRETS_KEY=%s\n' "$(head -c 32 /dev/urandom | base64 -w0)" >>"$SECRETS_FILE" )
+  fi
+  WEBHOOK_SECRETS_KEY="$(sed -n 's/^WEBHOOK_SECRETS_KEY=//p' "$SECRETS_FILE")"
+fi
+export WEBHOOK_SECRETS_KEY
 export SEED_ADMIN_EMAIL="${SEED_ADMIN_EMAIL:-admin@emporium.local}"
 
 # Stops the processes listed in .local/run.pids (a `make run`) and waits until they have

@@ -1,4 +1,5 @@
 import AMQP
+import Domain
 import Foundation
 import Logging
 import Messaging
@@ -104,6 +105,9 @@ package struct APIConfiguration: Sendable {
     /// `WEBHOOK_SECRET_OVERLAP_SECONDS` (default 86400): how long a rotated-out webhook secret
     /// keeps signing next to the new one.
     package var webhookSecretOverlap: Duration = .seconds(86_400)
+    /// `WEBHOOK_SECRETS_KEY`: seals each new or rotated webhook signing secret before it is
+    /// stored (see ``SecretSeal``); nil stores them in clear.
+    package var webhookSecretSeal: SecretSeal?
     /// The operator console under `/admin` (``ConsoleSettings``; its session settings serve
     /// the storefront's sessions too).
     package var console = ConsoleSettings()
@@ -166,6 +170,7 @@ package struct APIConfiguration: Sendable {
         config.payments = try PaymentSettings.read(env)
         config.webhookAllowPrivateTargets = env.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS")
         if let overlap = try env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", in: 0...(30 * 86_400)) { config.webhookSecretOverlap = .seconds(overlap) }
+        config.webhookSecretSeal = try env.webhookSecretSeal()
         config.console = try ConsoleSettings.read(env)
         if let value = env.string("STOREFRONT_ENABLED") { config.storefrontEnabled = value != "false" }
         if let value = env.string("STOREFRONT_PUBLIC_URL") {

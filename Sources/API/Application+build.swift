@@ -91,8 +91,11 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     let payments = PaymentsController(pool: pool, outbox: outbox, names: configuration.names, provider: provider)
     payments.register(on: authenticated)
     RefundsController(pool: pool, operations: OrderOperations(pool: pool, outbox: outbox, names: configuration.names)).register(on: authenticated)
-    WebhookEndpointsController(pool: pool, allowPrivateTargets: configuration.webhookAllowPrivateTargets, secretOverlap: configuration.webhookSecretOverlap)
-        .register(on: authenticated)
+    WebhookEndpointsController(
+        pool: pool, allowPrivateTargets: configuration.webhookAllowPrivateTargets, secretOverlap: configuration.webhookSecretOverlap,
+        webhooks: WebhookStore(seal: configuration.webhookSecretSeal)
+    )
+    .register(on: authenticated)
     if let stripe = configuration.payments.stripe, (stripe.webhookSecret ?? "").isEmpty {
         throw ConfigurationError("PAYMENT_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET (the signing secret of the endpoint registered with Stripe)")
     }

@@ -14,7 +14,8 @@ struct WebhookEndpointsController: Sendable {
     let allowPrivateTargets: Bool
     /// `WEBHOOK_SECRET_OVERLAP_SECONDS`: how long a rotated-out secret keeps signing.
     let secretOverlap: Duration
-    private let webhooks = WebhookStore()
+    /// The endpoints' store, sealing secrets when `WEBHOOK_SECRETS_KEY` is set.
+    let webhooks: WebhookStore
 
     struct EndpointInput: Decodable {
         let url: String

@@ -1,11 +1,23 @@
+import Domain
 import Foundation
 import Postgres
 
 /// Merchant webhooks: `webhook_endpoints` (what an admin registered) and `webhook_deliveries`
 /// (one row per endpoint and event, with its attempts).
 package struct WebhookStore: Sendable {
-    /// Creates the store.
-    package init() {}
+    /// Seals signing secrets before they are stored (`WEBHOOK_SECRETS_KEY`); nil stores them
+    /// in clear, as before that was configured.
+    let seal: SecretSeal?
+
+    /// Creates the store; give `seal` wherever secrets are written or read for signing.
+    package init(seal: SecretSeal? = nil) {
+        self.seal = seal
+    }
+
+    /// `secret` as stored for endpoint `id`.
+    private func stored(_ secret: String, for id: UUID) throws -> String {
+        try seal?.seal(secret, for: id) ?? secret
+    }
 
     /// An endpoint as the API shows it (never its secret, which is shown once).
     package struct Endpoint: Codable, Sendable {
@@ -43,7 +55,7 @@ package struct WebhookStore: Sendable {
                 """
                 INSERT INTO webhook_endpoints (id, url, event_types, enabled, secret, created_by) VALUES ($1, $2, $3, $4, $5, $6)
                 RETURNING \(Self.endpointColumns)
-                """, [id, url, eventTypes, enabled, secret, createdBy])[0])
+                """, [id, url, eventTypes, enabled, try stored(secret, for: id), createdBy])[0])
     }
 
     /// The endpoint `id`.
@@ -77,8 +89,27 @@ package struct WebhookStore: Sendable {
             UPDATE webhook_endpoints SET previous_secret = secret, secret = $2,
               previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now()
             WHERE id = $1 RETURNING \(Self.endpointColumns)
-            """, [id, secret, Double(overlap.components.seconds)]
+            """, [id, try stored(secret, for: id), Double(overlap.components.seconds)]
         ).first.map(endpoint)
+    }
+
+    /// Seals the secrets stored in clear before sealing was configured (each row changed only
+    /// if nobody rotated it meanwhile); returns how many endpoints it sealed.
+    package func sealStoredSecrets(on pool: PostgresPool) async throws -> Int {
+        guard let seal else { return 0 }
+        let rows = try await pool.query(
+            "SELECT id, secret, previous_secret FROM webhook_endpoints WHERE secret NOT LIKE 'sealed:%' OR previous_secret NOT LIKE 'sealed:%'")
+        var sealed = 0
+        for row in rows {
+            let id = try row.decode(UUID.self, "id")
+            let (secret, previous) = (try row.decode(String.self, "secret"), try row.decode(String?.self, "previous_secret"))
+            func sealedValue(_ value: String) throws -> String { SecretSeal.isSealed(value) ? value : try seal.seal(value, for: id) }
+            sealed += try await pool.query(
+                "UPDATE webhook_endpoints SET secret = $2, previous_secret = $3 WHERE id = $1 AND secret = $4 AND previous_secret IS NOT DISTINCT FROM $5",
+                [id, try sealedValue(secret), try previous.map(sealedValue), secret, previous]
+            ).affectedRows
+        }
+        return sealed
     }
 
     /// Deletes the endpoint and its deliveries; false when there was none.
@@ -116,7 +147,10 @@ package struct WebhookStore: Sendable {
         package let body: String
         package let attempts: Int
         package let url: String
+        /// The secrets that sign it, opened (empty when they could not be: see `secretProblem`).
         package let secrets: [String]
+        /// Why the secrets could not be opened (`WEBHOOK_SECRETS_KEY` missing or another key).
+        package let secretProblem: String?
         package let failingSince: Date?
     }
 
@@ -134,13 +168,20 @@ package struct WebhookStore: Sendable {
             RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.body, d.attempts, e.url, e.secret, e.failing_since,
                       CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret
             """, [limit, Double(lease.components.seconds)]
-        ).map {
-            Due(
-                id: try $0.decode(UUID.self, "id"), endpointId: try $0.decode(UUID.self, "endpoint_id"), eventId: try $0.decode(UUID.self, "event_id"),
-                eventType: try $0.decode(String.self, "event_type"), body: try $0.decode(String.self, "body"), attempts: try $0.decode(Int.self, "attempts"),
-                url: try $0.decode(String.self, "url"),
-                secrets: [try $0.decode(String.self, "secret")] + [try $0.decode(String?.self, "previous_secret")].compactMap { $0 },
-                failingSince: try $0.decode(Date?.self, "failing_since"))
+        ).map { row in
+            let endpointId = try row.decode(UUID.self, "endpoint_id")
+            let stored = [try row.decode(String.self, "secret")] + [try row.decode(String?.self, "previous_secret")].compactMap { $0 }
+            var secrets: [String] = []
+            var problem: String?
+            do {
+                secrets = try stored.map { try SecretSeal.reveal($0, for: endpointId, with: seal) }
+            } catch {
+                problem = "\(error)"
+            }
+            return Due(
+                id: try row.decode(UUID.self, "id"), endpointId: endpointId, eventId: try row.decode(UUID.self, "event_id"),
+                eventType: try row.decode(String.self, "event_type"), body: try row.decode(String.self, "body"), attempts: try row.decode(Int.self, "attempts"),
+                url: try row.decode(String.self, "url"), secrets: secrets, secretProblem: problem, failingSince: try row.decode(Date?.self, "failing_since"))
         }
     }
 

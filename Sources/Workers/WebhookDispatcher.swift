@@ -31,6 +31,9 @@ package struct WebhookDispatcher: Service {
         package var pollInterval: Duration = .milliseconds(500)
         /// Deliveries sent at once.
         package var concurrency = 8
+        /// `WEBHOOK_SECRETS_KEY`: opens the sealed signing secrets (and seals, at start, any
+        /// stored before it was set). Without it, secrets stored in clear still sign.
+        package var secretSeal: SecretSeal?
         /// The defaults.
         package init() {}
     }
@@ -41,7 +44,7 @@ package struct WebhookDispatcher: Service {
     let sender: WebhookSender
     let settings: Settings
     let logger: Logger
-    private let webhooks = WebhookStore()
+    private var webhooks: WebhookStore { WebhookStore(seal: settings.secretSeal) }
     private let notices = NotificationStore()
 
     /// Creates the dispatcher.
@@ -55,7 +58,15 @@ package struct WebhookDispatcher: Service {
     }
 
     package func run() async throws {
+        var sealing = settings.secretSeal != nil
         await runPeriodically(every: settings.pollInterval, task: "webhook dispatcher", logger: logger) {
+            // Once the key is set, secrets stored in clear before are sealed (retried each poll
+            // until the database lets it happen).
+            if sealing {
+                let sealed = try await webhooks.sealStoredSecrets(on: pool)
+                sealing = false
+                if sealed > 0 { logger.info("sealed the webhook signing secrets stored in clear", metadata: ["endpoints": "\(sealed)"]) }
+            }
             // Keeps going while full batches come back (then waits for the next poll), but not
             // past a shutdown: with many due deliveries (a receiver down) the batches never run
             // dry, and the process would not stop. Leases of unsent rows simply run out.
@@ -76,7 +87,14 @@ package struct WebhookDispatcher: Service {
     }
 
     private func deliver(_ due: WebhookStore.Due) async {
-        let answer = await sender.send(url: due.url, eventId: due.eventId, eventType: due.eventType, body: due.body, secrets: due.secrets)
+        // A secret that cannot be opened is a failed attempt with the reason, retried like a
+        // receiver that is down (and shown in the delivery log), never a send unsigned.
+        let answer =
+            if let problem = due.secretProblem {
+                WebhookSender.Answer(status: nil, retryAfter: nil, error: problem, duration: .zero)
+            } else {
+                await sender.send(url: due.url, eventId: due.eventId, eventType: due.eventType, body: due.body, secrets: due.secrets)
+            }
         let attempt = WebhookStore.Attempt(
             responseCode: answer.status,
             durationMs: Int(answer.duration.components.seconds * 1_000 + answer.duration.components.attoseconds / 1_000_000_000_000_000),

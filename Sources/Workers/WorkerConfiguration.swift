@@ -126,6 +126,7 @@ package struct WorkerConfiguration: Sendable {
         if let cap = try env.seconds("WEBHOOK_BACKOFF_MAX_SECONDS") { config.webhooks.backoffCap = cap }
         if let after = try env.seconds("WEBHOOK_DISABLE_AFTER_SECONDS") { config.webhooks.disableAfter = after }
         if let ms = try env.milliseconds("WEBHOOK_POLL_INTERVAL_MS") { config.webhooks.pollInterval = ms }
+        config.webhooks.secretSeal = try env.webhookSecretSeal()
         config.crashAfterChargeCents = try env.positive("PAYMENT_DRILL_CRASH_AFTER_CHARGE_CENTS", unit: "cents")
         if let interval = try env.seconds("PAYMENT_RECONCILE_INTERVAL_SECONDS") { config.paymentReconcile.interval = interval }
         if let hours = try env.positive("PAYMENT_RECONCILE_LOOKBACK_HOURS", unit: "hours") { config.paymentReconcile.lookback = .seconds(hours * 3_600) }

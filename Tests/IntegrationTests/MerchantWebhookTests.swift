@@ -54,6 +54,9 @@ struct MerchantWebhookTests {
         try await Stack.run(options()) { stack in
             let admin = try await stack.admin()
             let endpoint = try await register(stack, admin, url: receiver.url, types: ["order.*"])
+            // Stored sealed (the stacks set WEBHOOK_SECRETS_KEY), yet the deliveries below verify with it.
+            let atRest = try await stack.db.query("SELECT secret FROM webhook_endpoints WHERE id = $1", [endpoint.id])[0].decode(String.self, "secret")
+            #expect(SecretSeal.isSealed(atRest) && !atRest.contains(endpoint.secret), "the signing secret is stored sealed")
             let productId = try await stack.product(admin, stock: 5)
             let (_, token) = try await stack.customer()
             try await stack.addToCart(token, productId, quantity: 1)
@@ -87,6 +90,28 @@ struct MerchantWebhookTests {
             let listed = try CLI(stack: stack).run("webhooks", "deliveries", "--endpoint", endpoint.id.uuidString, "--status", "SUCCEEDED")
             #expect(listed.status == 0, "\(listed.stderr)")
             #expect(listed.stdout.contains("order.confirmed") && listed.stdout.contains("order.placed"), "\(listed.stdout)")
+        }
+    }
+
+    @Test("a signing secret that does not open (sealed under another WEBHOOK_SECRETS_KEY) fails each attempt with that reason; nothing is sent unsigned")
+    func secretThatDoesNotOpen() async throws {
+        let receiver = try WebhookReceiver()
+        defer { receiver.close() }
+        receiver.answer { _, _ in (200, [:]) }
+        try await Stack.run(options(attempts: 8)) { stack in
+            let admin = try await stack.admin()
+            let endpoint = try await register(stack, admin, url: receiver.url, types: ["order.placed"])
+            let foreign = try SecretSeal(base64Key: SecretSealTestKeys.make()).seal(endpoint.secret, for: endpoint.id)
+            try await stack.db.query("UPDATE webhook_endpoints SET secret = $2 WHERE id = $1", [endpoint.id, foreign])
+            _ = try await stack.purchase()
+            let failing = await TestEnvironment.eventually(timeout: .seconds(30)) {
+                guard let row = try? await deliveries(stack, admin, endpoint.id).first else { return false }
+                return (row["attempts"] as? Int ?? 0) >= 2 && (row["last_error"] as? String)?.contains("does not open with WEBHOOK_SECRETS_KEY") == true
+                    && row["status"] as? String == "PENDING"
+            }
+            let log = try await deliveries(stack, admin, endpoint.id)
+            #expect(failing, "deliveries: \(log)")
+            #expect(receiver.requests.isEmpty, "a delivery went out without its secret")
         }
     }
 

@@ -79,6 +79,7 @@ struct Stack {
             var settings = WebhookDispatcher.Settings()
             settings.sender.allowPrivateTargets = true
             settings.pollInterval = .milliseconds(100)
+            settings.secretSeal = try? SecretSeal(base64Key: Stack.webhookSecretsKey)
             return settings
         }()
         var saga: SagaReconciler.Settings = {
@@ -87,6 +88,10 @@ struct Stack {
             return settings
         }()
     }
+
+    /// The `WEBHOOK_SECRETS_KEY` of every stack of this test process (random per process):
+    /// stacks seal webhook signing secrets, as a deployment should.
+    static let webhookSecretsKey = SecretSealTestKeys.make()
 
     static func run(_ options: Options = Options(), _ body: @Sendable (Stack) async throws -> Void) async throws {
         try await TestEnvironment.withMigratedDatabase { database in
@@ -120,6 +125,7 @@ struct Stack {
             apiConfig.bcryptCost = options.bcryptCost
             apiConfig.payments = options.payments
             apiConfig.webhookAllowPrivateTargets = options.webhooks.sender.allowPrivateTargets
+            apiConfig.webhookSecretSeal = options.webhooks.secretSeal
             apiConfig.logLevel = .warning
             let app = try await buildApplication(configuration: apiConfig)
             let pool = PostgresPool(configuration: database, maxConnections: 4)
@@ -350,6 +356,7 @@ extension Stack {
         environment["DATABASE_URL"] = "postgres://\(database.user):\(database.password ?? "")@\(database.host):\(database.port)/\(database.database)"
         environment["AMQP_URL"] = "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/%2F"
         environment["EMPORIUM_NAMESPACE"] = names.namespace
+        environment["WEBHOOK_SECRETS_KEY"] = Stack.webhookSecretsKey
         return environment
     }
 }
