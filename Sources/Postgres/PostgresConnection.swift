@@ -16,6 +16,14 @@ final class LibPQHandle: @unchecked Sendable {
     /// (`FATAL`, as `pg_terminate_backend` or a shutdown sends it). Its socket may not show
     /// the close yet, so this is what tells a pool not to hand the session out.
     var serverEnded = false
+
+    /// Forgets a statement the server refused as stale, so its next use prepares it afresh.
+    /// `26000` (it does not exist) means the server has lost the session's statements
+    /// (`DEALLOCATE ALL`, or a pooler moved the session): all of them are forgotten, or a
+    /// retried transaction would trip on the next one.
+    func forget(_ key: PreparedKey, after error: PostgresError) {
+        if error.sqlState == "26000" { prepared.removeAll() } else { prepared[key] = nil }
+    }
 }
 
 /// libpq hands an error that arrives while the session is idle to the notice receiver; a
@@ -58,6 +66,9 @@ public final class PostgresConnection: Sendable {
     private let thread: IOThread
     private let handle: LibPQHandle
     private let broken = Mutex(false)
+    /// What goes out ahead of the next statement, in the same round trip: the open
+    /// transaction's `BEGIN` until it is sent, and the statements queued with ``enqueue(_:_:)``.
+    private let outgoing = Mutex(Outgoing())
     private let logger: Logger
     /// The client-side deadline of each statement; nil waits as long as the server takes.
     private let queryTimeout: Duration?
@@ -116,11 +127,21 @@ public final class PostgresConnection: Sendable {
     /// does not exist" behind a pooler) is forgotten and, outside a transaction, prepared
     /// again and run once more; inside one the error says so (``PostgresError/isStaleStatement``)
     /// and ``transaction(_:)`` runs the whole transaction again.
+    ///
+    /// Statements waiting to go out (a transaction's `BEGIN`, writes queued with
+    /// ``enqueue(_:_:)``) are sent with this one in a single round trip; the first of them
+    /// that fails is what this call throws.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> PostgresRows {
-        let types = parameters.map { type(of: $0).postgresType.oid }
-        let values = parameters.map(\.postgresText)
+        let statement = PostgresStatement(sql, parameters)
+        let ahead = takeOutgoing()
         let deadline = queryTimeout
+        guard ahead.isEmpty else {
+            return try await perform { [handle] connection in
+                try runPipeline(ahead + [statement], on: connection, handle: handle, deadline: deadline).last!
+            }
+        }
+        let (types, values) = (statement.types, statement.values)
         return try await perform { [handle] connection in
             let key = PreparedKey(sql: sql, types: types)
             for attempt in 0..<2 {
@@ -146,7 +167,7 @@ public final class PostgresConnection: Sendable {
                     }
                 } catch let error as PostgresError where error.isStaleStatement && name != nil {
                     // Forget it so the next use prepares it afresh.
-                    handle.prepared[key] = nil
+                    handle.forget(key, after: error)
                     let inTransaction = PQtransactionStatus(connection) != PQTRANS_IDLE
                     if error.sqlState == "0A000", !inTransaction, let name {
                         // The statement still exists on the server; free it (the name is never reused).
@@ -166,6 +187,12 @@ public final class PostgresConnection: Sendable {
     /// (a migration may legitimately wait for locks); only the server's statement timeout
     /// bounds them.
     public func executeScript(_ sql: String) async throws {
+        // A script goes by the simple protocol, which a pipeline cannot carry: what waits goes first.
+        let ahead = takeOutgoing()
+        let deadline = queryTimeout
+        if !ahead.isEmpty {
+            _ = try await perform { [handle] connection in try runPipeline(ahead, on: connection, handle: handle, deadline: deadline) }
+        }
         _ = try await perform { connection in
             try execute(connection, deadline: nil) { PQsendQuery(connection, sql) }
         }
@@ -193,21 +220,75 @@ public final class PostgresConnection: Sendable {
         }
     }
 
+    /// `BEGIN` is not a round trip of its own: it goes out with the transaction's first
+    /// statement (and a transaction that ran no statement sends nothing at all).
     private func transactionOnce<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await query("BEGIN")
+        outgoing.withLock { $0 = Outgoing(inTransaction: true) }
+        defer { outgoing.withLock { $0 = Outgoing() } }
         let value: T
         do {
             value = try await body(self)
         } catch {
-            do { try await query("ROLLBACK") } catch { markBrokenIfNeeded(error) }
+            await rollBack()
             throw error
         }
-        let commit = try await query("COMMIT")
+        let nothingSent = outgoing.withLock { !$0.beginSent && $0.statements.isEmpty }
+        if nothingSent { return value }
+        let commit: PostgresRows
+        do {
+            commit = try await query("COMMIT")
+        } catch {
+            // A queued statement sent with the COMMIT failed: the transaction is still open
+            // (aborted) on the server. After a failed COMMIT itself this is a no-op.
+            await rollBack()
+            throw error
+        }
         guard commit.commandTag == "COMMIT" else {
             throw PostgresError(
                 code: .server, message: "the transaction had failed and was rolled back", sqlState: "25P02")
         }
         return value
+    }
+
+    /// Queues a statement whose rows nobody reads (an `INSERT` or `UPDATE` without
+    /// `RETURNING`) to go out with the next ``query(_:_:)`` or the transaction's `COMMIT`, in
+    /// the same round trip (libpq pipeline mode). Inside ``transaction(_:)`` it saves a round
+    /// trip; its failure is thrown by that later call and fails the whole transaction, so
+    /// queue only statements whose errors need no handling of their own. Outside a
+    /// transaction it runs at once.
+    public func enqueue(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws {
+        let statement = PostgresStatement(sql, parameters)
+        let queued = outgoing.withLock { state -> Bool in
+            guard state.inTransaction else { return false }
+            state.statements.append(statement)
+            return true
+        }
+        if !queued { try await query(sql, parameters) }
+    }
+
+    /// Discards what is queued and ends the open transaction, if one reached the server.
+    private func rollBack() async {
+        let begun = outgoing.withLock { state -> Bool in
+            state.statements = []
+            return state.beginSent
+        }
+        guard begun else { return }
+        do { try await query("ROLLBACK") } catch { markBrokenIfNeeded(error) }
+    }
+
+    /// Takes what must go out ahead of the next statement: `BEGIN` first if the open
+    /// transaction has not sent it yet, then the queued statements.
+    private func takeOutgoing() -> [PostgresStatement] {
+        outgoing.withLock { state in
+            var ahead: [PostgresStatement] = []
+            if state.inTransaction && !state.beginSent {
+                ahead.append(PostgresStatement("BEGIN", []))
+                state.beginSent = true
+            }
+            ahead += state.statements
+            state.statements = []
+            return ahead
+        }
     }
 
     /// Whether the session can take work: no lost socket, no open transaction. Reads any
@@ -306,12 +387,12 @@ private final class CancelRequest: @unchecked Sendable {
 // MARK: - libpq helpers (run on the owning thread)
 
 /// libpq's last error message for `connection`, without the trailing newline.
-private func lastErrorMessage(_ connection: OpaquePointer) -> String {
+func lastErrorMessage(_ connection: OpaquePointer) -> String {
     String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 /// Milliseconds left until `deadline` (at least 0), or -1 (wait forever) without one.
-private func pollTimeout(_ deadline: ContinuousClock.Instant?) -> Int32 {
+func pollTimeout(_ deadline: ContinuousClock.Instant?) -> Int32 {
     guard let deadline else { return -1 }
     let left = deadline - ContinuousClock.now
     guard left > .zero else { return 0 }
@@ -320,7 +401,7 @@ private func pollTimeout(_ deadline: ContinuousClock.Instant?) -> Int32 {
 }
 
 /// Waits until the socket is readable (or writable) or the deadline passes; false on timeout.
-private func waitForSocket(_ connection: OpaquePointer, events: Int32, deadline: ContinuousClock.Instant?) -> Bool {
+func waitForSocket(_ connection: OpaquePointer, events: Int32, deadline: ContinuousClock.Instant?) -> Bool {
     while true {
         let timeout = pollTimeout(deadline)
         if timeout == 0 { return false }
@@ -378,20 +459,13 @@ private func openNonBlocking(_ parameters: [(String, String)], within budget: Du
 /// caller cancels and drops the session.
 private func execute(_ connection: OpaquePointer, deadline timeout: Duration?, _ send: () -> Int32) throws -> PostgresRows {
     let deadline = timeout.map { ContinuousClock.now + $0 }
-    func lost() -> PostgresError {
-        PostgresError(code: PQstatus(connection) == CONNECTION_OK ? .server : .connectionLost, message: lastErrorMessage(connection))
-    }
-    func timedOut() -> PostgresError {
-        PostgresError(code: .timeout, message: "PostgreSQL did not answer within \(timeout ?? .zero); the statement was cancelled and the session dropped")
-    }
+    func lost() -> PostgresError { lostError(connection) }
+    func timedOut() -> PostgresError { timeoutError(timeout) }
     guard send() == 1 else { throw lost() }
-    // Push the command out: a non-blocking session may hold part of it until the socket drains.
-    while true {
-        let flushed = PQflush(connection)
-        if flushed == 0 { break }
-        guard flushed == 1 else { throw lost() }
-        guard waitForSocket(connection, events: Int32(POLLIN | POLLOUT), deadline: deadline) else { throw timedOut() }
-        guard PQconsumeInput(connection) == 1 else { throw lost() }
+    switch flushAll(connection, deadline: deadline) {
+    case .sent: break
+    case .timedOut: throw timedOut()
+    case .failed: throw lost()
     }
     var last: PostgresRows?
     var firstError: PostgresError?
@@ -412,9 +486,36 @@ private func execute(_ connection: OpaquePointer, deadline timeout: Duration?, _
     return last
 }
 
+/// libpq's failure to send or read, as an error: the session is lost unless libpq still
+/// calls it healthy.
+func lostError(_ connection: OpaquePointer) -> PostgresError {
+    PostgresError(code: PQstatus(connection) == CONNECTION_OK ? .server : .connectionLost, message: lastErrorMessage(connection))
+}
+
+/// A statement's deadline passed; the caller cancels it and drops the session.
+func timeoutError(_ timeout: Duration?) -> PostgresError {
+    PostgresError(code: .timeout, message: "PostgreSQL did not answer within \(timeout ?? .zero); the statement was cancelled and the session dropped")
+}
+
+/// How pushing a command out to the server ended.
+enum FlushOutcome { case sent, timedOut, failed }
+
+/// Pushes what libpq holds out to the server: a non-blocking session may keep part of a
+/// command until the socket drains (reading meanwhile, so a server that answers early cannot
+/// deadlock the two).
+func flushAll(_ connection: OpaquePointer, deadline: ContinuousClock.Instant?) -> FlushOutcome {
+    while true {
+        let flushed = PQflush(connection)
+        if flushed == 0 { return .sent }
+        guard flushed == 1 else { return .failed }
+        guard waitForSocket(connection, events: Int32(POLLIN | POLLOUT), deadline: deadline) else { return .timedOut }
+        guard PQconsumeInput(connection) == 1 else { return .failed }
+    }
+}
+
 /// Turns a `PGresult` into rows or a ``PostgresError`` (the one place libpq statuses become
 /// Swift errors), and frees it.
-private func readResult(_ result: OpaquePointer, connection: OpaquePointer) throws -> PostgresRows {
+func readResult(_ result: OpaquePointer, connection: OpaquePointer) throws -> PostgresRows {
     defer { PQclear(result) }
     switch PQresultStatus(result) {
     case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
@@ -460,7 +561,7 @@ private func readResult(_ result: OpaquePointer, connection: OpaquePointer) thro
 }
 
 /// Calls `body` with a C array of C strings (NULL entries stay NULL), valid only inside it.
-private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let duplicated = strings.map { $0.flatMap { strdup($0) } }
     defer { for pointer in duplicated { free(pointer) } }
     return body(duplicated.map { $0.map { UnsafePointer($0) } } + [nil])

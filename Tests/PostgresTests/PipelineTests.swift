@@ -1,0 +1,163 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// Statements that share a round trip (libpq pipeline mode): a transaction's `BEGIN` with its
+/// first statement, and writes queued with `enqueue` with the next statement or the `COMMIT`.
+/// What must hold is what a transaction promises: all or nothing, and the first failure
+/// reported.
+@Suite("Postgres pipelines", .timeLimit(.minutes(2)))
+struct PipelineTests {
+    /// A session and a second one to look from, on a table `t (id int4 PRIMARY KEY, note text)`.
+    private func withTable(_ body: (PostgresConnection, PostgresConnection) async throws -> Void) async throws {
+        try await TestEnvironment.withTemporaryDatabase { config in
+            let db = try await PostgresConnection.connect(configuration: config)
+            let observer = try await PostgresConnection.connect(configuration: config)
+            try await db.query("CREATE TABLE t (id int4 PRIMARY KEY, note text NOT NULL)")
+            try await body(db, observer)
+            await db.close()
+            await observer.close()
+        }
+    }
+
+    private func ids(_ observer: PostgresConnection) async throws -> [Int] {
+        try await observer.query("SELECT id FROM t ORDER BY id").map { try $0.decode(Int.self, "id") }
+    }
+
+    @Test("queued writes commit with the transaction, are invisible before it, and are never sent when the body throws")
+    func queuedWritesAreAtomic() async throws {
+        try await withTable { db, observer in
+            try await db.transaction { tx in
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "one"])
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [2, "two"])
+                // Nothing has gone out yet, so nothing is visible, not even uncommitted.
+                #expect(try await ids(observer) == [])
+                // The next statement carries BEGIN and both inserts, and sees them.
+                #expect(try await tx.query("SELECT count(*) AS n FROM t")[0].decode(Int.self, "n") == 2)
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [3, "three"])
+            }
+            #expect(try await ids(observer) == [1, 2, 3])
+
+            struct Abandon: Error {}
+            await #expect(throws: Abandon.self) {
+                try await db.transaction { tx in
+                    try await tx.query("INSERT INTO t VALUES (4, 'four')")
+                    try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [5, "five"])
+                    throw Abandon()
+                }
+            }
+            #expect(try await ids(observer) == [1, 2, 3])
+            #expect(await db.isUsable(), "the session is idle again after the rollback")
+        }
+    }
+
+    @Test("a queued write that fails is thrown by the next statement, skips the rest and rolls everything back")
+    func failureInsideThePipeline() async throws {
+        try await withTable { db, observer in
+            try await db.query("INSERT INTO t VALUES (1, 'one')")
+            let error = await #expect(throws: PostgresError.self) {
+                try await db.transaction { tx in
+                    try await tx.query("INSERT INTO t VALUES (10, 'ten')")
+                    try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [11, "eleven"])
+                    try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "duplicate"])
+                    try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [12, "twelve"])
+                    try await tx.query("INSERT INTO t VALUES (13, 'thirteen')")
+                    Issue.record("the statement after a failed queued write returned")
+                }
+            }
+            #expect(error?.isUniqueViolation == true, "the queued write's own error: \(String(describing: error))")
+            #expect(try await ids(observer) == [1])
+            #expect(await db.isUsable())
+            // The session goes on: its next transaction works.
+            try await db.transaction { tx in try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [2, "two"]) }
+            #expect(try await ids(observer) == [1, 2])
+        }
+    }
+
+    @Test("a queued write that fails at COMMIT fails the transaction and leaves the session idle")
+    func failureAtCommit() async throws {
+        try await withTable { db, observer in
+            try await db.query("INSERT INTO t VALUES (1, 'one')")
+            let before = db.backendPID
+            let error = await #expect(throws: PostgresError.self) {
+                try await db.transaction { tx in
+                    try await tx.query("INSERT INTO t VALUES (2, 'two')")
+                    try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "duplicate"])
+                }
+            }
+            #expect(error?.isUniqueViolation == true)
+            #expect(try await ids(observer) == [1])
+            #expect(await db.isUsable())
+            #expect(db.backendPID == before)
+            #expect(try await db.query("SELECT 1 AS one")[0].decode(Int.self, "one") == 1)
+        }
+    }
+
+    @Test("a statement text that fails to prepare in a pipeline reports its error every time, and the session goes on")
+    func failedPrepareIsForgotten() async throws {
+        try await withTable { db, observer in
+            for _ in 0..<2 {
+                let error = await #expect(throws: PostgresError.self) {
+                    try await db.transaction { tx in try await tx.query("SELECT no_such_column FROM t") }
+                }
+                // 42703 undefined_column, not 26000 "prepared statement does not exist".
+                #expect(error?.sqlState == "42703")
+            }
+            try await db.transaction { tx in
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [7, "seven"])
+                try await tx.enqueue("UPDATE t SET note = $2 WHERE id = $1", [7, "SEVEN"])
+            }
+            #expect(try await observer.query("SELECT note FROM t WHERE id = 7")[0].decode(String.self, "note") == "SEVEN")
+        }
+    }
+
+    @Test("a queued statement the server forgot (26000, as behind a pooler) is prepared afresh and its transaction runs again")
+    func staleQueuedStatement() async throws {
+        try await withTable { db, observer in
+            let insert = "INSERT INTO t VALUES ($1, $2)"
+            try await db.transaction { tx in try await tx.enqueue(insert, [1, "one"]) }
+            try await db.executeScript("DEALLOCATE ALL")
+            let runs = Counter()
+            try await db.transaction { tx in
+                runs.increment()
+                try await tx.enqueue(insert, [2, "two"])
+            }
+            #expect(runs.value == 2, "the transaction ran again after the stale statement")
+            #expect(try await ids(observer) == [1, 2])
+        }
+    }
+
+    @Test("rows come back from the statement that asked, with BEGIN and queued writes ahead of it")
+    func rowsOfTheLastStatement() async throws {
+        try await withTable { db, _ in
+            let notes = try await db.transaction { tx -> [String] in
+                try await tx.enqueue("INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, $1::int4) AS g", [300])
+                return try await tx.query("SELECT note FROM t WHERE id = ANY($1) ORDER BY id", [[2, 299]]).map { try $0.decode(String.self, "note") }
+            }
+            #expect(notes == ["n2", "n299"])
+        }
+    }
+
+    @Test("a transaction that runs no statement commits nothing and needs no round trip; enqueue outside one runs at once")
+    func emptyTransactionAndEnqueueOutside() async throws {
+        try await withTable { db, observer in
+            let value = try await db.transaction { _ in 42 }
+            #expect(value == 42)
+            #expect(await db.isUsable())
+            try await db.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "one"])
+            #expect(try await ids(observer) == [1])
+        }
+    }
+
+    @Test("a migration script inside a transaction sends the queued writes first")
+    func scriptAfterQueuedWrites() async throws {
+        try await withTable { db, observer in
+            try await db.transaction { tx in
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "one"])
+                try await tx.executeScript("INSERT INTO t VALUES (2, 'two'); INSERT INTO t VALUES (3, 'three')")
+            }
+            #expect(try await ids(observer) == [1, 2, 3])
+        }
+    }
+}
