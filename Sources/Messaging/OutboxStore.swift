@@ -18,11 +18,12 @@ package enum OutboxStore {
     /// bound to its type receives it) or one role's work queue directly (a re-drive meant
     /// for that role alone).
     /// Returns the event with the bytes written, which the after-commit publish sends as they
-    /// are (an event is encoded once).
+    /// are (an event is encoded once). Inside a transaction the row goes out with the next
+    /// statement or the `COMMIT` (``PostgresConnection/enqueue(_:_:)``): no round trip of its own.
     @discardableResult
     package static func append(_ event: EventEnvelope, to destination: Destination, on db: PostgresConnection) async throws -> OutboxEvent {
         let body = try event.encoded()
-        try await db.query(
+        try await db.enqueue(
             """
             INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -47,7 +48,7 @@ package enum OutboxStore {
             return appended
         }
         let appended = try events.map { OutboxEvent(event: $0, body: try $0.encoded()) }
-        try await db.query(
+        try await db.enqueue(
             """
             INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, trace_parent, created_at)
             SELECT id, type, $3, type, order_id, payload::jsonb, trace_parent, clock_timestamp()

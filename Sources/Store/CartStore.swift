@@ -34,7 +34,7 @@ package struct CartStore: Sendable {
     /// The user's cart id, creating the cart on first use. A cart idle for longer than
     /// `expiry` is emptied first (its captured prices are stale); every use touches it.
     package func cartId(for userId: UUID, on db: PostgresConnection) async throws -> UUID {
-        try await db.query(
+        try await db.enqueue(
             """
             DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1 AND updated_at < now() - make_interval(secs => $2))
             """, [userId, expiry.secondsWithFraction])
@@ -46,9 +46,10 @@ package struct CartStore: Sendable {
     }
 
     /// Locks the cart until the transaction ends: two placements by one user never take the
-    /// same lines.
+    /// same lines. The lock goes out with the caller's next statement (which it precedes on
+    /// the server), so nothing outside the database may rely on it before one is sent.
     package func lock(_ cartId: UUID, on db: PostgresConnection) async throws {
-        try await db.query("SELECT id FROM carts WHERE id = $1 FOR NO KEY UPDATE", [cartId])
+        try await db.enqueue("SELECT id FROM carts WHERE id = $1 FOR NO KEY UPDATE", [cartId])
     }
 
     /// The user's cart: its lines, by product name.
@@ -91,9 +92,10 @@ package struct CartStore: Sendable {
             [cartId])
     }
 
-    /// Empties the cart (its lines became an order).
+    /// Empties the cart (its lines became an order); inside a transaction it goes out with the
+    /// next statement or the `COMMIT`.
     package func clear(_ cartId: UUID, on db: PostgresConnection) async throws {
-        try await db.query("DELETE FROM cart_items WHERE cart_id = $1", [cartId])
+        try await db.enqueue("DELETE FROM cart_items WHERE cart_id = $1", [cartId])
     }
 
     /// The currencies of the cart's lines other than `productId`'s, and how many there are.

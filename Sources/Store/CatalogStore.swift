@@ -277,9 +277,10 @@ package struct CatalogStore: Sendable {
 
     /// Gives each line's quantity back to its product's stock, in one statement (lines of one
     /// product are summed first: an `UPDATE … FROM` changes a row once however many rows join it).
+    /// Inside a transaction it goes out with the next statement or the `COMMIT`.
     package func returnStock(_ lines: [OrderLine], on db: PostgresConnection) async throws {
         guard !lines.isEmpty else { return }
-        try await db.query(
+        try await db.enqueue(
             """
             UPDATE products p SET stock = p.stock + r.quantity, version = p.version + 1, updated_at = now()
             FROM (SELECT product_id, sum(quantity) AS quantity FROM unnest($1::uuid[], $2::int8[]) AS l(product_id, quantity) GROUP BY product_id) AS r

@@ -134,7 +134,8 @@ package struct OrderStore: Sendable {
                 order.id, order.orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
                 order.totalCents, order.currency, order.traceparent,
             ])[0].decode(Date.self, "created_at")
-        try await db.query(
+        // The lines and the history row go out with the caller's next statement or COMMIT.
+        try await db.enqueue(
             """
             INSERT INTO order_items (id, order_id, product_id, product_name, sku, quantity, unit_price_cents, currency)
             SELECT gen_random_uuid(), $1, item.product_id, item.name, item.sku, item.quantity, item.price, $7
@@ -144,14 +145,13 @@ package struct OrderStore: Sendable {
                 order.id, order.items.map(\.productId), order.items.map(\.name), order.items.map(\.sku), order.items.map { Int32($0.quantity) },
                 order.items.map(\.unitPriceCents), order.currency,
             ])
-        let changed = try await db.query(
-            "INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING') RETURNING changed_at", [order.id]
-        )[0].decode(Date.self, "changed_at")
+        // Dated now(), the transaction's start, as the order is: the same instant.
+        try await db.enqueue("INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING')", [order.id])
         return Order(
             id: order.id, orderNumber: order.orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: order.paymentMethod,
             shippingAddress: order.shippingAddress, items: order.items, subtotalCents: order.subtotalCents, taxCents: order.taxCents,
             shippingCents: order.shippingCents, totalCents: order.totalCents, currency: order.currency,
-            statusHistory: [HistoryEntry(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: changed)], createdAt: created)
+            statusHistory: [HistoryEntry(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: created)], createdAt: created)
     }
 
     /// Moves an order to `target` if, and only if, its state allows it (the state machine's
@@ -172,7 +172,7 @@ package struct OrderStore: Sendable {
             ).first
         else { return nil }
         let from = try row.decode(String.self, "from_status")
-        try await db.query(
+        try await db.enqueue(
             "INSERT INTO order_status_history (order_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
             [orderId, from, target.rawValue, reason?.rawValue])
         SagaMetrics.reached(target, ageSeconds: try row.decode(Double.self, "age_seconds"))

@@ -13,18 +13,19 @@ package struct StockStore: Sendable {
         try await db.query("SELECT count(*) AS n FROM stock_reservations WHERE order_id = $1 AND status = 'RESERVED'", [orderId])[0].decode(Int.self, "n") > 0
     }
 
-    /// Records, in one statement, that each line's quantity is reserved for the order.
+    /// Records, in one statement, that each line's quantity is reserved for the order (inside
+    /// a transaction it goes out with the next statement or the `COMMIT`).
     package func reserve(_ orderId: UUID, lines: [OrderLine], on db: PostgresConnection) async throws {
-        try await db.query(
+        try await db.enqueue(
             """
             INSERT INTO stock_reservations (id, order_id, product_id, quantity, status)
             SELECT gen_random_uuid(), $1, product_id, quantity, 'RESERVED' FROM unnest($2::uuid[], $3::int8[]) AS l(product_id, quantity)
             """, [orderId, lines.map(\.productId), lines.map(\.quantity)])
     }
 
-    /// Marks the order's reservations committed (it was paid).
+    /// Marks the order's reservations committed (it was paid); queued like ``reserve(_:lines:on:)``.
     package func commit(_ orderId: UUID, on db: PostgresConnection) async throws {
-        try await db.query("UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now() WHERE order_id = $1 AND status = 'RESERVED'", [orderId])
+        try await db.enqueue("UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now() WHERE order_id = $1 AND status = 'RESERVED'", [orderId])
     }
 
     /// The products the orders hold reserved or committed stock of (what releasing them touches).
