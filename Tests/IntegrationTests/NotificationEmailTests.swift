@@ -32,7 +32,11 @@ struct NotificationEmailTests {
             #expect(message.data.contains("is confirmed"))
             #expect(message.data.contains(orderNumber))
             #expect(message.data.contains("To: \(name)@example.com"))
-            #expect(try await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND channel = 'email'", [orderId]) == 1)
+            // The record commits after the relay took the message (record, send, commit): wait for it.
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(10)) {
+                    (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1 AND channel = 'email'", [orderId])) == 1
+                })
             // Nothing more arrives later (no second send of the same event).
             try await Task.sleep(for: .seconds(2))
             #expect(sink.messages.count == 1)
