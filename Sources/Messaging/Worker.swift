@@ -27,11 +27,12 @@ package protocol EventHandler: Sendable {
     /// here, in one order, so that two batches in flight wait for each other instead of
     /// deadlocking. The default does nothing.
     func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws
-    /// Whether several messages may share a transaction. A handler that calls the outside
-    /// world (a payment provider, a mail relay) says no: when a batch fails, each message is
-    /// redone on its own, and its healthy batch-mates would call out a second time. Such a
-    /// role runs more messages at once instead (``Worker`` `concurrency`).
-    static var batches: Bool { get }
+    /// Whether a message of this kind may share a transaction with others. One whose handling
+    /// calls the outside world (a payment provider, a mail relay) may not: when a batch fails,
+    /// each message is redone on its own, and its healthy batch-mates would call out a second
+    /// time. Such messages go one at a time, and a role whose every message calls out runs
+    /// more of them at once instead (``Worker`` `concurrency`).
+    static func batches(_ input: Input) -> Bool
 }
 
 extension EventHandler {
@@ -40,7 +41,10 @@ extension EventHandler {
 
     package func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws {}
 
-    package static var batches: Bool { true }
+    package static func batches(_ input: Input) -> Bool { true }
+
+    /// Whether any message of the role may share a transaction: else the worker takes one at a time.
+    static var batchesAny: Bool { Input.allCases.contains { batches($0) } }
 }
 
 /// A failure that retrying cannot fix (bad payload, unknown type, broken business rule).
@@ -119,7 +123,7 @@ package struct Worker<Handler: EventHandler>: Service {
         self.amqp = amqp
         self.outbox = outbox
         self.prefetch = prefetch
-        self.batchSize = Handler.batches ? max(1, batchSize) : 1
+        self.batchSize = Handler.batchesAny ? max(1, batchSize) : 1
         self.concurrency = max(1, concurrency)
         self.drainTimeout = drainTimeout
         self.status = status

@@ -17,8 +17,8 @@ struct DecodedDelivery<Input: Sendable>: Sendable {
 extension Worker {
     /// Handles what one runner took: redeliveries one at a time (a message that crashed a
     /// worker must not drag its batch-mates towards the delivery limit), undecodable ones
-    /// straight to their failure route, and the rest in one transaction when there are
-    /// several. If that transaction fails, every message of it is redone on its own, so a
+    /// straight to their failure route, those whose handling calls out (``EventHandler/batches(_:)``)
+    /// one at a time too, and the rest in one transaction when there are several. If that transaction fails, every message of it is redone on its own, so a
     /// poison message is retried or dead-lettered alone and the others succeed.
     func processBatch(_ deliveries: [AMQPDelivery], consumer: AMQPConsumer, router: FailureRouter) async {
         // One delivery (always so for a role that does not batch): nothing to share, and
@@ -29,7 +29,7 @@ extension Worker {
         }
         var batch: [DecodedDelivery<Handler.Input>] = []
         for delivery in deliveries {
-            guard !delivery.redelivered, let decoded = decode(delivery) else {
+            guard !delivery.redelivered, let decoded = decode(delivery), Handler.batches(decoded.input) else {
                 await process(delivery, consumer: consumer, router: router)
                 continue
             }

@@ -9,9 +9,15 @@ import Store
 /// deliveries of every event merchants may receive (``WebhookDispatcher`` sends them).
 package struct NotificationHandler: EventHandler {
     package static var role: WorkerRole { .notification }
-    /// One message per transaction: each calls the mail relay, and a failed batch's redo would
-    /// call it again for the healthy messages.
-    package static var batches: Bool { false }
+    /// A customer's notification calls the mail relay, so it has a transaction of its own (a
+    /// failed batch's redo would mail the healthy messages again); the events merchants alone
+    /// hear of only queue webhook rows, and share one.
+    package static func batches(_ input: NotificationEvent) -> Bool {
+        switch input {
+        case .orderConfirmed, .orderCancelled, .paymentRefunded, .orderShipped, .orderDelivered: false
+        case .orderPlaced, .paymentSucceeded, .paymentFailed, .refundRequested, .webhookDelivery: true
+        }
+    }
     let channel: any NotificationChannel
     let templates: NotificationTemplates
     private let orders = OrderStore()

@@ -78,6 +78,56 @@ struct BatchTests {
         }
     }
 
+    @Test("the notification worker batches the events merchants alone hear of, and mails each customer in a transaction of its own, once")
+    func notificationBatchesOnlyWhatSendsNoMail() async throws {
+        var options = Stack.Options()
+        options.excludedRoles = [.notification]
+        try await Stack.run(options) { stack in
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 1_000)
+            var orderIds: [UUID] = []
+            for _ in 0..<20 {
+                let (_, token) = try await stack.customer()
+                try await stack.addToCart(token, productId, quantity: 1)
+                orderIds.append(try await stack.placeOrder(token))
+            }
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(60)) {
+                    (try? await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds])) == 20
+                })
+            // A backlog for the stopped notification worker: per order, order.placed and
+            // payment.succeeded (merchants only) and order.confirmed (the customer's mail).
+            #expect(await TestEnvironment.eventually(timeout: .seconds(60)) { (try? await stack.queueDepth(.notification)) == 60 })
+
+            let workers = try WorkerProcesses(stack: stack, providerLatencyMS: 0, extraEnvironment: ["WORKER_CONCURRENCY": "1"])
+            try workers.start(.notification)
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(60)) {
+                    (try? await stack.count("SELECT count(*) FROM inbox WHERE consumer = 'notification'")) == 60
+                })
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM notifications WHERE order_id = ANY($1) AND template = 'order_confirmed'", [orderIds])) == 20
+                })
+            #expect(try await largestBatch(stack, .notification) > 1, "the merchant-only events shared no transaction")
+            // Every transaction that handled an order.confirmed handled nothing else.
+            let mailTransactions = try await stack.count(
+                """
+                SELECT coalesce(max(n), 0)::int8 FROM (
+                  SELECT count(*) AS n FROM inbox i JOIN outbox o ON o.id = i.message_id WHERE i.consumer = 'notification'
+                  GROUP BY i.processed_at, i.handled_by HAVING bool_or(o.event_type = 'order.confirmed')) AS mail
+                """)
+            #expect(mailTransactions == 1, "a customer's mail shared its transaction with other messages")
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM (SELECT order_id FROM notifications WHERE order_id = ANY($1) GROUP BY order_id, template HAVING count(*) > 1) AS twice",
+                    [orderIds]) == 0)
+            #expect(try await stack.deadLetters(.notification) == 0)
+            workers.stopAll()
+        }
+    }
+
     @Test("kill -9 of a stock worker applying batches of a 200-order backlog: after a restart every order is terminal and every effect applied once")
     func crashMidBatch() async throws {
         try await Stack.apiOnly { stack in
