@@ -44,7 +44,8 @@ package struct WebhookDispatcher: Service {
     let sender: WebhookSender
     let settings: Settings
     let logger: Logger
-    private var webhooks: WebhookStore { WebhookStore(seal: settings.secretSeal) }
+    /// The deliveries' store, opening and sealing secrets with the configured key.
+    private let webhooks: WebhookStore
     private let notices = NotificationStore()
 
     /// Creates the dispatcher.
@@ -55,6 +56,7 @@ package struct WebhookDispatcher: Service {
         self.sender = sender
         self.settings = settings
         self.logger = logger
+        self.webhooks = WebhookStore(seal: settings.secretSeal)
     }
 
     package func run() async throws {
