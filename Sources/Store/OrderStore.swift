@@ -122,18 +122,29 @@ package struct OrderStore: Sendable {
     // MARK: Writing
 
     /// Writes the order, its lines and its first history row in the caller's transaction;
-    /// returns the order as it is stored.
+    /// returns the order as it is stored. An order number another order already has (its
+    /// random part collided: likely once among some tens of thousands of orders in a day) is
+    /// replaced by a fresh one, without failing the transaction.
     package func create(_ order: NewOrder, on db: PostgresConnection) async throws -> Order {
         let address = try PostgresJSON(encoding: order.shippingAddress, encoder: EmporiumJSON.encoder())
-        let created = try await db.query(
-            """
-            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
-            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at
-            """,
-            [
-                order.id, order.orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
-                order.totalCents, order.currency, order.traceparent,
-            ])[0].decode(Date.self, "created_at")
+        var orderNumber = order.orderNumber
+        var created: Date?
+        for _ in 0..<Self.orderNumberAttempts {
+            created = try await db.query(
+                """
+                INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
+                VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11)
+                ON CONFLICT (order_number) DO NOTHING RETURNING created_at
+                """,
+                [
+                    order.id, orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
+                    order.totalCents, order.currency, order.traceparent,
+                ]
+            ).first?.decode(Date.self, "created_at")
+            if created != nil { break }
+            orderNumber = Checkout.newOrderNumber()
+        }
+        guard let created else { throw OrderNumbersTaken(attempts: Self.orderNumberAttempts) }
         // The lines and the history row go out with the caller's next statement or COMMIT.
         try await db.enqueue(
             """
@@ -148,10 +159,20 @@ package struct OrderStore: Sendable {
         // Dated now(), the transaction's start, as the order is: the same instant.
         try await db.enqueue("INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING')", [order.id])
         return Order(
-            id: order.id, orderNumber: order.orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: order.paymentMethod,
+            id: order.id, orderNumber: orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: order.paymentMethod,
             shippingAddress: order.shippingAddress, items: order.items, subtotalCents: order.subtotalCents, taxCents: order.taxCents,
             shippingCents: order.shippingCents, totalCents: order.totalCents, currency: order.currency,
             statusHistory: [HistoryEntry(fromStatus: nil, toStatus: OrderStatus.pending.rawValue, reason: nil, changedAt: created)], createdAt: created)
+    }
+
+    /// Order numbers drawn for one order before giving up (each collides with a chance of
+    /// about one in 30,000 on a busy day's table: five in a row do not happen).
+    static let orderNumberAttempts = 5
+
+    /// Every order number drawn for an order was taken.
+    package struct OrderNumbersTaken: Error, CustomStringConvertible {
+        package let attempts: Int
+        package var description: String { "\(attempts) order numbers drawn in a row were already taken" }
     }
 
     /// Moves an order to `target` if, and only if, its state allows it (the state machine's

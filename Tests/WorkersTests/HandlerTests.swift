@@ -47,13 +47,13 @@ struct HandlerTests {
         }
 
         /// A PENDING order of `lines`, paid with `method`.
-        func order(_ lines: [OrderLine], method: String = "tok_visa") async throws -> OrderStore.Order {
+        func order(_ lines: [OrderLine], method: String = "tok_visa", number: String = Checkout.newOrderNumber()) async throws -> OrderStore.Order {
             let items = lines.map { OrderStore.Item(productId: $0.productId, name: "Item", sku: "SKU", quantity: $0.quantity, unitPriceCents: 1_000) }
             let total = items.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }
             return try await pool.withTransaction { db in
                 try await orders.create(
                     OrderStore.NewOrder(
-                        id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: customer, paymentMethod: method,
+                        id: UUID(), orderNumber: number, userId: customer, paymentMethod: method,
                         shippingAddress: .init(line1: "1 Main St", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"),
                         items: items, subtotalCents: total, taxCents: 0, shippingCents: 0, totalCents: total, currency: "EUR",
                         traceparent: TraceContextStub.value),
@@ -92,6 +92,25 @@ struct HandlerTests {
         for role in WorkerRole.allCases {
             let bound = names.topology().bindings.filter { $0.queue == names.queue(role) }.map(\.routingKey)
             #expect(Set(bound) == Set(role.consumes.map(\.rawValue)), "\(role)")
+        }
+    }
+
+    @Test("an order number another order already has is replaced by a fresh one, and the order is written whole")
+    func orderNumberCollision() async throws {
+        try await Fixture.with { fixture in
+            let productId = try await fixture.product(stock: 10)
+            let taken = "EMP-000000-TAKEN1"
+            let first = try await fixture.order([OrderLine(productId: productId, quantity: 1)], number: taken)
+            let second = try await fixture.order([OrderLine(productId: productId, quantity: 2)], number: taken)
+            #expect(first.orderNumber == taken)
+            #expect(second.orderNumber != taken)
+            #expect(second.orderNumber.hasPrefix("EMP-"))
+            let stored = try await fixture.pool.query(
+                "SELECT o.order_number, (SELECT sum(quantity) FROM order_items WHERE order_id = o.id)::int8 AS quantity, "
+                    + "(SELECT count(*) FROM order_status_history WHERE order_id = o.id) AS history FROM orders o WHERE o.id = $1", [second.id])[0]
+            #expect(try stored.decode(String.self, "order_number") == second.orderNumber)
+            #expect(try stored.decode(Int.self, "quantity") == 2)
+            #expect(try stored.decode(Int.self, "history") == 1)
         }
     }
 
