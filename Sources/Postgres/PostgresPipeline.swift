@@ -24,6 +24,13 @@ struct Outgoing {
     var statements: [PostgresStatement] = []
 }
 
+/// A pipeline that could not be sent or read to its end leaves the session mid-protocol (still
+/// in pipeline mode, results unread): whatever libpq says of the socket, the session is
+/// reported lost, so its pool drops it instead of lending it out again.
+private func pipelineBroken(_ connection: OpaquePointer) -> PostgresError {
+    PostgresError(code: .connectionLost, message: "the statement pipeline broke off: \(lastErrorMessage(connection))")
+}
+
 /// Sends `statements` in one round trip (libpq pipeline mode: every statement, then one
 /// Sync) and returns each one's rows, in order. Runs on the session's own thread.
 ///
@@ -36,7 +43,7 @@ func runPipeline(
     _ statements: [PostgresStatement], on connection: OpaquePointer, handle: LibPQHandle, deadline timeout: Duration?
 ) throws -> [PostgresRows] {
     let deadline = timeout.map { ContinuousClock.now + $0 }
-    guard PQenterPipelineMode(connection) == 1 else { throw lostError(connection) }
+    guard PQenterPipelineMode(connection) == 1 else { throw pipelineBroken(connection) }
     /// What each command in the pipeline was, to file its result.
     enum Sent {
         case prepare(PreparedKey)
@@ -50,7 +57,7 @@ func runPipeline(
             let candidate = "emporium_\(handle.statementsPrepared + 1)"
             handle.statementsPrepared += 1
             guard PQsendPrepare(connection, candidate, statement.sql, Int32(statement.types.count), statement.types) == 1 else {
-                throw lostError(connection)
+                throw pipelineBroken(connection)
             }
             handle.prepared[key] = candidate
             name = candidate
@@ -63,14 +70,14 @@ func runPipeline(
                 PQsendQueryParams(connection, statement.sql, Int32(statement.values.count), statement.types, pointers, nil, nil, 0)
             }
         }
-        guard queued == 1 else { throw lostError(connection) }
+        guard queued == 1 else { throw pipelineBroken(connection) }
         sent.append(.execute(index: index, prepared: name == nil ? nil : key))
     }
-    guard PQpipelineSync(connection) == 1 else { throw lostError(connection) }
+    guard PQpipelineSync(connection) == 1 else { throw pipelineBroken(connection) }
     switch flushAll(connection, deadline: deadline) {
     case .sent: break
     case .timedOut: throw timeoutError(timeout)
-    case .failed: throw lostError(connection)
+    case .failed: throw pipelineBroken(connection)
     }
 
     var rows = [PostgresRows?](repeating: nil, count: statements.count)
@@ -80,12 +87,12 @@ func runPipeline(
     while true {
         while PQisBusy(connection) == 1 {
             guard waitForSocket(connection, events: Int32(POLLIN), deadline: deadline) else { throw timeoutError(timeout) }
-            guard PQconsumeInput(connection) == 1 else { throw lostError(connection) }
+            guard PQconsumeInput(connection) == 1 else { throw pipelineBroken(connection) }
         }
         guard let result = PQgetResult(connection) else {
             command += 1
             // More ends than commands: libpq and this reader disagree; the session cannot be trusted.
-            guard command <= sent.count else { throw lostError(connection) }
+            guard command <= sent.count else { throw pipelineBroken(connection) }
             continue
         }
         let status = PQresultStatus(result)
@@ -111,10 +118,10 @@ func runPipeline(
             if firstError == nil { firstError = error }
         }
     }
-    guard PQexitPipelineMode(connection) == 1 else { throw lostError(connection) }
+    guard PQexitPipelineMode(connection) == 1 else { throw pipelineBroken(connection) }
     if let firstError { throw firstError }
     return try rows.map { row in
-        guard let row else { throw lostError(connection) }
+        guard let row else { throw pipelineBroken(connection) }
         return row
     }
 }

@@ -128,6 +128,46 @@ struct PipelineTests {
         }
     }
 
+    @Test("a backend terminated while its pipeline runs fails the transaction at once as unavailable, and the pool opens a fresh session")
+    func backendKilledMidPipeline() async throws {
+        try await TestEnvironment.withTemporaryDatabase { config in
+            let pool = PostgresPool(configuration: config, maxConnections: 1)
+            let observer = try await PostgresConnection.connect(configuration: config)
+            try await pool.query("CREATE TABLE t (id int4 PRIMARY KEY)")
+            let victim = try await pool.withConnection { $0.backendPID }
+            let killer = Task {
+                // Once the pipeline's sleep is running on the victim's backend, end that backend.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while ContinuousClock.now < deadline {
+                    let sleeping = try await observer.query(
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'", [victim])[0]
+                        .decode(Int.self, "n")
+                    if sleeping == 1 { return try await observer.query("SELECT pg_terminate_backend($1) AS ended", [victim])[0].decode(Bool.self, "ended") }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                return false
+            }
+            let started = ContinuousClock.now
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.withTransaction { tx in
+                    try await tx.enqueue("INSERT INTO t VALUES ($1)", [1])
+                    try await tx.query("SELECT pg_sleep(30)")
+                }
+            }
+            #expect(try await killer.value, "the backend was never seen running the pipeline's sleep")
+            #expect(error?.isUnavailable == true, "\(String(describing: error))")
+            #expect(ContinuousClock.now - started < .seconds(20), "the pipeline waited for the sleep instead of noticing the end of its session")
+            let after = try await pool.withConnection { db -> Int32 in
+                try await db.query("SELECT 1")
+                return db.backendPID
+            }
+            #expect(after != victim)
+            #expect(try await observer.query("SELECT count(*) AS n FROM t")[0].decode(Int.self, "n") == 0)
+            await observer.close()
+            await pool.close()
+        }
+    }
+
     @Test("rows come back from the statement that asked, with BEGIN and queued writes ahead of it")
     func rowsOfTheLastStatement() async throws {
         try await withTable { db, _ in
