@@ -137,15 +137,13 @@ struct PipelineTests {
             let victim = try await pool.withConnection { $0.backendPID }
             let killer = Task {
                 // Once the pipeline's sleep is running on the victim's backend, end that backend.
-                let deadline = ContinuousClock.now + .seconds(20)
-                while ContinuousClock.now < deadline {
-                    let sleeping = try await observer.query(
+                await TestEnvironment.eventually(timeout: .seconds(20)) {
+                    let sleeping = try? await observer.query(
                         "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'", [victim])[0]
                         .decode(Int.self, "n")
-                    if sleeping == 1 { return try await observer.query("SELECT pg_terminate_backend($1) AS ended", [victim])[0].decode(Bool.self, "ended") }
-                    try await Task.sleep(for: .milliseconds(20))
+                    guard sleeping == 1 else { return false }
+                    return (try? await observer.query("SELECT pg_terminate_backend($1) AS ended", [victim])[0].decode(Bool.self, "ended")) == true
                 }
-                return false
             }
             let started = ContinuousClock.now
             let error = await #expect(throws: PostgresError.self) {
@@ -154,7 +152,7 @@ struct PipelineTests {
                     try await tx.query("SELECT pg_sleep(30)")
                 }
             }
-            #expect(try await killer.value, "the backend was never seen running the pipeline's sleep")
+            #expect(await killer.value, "the backend was never seen running the pipeline's sleep")
             #expect(error?.isUnavailable == true, "\(String(describing: error))")
             #expect(ContinuousClock.now - started < .seconds(20), "the pipeline waited for the sleep instead of noticing the end of its session")
             let after = try await pool.withConnection { db -> Int32 in
