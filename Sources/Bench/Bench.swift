@@ -33,6 +33,10 @@ package struct Bench: Sendable {
         package var products = 100
         /// How long to wait for every order to become terminal (zero: report without waiting).
         package var settleTimeout: Duration = .seconds(120)
+        /// Fill each cart over the API (`POST /api/v1/cart/items`, one request per line), as a
+        /// shopper's browser does, instead of with one SQL statement: placement then measures
+        /// what a whole purchase costs, comparable with shops whose bench adds to a basket.
+        package var cartOverAPI = false
         package var adminEmail = ""
         package var adminPassword = ""
         package init() {}
@@ -144,7 +148,7 @@ package struct Bench: Sendable {
                     }
                     let userId = try await pool.query("SELECT user_id FROM carts WHERE id = $1", [cartId])[0].decode(UUID.self, "user_id")
                     let customer = Customer(token: token, cartId: cartId, userId: userId)
-                    try await fillCart(customer, from: products)
+                    try await fillCart(customer, from: products, api: api)
                     return customer
                 }
             }
@@ -175,7 +179,7 @@ package struct Bench: Sendable {
                 }
             }
             // The next order needs a full cart; a failure here shows as that order's error.
-            try? await fillCart(customer, from: products)
+            try? await fillCart(customer, from: products, api: api)
         }
 
         var report = Report()
@@ -276,12 +280,20 @@ package struct Bench: Sendable {
         let userId: UUID
     }
 
-    /// Puts `options.lines` distinct products, one each, in the customer's cart. It writes the
-    /// rows directly, as `POST /cart/items` would, so that the load the API measures is order
-    /// placement alone rather than placement plus three cart requests per order.
-    func fillCart(_ customer: Customer, from products: [UUID]) async throws {
+    /// Puts `options.lines` distinct products, one each, in the customer's cart. By default it
+    /// writes the rows directly, as `POST /cart/items` would, so that the load the API measures
+    /// is order placement alone rather than placement plus three cart requests per order; with
+    /// `cartOverAPI` it sends those requests.
+    func fillCart(_ customer: Customer, from products: [UUID], api: API) async throws {
         let chosen = Array(products.shuffled().prefix(options.lines))
-        try await CartStore(expiry: .seconds(3_600)).refill(customer.cartId, with: chosen, on: pool)
+        guard options.cartOverAPI else {
+            try await CartStore(expiry: .seconds(3_600)).refill(customer.cartId, with: chosen, on: pool)
+            return
+        }
+        for product in chosen {
+            _ = try await api.json(
+                "POST", "/api/v1/cart/items", token: customer.token, body: ["product_id": product.uuidString.lowercased(), "quantity": 1], expect: 201)
+        }
     }
 
     /// What the load phase collects.

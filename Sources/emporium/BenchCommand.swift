@@ -19,6 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Lines per order, each a different product.") var lines: Int = 3
     @Option(help: "Bench products the lines are drawn from.") var products: Int = 100
     @Option(help: "Seconds to wait for every order to finish (0: report at once, without waiting).") var settleTimeout: Int = 120
+    @Flag(help: "Fill carts over the API (one POST /api/v1/cart/items per line) instead of with SQL, so placement measures a whole purchase.")
+    var cartOverAPI = false
     @Flag(help: "JSON output.") var json = false
 
     func validate() throws {
@@ -46,6 +48,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.lines = lines
         options.products = products
         options.settleTimeout = .seconds(settleTimeout)
+        options.cartOverAPI = cartOverAPI
         options.adminEmail = email
         options.adminPassword = password
         let report: Bench.Report
