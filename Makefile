@@ -23,7 +23,7 @@ help:
 	@echo "make stop     stop the processes started by make run, PostgreSQL and RabbitMQ"
 	@echo "make walkthrough  the README checkout walkthrough against a running make run"
 	@echo "make browser-test the operator console in headless Chromium (part of make test); screenshots in .build/test-output/browser"
-	@echo "make bench    release build, baselines (pgbench, raw rabbitmq-c) and Emporium's figures; writes BENCHMARKS.md (~10 min)"
+	@echo "make bench    release build, floors (pgbench order and saga, raw rabbitmq-c), Emporium's figures, a peer shop; writes BENCHMARKS.md (~20 min)"
 	@echo "make lint     swift-format --strict over Sources and Tests (make format rewrites)"
 	@echo "make soak     5-minute PostgreSQL and RabbitMQ outages under load, and 1,000,000 confirmed publishes' memory (~20 min)"
 

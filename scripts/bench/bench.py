@@ -7,12 +7,16 @@ raw publisher and exports what this needs (BENCH_BIN, PG_BIN, DATABASE_URL, AMQP
 uses its own database (emporium_bench) and RabbitMQ vhost, both removed at the end, and its
 own API port, so a `make run` stack is left alone.
 
-Phases: (a) pgbench with the order-placement transaction, (b) a raw rabbitmq-c publisher with
-confirms, (c) peak placement (closed loop, same concurrency as pgbench), (d) placement latency
-at fixed offered rates, (e) end-to-end completion at a sustained rate, (f) payment-worker
-scaling with a slow provider at 1, 2 and 4 replicas, (g) resident memory of every process
-under load. During each phase it also accounts the CPU time of every process (API, workers,
-PostgreSQL, RabbitMQ, the load generator), which is the profile that locates a bottleneck.
+Phases: floors (a) pgbench with the order-placement transaction, (a') pgbench with every
+transaction of one order's saga, plain and pipelined, (b) a raw rabbitmq-c publisher with
+confirms and a raw consumer with multiple acks; then Emporium: (c) peak placement (closed
+loop, same concurrency as pgbench), (c') whole purchases with the carts filled over the API,
+(d) placement latency at fixed offered rates, (e) end-to-end completion at a sustained rate,
+three runs from drained to drained, (f) payment-worker scaling with a slow provider at 1, 2
+and 4 replicas, (g) resident memory of every process under load; and (h) a peer shop,
+django-oscar with django-oscar-api, doing the same purchases. During each phase it also
+accounts the CPU time of every process (API, workers, PostgreSQL, RabbitMQ, the load
+generator), which is the profile that locates a bottleneck.
 """
 
 import argparse
@@ -102,7 +106,7 @@ COMPONENTS = {
     "emporium-api": "API", "emporium-stock-": "stock worker", "emporium-paymen": "payment worker",
     "emporium-order-": "order worker", "emporium-notifi": "notification worker", "emporium": "load generator",
     "postgres": "PostgreSQL", "beam.smp": "RabbitMQ", "erl_child_setup": "RabbitMQ", "inet_gethost": "RabbitMQ",
-    "pgbench": "pgbench", "amqp_publish": "raw publisher",
+    "pgbench": "pgbench", "amqp_publish": "raw publisher", "gunicorn": "django-oscar (gunicorn)",
 }
 
 
@@ -294,6 +298,65 @@ def saga_floor(admin, parsed, env, clients, seconds, accounting):
             log(f"    {mode}: {tps:.0f} sagas/s; CPU: " + cpu_line(usage))
         return figures
     finally:
+        drop_database(admin, name, required=False)
+
+
+PEER_DIR = os.path.join(ROOT, "scripts", "bench", "peer")
+# The peer shop (h): what a user choosing a Python shop would install, pinned so runs compare.
+PEER_PACKAGES = ["django-oscar==3.2.6", "django-oscar-api==3.3.0", "psycopg2-binary==2.9.10", "gunicorn==23.0.0", "requests==2.32.3"]
+
+
+def peer_python():
+    """The peer's virtualenv (.local/peer-venv, from PyPI on first use) and its Python."""
+    venv = os.path.join(ROOT, ".local", "peer-venv")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        run([sys.executable, "-m", "venv", venv])
+    if subprocess.run([python, "-c", "import oscarapi, gunicorn, psycopg2, requests"], capture_output=True).returncode != 0:
+        log("    installing the peer shop into .local/peer-venv: " + " ".join(PEER_PACKAGES))
+        run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PEER_PACKAGES], timeout=1200)
+    return venv, python
+
+
+def peer_shop(admin, parsed, clients, seconds, workers, port, accounting):
+    """(h): django-oscar with django-oscar-api under gunicorn (`workers` sync workers) on a
+    database of its own on the same PostgreSQL; `clients` customers each add three products
+    to a basket over the REST API and check out, back to back, for `seconds`."""
+    name = "emporium_bench_peer"
+    drop_database(admin, name, required=True)
+    admin.query(f"CREATE DATABASE {name}")
+    venv, python = peer_python()
+    env = dict(os.environ, PEER_DATABASE_URL=urllib.parse.urlunsplit(parsed._replace(path=f"/{name}")), PYTHONPATH=PEER_DIR)
+    server = None
+    try:
+        products = json.loads(run([python, os.path.join(PEER_DIR, "oscar_peer.py"), "setup"], env=env))["products"]
+        logfile = open(os.path.join(LOGS, "peer-gunicorn.log"), "ab")
+        server = subprocess.Popen([os.path.join(venv, "bin", "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                                   "--chdir", PEER_DIR, "oscar_wsgi:application"], env=env, stdout=logfile, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/", timeout=2)
+                break
+            except Exception:
+                time.sleep(0.5)
+        else:
+            fail(f"the peer shop did not start; see {LOGS}/peer-gunicorn.log")
+        load = [python, os.path.join(PEER_DIR, "oscar_peer.py"), "load", url, str(clients)]
+        # A short warm-up, so that every worker has imported its views before the measurement.
+        run(load + ["3", json.dumps(products)], env=env)
+        accounting.start()
+        report = json.loads(run(load + [str(seconds), json.dumps(products)], env=env))
+        report["cpu"] = accounting.stop(exited="peer load generator")
+        report.update({"clients": clients, "workers": workers, "packages": PEER_PACKAGES})
+        return report
+    finally:
+        if server:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
         drop_database(admin, name, required=False)
 
 
@@ -600,6 +663,17 @@ def render(results):
         limit = 200 if name == "API" else 64
         add(f"      {name}: {mib(size):.1f} MiB (target ≤ {limit} MiB)")
         verdict(f"Memory {name} ≤ {limit} MiB", mib(size) <= limit, f"{mib(size):.1f} MiB", f"≤ {limit} MiB")
+    peer = results.get("peer")
+    if peer:
+        peer_ms = sum(peer["cpu"]["cpu_seconds"].values()) * 1000 / max(1, peer["orders"])
+        parts = ", ".join(f"{k} {v * 1000 / max(1, peer['orders']):.1f}" for k, v in peer["cpu"]["cpu_seconds"].items())
+        add(f"  (h) peer: {' + '.join(p.split('==')[0] + ' ' + p.split('==')[1] for p in peer['packages'][:2])}, gunicorn with {peer['workers']} sync workers,"
+            f" the same PostgreSQL; {peer['clients']} clients, {peer['seconds']:.0f} s, three add-to-basket requests and a REST checkout per order:")
+        add(f"      {peer['per_second']:.1f} orders/s, errors {peer['errors']}; {peer_ms:.0f} ms of CPU per order ({parts} ms)")
+        if purchase and purchase_ms:
+            add(f"      Emporium's whole purchases (c'): {purchase['placement_throughput']:.0f} orders/s = {purchase['placement_throughput'] / max(0.01, peer['per_second']):.1f} x,"
+                f" {purchase_ms:.1f} ms of CPU per order = {peer_ms / purchase_ms:.1f} x less, with the saga to CONFIRMED"
+                f" (stock, payment, notification) included, which the peer's checkout does not do")
     add("")
     add("CPU seconds by component per phase (the profile: where the cores went)")
     for phase, usage in results["cpu"].items():
@@ -829,6 +903,14 @@ def main():
                 memory["payment worker"] = max(memory.get("payment worker", 0), size)
             log(f"    {count}: {round_['per_second']:.1f} payments/s")
         results["memory"] = memory
+
+        if os.environ.get("BENCH_PEER", "1") != "0":
+            stack.stop_all()  # the peer runs alone on the machine
+            log(f"(h) peer: django-oscar with django-oscar-api, gunicorn with 5 sync workers, {clients} clients")
+            results["peer"] = peer_shop(admin, parsed, clients, 5 if quick else 20, 5, port + 1, accounting)
+            results["cpu"]["(h) peer: django-oscar"] = results["peer"]["cpu"]
+            log("    CPU: " + cpu_line(results["peer"]["cpu"]))
+            log(f"    {results['peer']['per_second']:.1f} orders/s")
     finally:
         stack.stop_all()
         run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False)
