@@ -55,11 +55,17 @@ package struct PaymentStore: Sendable {
     /// Creates the payment as PENDING unless it exists, then locks and returns it. The insert
     /// waits for another transaction's uncommitted row with the same id (a charge in
     /// progress), so two deliveries never decide about one payment at once.
+    ///
+    /// `ON CONFLICT DO NOTHING` names no index on purpose: a payment's id is derived from its
+    /// order (`PaymentIds.paymentId`), so the primary key and `payments_one_per_order` always
+    /// conflict together, and both must be arbiters. With only `(id)` named, two concurrent
+    /// inserts could meet first on the per-order index and fail with 23505 (a re-drive racing a
+    /// delivery during a broker outage dead-lettered a `payment.requested` that way).
     package func claim(_ new: NewPayment, on db: PostgresConnection) async throws -> Payment {
         try await db.query(
             """
             INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider)
-            VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT (id) DO NOTHING
+            VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT DO NOTHING
             """,
             [new.id, new.orderId, new.userId, new.amountCents, new.currency, new.method, new.provider])
         return try payment(try await db.query("SELECT \(Self.columns) FROM payments WHERE id = $1 FOR UPDATE", [new.id])[0])
@@ -321,12 +327,13 @@ package struct PaymentStore: Sendable {
 
     // MARK: Manual payments (the API)
 
-    /// Creates a manual payment's row (PENDING, method `manual`) unless it exists; returns its status.
+    /// Creates a manual payment's row (PENDING, method `manual`) unless it exists; returns its
+    /// status. No conflict target, for the reason given at ``claim(_:on:)``.
     package func openManual(_ new: NewPayment, on pool: PostgresPool) async throws -> PaymentStatus {
         try await pool.query(
             """
             INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider)
-            VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT (id) DO NOTHING
+            VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT DO NOTHING
             """, [new.id, new.orderId, new.userId, new.amountCents, new.currency, PaymentIds.manualMethod, new.provider])
         return PaymentStatus(rawValue: try await pool.query("SELECT status FROM payments WHERE id = $1", [new.id])[0].decode(String.self, "status")) ?? .pending
     }

@@ -225,6 +225,31 @@ struct HandlerTests {
         }
     }
 
+    @Test("payment: two deliveries claiming one order's payment at once (a re-drive racing a delivery) both get the one row, neither fails")
+    func concurrentPaymentClaims() async throws {
+        try await Fixture.with { fixture in
+            let product = try await fixture.product(stock: 1_000_000)
+            let payments = PaymentStore()
+            for _ in 0..<150 {
+                let order = try await fixture.order([OrderLine(productId: product, quantity: 1)])
+                let new = PaymentStore.NewPayment(
+                    id: PaymentIds.paymentId(for: order.id), orderId: order.id, userId: fixture.customer, amountCents: order.totalCents,
+                    currency: "EUR", method: "tok_visa", provider: "fake")
+                // Each claim runs in its own transaction, as two workers' would. Before the
+                // fix, the later insert could meet the earlier one on the one-payment-per-order
+                // index, which its ON CONFLICT did not name, and fail with 23505.
+                let claimed = try await withThrowingTaskGroup(of: UUID.self) { group in
+                    for _ in 0..<2 {
+                        group.addTask { try await fixture.pool.withTransaction { db in try await payments.claim(new, on: db).id } }
+                    }
+                    return try await group.reduce(into: [UUID]()) { $0.append($1) }
+                }
+                #expect(claimed == [new.id, new.id])
+            }
+            #expect(try await fixture.pool.query("SELECT count(*) AS n FROM payments")[0].decode(Int.self, "n") == 150)
+        }
+    }
+
     @Test("payment: a declined card fails the payment and says so")
     func declined() async throws {
         try await Fixture.with { fixture in
