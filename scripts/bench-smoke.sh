@@ -11,12 +11,17 @@ echo "$report" | jq -e '.placed >= 25 and .errors == 0 and .not_terminal == 0 an
   || { echo "bench-smoke: unexpected report:" >&2; echo "$report" >&2; exit 1; }
 echo "bench-smoke: $(echo "$report" | jq -r '"\(.placed) orders placed at \(.placement_throughput|floor)/s, placement p99 \(.placement_latency_ms.p99) ms, all confirmed (p99 \(.confirm_latency_ms.p99) ms)"')"
 
-# make bench's own tools: the orchestrator parses, and the raw publisher baseline builds and
-# publishes a thousand confirmed messages (to a queue of its own, deleted afterwards).
+# make bench's own tools: the orchestrator parses, and the raw rabbitmq-c baseline builds,
+# publishes a thousand confirmed messages to a queue of its own and consumes them with
+# multiple acks (which deletes the queue).
 python3 -m py_compile scripts/bench/bench.py
 mkdir -p "$LOCAL/bench"
 cc -O2 -Wall -o "$LOCAL/bench/amqp_publish" scripts/bench/amqp_publish.c $(pkg-config --cflags --libs librabbitmq)
-published="$("$LOCAL/bench/amqp_publish" 127.0.0.1 "$AMQP_PORT" "$AMQP_USER" "$AMQP_PASSWORD" / "bench-smoke.raw-publisher-$$" 1000 1024 64)"
+queue="bench-smoke.raw-broker-$$"
+published="$("$LOCAL/bench/amqp_publish" publish 127.0.0.1 "$AMQP_PORT" "$AMQP_USER" "$AMQP_PASSWORD" / "$queue" 1000 1024 64)"
 echo "$published" | jq -e '.messages == 1000 and .per_second > 0' >/dev/null \
   || { echo "bench-smoke: raw publisher: $published" >&2; exit 1; }
-echo "bench-smoke: raw rabbitmq-c publisher: $(echo "$published" | jq -r '"\(.messages) messages confirmed at \(.per_second|floor)/s"')"
+consumed="$("$LOCAL/bench/amqp_publish" consume 127.0.0.1 "$AMQP_PORT" "$AMQP_USER" "$AMQP_PASSWORD" / "$queue" 1000 32 64)"
+echo "$consumed" | jq -e '.messages == 1000 and .per_second > 0' >/dev/null \
+  || { echo "bench-smoke: raw consumer: $consumed" >&2; exit 1; }
+echo "bench-smoke: raw rabbitmq-c publisher: $(echo "$published" | jq -r '"\(.messages) messages confirmed at \(.per_second|floor)/s"'), consumer: $(echo "$consumed" | jq -r '"\(.messages) at \(.per_second|floor)/s"')"
