@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 static void die_on_reply(amqp_rpc_reply_t reply, const char *what) {
@@ -85,7 +86,10 @@ static void consume(amqp_connection_state_t conn, const char *queue, long count,
   for (long received = 1; received <= count; received++) {
     amqp_envelope_t envelope;
     amqp_maybe_release_buffers(conn);
-    die_on_reply(amqp_consume_message(conn, &envelope, NULL, 0), "consume");
+    /* A deadline on every wait: a queue holding fewer than COUNT messages ends the run with
+     * "request timed out" instead of hanging the bench. */
+    struct timeval deadline = {.tv_sec = 30, .tv_usec = 0};
+    die_on_reply(amqp_consume_message(conn, &envelope, &deadline, 0), "consume");
     if (received % ack_every == 0 || received == count) {
       if (amqp_basic_ack(conn, 1, envelope.delivery_tag, 1) != AMQP_STATUS_OK) {
         fprintf(stderr, "amqp_publish: basic.ack failed\n");
