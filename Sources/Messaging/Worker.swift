@@ -254,6 +254,7 @@ package struct Worker<Handler: EventHandler>: Service {
             return try await OutboxStore.append(events, exchange: names.eventsExchange, on: db)
         }
         status.countHandled()
+        if outgoing == nil { Counter(label: "messages_duplicate_total", dimensions: labels).increment() }
         EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
         logOutcome(outgoing) { log }
         // The ack does not wait for the broker: the outgoing rows are committed.

@@ -99,6 +99,7 @@ extension Worker {
             let labels = [("queue", queue), ("type", item.event.type)]
             // Counted once committed: a failed batch's messages are counted by the redo.
             Counter(label: "messages_consumed_total", dimensions: labels).increment()
+            if outgoing == nil { Counter(label: "messages_duplicate_total", dimensions: labels).increment() }
             status.countHandled()
             EmporiumMetrics.record(Metrics.Timer(label: "message_handler_duration_seconds", dimensions: labels), since: started)
             logOutcome(outgoing) { messageLogger(item.delivery, item.event) }

@@ -9,8 +9,10 @@ import Units
 /// - `http_request_duration_seconds{route,method,status}` (API)
 /// - `orders_placed_total` (API); `orders_finalized_total{status}`; `saga_step_seconds{step}`:
 ///   time from placement to `reserved`, `paid`, `confirmed`
-/// - `messages_consumed_total`, `messages_acked_total`, `messages_retried_total`,
+/// - `messages_consumed_total`, `messages_duplicate_total` (consumed, already in the inbox,
+///   skipped), `messages_acked_total`, `messages_retried_total`,
 ///   `messages_dead_lettered_total` `{queue,type}`; `message_handler_duration_seconds{queue,type}`
+/// - `postgres_round_trips_total`: the process's sends to PostgreSQL that wait for an answer
 /// - `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds`
 /// - `amqp_publish_confirm_seconds`; `amqp_reconnects_total{client}`
 /// - `db_pool_connections_in_use{pool}`, `db_pool_waiters{pool}`

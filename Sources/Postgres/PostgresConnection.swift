@@ -2,6 +2,7 @@ import CLibPQ
 import Foundation
 import IOThread
 import Logging
+import Metrics
 import Synchronization
 import Units
 
@@ -454,11 +455,19 @@ private func openNonBlocking(_ parameters: [(String, String)], within budget: Du
     }
 }
 
+/// `postgres_round_trips_total`: each time a session sends to the server and waits for its
+/// answer (one statement, a `Parse`, or a whole pipeline), counted by this process. The bench
+/// reads it to show how many round trips an order costs, which the server's statistics cannot
+/// (pipelined `BEGIN` and `COMMIT` are not in pg_stat_statements). Made once, after the
+/// process bootstrapped its metrics (globals are initialised on first use).
+let roundTrips = Counter(label: "postgres_round_trips_total")
+
 /// Sends one command with `send` (a `PQsend…` call), waits for its results against the
 /// deadline and returns the last one as rows, or throws the first error. On a timeout the
 /// caller cancels and drops the session.
 private func execute(_ connection: OpaquePointer, deadline timeout: Duration?, _ send: () -> Int32) throws -> PostgresRows {
     let deadline = timeout.map { ContinuousClock.now + $0 }
+    roundTrips.increment()
     func lost() -> PostgresError { lostError(connection) }
     func timedOut() -> PostgresError { timeoutError(timeout) }
     guard send() == 1 else { throw lost() }

@@ -74,6 +74,7 @@ func runPipeline(
         sent.append(.execute(index: index, prepared: name == nil ? nil : key))
     }
     guard PQpipelineSync(connection) == 1 else { throw pipelineBroken(connection) }
+    roundTrips.increment()
     switch flushAll(connection, deadline: deadline) {
     case .sent: break
     case .timedOut: throw timeoutError(timeout)

@@ -1,3 +1,4 @@
+import AMQP
 import Domain
 import Foundation
 import Messaging
@@ -52,11 +53,21 @@ struct MetricsTests {
             #expect(try await stack.awaitTerminal(orderId, timeout: .seconds(60)).status == "CONFIRMED")
             // The notification is the last step.
             #expect(await TestEnvironment.eventually { (try? await stack.count("SELECT count(*) FROM notifications WHERE order_id = $1", [orderId])) == 1 })
-            try await Task.sleep(for: .milliseconds(300))
 
             func delta(_ source: String, _ text: String, _ name: String, _ labels: [String: String] = [:]) -> Double {
                 prometheusValue(text, name, labels) - prometheusValue(before[source] ?? "", name, labels)
             }
+            /// The order's five events, and how many of them each role's queue is bound to.
+            let sagaTypes: [EventType] = [.orderPlaced, .stockReserved, .paymentRequested, .paymentSucceeded, .orderConfirmed]
+            func bound(_ role: WorkerRole) -> Double { Double(sagaTypes.filter(role.consumes.contains).count) }
+            // Acks are counted after the commit that the notification row shows: wait for them.
+            let allAcked = await TestEnvironment.eventually {
+                for role in WorkerRole.allCases {
+                    guard let text = try? await scrape(role), delta(role.rawValue, text, "messages_acked_total") == bound(role) else { return false }
+                }
+                return true
+            }
+            #expect(allAcked, "every worker acked each event of the order its queue is bound to")
             let apiMetrics = try await scrape(nil)
             #expect(delta("api", apiMetrics, "orders_placed_total") == 1)
             #expect(delta("api", apiMetrics, "http_request_duration_seconds_count", ["route": "/api/v1/orders", "method": "POST", "status": "201"]) == 1)
@@ -78,12 +89,38 @@ struct MetricsTests {
                 }
                 #expect(delta(role.rawValue, text, "messages_dead_lettered_total") == 0)
                 #expect(delta(role.rawValue, text, "messages_retried_total") == 0)
+                #expect(delta(role.rawValue, text, "messages_duplicate_total") == 0, "\(role) saw no duplicate")
+                // Every handled message took at least its transaction's round trip.
+                #expect(delta(role.rawValue, text, "postgres_round_trips_total") >= bound(role), "\(role) counted its round trips")
             }
+            #expect(delta("api", apiMetrics, "postgres_round_trips_total") >= 2, "the placement's round trips are counted")
             let order = try await scrape(.order)
             #expect(delta("order", order, "orders_finalized_total", ["status": "CONFIRMED"]) == 1)
             #expect(delta("order", order, "saga_step_seconds_count", ["step": "reserved"]) == 1)
             #expect(delta("order", order, "saga_step_seconds_count", ["step": "confirmed"]) == 1)
             #expect(delta("payment", try await scrape(.payment), "saga_step_seconds_count", ["step": "paid"]) == 1)
+
+            // The same five events again, same message ids: each worker skips them as duplicates,
+            // counts each one, and records nothing new in its inbox.
+            let inbox = try await stack.count("SELECT count(*) FROM inbox")
+            let rows = try await stack.db.query("SELECT payload::text AS body FROM outbox WHERE order_id = $1", [orderId])
+            #expect(rows.count == sagaTypes.count)
+            let publisher = AMQPPublisher(configuration: stack.amqp)
+            let messages = try rows.map { row -> AMQPOutgoingMessage in
+                let body = Array(try row.decode(String.self, "body").utf8)
+                return OutboxStore.message(for: try EventEnvelope.decode(body), body: body, exchange: stack.names.eventsExchange)
+            }
+            #expect(try await publisher.publish(messages).allSatisfy { $0 == .confirmed })
+            await publisher.close()
+            for role in WorkerRole.allCases {
+                let skipped = await TestEnvironment.eventually {
+                    guard let text = try? await scrape(role) else { return false }
+                    return delta(role.rawValue, text, "messages_duplicate_total") == bound(role)
+                        && delta(role.rawValue, text, "messages_acked_total") == 2 * bound(role)
+                }
+                #expect(skipped, "\(role) counted \(bound(role)) duplicates and acked them")
+            }
+            #expect(try await stack.count("SELECT count(*) FROM inbox") == inbox)
             workers.stopAll()
             api.stop()
         }

@@ -155,14 +155,23 @@ class Stack:
         self.env = env
         self.port = port
         self.processes = {}  # name -> Popen
+        self.metrics_ports = {}  # name -> port of its GET /metrics
+        self.next_metrics_port = port + 10
 
     def start(self, name, executable, extra=None):
-        env = dict(self.env, **(extra or {}))
+        # Each process serves its Prometheus counters on a port of its own (the API on its
+        # metrics listener, a worker on its health port), for the per-order counts of (e).
+        metrics_port = self.next_metrics_port
+        self.next_metrics_port += 1
+        self.metrics_ports[name] = metrics_port
+        own = {"METRICS_PORT": str(metrics_port)} if executable == "emporium-api" else {"HEALTH_PORT": str(metrics_port)}
+        env = dict(self.env, **own, **(extra or {}))
         logfile = open(os.path.join(LOGS, f"{name}.log"), "ab")
         self.processes[name] = subprocess.Popen([os.path.join(BIN, executable)], env=env, stdout=logfile, stderr=subprocess.STDOUT)
         return self.processes[name]
 
     def stop(self, name):
+        self.metrics_ports.pop(name, None)
         process = self.processes.pop(name)
         process.terminate()
         try:
@@ -174,6 +183,23 @@ class Stack:
     def stop_all(self):
         for name in list(self.processes):
             self.stop(name)
+
+    def counters(self, names):
+        """Each named counter summed over every label set and every running process (the
+        processes count from their start, so only differences between two calls mean anything)."""
+        totals = dict.fromkeys(names, 0.0)
+        for name, port in self.metrics_ports.items():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+            except Exception as error:
+                fail(f"could not read the counters of the {name} on port {port}: {error}")
+            for line in text.splitlines():
+                metric, _, value = line.partition(" ")
+                metric = metric.split("{", 1)[0]
+                if metric in totals:
+                    totals[metric] += float(value.rsplit(" ", 1)[-1])
+        return totals
 
     def peak_rss(self):
         """VmHWM of every process of the stack, by name."""
@@ -400,6 +426,16 @@ def database_counters(db):
         return {"commits": commits, "wal_bytes": int(wal_bytes), "wal_syncs": int(wal_syncs)}
     except (SystemExit, ValueError):
         return None
+
+
+# Counters the API and the workers keep (GET /metrics), read around each (e) window: the
+# client's side of what the server's statistics cannot show.
+PROCESS_COUNTERS = {
+    "postgres_round_trips_total": "round_trips",  # a statement, or a whole pipeline, sent and answered
+    "messages_consumed_total": "deliveries_handled",  # every delivery a worker handled, duplicates included
+    "messages_duplicate_total": "duplicates_skipped",  # found in the inbox: acked, effects skipped
+    "messages_acked_total": "messages_acked",
+}
 
 
 def per_order(before, after, cpu, orders):
@@ -643,6 +679,9 @@ def render(results):
                 f" (pgbench's order transaction: 1 commit)")
         if published is not None:
             add(f"      and {published:.2f} messages published, {consumed:.2f} consumed (inbox claims), {cost['log_lines']:.1f} log lines per order placed")
+        if cost.get("round_trips") is not None:
+            add(f"      and {cost['round_trips']:.2f} PostgreSQL round trips (API and workers, counted by the client), {cost['deliveries_handled']:.2f} deliveries handled,"
+                f" {cost['duplicates_skipped']:.2f} duplicates skipped, {cost['messages_acked']:.2f} acked per order placed")
         runs = results.get("end_to_end_runs") or []
         if len(runs) > 1:
             rates_ = [r["end_to_end_throughput"] for r in runs]
@@ -775,7 +814,7 @@ def main():
                # One load generator is one client address: lift the per-client limits. Sign-up
                # and sign-in (setup only, not measured) use a cheap bcrypt cost.
                RATE_LIMIT_PER_SECOND="1000000", RATE_LIMIT_BURST="1000000", BCRYPT_COST="4",
-               REGISTRATIONS_PER_ADDRESS_PER_HOUR="100000000", METRICS_PORT="off",
+               REGISTRATIONS_PER_ADDRESS_PER_HOUR="100000000",
                # Every bench customer signs in from 127.0.0.1 at once; an attempt counts as a
                # failure until its password is checked, so the per-address limit (20) would
                # refuse the 21st concurrent sign-in with a 900 s Retry-After.
@@ -861,7 +900,8 @@ def main():
             wait_drained(db, vhost)
             time.sleep(1)  # statistics reach pg_stat_database when a backend goes idle
             before = {"statements": statement_stats(db), "database": database_counters(db), "log_lines": log_lines(),
-                      "outbox": int(db.value("SELECT count(*) FROM outbox")), "inbox": int(db.value("SELECT count(*) FROM inbox"))}
+                      "outbox": int(db.value("SELECT count(*) FROM outbox")), "inbox": int(db.value("SELECT count(*) FROM inbox")),
+                      "counters": stack.counters(PROCESS_COUNTERS)}
             accounting.start()
             report = emporium_bench(env, url, "--rate", e2e_rate, "--duration", e2e_seconds, "--customers", 400, "--settle-timeout", 300)
             report["drain_seconds"] = wait_drained(db, vhost)
@@ -873,6 +913,9 @@ def main():
             cost["messages_published"] = round((int(db.value("SELECT count(*) FROM outbox")) - before["outbox"]) / placed, 2)
             cost["messages_consumed"] = round((int(db.value("SELECT count(*) FROM inbox")) - before["inbox"]) / placed, 2)
             cost["log_lines"] = round((log_lines() - before["log_lines"]) / placed, 2)
+            counted = stack.counters(PROCESS_COUNTERS)
+            for metric, key in PROCESS_COUNTERS.items():
+                cost[key] = round((counted[metric] - before["counters"][metric]) / placed, 2)
             runs.append({"phase": name, "report": report, "per_confirmed_order": cost,
                          "statements": statement_profile(before["statements"], statement_stats(db), placed)})
             log(f"    {report['end_to_end_throughput']:.0f} orders/s confirmed, {cost['cpu_ms_total']:.1f} ms of CPU per order")
