@@ -14,6 +14,8 @@ if [ -f "$LOCAL/pg/location" ]; then  # see services.sh: data kept outside an un
   PG_DATA="$(cat "$LOCAL/pg/location")/data"; PG_SOCKET_DIR="$(cat "$LOCAL/pg/location")/run"
   PG_LOG="$(cat "$LOCAL/pg/location")/postgres.log"
 fi
+# The server's Unix-domain socket directory (a DATABASE_URL may name it: ?host=$PG_SOCKET_DIR).
+export PG_SOCKET_DIR
 
 AMQP_PORT="${AMQP_PORT:-5672}"
 AMQP_USER="${AMQP_USER:-emporium}"

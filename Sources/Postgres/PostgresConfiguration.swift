@@ -3,7 +3,7 @@ import Units
 
 /// How to reach PostgreSQL and how each connection behaves.
 public struct PostgresConfiguration: Sendable {
-    /// Server host name or address.
+    /// Server host name or address, or (an absolute path) the directory of its Unix-domain socket.
     public var host: String
     /// Server port.
     public var port: Int
@@ -43,14 +43,31 @@ public struct PostgresConfiguration: Sendable {
 
     /// Parses `postgres://user:password@host:port/database` (also `postgresql://`).
     /// Percent-escapes in the user, password and database are decoded.
+    ///
+    /// A `host` query parameter names the server instead, as libpq reads it; an absolute path
+    /// there is the directory of a Unix-domain socket on this machine
+    /// (`postgres://user:password@/database?host=/run/postgresql`, the port naming the socket
+    /// file). Where the database is local that spares both sides the TCP stack on every round
+    /// trip. Any other query parameter is refused rather than silently ignored.
     public init(url string: String) throws {
         guard let components = URLComponents(string: string),
-            let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme),
-            let host = components.host, !host.isEmpty
+            let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme)
         else {
             throw PostgresError(
                 code: .invalidConfiguration,
                 message: "DATABASE_URL must look like postgres://user:password@host:port/database")
+        }
+        let parameters = components.queryItems ?? []
+        if let unknown = parameters.first(where: { $0.name != "host" }) {
+            throw PostgresError(
+                code: .invalidConfiguration,
+                message: "DATABASE_URL: unsupported parameter '\(unknown.name)' (only host=/socket/directory is read)")
+        }
+        let socketHost = parameters.first?.value
+        guard let host = socketHost ?? components.host, !host.isEmpty else {
+            throw PostgresError(
+                code: .invalidConfiguration,
+                message: "DATABASE_URL must look like postgres://user:password@host:port/database (or name a socket directory: ?host=/run/postgresql)")
         }
         let database = String(components.percentEncodedPath.dropFirst()).removingPercentEncoding ?? ""
         guard !database.isEmpty, let user = components.user, !user.isEmpty else {
@@ -61,6 +78,9 @@ public struct PostgresConfiguration: Sendable {
             host: host, port: components.port ?? 5432, user: user,
             password: components.password, database: database)
     }
+
+    /// The server is reached through a Unix-domain socket in the directory ``host`` names.
+    public var usesUnixSocket: Bool { host.hasPrefix("/") }
 
     /// Reads `DATABASE_URL` (default `postgres://emporium:emporium@127.0.0.1:5432/emporium`),
     /// `DB_CONNECT_TIMEOUT_MS` (default 5000), `DB_STATEMENT_TIMEOUT_MS` (server side, default

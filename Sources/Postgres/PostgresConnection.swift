@@ -427,7 +427,10 @@ private func openNonBlocking(_ parameters: [(String, String)], within budget: Du
     guard let connection else {
         throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
     }
-    let target = "PostgreSQL at \(configuration.host):\(configuration.port) as \(configuration.user)"
+    let address =
+        configuration.usesUnixSocket
+        ? "the socket \(configuration.host)/.s.PGSQL.\(configuration.port)" : "\(configuration.host):\(configuration.port)"
+    let target = "PostgreSQL at \(address) as \(configuration.user)"
     func fail(_ code: PostgresError.Code, _ reason: String) -> PostgresError {
         PQfinish(connection)
         return PostgresError(code: code, message: "cannot connect to \(target): \(reason)")

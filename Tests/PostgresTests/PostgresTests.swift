@@ -267,5 +267,35 @@ struct PostgresTests {
         #expect(config.database == "shop")
         #expect(throws: PostgresError.self) { try PostgresConfiguration(url: "mysql://x@y/z") }
         #expect(throws: PostgresError.self) { try PostgresConfiguration(url: "postgres://host-only") }
+
+        let socket = try PostgresConfiguration(url: "postgresql://shop:secret@/orders?host=/run/postgresql")
+        #expect(socket.host == "/run/postgresql")
+        #expect(socket.usesUnixSocket)
+        #expect(socket.port == 5432)
+        #expect(socket.user == "shop")
+        #expect(socket.database == "orders")
+        #expect(!config.usesUnixSocket)
+        // A parameter that would be ignored is refused, and so is a URL naming no server at all.
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(url: "postgres://u:p@db/shop?sslmode=disable") }
+        #expect(throws: PostgresError.self) { try PostgresConfiguration(url: "postgres://u:p@/shop") }
+    }
+
+    @Test("through the server's Unix-domain socket when DATABASE_URL names its directory")
+    func unixSocket() async throws {
+        let directory = try #require(ProcessInfo.processInfo.environment["PG_SOCKET_DIR"], "PG_SOCKET_DIR names the test server's socket directory")
+        let tcp = try TestEnvironment.postgres()
+        let config = try PostgresConfiguration(url: "postgres://\(tcp.user):\(tcp.password ?? "")@/\(tcp.database)?host=\(directory)")
+        #expect(config.usesUnixSocket)
+        var withPort = config
+        withPort.port = tcp.port
+        let db = try await PostgresConnection.connect(configuration: withPort)
+        // inet_server_addr() is NULL exactly when the session came in over a Unix-domain socket.
+        #expect(try await db.query("SELECT inet_server_addr() IS NULL AS local")[0].decode(Bool.self, "local"))
+        await db.close()
+
+        var missing = withPort
+        missing.host = directory + "/no-such-directory"
+        let error = await #expect(throws: PostgresError.self) { try await PostgresConnection.connect(configuration: missing) }
+        #expect(error?.message.contains("the socket \(missing.host)/.s.PGSQL.\(tcp.port)") == true)
     }
 }

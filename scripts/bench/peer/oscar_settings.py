@@ -14,7 +14,8 @@ DATABASES = {
         "NAME": _url.path.lstrip("/"),
         "USER": urllib.parse.unquote(_url.username or ""),
         "PASSWORD": urllib.parse.unquote(_url.password or ""),
-        "HOST": _url.hostname,
+        # The same server Emporium uses: a TCP host, or a Unix socket directory (?host=/dir).
+        "HOST": urllib.parse.parse_qs(_url.query).get("host", [_url.hostname])[0],
         "PORT": str(_url.port or 5432),
         "CONN_MAX_AGE": 600,
     }
