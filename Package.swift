@@ -98,6 +98,10 @@ let sourceTargets: [Target] =
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What an operator inspects and repairs from the CLI and from the console alike:
+        // dead letters (list, show, replay with its guard, purge) and the status report.
+        .target(name: "OperatorTools", dependencies: ["Units", "Postgres", "AMQP", "Domain", "Messaging", "Store"]),
+        // The CLI's own logic: migrations, accounts and seed, parked outbox rows, the soak.
         .target(
             name: "Operations",
             dependencies: [
@@ -118,8 +122,8 @@ let sourceTargets: [Target] =
             name: "API",
             dependencies: [
                 "Units", "Postgres", "AMQP", "Domain", "Messaging", "Store", "Observability", "HTTPCommon", "Credentials", "Settings", "Payments",
-                // The console's dead-letter pages use the CLI's own tools and status report.
-                "Operations",
+                // The console's dead-letter and overview pages use the CLI's tools.
+                "OperatorTools",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -139,7 +143,7 @@ let sourceTargets: [Target] =
         .executableTarget(
             name: "emporium",
             dependencies: [
-                "Operations", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability", "Payments", "Settings",
+                "Operations", "OperatorTools", "Bench", "Postgres", "Domain", "AMQP", "Messaging", "Store", "Observability", "Payments", "Settings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -163,14 +167,15 @@ let testTargets: [Target] = [
     .testTarget(
         name: "APITests",
         dependencies: [
-            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres", "Operations", "Payments",
+            "API", "Settings", "Domain", "Store", "Credentials", "TestSupport", "Postgres", "OperatorTools", "Payments",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]
     ),
     .testTarget(
         name: "IntegrationTests",
         dependencies: [
-            "API", "Workers", "Payments", "Messaging", "Operations", "TestSupport", "Postgres", "AMQP", "Domain", "Store", "Observability", "Settings",
+            "API", "Workers", "Payments", "Messaging", "Operations", "OperatorTools", "TestSupport", "Postgres", "AMQP", "Domain", "Store", "Observability",
+            "Settings",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

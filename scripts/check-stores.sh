@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One home per table (ARCHITECTURE.md, "Layout"): every table in sql/ is written (INSERT,
 # UPDATE, DELETE) by exactly one store file, and no file under Sources/API or Sources/Workers
-# holds SQL text. Exits non-zero naming each violation.
+# holds SQL text; and the layering that keeps each concern at home: the API and the workers
+# neither depend on nor import the CLI's Operations or the Bench, and Messaging imports no
+# HTTP framework. Exits non-zero naming each violation.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,8 +37,26 @@ for path, text in sorted(sources.items()):
             if sql.search(line):
                 problems.append(f"{path}:{number}: SQL outside a store: {line.strip()[:100]}")
 
+# Layering (issue 14): the API links what serves requests, not the CLI's tools or the load
+# generator; Messaging knows no HTTP.
+package = (root / "Package.swift").read_text()
+for target in ("API", "Workers"):
+    block = re.search(rf'name: "{target}",\s*dependencies: \[(.*?)\]', package, re.S)
+    if not block:
+        problems.append(f"Package.swift: target {target} not found")
+        continue
+    for forbidden in ("Operations", "Bench"):
+        if re.search(rf'"{forbidden}"', block.group(1)):
+            problems.append(f"Package.swift: target {target} depends on {forbidden}")
+for path, text in sorted(sources.items()):
+    if str(path).startswith(("Sources/API/", "Sources/Workers/")) and re.search(r"^import (Operations|Bench)$", text, re.M):
+        problems.append(f"{path}: imports the CLI's Operations or the Bench")
+    if str(path).startswith("Sources/Messaging/") and re.search(r"^import Hummingbird", text, re.M):
+        problems.append(f"{path}: Messaging imports Hummingbird")
+
 if problems:
     print("check-stores: " + "\ncheck-stores: ".join(problems), file=sys.stderr)
     sys.exit(1)
-print(f"check-stores: {len(tables)} tables, each written by one store; no SQL in Sources/API or Sources/Workers")
+print(f"check-stores: {len(tables)} tables, each written by one store; no SQL in Sources/API or Sources/Workers; "
+      "API and Workers link neither Operations nor Bench; Messaging imports no Hummingbird")
 PY

@@ -6,7 +6,7 @@ import HummingbirdWebSocket
 import Logging
 import Messaging
 import Observability
-import Operations
+import OperatorTools
 import Payments
 import Postgres
 import ServiceLifecycle

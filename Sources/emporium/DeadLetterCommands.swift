@@ -3,7 +3,7 @@ import ArgumentParser
 import Domain
 import Foundation
 import Messaging
-import Operations
+import OperatorTools
 
 /// `emporium dlq`: inspect, replay and purge dead letters.
 struct DLQ: AsyncParsableCommand {

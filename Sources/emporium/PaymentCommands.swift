@@ -3,7 +3,7 @@ import Domain
 import Foundation
 import Logging
 import Messaging
-import Operations
+import OperatorTools
 import Payments
 import Postgres
 import Settings

@@ -2,7 +2,7 @@ import AMQP
 import ArgumentParser
 import Foundation
 import Messaging
-import Operations
+import OperatorTools
 import Postgres
 
 /// `emporium status`: queues, consumers, dead letters, the outbox backlog and orders by

@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Operations
+import OperatorTools
 import Store
 import Testing
 

@@ -2,7 +2,7 @@ import AMQP
 import Domain
 import Foundation
 import Messaging
-import Operations
+import OperatorTools
 import Postgres
 import TestSupport
 import Testing

@@ -3,7 +3,7 @@ import Domain
 import Foundation
 import HTTPTypes
 import Messaging
-import Operations
+import OperatorTools
 import Postgres
 import Store
 import TestSupport

@@ -50,6 +50,12 @@ struct LongOutageTests {
             // Everything finishes by itself within a minute of the server's return.
             let settled = await TestEnvironment.eventually(timeout: finishBy - .now) { await drill.settled(orderIds) }
             #expect(settled, "not settled within 60 s after \(service) came back")
+            // The figures an operator (and an issue note) asks for; each test has its own database.
+            let confirmed = try await drill.stack.count("SELECT count(*) FROM orders WHERE status = 'CONFIRMED'")
+            let cancelled = try await drill.stack.count("SELECT count(*) FROM orders WHERE status = 'CANCELLED'")
+            print(
+                "outage drill: \(service) away \(Self.outage); \(orderIds.count) orders (40 before, \(orderIds.count - 40) during); "
+                    + "all terminal \(ContinuousClock.now - serverBack) after its restart began; \(confirmed) CONFIRMED, \(cancelled) CANCELLED")
             try await drill.expectIntact(orderIds, context: "after \(service) was away \(Self.outage)")
             let stillDown = await drill.allReady(answer: 200, within: .seconds(30))
             #expect(stillDown.isEmpty, "/ready should answer 200 once \(service) is back: \(stillDown)")

@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Messaging
 import Observability
-import Operations
+import OperatorTools
 import Store
 import TestSupport
 import Testing

@@ -1,6 +1,6 @@
 import Foundation
 import Messaging
-import Operations
+import OperatorTools
 import Postgres
 import TestSupport
 import Testing

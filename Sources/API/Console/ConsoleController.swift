@@ -5,7 +5,7 @@ import Hummingbird
 import Logging
 import Messaging
 import Observability
-import Operations
+import OperatorTools
 import Postgres
 import Store
 

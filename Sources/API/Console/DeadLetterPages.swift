@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Operations
+import OperatorTools
 import Store
 
 /// Dead letters: the CLI's list, filters, replay (dry run first, an optional rate, the replay

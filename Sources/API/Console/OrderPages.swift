@@ -1,7 +1,7 @@
 import Domain
 import Foundation
 import Hummingbird
-import Operations
+import OperatorTools
 import Store
 
 /// Orders: the filtered, paged list and one order's whole life (lines, totals, address, the

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import Operations
+import OperatorTools
 import Store
 
 /// The overview: orders by status, orders per minute over the last hour, queues and their
