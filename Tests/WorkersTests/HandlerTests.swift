@@ -268,6 +268,29 @@ struct HandlerTests {
         }
     }
 
+    /// The fake provider's crash cards are a drill (`FAKE_PROVIDER_FAULTS=true`); with the
+    /// default settings a customer who sends them gets a declined payment, not a dead worker.
+    /// A crash here would take the test process down with it, so the test fails loudly.
+    @Test("payment: without FAKE_PROVIDER_FAULTS the drill cards tok_crash and tok_crash_after_charge are declined, nothing crashes")
+    func drillCardsDeclinedByDefault() async throws {
+        try await Fixture.with { fixture in
+            let ledger = PostgresPool(configuration: fixture.pool.configuration, maxConnections: 2)
+            defer { Task { await ledger.close() } }
+            let mug = try await fixture.product(stock: 5)
+            for card in ["tok_crash", "tok_crash_after_charge"] {
+                let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: card)
+                _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
+                let outcome = try await fixture.handle(
+                    PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
+                    PaymentRequested(
+                        orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR",
+                        paymentMethod: card), orderId: order.id)
+                #expect(outcome.map(\.type) == [EventType.paymentFailed.rawValue], "\(card)")
+                #expect(try outcome[0].payload(as: PaymentOutcome.self).reason == "invalid_payment_method", "\(card)")
+            }
+        }
+    }
+
     @Test("notification: one message per event and channel, rendered from the order")
     func notifyOnce() async throws {
         try await Fixture.with { fixture in
