@@ -109,25 +109,21 @@ struct OrdersController: Sendable {
         try validate(input)
         let hash = SHA256.hash(data: raw).hexEncoded
         // One transaction decides the key, places the order with its event and stores the
-        // response: a failure anywhere rolls all of it back and leaves the key free.
-        let placement = try await pool.withTransaction { db -> Placement in
-            switch try await idempotency.lookUp(userId: userId, key: key, requestHash: hash, on: db) {
-            case .replay(let status, let body): return .replayed(status, body)
-            case .mismatch:
-                // 409: the key's stored request conflicts with this one. (The IETF draft suggests
-                // 422, which would tell a client following the schema that its body is invalid.)
-                throw APIError.conflict("this Idempotency-Key was already used with a different request body")
-            case .inFlight: throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
-            case .fresh: break
-            }
-            switch try await createOrder(userId: userId, input: input, traceparent: traceparent, db) {
-            case .placed(let order, let event):
-                let stored = try await idempotency.record(
-                    userId: userId, key: key, requestHash: hash, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
-                return .placed(stored, event)
-            case .refused(let error):
-                // Committed without an order (and without the key): the cart now shows the current prices.
-                return .refused(error)
+        // response: a failure anywhere rolls all of it back and leaves the key free. It takes
+        // two round trips: every read at once, then every write with the COMMIT.
+        var attempt = 0
+        var placement: Placement
+        while true {
+            attempt += 1
+            do {
+                placement = try await pool.withTransaction { db -> Placement in
+                    try await placeOnce(userId: userId, key: key, hash: hash, input: input, traceparent: traceparent, db)
+                }
+                break
+            } catch  where OrderStore.isOrderNumberTaken(error) && attempt < OrderStore.orderNumberAttempts {
+                // The random order number collided (rare): the whole transaction runs again
+                // with a fresh one.
+                continue
             }
         }
         let (body, appended): (String, OutboxStore.OutboxEvent)
@@ -144,6 +140,38 @@ struct OrdersController: Sendable {
         log.info("order placed", metadata: [LogKeys.eventType: "\(event.type)", LogKeys.messageID: "\(event.id)"])
         Counter(label: "orders_placed_total").increment()
         return Placed(status: 201, body: body, replayed: false)
+    }
+
+    /// One attempt at the placement transaction. The first round trip sends every read: the
+    /// key's look-up (which takes its lock), the transaction's time, and the cart (touched,
+    /// which locks it, and its priced lines). The second sends the order, its lines, history
+    /// and event, the emptied cart and the stored response, with the COMMIT.
+    private func placeOnce(userId: UUID, key: String, hash: String, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws
+        -> Placement
+    {
+        let cartReads = carts.checkoutStatements(ofUser: userId)
+        let answers = try await db.queries(
+            [idempotency.lookUpStatement(userId: userId, key: key), OrderStore.transactionTimeStatement] + cartReads)
+        switch try await idempotency.decide(answers[0], userId: userId, key: key, requestHash: hash, on: db) {
+        case .replay(let status, let body): return .replayed(status, body)
+        case .mismatch:
+            // 409: the key's stored request conflicts with this one. (The IETF draft suggests
+            // 422, which would tell a client following the schema that its body is invalid.)
+            throw APIError.conflict("this Idempotency-Key was already used with a different request body")
+        case .inFlight: throw APIError.conflict("a request with this Idempotency-Key is still being processed; retry shortly")
+        case .fresh: break
+        }
+        let now = try OrderStore.transactionTime(from: answers[1])
+        let (cartId, lines) = try carts.checkoutLines(from: answers[2...])
+        switch try await createOrder(userId: userId, cartId: cartId, lines: lines, created: now, input: input, traceparent: traceparent, db) {
+        case .placed(let order, let event):
+            let stored = try await idempotency.recordAndCommit(
+                userId: userId, key: key, requestHash: hash, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
+            return .placed(stored, event)
+        case .refused(let error):
+            // Committed without an order (and without the key): the cart now shows the current prices.
+            return .refused(error)
+        }
     }
 
     private func validate(_ input: PlaceOrder) throws {
@@ -176,12 +204,14 @@ struct OrdersController: Sendable {
     }
 
     /// Writes the order (with its lines and first history row) and its `order.placed` outbox
-    /// row, and empties the cart, all in the caller's transaction. Each line is priced and
-    /// checked against its product as it is now, in this transaction (``Checkout/decide(_:pricing:expectedTotalCents:)``).
-    private func createOrder(userId: UUID, input: PlaceOrder, traceparent: String, _ db: PostgresConnection) async throws -> Created {
-        let cartId = try await carts.cartId(for: userId, on: db)
-        // Locks the cart: two placements by the same user never take the same lines.
-        try await carts.lock(cartId, on: db)
+    /// row, and empties the cart, all in the caller's transaction, which holds the cart's lock
+    /// and read its `lines` priced as they are now. Each line is checked against its product
+    /// (``Checkout/decide(_:pricing:expectedTotalCents:)``). Nothing here is a round trip
+    /// unless the order is refused or paid manually: the writes go out with the caller's next
+    /// statement.
+    private func createOrder(
+        userId: UUID, cartId: UUID, lines: [Checkout.Line], created: Date, input: PlaceOrder, traceparent: String, _ db: PostgresConnection
+    ) async throws -> Created {
         if input.paymentMethod == PaymentIds.manualMethod {
             // A manual order holds its stock until paid or expired: a bounded number per user.
             let unpaid = try await orders.unpaidOrders(of: userId, method: PaymentIds.manualMethod, on: db)
@@ -189,7 +219,6 @@ struct OrdersController: Sendable {
                 throw APIError.conflict("\(unpaid) orders are already waiting for payment; pay or cancel one before placing another")
             }
         }
-        let lines = try await carts.pricedLines(cartId, on: db)
         let totals: Checkout.Totals
         switch Checkout.decide(lines, pricing: pricing, expectedTotalCents: input.expectedTotalCents) {
         case .place(let decided): totals = decided
@@ -212,12 +241,12 @@ struct OrdersController: Sendable {
                     errors: fieldErrors(changes)))
         }
         let items = lines.map { OrderStore.Item(productId: $0.productId, name: $0.name, sku: $0.sku, quantity: $0.quantity, unitPriceCents: $0.currentCents) }
-        let order = try await orders.create(
+        let order = try await orders.write(
             OrderStore.NewOrder(
                 id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: userId, paymentMethod: input.paymentMethod, shippingAddress: input.shippingAddress,
                 items: items, subtotalCents: totals.subtotalCents, taxCents: totals.taxCents, shippingCents: totals.shippingCents,
                 totalCents: totals.totalCents,
-                currency: totals.currency, traceparent: traceparent), on: db)
+                currency: totals.currency, traceparent: traceparent), created: created, on: db)
         try await carts.clear(cartId, on: db)
         let event = try EventEnvelope(
             type: .orderPlaced, orderId: order.id,

@@ -135,7 +135,7 @@ public final class PostgresConnection: Sendable {
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> PostgresRows {
         let statement = PostgresStatement(sql, parameters)
-        let ahead = takeOutgoing()
+        let ahead = try takeOutgoing()
         let deadline = queryTimeout
         guard ahead.isEmpty else {
             return try await perform { [handle] connection in
@@ -189,7 +189,7 @@ public final class PostgresConnection: Sendable {
     /// bounds them.
     public func executeScript(_ sql: String) async throws {
         // A script goes by the simple protocol, which a pipeline cannot carry: what waits goes first.
-        let ahead = takeOutgoing()
+        let ahead = try takeOutgoing()
         let deadline = queryTimeout
         if !ahead.isEmpty {
             _ = try await perform { [handle] connection in try runPipeline(ahead, on: connection, handle: handle, deadline: deadline) }
@@ -233,8 +233,8 @@ public final class PostgresConnection: Sendable {
             await rollBack()
             throw error
         }
-        let nothingSent = outgoing.withLock { !$0.beginSent && $0.statements.isEmpty }
-        if nothingSent { return value }
+        let (nothingSent, committed) = outgoing.withLock { (!$0.beginSent && $0.statements.isEmpty, $0.committed) }
+        if nothingSent || committed { return value }
         let commit: PostgresRows
         do {
             commit = try await query("COMMIT")
@@ -251,6 +251,42 @@ public final class PostgresConnection: Sendable {
         return value
     }
 
+    /// Runs `statements` in one round trip (libpq pipeline mode), after whatever waits to go
+    /// out (the transaction's `BEGIN`, queued writes), and returns each one's rows, in order.
+    /// For reads that do not depend on each other's answers, such as a placement's look-ups.
+    /// The first statement that fails is what this throws; the server skips the rest, so
+    /// inside a transaction the transaction has failed.
+    public func queries(_ statements: [PostgresStatement]) async throws -> [PostgresRows] {
+        guard !statements.isEmpty else { return [] }
+        let ahead = try takeOutgoing()
+        let deadline = queryTimeout
+        return try await perform { [handle] connection in
+            Array(try runPipeline(ahead + statements, on: connection, handle: handle, deadline: deadline).suffix(statements.count))
+        }
+    }
+
+    /// Runs the open transaction's last statement and its `COMMIT` in one round trip, after
+    /// whatever waits to go out, and returns that statement's rows: a transaction whose last
+    /// statement returns something (a stored response) needs no round trip of its own for the
+    /// commit. Nothing may run in the transaction after it. Throws when called outside
+    /// ``transaction(_:)``, when any statement fails, or when the server rolled back instead
+    /// of committing.
+    public func queryAndCommit(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> PostgresRows {
+        guard outgoing.withLock({ $0.inTransaction }) else {
+            throw PostgresError(code: .server, message: "queryAndCommit needs an open transaction", sqlState: "25000")
+        }
+        let ahead = try takeOutgoing()
+        let deadline = queryTimeout
+        let results = try await perform { [handle] connection in
+            try runPipeline(ahead + [PostgresStatement(sql, parameters), PostgresStatement("COMMIT")], on: connection, handle: handle, deadline: deadline)
+        }
+        guard results[results.count - 1].commandTag == "COMMIT" else {
+            throw PostgresError(code: .server, message: "the transaction had failed and was rolled back", sqlState: "25P02")
+        }
+        outgoing.withLock { $0.committed = true }
+        return results[results.count - 2]
+    }
+
     /// Queues a statement whose rows nobody reads (an `INSERT` or `UPDATE` without
     /// `RETURNING`) to go out with the next ``query(_:_:)`` or the transaction's `COMMIT`, in
     /// the same round trip (libpq pipeline mode). Inside ``transaction(_:)`` it saves a round
@@ -259,18 +295,26 @@ public final class PostgresConnection: Sendable {
     /// transaction it runs at once.
     public func enqueue(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws {
         let statement = PostgresStatement(sql, parameters)
-        let queued = outgoing.withLock { state -> Bool in
+        let queued = try outgoing.withLock { state -> Bool in
             guard state.inTransaction else { return false }
+            guard !state.committed else { throw Self.afterCommit }
             state.statements.append(statement)
             return true
         }
         if !queued { try await query(sql, parameters) }
     }
 
+    /// A statement sent in a transaction that ``queryAndCommit(_:_:)`` already committed.
+    private static let afterCommit = PostgresError(
+        code: .server, message: "a statement after queryAndCommit: the transaction is already committed", sqlState: "25000")
+
     /// Discards what is queued and ends the open transaction, if one reached the server.
     private func rollBack() async {
         let begun = outgoing.withLock { state -> Bool in
             state.statements = []
+            // Whatever happened, the ROLLBACK below must go out (after a committed
+            // transaction it is a harmless no-op; it is only sent when the body threw).
+            state.committed = false
             return state.beginSent
         }
         guard begun else { return }
@@ -279,8 +323,11 @@ public final class PostgresConnection: Sendable {
 
     /// Takes what must go out ahead of the next statement: `BEGIN` first if the open
     /// transaction has not sent it yet, then the queued statements.
-    private func takeOutgoing() -> [PostgresStatement] {
-        outgoing.withLock { state in
+    private func takeOutgoing() throws -> [PostgresStatement] {
+        try outgoing.withLock { state in
+            // After queryAndCommit the session is outside any transaction: a statement now
+            // would run on its own, not in the transaction its caller thinks it is in.
+            guard !state.committed else { throw Self.afterCommit }
             var ahead: [PostgresStatement] = []
             if state.inTransaction && !state.beginSent {
                 ahead.append(PostgresStatement("BEGIN", []))

@@ -1,13 +1,15 @@
 import CLibPQ
 import Foundation
 
-/// One statement with its bound parameters in libpq's terms: type OIDs and text values.
-struct PostgresStatement: Sendable {
+/// One statement with its bound parameters (`$1`, `$2`, …), held in libpq's terms: type OIDs
+/// and text values. ``PostgresConnection/queries(_:)`` sends several in one round trip.
+public struct PostgresStatement: Sendable {
     let sql: String
     let types: [UInt32]
     let values: [String?]
 
-    init(_ sql: String, _ parameters: [any PostgresEncodable]) {
+    /// A statement and the values bound to its parameters, in order.
+    public init(_ sql: String, _ parameters: [any PostgresEncodable] = []) {
         self.sql = sql
         self.types = parameters.map { type(of: $0).postgresType.oid }
         self.values = parameters.map(\.postgresText)
@@ -22,6 +24,9 @@ struct Outgoing {
     var beginSent = false
     /// Statements queued to go out with the next one.
     var statements: [PostgresStatement] = []
+    /// ``PostgresConnection/queryAndCommit(_:_:)`` sent the transaction's `COMMIT` with its
+    /// last statement, and the server committed: nothing is left to send.
+    var committed = false
 }
 
 /// A pipeline that could not be sent or read to its end leaves the session mid-protocol (still

@@ -34,15 +34,20 @@ package struct CartStore: Sendable {
     /// The user's cart id, creating the cart on first use. A cart idle for longer than
     /// `expiry` is emptied first (its captured prices are stale); every use touches it.
     package func cartId(for userId: UUID, on db: PostgresConnection) async throws -> UUID {
-        try await db.enqueue(
-            """
-            DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1 AND updated_at < now() - make_interval(secs => $2))
-            """, [userId, expiry.secondsWithFraction])
-        return try await db.query(
-            """
-            INSERT INTO carts (id, user_id) VALUES ($1, $2)
-            ON CONFLICT (user_id) DO UPDATE SET updated_at = now() RETURNING id
-            """, [UUID(), userId])[0].decode(UUID.self, "id")
+        try await db.queries([expireStatement(ofUser: userId), touchStatement(ofUser: userId)])[1][0].decode(UUID.self, "id")
+    }
+
+    /// Empties the user's cart if it was idle longer than `expiry`.
+    private func expireStatement(ofUser userId: UUID) -> PostgresStatement {
+        PostgresStatement(
+            "DELETE FROM cart_items WHERE cart_id IN (SELECT id FROM carts WHERE user_id = $1 AND updated_at < now() - make_interval(secs => $2))",
+            [userId, expiry.secondsWithFraction])
+    }
+
+    /// Creates the user's cart, or marks it used now; returns its id.
+    private func touchStatement(ofUser userId: UUID) -> PostgresStatement {
+        PostgresStatement(
+            "INSERT INTO carts (id, user_id) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET updated_at = now() RETURNING id", [UUID(), userId])
     }
 
     /// Locks the cart until the transaction ends: two placements by one user never take the
@@ -69,20 +74,45 @@ package struct CartStore: Sendable {
         return (cartId, lines)
     }
 
-    /// The cart's lines with their products as they are now, by product id.
-    package func pricedLines(_ cartId: UUID, on db: PostgresConnection) async throws -> [Checkout.Line] {
-        try await db.query(
+    /// The user's cart lines with their products as they are now, by product id.
+    package func pricedLines(ofUser userId: UUID, on db: PostgresConnection) async throws -> [Checkout.Line] {
+        try await db.queries([pricedLinesStatement(ofUser: userId)])[0].map(Self.pricedLine)
+    }
+
+    private func pricedLinesStatement(ofUser userId: UUID) -> PostgresStatement {
+        PostgresStatement(
             """
             SELECT ci.product_id, p.name, p.sku, ci.quantity, ci.unit_price_cents AS captured_cents, p.price_cents AS current_cents, p.currency, p.is_active
-            FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY ci.product_id
-            """, [cartId]
-        ).map {
-            Checkout.Line(
-                productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"), sku: try $0.decode(String.self, "sku"),
-                quantity: try $0.decode(Int.self, "quantity"), capturedCents: try $0.decode(Int.self, "captured_cents"),
-                currentCents: try $0.decode(Int.self, "current_cents"), currency: try $0.decode(String.self, "currency"),
-                isActive: try $0.decode(Bool.self, "is_active"))
+            FROM carts c JOIN cart_items ci ON ci.cart_id = c.id JOIN products p ON p.id = ci.product_id WHERE c.user_id = $1 ORDER BY ci.product_id
+            """, [userId])
+    }
+
+    /// The statements that open a checkout of `userId`'s cart in the caller's transaction, for
+    /// ``PostgresConnection/queries(_:)`` (with the caller's other reads, in one round trip):
+    /// the cart is emptied if it expired, touched (created on first use), and its lines read
+    /// with their products as they are now. Touching the cart is an `UPDATE` of its row (or
+    /// the insert of a new one), which holds the row's lock until the transaction ends: two
+    /// placements by one user never take the same lines, and the second reads the cart as the
+    /// first left it. ``checkoutLines(from:)`` reads the answers.
+    package func checkoutStatements(ofUser userId: UUID) -> [PostgresStatement] {
+        [expireStatement(ofUser: userId), touchStatement(ofUser: userId), pricedLinesStatement(ofUser: userId)]
+    }
+
+    /// The cart and its priced lines from the answers to ``checkoutStatements(ofUser:)``, in order.
+    package func checkoutLines(from answers: ArraySlice<PostgresRows>) throws -> (cartId: UUID, lines: [Checkout.Line]) {
+        let answers = Array(answers)
+        guard answers.count == 3 else {
+            throw PostgresError(code: .rowNotFound, message: "checkoutLines(from:) reads the 3 answers to checkoutStatements(ofUser:), not \(answers.count)")
         }
+        return (try answers[1][0].decode(UUID.self, "id"), try answers[2].map(Self.pricedLine))
+    }
+
+    private static func pricedLine(_ row: PostgresRow) throws -> Checkout.Line {
+        Checkout.Line(
+            productId: try row.decode(UUID.self, "product_id"), name: try row.decode(String.self, "name"), sku: try row.decode(String.self, "sku"),
+            quantity: try row.decode(Int.self, "quantity"), capturedCents: try row.decode(Int.self, "captured_cents"),
+            currentCents: try row.decode(Int.self, "current_cents"), currency: try row.decode(String.self, "currency"),
+            isActive: try row.decode(Bool.self, "is_active"))
     }
 
     /// Gives every line the current price of its product.

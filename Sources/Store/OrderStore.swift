@@ -131,21 +131,62 @@ package struct OrderStore: Sendable {
         var created: Date?
         for _ in 0..<Self.orderNumberAttempts {
             created = try await db.query(
-                """
-                INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
-                VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11)
-                ON CONFLICT (order_number) DO NOTHING RETURNING created_at
-                """,
-                [
-                    order.id, orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
-                    order.totalCents, order.currency, order.traceparent,
-                ]
+                Self.insertOrderSQL + " ON CONFLICT (order_number) DO NOTHING RETURNING created_at", Self.insertOrderParameters(order, orderNumber, address)
             ).first?.decode(Date.self, "created_at")
             if created != nil { break }
             orderNumber = Checkout.newOrderNumber()
         }
         guard let created else { throw OrderNumbersTaken(attempts: Self.orderNumberAttempts) }
-        // The lines and the history row go out with the caller's next statement or COMMIT.
+        try await enqueueLinesAndHistory(of: order, on: db)
+        return stored(order, number: orderNumber, created: created)
+    }
+
+    /// Writes the order, its lines and its first history row in the caller's transaction
+    /// without a round trip of its own: all three go out with the transaction's next
+    /// statement or its `COMMIT` (``PostgresConnection/enqueue(_:_:)``), as a placement that
+    /// commits in two round trips needs. `created` must be the transaction's `now()` (from
+    /// ``transactionTimeStatement``), the instant the history row is dated with. An order
+    /// number another order already has fails that later statement and the transaction;
+    /// ``isOrderNumberTaken(_:)`` tells that error apart, and the caller runs its transaction
+    /// again with a fresh number (``create(_:on:)`` instead replaces the number in place, at
+    /// the cost of a round trip).
+    package func write(_ order: NewOrder, created: Date, on db: PostgresConnection) async throws -> Order {
+        let address = try PostgresJSON(encoding: order.shippingAddress, encoder: EmporiumJSON.encoder())
+        try await db.enqueue(Self.insertOrderSQL, Self.insertOrderParameters(order, order.orderNumber, address))
+        try await enqueueLinesAndHistory(of: order, on: db)
+        return stored(order, number: order.orderNumber, created: created)
+    }
+
+    private static let insertOrderSQL = """
+        INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, tax_cents, shipping_cents, total_cents, currency, trace_parent)
+        VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11)
+        """
+
+    private static func insertOrderParameters(_ order: NewOrder, _ orderNumber: String, _ address: PostgresJSON) -> [any PostgresEncodable] {
+        [
+            order.id, orderNumber, order.userId, order.paymentMethod, address, order.subtotalCents, order.taxCents, order.shippingCents,
+            order.totalCents, order.currency, order.traceparent,
+        ]
+    }
+
+    /// The transaction's timestamp (`now()`), which a new order and its first history row are
+    /// dated with: for ``PostgresConnection/queries(_:)`` with the caller's other reads.
+    package static let transactionTimeStatement = PostgresStatement("SELECT now() AS now")
+
+    /// Reads the answer to ``transactionTimeStatement``.
+    package static func transactionTime(from rows: PostgresRows) throws -> Date {
+        try rows[0].decode(Date.self, "now")
+    }
+
+    /// Whether `error` is an order number that another order already has (the unique index
+    /// on `orders.order_number`), which a fresh number avoids.
+    package static func isOrderNumberTaken(_ error: any Error) -> Bool {
+        guard let error = error as? PostgresError else { return false }
+        return error.sqlState == "23505" && error.constraint == "orders_order_number_key"
+    }
+
+    /// The lines and the first history row, to go out with the caller's next statement or COMMIT.
+    private func enqueueLinesAndHistory(of order: NewOrder, on db: PostgresConnection) async throws {
         try await db.enqueue(
             """
             INSERT INTO order_items (id, order_id, product_id, product_name, sku, quantity, unit_price_cents, currency)
@@ -158,7 +199,11 @@ package struct OrderStore: Sendable {
             ])
         // Dated now(), the transaction's start, as the order is: the same instant.
         try await db.enqueue("INSERT INTO order_status_history (order_id, from_status, to_status) VALUES ($1, NULL, 'PENDING')", [order.id])
-        return Order(
+    }
+
+    /// The order as written: PENDING, with its first history row.
+    private func stored(_ order: NewOrder, number orderNumber: String, created: Date) -> Order {
+        Order(
             id: order.id, orderNumber: orderNumber, status: OrderStatus.pending.rawValue, cancellationReason: nil, paymentMethod: order.paymentMethod,
             shippingAddress: order.shippingAddress, items: order.items, subtotalCents: order.subtotalCents, taxCents: order.taxCents,
             shippingCents: order.shippingCents, totalCents: order.totalCents, currency: order.currency,
@@ -167,7 +212,7 @@ package struct OrderStore: Sendable {
 
     /// Order numbers drawn for one order before giving up (each collides with a chance of
     /// about one in 30,000 on a busy day's table: five in a row do not happen).
-    static let orderNumberAttempts = 5
+    package static let orderNumberAttempts = 5
 
     /// Every order number drawn for an order was taken.
     package struct OrderNumbersTaken: Error, CustomStringConvertible {

@@ -198,4 +198,68 @@ struct PipelineTests {
             #expect(try await ids(observer) == [1, 2, 3])
         }
     }
+
+    @Test("several reads in one round trip each return their own rows, after BEGIN and queued writes; one failing fails the transaction")
+    func severalReadsAtOnce() async throws {
+        try await withTable { db, observer in
+            let answers = try await db.transaction { tx -> [PostgresRows] in
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "one"])
+                return try await tx.queries([
+                    PostgresStatement("SELECT count(*) AS n FROM t"),
+                    PostgresStatement("INSERT INTO t VALUES ($1, $2) RETURNING note", [2, "two"]),
+                    PostgresStatement("SELECT note FROM t WHERE id = ANY($1) ORDER BY id", [[1, 2]]),
+                ])
+            }
+            #expect(answers.count == 3)
+            #expect(try answers[0][0].decode(Int.self, "n") == 1, "the queued write went out first")
+            #expect(try answers[1][0].decode(String.self, "note") == "two")
+            #expect(try answers[2].map { try $0.decode(String.self, "note") } == ["one", "two"])
+            #expect(try await ids(observer) == [1, 2])
+
+            let error = await #expect(throws: PostgresError.self) {
+                try await db.transaction { tx in
+                    try await tx.queries([
+                        PostgresStatement("INSERT INTO t VALUES ($1, $2)", [3, "three"]),
+                        PostgresStatement("INSERT INTO t VALUES ($1, $2)", [1, "again"]),
+                        PostgresStatement("SELECT 1 AS one"),
+                    ])
+                }
+            }
+            #expect(error?.sqlState == "23505")
+            #expect(try await ids(observer) == [1, 2], "nothing of the failed transaction is left")
+            #expect(await db.isUsable())
+        }
+    }
+
+    @Test("queryAndCommit commits with the last statement: its rows come back, another session sees the rows before the body returns, nothing may follow")
+    func lastStatementWithTheCommit() async throws {
+        try await withTable { db, observer in
+            let note = try await db.transaction { tx -> String in
+                try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "one"])
+                let note = try await tx.queryAndCommit("INSERT INTO t VALUES ($1, $2) RETURNING note", [2, "two"])[0].decode(String.self, "note")
+                // Committed already, in that one round trip: no COMMIT is left to send.
+                #expect(try await ids(observer) == [1, 2])
+                let late = await #expect(throws: PostgresError.self) { try await tx.enqueue("INSERT INTO t VALUES (3, 'three')") }
+                #expect(late?.sqlState == "25000")
+                return note
+            }
+            #expect(note == "two")
+            #expect(try await ids(observer) == [1, 2])
+            #expect(await db.isUsable())
+
+            // A queued write that fails takes the whole transaction with it, the COMMIT included.
+            let failed = await #expect(throws: PostgresError.self) {
+                try await db.transaction { tx in
+                    try await tx.enqueue("INSERT INTO t VALUES ($1, $2)", [1, "again"])
+                    try await tx.queryAndCommit("INSERT INTO t VALUES ($1, $2) RETURNING note", [4, "four"])
+                }
+            }
+            #expect(failed?.sqlState == "23505")
+            #expect(try await ids(observer) == [1, 2])
+            #expect(await db.isUsable())
+
+            let outside = await #expect(throws: PostgresError.self) { try await db.queryAndCommit("SELECT 1 AS one") }
+            #expect(outside?.sqlState == "25000")
+        }
+    }
 }

@@ -114,6 +114,43 @@ struct HandlerTests {
         }
     }
 
+    @Test(
+        "write (the placement's pipelined insert) sends nothing of its own, dates the order with the transaction, and a taken number fails the transaction as isOrderNumberTaken"
+    )
+    func pipelinedWriteOfAnOrder() async throws {
+        try await Fixture.with { fixture in
+            let productId = try await fixture.product(stock: 10)
+            let taken = try await fixture.order([OrderLine(productId: productId, quantity: 1)]).orderNumber
+            func newOrder(_ number: String) -> OrderStore.NewOrder {
+                OrderStore.NewOrder(
+                    id: UUID(), orderNumber: number, userId: fixture.customer, paymentMethod: "tok_visa",
+                    shippingAddress: .init(line1: "1 Main St", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"),
+                    items: [OrderStore.Item(productId: productId, name: "Item", sku: "SKU", quantity: 2, unitPriceCents: 1_000)],
+                    subtotalCents: 2_000, taxCents: 0, shippingCents: 0, totalCents: 2_000, currency: "EUR", traceparent: TraceContextStub.value)
+            }
+            let error = await #expect(throws: PostgresError.self) {
+                try await fixture.pool.withTransaction { db in
+                    _ = try await fixture.orders.write(newOrder(taken), created: Date(), on: db)
+                }
+            }
+            #expect(error.map { OrderStore.isOrderNumberTaken($0) } == true)
+            #expect(OrderStore.isOrderNumberTaken(PostgresError(code: .server, message: "other", sqlState: "23505")) == false)
+
+            let fresh = newOrder(Checkout.newOrderNumber())
+            let written = try await fixture.pool.withTransaction { db -> OrderStore.Order in
+                let now = try OrderStore.transactionTime(from: try await db.queries([OrderStore.transactionTimeStatement])[0])
+                return try await fixture.orders.write(fresh, created: now, on: db)
+            }
+            let stored = try await fixture.pool.query(
+                "SELECT o.order_number, o.created_at, (SELECT sum(quantity) FROM order_items WHERE order_id = o.id)::int8 AS quantity, "
+                    + "(SELECT changed_at FROM order_status_history WHERE order_id = o.id) AS changed FROM orders o WHERE o.id = $1", [fresh.id])[0]
+            #expect(try stored.decode(String.self, "order_number") == fresh.orderNumber)
+            #expect(try stored.decode(Int.self, "quantity") == 2)
+            #expect(try stored.decode(Date.self, "created_at") == written.createdAt, "the answer carries the stored instant")
+            #expect(try stored.decode(Date.self, "changed") == written.createdAt, "the history row is dated with the order")
+        }
+    }
+
     @Test("stock: all lines or none; a second order that does not fit is rejected and takes nothing")
     func reserveAllOrNothing() async throws {
         try await Fixture.with { fixture in

@@ -25,7 +25,10 @@ struct ShopCartPages: Sendable {
     private func quote(_ viewer: SessionViewer) async throws -> (lines: [CartStore.Line], quote: Checkout.Quote) {
         let lines = try await shop.carts.cart(for: viewer.userId).items
         let carts = shop.carts.carts
-        let priced = try await shop.pool.withConnection { db in try await carts.pricedLines(try await carts.cartId(for: viewer.userId, on: db), on: db) }
+        let priced = try await shop.pool.withConnection { db in
+            _ = try await carts.cartId(for: viewer.userId, on: db)
+            return try await carts.pricedLines(ofUser: viewer.userId, on: db)
+        }
         return (lines, Checkout.quote(priced, pricing: shop.pricing))
     }
 
