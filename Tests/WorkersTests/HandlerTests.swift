@@ -61,6 +61,19 @@ struct HandlerTests {
             }
         }
 
+        /// Moves `order` to AWAITING_PAYMENT and charges it with the default fake provider (no
+        /// drill faults), as the order and payment workers would; returns what the payment emits.
+        func pay(_ order: OrderStore.Order) async throws -> [EventEnvelope] {
+            let ledger = PostgresPool(configuration: pool.configuration, maxConnections: 2)
+            defer { Task { await ledger.close() } }
+            _ = try await handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
+            return try await handle(
+                PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
+                PaymentRequested(
+                    orderId: order.id, userId: customer, amountCents: order.totalCents, currency: "EUR", paymentMethod: order.paymentMethod),
+                orderId: order.id)
+        }
+
         /// Runs `handler` on one event in a transaction, as the worker does.
         func handle<H: EventHandler>(_ handler: H, _ type: EventType, _ payload: some Encodable, orderId: UUID) async throws -> [EventEnvelope] {
             let event = try EventEnvelope(type: type, orderId: orderId, payload: payload)
@@ -290,16 +303,8 @@ struct HandlerTests {
     @Test("payment: a declined card fails the payment and says so")
     func declined() async throws {
         try await Fixture.with { fixture in
-            let ledger = PostgresPool(configuration: fixture.pool.configuration, maxConnections: 2)
-            defer { Task { await ledger.close() } }
             let mug = try await fixture.product(stock: 5)
-            let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: "tok_chargeDeclined")
-            _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
-            let outcome = try await fixture.handle(
-                PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
-                PaymentRequested(
-                    orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR",
-                    paymentMethod: "tok_chargeDeclined"), orderId: order.id)
+            let outcome = try await fixture.pay(try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: "tok_chargeDeclined"))
             #expect(outcome.map(\.type) == [EventType.paymentFailed.rawValue])
             #expect(try outcome[0].payload(as: PaymentOutcome.self).reason == "card_declined")
         }
@@ -311,17 +316,9 @@ struct HandlerTests {
     @Test("payment: without FAKE_PROVIDER_FAULTS the drill cards tok_crash and tok_crash_after_charge are declined, nothing crashes")
     func drillCardsDeclinedByDefault() async throws {
         try await Fixture.with { fixture in
-            let ledger = PostgresPool(configuration: fixture.pool.configuration, maxConnections: 2)
-            defer { Task { await ledger.close() } }
             let mug = try await fixture.product(stock: 5)
             for card in ["tok_crash", "tok_crash_after_charge"] {
-                let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: card)
-                _ = try await fixture.handle(OrderHandler(), .stockReserved, StockOutcome(orderId: order.id), orderId: order.id)
-                let outcome = try await fixture.handle(
-                    PaymentHandler(provider: FakePaymentProvider(ledger: ledger)), .paymentRequested,
-                    PaymentRequested(
-                        orderId: order.id, userId: fixture.customer, amountCents: order.totalCents, currency: "EUR",
-                        paymentMethod: card), orderId: order.id)
+                let outcome = try await fixture.pay(try await fixture.order([OrderLine(productId: mug, quantity: 1)], method: card))
                 #expect(outcome.map(\.type) == [EventType.paymentFailed.rawValue], "\(card)")
                 #expect(try outcome[0].payload(as: PaymentOutcome.self).reason == "invalid_payment_method", "\(card)")
             }
