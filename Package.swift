@@ -160,7 +160,7 @@ let testTargets: [Target] = [
     .testTarget(name: "AMQPTests", dependencies: ["AMQP", "TestSupport"]),
     .testTarget(name: "DomainTests", dependencies: ["Domain"]),
     .testTarget(name: "MessagingTests", dependencies: ["Messaging", "AMQP", "Domain", "Observability"]),
-    .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
+    .testTarget(name: "ObservabilityTests", dependencies: ["Observability", .product(name: "Logging", package: "swift-log")]),
     .testTarget(name: "OperationsTests", dependencies: ["Operations", "Postgres", "Store", "TestSupport"]),
     // The handlers against a migrated database, without a broker.
     .testTarget(name: "WorkersTests", dependencies: ["Workers", "Payments", "Messaging", "Store", "Domain", "Postgres", "TestSupport"]),
