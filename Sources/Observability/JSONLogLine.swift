@@ -1,3 +1,4 @@
+import Domain
 import Logging
 
 #if canImport(Glibc)
@@ -15,6 +16,8 @@ package enum JSONLogLine {
     /// Metadata keys containing one of these (any case) are written as `[redacted]`, so a
     /// mistake at a call site cannot leak a secret.
     static let secretWords: [[UInt8]] = ["password", "token", "secret", "authorization", "cookie"].map { Array($0.utf8) }
+    /// The fields every line has, which metadata cannot replace.
+    static let fixedKeys: Set<String> = ["ts", "level", "logger", "msg"]
 
     /// The line for one entry, with its trailing newline. The fixed fields win over metadata
     /// of the same name; the entry's own metadata wins over the handler's.
@@ -26,7 +29,6 @@ package enum JSONLogLine {
         let fixed: [(String, Field)] = [
             ("ts", .text(timestamp(time))), ("level", .text(level.rawValue)), ("logger", .text(label)), ("msg", .text(message)),
         ]
-        let fixedKeys: Set<String> = ["ts", "level", "logger", "msg"]
         for (key, value) in metadata where explicit?[key] == nil && !fixedKeys.contains(key) {
             fields.append((key, isSecret(key) ? .text("[redacted]") : .value(value)))
         }
@@ -78,11 +80,11 @@ package enum JSONLogLine {
             line.append(UInt8(ascii: "]"))
         case .dictionary(let dictionary):
             line.append(UInt8(ascii: "{"))
-            for (index, key) in dictionary.keys.sorted().enumerated() {
+            for (index, entry) in dictionary.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { line.append(UInt8(ascii: ",")) }
-                appendString(key, to: &line)
+                appendString(entry.key, to: &line)
                 line.append(UInt8(ascii: ":"))
-                appendValue(dictionary[key]!, to: &line)
+                appendValue(entry.value, to: &line)
             }
             line.append(UInt8(ascii: "}"))
         }
@@ -91,7 +93,6 @@ package enum JSONLogLine {
     /// A JSON string: quotes, backslashes and control characters escaped (RFC 8259 §7), every
     /// other character as its UTF-8 bytes.
     static func appendString(_ string: String, to line: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
         line.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {
@@ -102,8 +103,7 @@ package enum JSONLogLine {
             case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
             case 0..<0x20:
                 line.append(contentsOf: #"\u00"#.utf8)
-                line.append(hex[Int(byte >> 4)])
-                line.append(hex[Int(byte & 0x0F)])
+                line.append(contentsOf: CollectionOfOne(byte).hexEncoded.utf8)
             default: line.append(byte)
             }
         }
