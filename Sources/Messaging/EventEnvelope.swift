@@ -42,7 +42,7 @@ package struct EventEnvelope: Sendable, Codable, Hashable {
         self.type = typeName
         self.occurredAt = occurredAt
         self.orderId = orderId
-        self.data = try EmporiumJSON.decoder().decode(JSONValue.self, from: EmporiumJSON.encoder().encode(payload))
+        self.data = try JSONValueEncoder().encode(payload)
         self.traceparent = traceparent
         self.schemaVersion = Self.currentSchemaVersion
     }
@@ -50,9 +50,9 @@ package struct EventEnvelope: Sendable, Codable, Hashable {
     /// The type, when this build knows it.
     package var eventType: EventType? { EventType(rawValue: type) }
 
-    /// Decodes `data` as `Payload`.
+    /// Decodes `data` as `Payload`, straight from the tree (no bytes in between).
     package func payload<Payload: Decodable>(as type: Payload.Type) throws -> Payload {
-        try EmporiumJSON.decoder().decode(Payload.self, from: EmporiumJSON.encoder().encode(data))
+        try JSONValueDecoder().decode(Payload.self, from: data)
     }
 
     /// The envelope as JSON bytes.
