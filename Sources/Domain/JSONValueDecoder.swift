@@ -70,6 +70,9 @@ private struct TreeDecoder: Decoder, SingleValueDecodingContainer {
             throw DecodingError.valueNotFound(
                 T.self, .init(codingPath: codingPath, debugDescription: "Expected \(T.self) value but found null instead."))
         }
+        // A subtree is its own JSONValue: without this, JSONValue's init(from:) would probe
+        // each node's kind by trying one type after another.
+        if T.self == JSONValue.self { return try typed(value) }
         if T.self == Date.self {
             let text = try decode(String.self)
             guard let date = EmporiumJSON.parseDate(text) else {

@@ -73,6 +73,7 @@ private final class TreeEncoder: Encoder {
     /// `encode(to:)`.
     static func box<T: Encodable>(_ value: T, codingPath: [any CodingKey]) throws -> JSONValue {
         // Type comparisons, not `as?` casts: this runs for every value of every event.
+        if T.self == JSONValue.self, let tree = value as? JSONValue { return tree }
         if T.self == Date.self, let date = value as? Date { return .string(EmporiumJSON.formatDate(date)) }
         if T.self == URL.self, let url = value as? URL { return .string(url.absoluteString) }
         if T.self == Data.self, let data = value as? Data { return .string(data.base64EncodedString()) }

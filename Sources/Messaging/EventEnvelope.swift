@@ -55,11 +55,12 @@ package struct EventEnvelope: Sendable, Codable, Hashable {
         try JSONValueDecoder().decode(Payload.self, from: data)
     }
 
-    /// The envelope as JSON bytes.
-    package func encoded() throws -> [UInt8] { Array(try EmporiumJSON.encoder().encode(self)) }
+    /// The envelope as JSON bytes: the same JSON as `EmporiumJSON.encoder()` writes, in one
+    /// pass through a tree (see JSONValueText).
+    package func encoded() throws -> [UInt8] { try JSONValueEncoder().encode(self).jsonBytes }
 
-    /// Parses an envelope from a message body.
+    /// Parses an envelope from a message body: one pass to a tree, then the fields from it.
     package static func decode(_ bytes: [UInt8]) throws -> EventEnvelope {
-        try EmporiumJSON.decoder().decode(EventEnvelope.self, from: Data(bytes))
+        try JSONValueDecoder().decode(EventEnvelope.self, from: JSONValue(parsing: bytes))
     }
 }

@@ -43,10 +43,10 @@ package enum JSONLogLine {
         line.append(UInt8(ascii: "{"))
         for (index, field) in fields.enumerated() {
             if index > 0 { line.append(UInt8(ascii: ",")) }
-            appendString(field.key, to: &line)
+            JSONValue.appendJSONString(field.key, to: &line)
             line.append(UInt8(ascii: ":"))
             switch field.value {
-            case .text(let text): appendString(text, to: &line)
+            case .text(let text): JSONValue.appendJSONString(text, to: &line)
             case .value(let value): appendValue(value, to: &line)
             }
         }
@@ -69,8 +69,8 @@ package enum JSONLogLine {
 
     private static func appendValue(_ value: Logger.Metadata.Value, to line: inout [UInt8]) {
         switch value {
-        case .string(let string): appendString(string, to: &line)
-        case .stringConvertible(let convertible): appendString(convertible.description, to: &line)
+        case .string(let string): JSONValue.appendJSONString(string, to: &line)
+        case .stringConvertible(let convertible): JSONValue.appendJSONString(convertible.description, to: &line)
         case .array(let array):
             line.append(UInt8(ascii: "["))
             for (index, element) in array.enumerated() {
@@ -82,32 +82,12 @@ package enum JSONLogLine {
             line.append(UInt8(ascii: "{"))
             for (index, entry) in dictionary.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { line.append(UInt8(ascii: ",")) }
-                appendString(entry.key, to: &line)
+                JSONValue.appendJSONString(entry.key, to: &line)
                 line.append(UInt8(ascii: ":"))
                 appendValue(entry.value, to: &line)
             }
             line.append(UInt8(ascii: "}"))
         }
-    }
-
-    /// A JSON string: quotes, backslashes and control characters escaped (RFC 8259 §7), every
-    /// other character as its UTF-8 bytes.
-    static func appendString(_ string: String, to line: inout [UInt8]) {
-        line.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): line.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): line.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): line.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): line.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:
-                line.append(contentsOf: #"\u00"#.utf8)
-                line.append(contentsOf: CollectionOfOne(byte).hexEncoded.utf8)
-            default: line.append(byte)
-            }
-        }
-        line.append(UInt8(ascii: "\""))
     }
 
     /// `2026-12-02T13:10:48.778Z`: UTC, milliseconds.
