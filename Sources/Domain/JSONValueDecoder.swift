@@ -64,12 +64,9 @@ private struct TreeDecoder: Decoder, SingleValueDecodingContainer {
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try unbox(type) }
 
     /// `T` from this node: the types `JSONDecoder` treats specially first, then `T`'s own
-    /// `init(from:)`. A `null` where a value is required is `valueNotFound`, as in `JSONDecoder`.
+    /// `init(from:)`. A `null` is for `T` to take or refuse (the primitives refuse it with
+    /// `valueNotFound`, as in `JSONDecoder`).
     func unbox<T: Decodable>(_ type: T.Type) throws -> T {
-        if value == .null, !(T.self is any OptionalMarker.Type) {
-            throw DecodingError.valueNotFound(
-                T.self, .init(codingPath: codingPath, debugDescription: "Expected \(T.self) value but found null instead."))
-        }
         // A subtree is its own JSONValue: without this, JSONValue's init(from:) would probe
         // each node's kind by trying one type after another.
         if T.self == JSONValue.self { return try typed(value) }
@@ -146,10 +143,6 @@ extension Dictionary: StringKeyedDecodable where Key == String, Value: Decodable
     }
 }
 
-/// Lets ``TreeDecoder/unbox(_:)`` tell `Optional` apart without knowing its wrapped type.
-private protocol OptionalMarker {}
-extension Optional: OptionalMarker {}
-
 private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     /// The object's members under their camelCase names.
     let members: [String: JSONValue]
@@ -158,8 +151,10 @@ private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     init(members: [String: JSONValue], codingPath: [any CodingKey]) {
         var converted: [String: JSONValue] = [:]
         converted.reserveCapacity(members.count)
-        for (name, member) in members where converted[EmporiumJSON.camelCase(fromSnakeCase: name)] == nil {
-            converted[EmporiumJSON.camelCase(fromSnakeCase: name)] = member
+        for (name, member) in members {
+            // Two JSON keys that convert alike: one of them wins, as in `JSONDecoder`.
+            let camel = EmporiumJSON.camelCase(fromSnakeCase: name)
+            if converted[camel] == nil { converted[camel] = member }
         }
         self.members = converted
         self.codingPath = codingPath

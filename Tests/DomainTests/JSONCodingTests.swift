@@ -44,6 +44,9 @@ struct JSONCodingTests {
         var aB = 1
         var x1Y = 3
         var nested: [String: [String: Int?]] = ["innerKey": ["deepKey": nil, "other": 4]]
+        // Trees inside typed values, nulls included (a null is a JSONValue, not a missing one).
+        var nothing: JSONValue = .null
+        var anything: JSONValue = .object(["someKey": .null, "list": .array([.null, .int(1), .string("x")])])
     }
 
     class Base: Codable {
@@ -131,7 +134,8 @@ struct JSONCodingTests {
 
     static let awkwardKeys = [
         "", "a", "A", "id", "HTTPStatus", "ID", "orderId", "myURLKey", "URL", "aB", "ABc", "ABCd", "x1Y", "x1y", "already_snake", "_leading", "trailing_",
-        "__both__", "_", "a__b", "Order_Id", "order_ID", "a_2fa", "UPPER_CASE", "émigré_été", "naïveKey", "ÉtéKey", "a_b_c_d",
+        "__both__", "_", "a__b", "order_id", "payment_intent_id", "_x_y_", "x_", "schema_version", "a_b2", "2_fa", "Order_Id", "order_ID", "a_2fa",
+        "UPPER_CASE", "émigré_été", "naïveKey", "ÉtéKey", "a_b_c_d",
     ]
 
     @Test("snake_case and camelCase conversions match Foundation's key strategies key for key, awkward ones included")
