@@ -38,7 +38,7 @@ package struct NotificationHandler: EventHandler {
             return []
         }
         if let type = event.eventType, MerchantWebhooks.eventTypes.contains(type) {
-            let body = String(decoding: try EmporiumJSON.encoder().encode(MerchantEventBody(event)), as: UTF8.self)
+            let body = String(decoding: try JSONValueEncoder().encode(MerchantEventBody(event)).jsonBytes, as: UTF8.self)
             try await webhooks.enqueue(
                 eventId: event.id, eventType: type.rawValue, body: body, matching: { MerchantWebhooks.matches($0, type.rawValue) }, on: db)
         }
