@@ -46,7 +46,7 @@ extension JSONValue {
         case .double(let number):
             // Finite only: the encoder refuses NaN and infinity. A whole number is written
             // without `.0`, as `JSONEncoder` writes it.
-            if number.rounded() == number, let whole = Int(exactly: number) {
+            if let whole = Int(exactly: number) {
                 text.append(contentsOf: String(whole).utf8)
             } else {
                 text.append(contentsOf: number.description.utf8)
@@ -104,7 +104,13 @@ private struct JSONTextParser {
     }
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        // A switch, not `[…].contains`: this runs between every two tokens.
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     mutating func value(depth: Int) throws -> JSONValue {
@@ -124,7 +130,8 @@ private struct JSONTextParser {
     /// `value`, if the text here is `word`.
     private mutating func literal(_ word: StaticString, _ value: JSONValue) throws -> JSONValue {
         let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count, memcmp(bytes.baseAddress! + index, word.utf8Start, count) == 0 else {
+        let expected = UnsafeBufferPointer(start: word.utf8Start, count: count)
+        guard index + count <= bytes.count, bytes[index..<(index + count)].elementsEqual(expected) else {
             throw corrupted("unexpected character")
         }
         index += count
