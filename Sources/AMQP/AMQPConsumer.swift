@@ -102,6 +102,11 @@ public final class AMQPConsumer: Sendable {
     public var isConnected: Bool { core.shared.withLock { $0.connected } }
     /// How many times the consumer reconnected after a broken connection.
     public var reconnects: Int { core.shared.withLock { $0.reconnects } }
+    /// The live connection's number (1 for the first, then one more per reconnect), or nil
+    /// while the consumer is not subscribed. Read in one step with ``isConnected``, so a
+    /// caller that sees the same number twice knows no delivery was lost in between to a
+    /// reconnect (an exclusive queue does not outlive its connection).
+    public var connection: Int? { core.shared.withLock { $0.connected ? $0.connections : nil } }
 
     private func perform(_ make: (CheckedContinuation<Void, any Error>) -> ConsumerCore.Operation) async throws {
         try await withCheckedThrowingContinuation { continuation in
@@ -126,6 +131,8 @@ private final class ConsumerCore: @unchecked Sendable {
         var stopped = false
         var connected = false
         var reconnects = 0
+        /// Connections made so far; raised together with `connected`.
+        var connections = 0
     }
 
     let configuration: AMQPConfiguration
@@ -252,7 +259,10 @@ private final class ConsumerCore: @unchecked Sendable {
         }
         self.session = session
         generation += 1
-        shared.withLock { $0.connected = true }
+        shared.withLock {
+            $0.connected = true
+            $0.connections += 1
+        }
     }
 
     private func dropSession(_ error: any Error) {

@@ -55,21 +55,14 @@ struct OrderEventSocket: Sendable {
     }
 
     private func stream(_ orderId: UUID, after last: Int?, to outbound: WebSocketOutboundWriter) async throws {
-        _ = await feed.connected(within: .seconds(2))
-        guard
-            let (missed, events, status) = try await feed.subscribe(
-                after: last, thenRead: { try await pool.withConnection { try await orders.status(of: orderId, on: $0) } })
-        else { return }
-        try await outbound.write(.text(Self.json(["event": "status", "order_id": orderId.uuidString.lowercased(), "status": status.rawValue])))
-        func settles(_ event: LiveEvent) -> Bool { event.status.flatMap(OrderStatus.init(rawValue:))?.isTerminal ?? false }
-        for event in missed where event.orderId == orderId {
-            try await outbound.write(.text(Self.message(event)))
-            if settles(event) { return }
-        }
-        if status.isTerminal { return }
-        for await event in events where event.orderId == orderId {
-            try await outbound.write(.text(Self.message(event)))
-            if settles(event) { return }
+        guard let items = try await OrderWatch(pool: pool, feed: feed).open(orderId, after: last) else { return }
+        for await item in items {
+            switch item {
+            case .status(let status):
+                try await outbound.write(.text(Self.json(["event": "status", "order_id": orderId.uuidString.lowercased(), "status": status.rawValue])))
+            case .change(let event):
+                try await outbound.write(.text(Self.message(event)))
+            }
         }
     }
 

@@ -11,11 +11,17 @@ import Store
 /// `status`), then one `change` event per event of the order as the saga moves it, each with
 /// the fan-out's sequence as its id; it ends once the order reaches a state the saga leaves
 /// alone (CONFIRMED, CANCELLED or later). A client that reconnects with `Last-Event-ID` first
-/// gets the events it missed that this process still holds.
+/// gets the events it missed that this process still holds. When the process's feed may have
+/// missed an event, another `status` event says the status read again (see ``OrderWatch``).
 struct OrderEventsController: Sendable {
     let pool: PostgresPool
-    let feed: EventFanOut
+    let watch: OrderWatch
     private let orders = OrderStore()
+
+    init(pool: PostgresPool, feed: EventFanOut) {
+        self.pool = pool
+        watch = OrderWatch(pool: pool, feed: feed)
+    }
 
     func register(on group: RouterGroup<AppRequestContext>) {
         group.get("orders/:id/events") { request, context in try await events(request, context) }
@@ -57,16 +63,13 @@ struct OrderEventsController: Sendable {
     func stream(_ id: UUID, owner: UUID?, lastEventID: Int?) async throws -> Response {
         // Another user's order is indistinguishable from a missing one.
         guard try await pool.withConnection({ try await orders.ownerAndTrace(id, owner: owner, on: $0) }) != nil else { throw APIError.notFound("order") }
-        // Subscribed (on a connected feed) before the status is read, so no change falls
-        // between the two. With the broker down the stream still opens with the status.
-        _ = await feed.connected(within: .seconds(2))
-        guard
-            let (missed, events, status) = try await feed.subscribe(
-                after: lastEventID, thenRead: { try await pool.withConnection { try await orders.status(of: id, on: $0) } })
-        else { throw APIError.notFound("order") }
+        guard let items = try await watch.open(id, after: lastEventID) else { throw APIError.notFound("order") }
         return LiveStream.response(
-            subscription: (missed, events), prelude: [Self.statusFrame(orderId: id, status: status)], finished: status.isTerminal,
-            include: { $0.orderId == id },
-            endsAfter: { event in event.status.flatMap(OrderStatus.init(rawValue:))?.isTerminal ?? false })
+            frames: items.map { item in
+                switch item {
+                case .status(let status): Self.statusFrame(orderId: id, status: status)
+                case .change(let event): LiveStream.frame(event)
+                }
+            })
     }
 }

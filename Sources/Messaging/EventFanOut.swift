@@ -111,9 +111,10 @@ package final class EventFanOut: Service, Sendable {
     /// falls between the two. A read that fails or finds nothing ends the subscription at
     /// once (otherwise it would stay registered, and buffered, for the life of the process);
     /// nil when it found nothing.
-    package func subscribe<Value>(after lastSequence: Int?, thenRead read: () async throws -> Value?) async throws -> (
-        missed: [LiveEvent], events: AsyncStream<LiveEvent>, value: Value
-    )? {
+    package func subscribe<Value>(after lastSequence: Int?, thenRead read: () async throws -> Value?) async throws -> Watch<Value>? {
+        // Taken before the subscriber is registered: if the feed is still on this connection
+        // later, it was on it all along, so no event of it was lost.
+        let connection = self.connection
         let (missed, events) = subscribe(after: lastSequence)
         let value: Value?
         do {
@@ -126,8 +127,27 @@ package final class EventFanOut: Service, Sendable {
             Self.discard(events)
             return nil
         }
-        return (missed, events, value)
+        return Watch(missed: missed, events: events, value: value, connection: connection)
     }
+
+    /// A subscription that began with a read of the state its events change.
+    package struct Watch<Value> {
+        /// The events after the caller's last sequence that the ring still held.
+        package let missed: [LiveEvent]
+        /// Every event from the subscription on.
+        package let events: AsyncStream<LiveEvent>
+        /// What the read found, after the subscription began.
+        package let value: Value
+        /// The feed's ``EventFanOut/connection`` when the subscription began. Events reach the
+        /// subscriber without a gap only while the feed stays on that connection: when it was
+        /// nil (the broker was down, or the feed still connecting) or has changed, events may
+        /// have passed unseen, and the state must be read again once the feed is connected.
+        package let connection: Int?
+    }
+
+    /// The feed's live connection: a number that changes on every reconnect, nil while it is
+    /// not connected. See ``Watch/connection``.
+    package var connection: Int? { consumer.withLock { $0.consumer?.connection } }
 
     /// Ends a subscription nobody will read: iterating its stream and cancelling that removes
     /// the subscriber.
@@ -187,3 +207,5 @@ package final class EventFanOut: Service, Sendable {
         }
     }
 }
+
+extension EventFanOut.Watch: Sendable where Value: Sendable {}

@@ -10,6 +10,8 @@ import ServiceLifecycle
 import TestSupport
 import Testing
 
+@testable import API
+
 /// `GET /api/v1/orders/{id}/events` against the real stack: who may listen, the order of the
 /// events, the end at a terminal status, and a reconnect with `Last-Event-ID`.
 @Suite("Order event stream (Server-Sent Events and WebSocket)", .timeLimit(.minutes(3)))
@@ -30,42 +32,61 @@ struct OrderEventStreamTests {
     }
 
     /// Reads `GET /api/v1/orders/{id}/events` until the server ends it, `until` holds for the
-    /// frames so far, or 30 s pass (a failure).
-    func read(_ stack: Stack, _ orderId: UUID, token: String?, lastEventID: Int? = nil, until: @escaping ([Frame]) -> Bool = { _ in false }) async throws
-        -> Read
-    {
+    /// frames so far, or 30 s pass (a failure, for the head and the body alike).
+    func read(
+        _ stack: Stack, _ orderId: UUID, token: String?, lastEventID: Int? = nil, until: @escaping @Sendable ([Frame]) -> Bool = { _ in false }
+    ) async throws -> Read {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(stack.port)/api/v1/orders/\(orderId.uuidString.lowercased())/events")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
+        let deadline = ContinuousClock.now + .seconds(30)
         let response = try await HTTPClient.shared.execute(request, deadline: .now() + .seconds(30))
         guard response.status == .ok else { return Read(status: Int(response.status.code), frames: [], ended: true) }
         #expect(response.headers.first(name: "content-type") == "text/event-stream")
+        return try await withThrowingTaskGroup(of: Read.self) { group in
+            group.addTask { try await Self.frames(of: response.body, until: until) }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                throw TestFailure("the event stream of \(orderId) neither ended nor showed what was awaited within 30 s")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    /// The SSE frames of `body`, until it ends or `until` holds for the frames so far.
+    static func frames(of body: HTTPClientResponse.Body, until: @Sendable ([Frame]) -> Bool) async throws -> Read {
         var text = ""
         var frames: [Frame] = []
-        for try await chunk in response.body {
+        for try await chunk in body {
             text += String(buffer: chunk)
             while let end = text.range(of: "\n\n") {
                 let block = text[..<end.lowerBound]
                 text = String(text[end.upperBound...])
-                var frame = Frame()
-                var isEvent = false
-                for line in block.split(separator: "\n") where !line.hasPrefix(":") {
-                    let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                    guard parts.count == 2 else { continue }
-                    switch parts[0] {
-                    case "id": frame.id = Int(parts[1])
-                    case "event": frame.event = parts[1]
-                    case "data":
-                        isEvent = true
-                        frame.data = (try? JSONSerialization.jsonObject(with: Data(parts[1].utf8)) as? [String: String]) ?? [:]
-                    default: break
-                    }
-                }
-                if isEvent { frames.append(frame) }
+                if let frame = frame(block) { frames.append(frame) }
             }
             if until(frames) { return Read(status: 200, frames: frames, ended: false) }
         }
         return Read(status: 200, frames: frames, ended: true)
+    }
+
+    /// One SSE block as a frame; nil for a block without data (a comment or a `retry:`).
+    static func frame(_ block: Substring) -> Frame? {
+        var frame = Frame()
+        var isEvent = false
+        for line in block.split(separator: "\n") where !line.hasPrefix(":") {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { continue }
+            switch parts[0] {
+            case "id": frame.id = Int(parts[1])
+            case "event": frame.event = parts[1]
+            case "data":
+                isEvent = true
+                frame.data = (try? JSONSerialization.jsonObject(with: Data(parts[1].utf8)) as? [String: String]) ?? [:]
+            default: break
+            }
+        }
+        return isEvent ? frame : nil
     }
 
     @Test("the owner gets the status now, then the order's changes in order, and the stream ends at CONFIRMED")
@@ -249,6 +270,48 @@ struct OrderEventStreamTests {
             #expect(await TestEnvironment.eventually(timeout: .seconds(5)) { feed.subscriberCount == 0 }, "\(feed.subscriberCount) subscribers left")
             let kept = try await feed.subscribe(after: nil, thenRead: { 7 })
             #expect(kept?.value == 7 && feed.subscriberCount == 1)
+            await group.triggerGracefulShutdown()
+            _ = await running.result
+        }
+    }
+
+    @Test("a stream whose feed missed the order's events still ends: it reads the status again and says it")
+    func missedEvents() async throws {
+        var options = Stack.Options()
+        options.providerLatency = .seconds(2)
+        try await Stack.run(options) { stack in
+            // A feed that never connects (nothing listens on port 1) sees none of the order's
+            // events, as when the process's feed connects too late or loses its connection.
+            var unreachable = stack.amqp
+            unreachable.port = 1
+            let logger = Logger(label: "test")
+            let feed = EventFanOut(amqp: unreachable, names: stack.names, instance: "missed-test", logger: logger)
+            let group = ServiceGroup(services: [feed], gracefulShutdownSignals: [], logger: logger)
+            let running = Task { try await group.run() }
+            let (_, _, (_, token)) = try await stack.filledCart()
+            let orderId = try await stack.placeOrder(token)
+            let items = try #require(try await OrderWatch(pool: stack.db, feed: feed).open(orderId, after: nil))
+            let said = try await withThrowingTaskGroup(of: [OrderStatus].self) { group in
+                group.addTask {
+                    var said: [OrderStatus] = []
+                    for await item in items {
+                        guard case .status(let status) = item else { throw TestFailure("a change came from a feed that is not connected: \(item)") }
+                        said.append(status)
+                    }
+                    return said
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(30))
+                    throw TestFailure("the stream did not end within 30 s")
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+            #expect(feed.connection == nil)
+            #expect(["PENDING", "AWAITING_PAYMENT"].contains(said.first?.rawValue ?? ""), "opened at \(said)")
+            #expect(said.last == .confirmed, "said \(said)")
+            #expect(Set(said).count == said.count, "a status said twice: \(said)")
+            #expect(try await OrderWatch(pool: stack.db, feed: feed).open(UUID(), after: nil) == nil)
             await group.triggerGracefulShutdown()
             _ = await running.result
         }

@@ -13,7 +13,8 @@ struct LiveStream: Sendable {
     static let heartbeat: Duration = .seconds(15)
 
     func stream(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
-        return Self.response(subscription: feed.subscribe(after: Self.lastEventID(request))) { _ in true }
+        let (missed, events) = feed.subscribe(after: Self.lastEventID(request))
+        return Self.response(prelude: missed.map(Self.frame), frames: events.map(Self.frame))
     }
 
     /// The `Last-Event-ID` a reconnecting client sent, if any.
@@ -21,36 +22,21 @@ struct LiveStream: Sendable {
         request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
     }
 
-    /// An SSE response: the `prelude` frames, then the events of `subscription` that `include`
-    /// accepts, until one that `endsAfter` accepts (then the stream ends), the client goes away,
-    /// or the process shuts down. `finished` ends it right after the prelude and the missed events.
-    static func response(
-        subscription: (missed: [LiveEvent], events: AsyncStream<LiveEvent>), prelude: [String] = [], finished: Bool = false,
-        include: @escaping @Sendable (LiveEvent) -> Bool, endsAfter: @escaping @Sendable (LiveEvent) -> Bool = { _ in false }
-    ) -> Response {
-        let (missed, events) = subscription
+    /// An SSE response: the `prelude` frames, then each of `frames` until it ends (then the
+    /// stream ends), the client goes away, or the process shuts down.
+    static func response<Frames: AsyncSequence & Sendable>(prelude: [String] = [], frames: Frames) -> Response
+    where Frames.Element == String, Frames.Failure == Never {
         let body = ResponseBody { writer in
             let (lines, output) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(EventFanOut.subscriberBuffer))
             output.yield("retry: 3000\n: connected\n\n")
             for frame in prelude { output.yield(frame) }
-            var ended = false
-            for event in missed where !ended && include(event) {
-                output.yield(Self.frame(event))
-                ended = endsAfter(event)
-            }
-            let done = ended || finished
-            if done { output.finish() }
             // Two helpers feed `lines`; this task alone writes (the writer is not Sendable).
-            // When the browser goes away the write throws and the helpers are cancelled.
+            // When the browser goes away the write throws and the helpers are cancelled, which
+            // ends the iteration of `frames` and with it the subscription behind them.
             let helpers = Task {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        if !done {
-                            for await event in events where include(event) {
-                                output.yield(Self.frame(event))
-                                if endsAfter(event) { break }
-                            }
-                        }
+                        for await frame in frames { output.yield(frame) }
                         output.finish()
                     }
                     group.addTask {
