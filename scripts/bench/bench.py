@@ -428,6 +428,35 @@ def database_counters(db):
         return None
 
 
+def table_writes(db):
+    """Rows each table of the bench database took so far: inserted, updated (and of those, HOT:
+    no index touched, the new version on the same page), deleted. pg_stat_user_tables counts
+    a backend's writes when its transaction ends, so read it with the backends idle."""
+    try:
+        rows = db.query("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables")
+    except SystemExit:
+        return None
+    counts = {}
+    for row in rows.strip().splitlines():
+        name, *numbers = row.split("|")
+        counts[name] = [int(n) for n in numbers]
+    return counts
+
+
+def row_writes(before, after, orders):
+    """Per order, the rows each table took during a phase, and the share of updates that were
+    HOT: an update that is not HOT writes a new entry into every index of its table."""
+    if before is None or after is None:
+        return None
+    tables = {}
+    for name, now in after.items():
+        inserted, updated, hot, deleted = (n - w for n, w in zip(now, before.get(name, [0, 0, 0, 0])))
+        if inserted or updated or deleted:
+            tables[name] = {"inserted": round(inserted / orders, 2), "updated": round(updated / orders, 2),
+                            "hot_share": round(hot / updated, 2) if updated else None, "deleted": round(deleted / orders, 2)}
+    return dict(sorted(tables.items(), key=lambda item: -(item[1]["inserted"] + item[1]["updated"] + item[1]["deleted"])))
+
+
 # Counters the API and the workers keep (GET /metrics), read around each (e) window: the
 # client's side of what the server's statistics cannot show.
 PROCESS_COUNTERS = {
@@ -682,6 +711,11 @@ def render(results):
         if cost.get("round_trips") is not None:
             add(f"      and {cost['round_trips']:.2f} PostgreSQL round trips (API and workers, counted by the client), {cost['deliveries_handled']:.2f} deliveries handled,"
                 f" {cost['duplicates_skipped']:.2f} duplicates skipped, {cost['messages_acked']:.2f} acked per order placed")
+        if cost.get("row_writes"):
+            add("      rows written per order placed, by table (inserted / updated, HOT share of the updates / deleted):")
+            for table, w in cost["row_writes"].items():
+                hot = "-" if w["hot_share"] is None else f"{w['hot_share'] * 100:.0f}% HOT"
+                add(f"        {table}: {w['inserted']:.2f} / {w['updated']:.2f}, {hot} / {w['deleted']:.2f}")
         runs = results.get("end_to_end_runs") or []
         if len(runs) > 1:
             rates_ = [r["end_to_end_throughput"] for r in runs]
@@ -901,7 +935,7 @@ def main():
             time.sleep(1)  # statistics reach pg_stat_database when a backend goes idle
             before = {"statements": statement_stats(db), "database": database_counters(db), "log_lines": log_lines(),
                       "outbox": int(db.value("SELECT count(*) FROM outbox")), "inbox": int(db.value("SELECT count(*) FROM inbox")),
-                      "counters": stack.counters(PROCESS_COUNTERS)}
+                      "counters": stack.counters(PROCESS_COUNTERS), "tables": table_writes(db)}
             accounting.start()
             report = emporium_bench(env, url, "--rate", e2e_rate, "--duration", e2e_seconds, "--customers", 400, "--settle-timeout", 300)
             report["drain_seconds"] = wait_drained(db, vhost)
@@ -913,6 +947,7 @@ def main():
             cost["messages_published"] = round((int(db.value("SELECT count(*) FROM outbox")) - before["outbox"]) / placed, 2)
             cost["messages_consumed"] = round((int(db.value("SELECT count(*) FROM inbox")) - before["inbox"]) / placed, 2)
             cost["log_lines"] = round((log_lines() - before["log_lines"]) / placed, 2)
+            cost["row_writes"] = row_writes(before["tables"], table_writes(db), placed)
             counted = stack.counters(PROCESS_COUNTERS)
             for metric, key in PROCESS_COUNTERS.items():
                 cost[key] = round((counted[metric] - before["counters"][metric]) / placed, 2)
