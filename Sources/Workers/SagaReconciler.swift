@@ -26,7 +26,12 @@ import Store
 ///
 /// Each handler is idempotent per order, so re-driving a step that did happen (its answer
 /// was only slow) changes nothing. An order whose event still waits in the outbox (the
-/// broker is down) is left alone; each order is re-driven with growing spacing
+/// broker is down) is left alone, and so is one whose step's work queue has messages ready:
+/// under a backlog longer than `stall` (a saturated system) the order's message is most
+/// likely among them, and a re-emitted copy would only queue behind it as extra work. Such an
+/// order is re-driven once the queue has drained, if it still has not moved. When the depth
+/// cannot be read (the broker is unreachable), the order is re-driven as before: the event
+/// then waits in the outbox. Each order is re-driven with growing spacing
 /// (`stall` × (n + 1)) and at most `maxRedrives` times, then logged for an operator.
 /// Replicas share the work: one pass at a time holds a transaction-level advisory lock.
 package struct SagaReconciler: Service {
@@ -56,22 +61,24 @@ package struct SagaReconciler: Service {
     let outbox: OutboxPublisher
     let names: MessagingNames
     let settings: Settings
+    let backlog: WorkQueueBacklog
     let logger: Logger
     private let saga = SagaStore()
     private let orders = OrderStore()
 
     /// Creates the reconciler.
-    package init(pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, settings: Settings, logger: Logger) {
+    package init(pool: PostgresPool, outbox: OutboxPublisher, names: MessagingNames, settings: Settings, backlog: WorkQueueBacklog, logger: Logger) {
         self.pool = pool
         self.outbox = outbox
         self.names = names
         self.settings = settings
+        self.backlog = backlog
         self.logger = logger
     }
 
     package func run() async throws {
         await runPeriodically(every: settings.interval, task: "saga reconciler", logger: logger) {
-            while try await reconcileOnce().count == Self.batchLimit {}
+            while try await reconcileOnce().redrives.count == Self.batchLimit {}
         }
     }
 
@@ -80,21 +87,37 @@ package struct SagaReconciler: Service {
 
     private static let lockKey = "emporium.saga-reconciler"
 
-    /// One pass: finds stalled orders and re-drives them; returns what it re-drove.
+    /// What one pass did.
+    package struct Pass: Sendable, Equatable {
+        /// The steps it re-drove.
+        package var redrives: [Redrive] = []
+        /// Stalled orders it left for a later pass, per work queue that had messages ready.
+        package var deferred: [String: Int] = [:]
+    }
+
+    /// One pass: finds stalled orders and re-drives them, except those queued behind a backlog.
     @discardableResult
-    package func reconcileOnce() async throws -> [Redrive] {
-        let (redrives, emitted, exhausted) = try await pool.withTransaction { db -> ([Redrive], [(EventEnvelope, String)], [UUID]) in
+    package func reconcileOnce() async throws -> Pass {
+        let (redrives, emitted, exhausted, deferred) = try await pool.withTransaction {
+            db -> ([Redrive], [(EventEnvelope, String)], [UUID], [String: Int]) in
             // One pass at a time across replicas; the others skip this round.
-            guard try await db.tryAdvisoryTransactionLock(Self.lockKey) else { return ([], [], []) }
+            guard try await db.tryAdvisoryTransactionLock(Self.lockKey) else { return ([], [], [], [:]) }
             let stalled = try await saga.stalled(
                 stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives,
                 limit: Self.batchLimit, on: db)
+            let ready = stalled.isEmpty ? [:] : await backlog.ready(in: Set(stalled.flatMap { queues(of: $0.steps) }))
             var redrives: [Redrive] = []
             var emitted: [(EventEnvelope, String)] = []
             var exhausted: [UUID] = []
+            var deferred: [String: Int] = [:]
             for order in stalled {
                 if order.redrives >= settings.maxRedrives {
                     exhausted.append(order.orderId)
+                    continue
+                }
+                // Queued behind a backlog, not lost: wait until the queue has drained.
+                if let busy = queues(of: order.steps).first(where: { (ready[$0] ?? 0) > 0 }) {
+                    deferred[busy, default: 0] += 1
                     continue
                 }
                 for step in order.steps {
@@ -108,7 +131,13 @@ package struct SagaReconciler: Service {
             }
             // Counted once: the next pass no longer selects them (redrives past the limit).
             if !exhausted.isEmpty { try await saga.markReported(exhausted, on: db) }
-            return (redrives, emitted, exhausted)
+            return (redrives, emitted, exhausted, deferred)
+        }
+        for (queue, orders) in deferred.sorted(by: { $0.key < $1.key }) {
+            Counter(label: "saga_redrives_deferred_total", dimensions: [("queue", queue)]).increment(by: orders)
+            logger.info(
+                "saga re-drive deferred: the orders have not advanced, but their step's queue has messages ready; they are re-driven once it drains",
+                metadata: ["amqp.queue": "\(queue)", "saga.orders": "\(orders)"])
         }
         for (event, queue) in emitted { outbox.publishSoon([event], toQueue: queue) }
         for redrive in redrives {
@@ -125,39 +154,49 @@ package struct SagaReconciler: Service {
                 "saga stalled after \(settings.maxRedrives) re-drives; an operator must look at this order (emporium dlq list --order)",
                 metadata: ["order.id": "\(orderId)"])
         }
-        return redrives
+        return Pass(redrives: redrives, deferred: deferred)
+    }
+
+    /// The role that performs `step`.
+    static func role(for step: String) -> WorkerRole? {
+        switch step {
+        case "reserve", "commit", "release": .stock
+        case "pay", "refund": .payment
+        default: nil
+        }
+    }
+
+    /// The work queues the re-driven events of `steps` would go to.
+    private func queues(of steps: [String]) -> [String] {
+        steps.compactMap { Self.role(for: $0).map(names.queue) }
     }
 
     /// The event that makes `step` happen again for a stalled order, and the role that
     /// performs it.
     private func event(for step: String, order: SagaStore.Stalled, _ db: PostgresConnection) async throws -> (EventEnvelope, WorkerRole)? {
+        guard let role = Self.role(for: step) else { return nil }
         let orderId = order.orderId, userId = order.userId, traceparent = order.traceparent
+        let event: EventEnvelope
         switch step {
         case "reserve":
             let payload = OrderPlaced(
                 orderId: orderId, userId: userId, totalCents: order.totalCents, currency: order.currency,
                 paymentMethod: order.paymentMethod, lines: try await orders.lines(of: orderId, on: db))
-            return (try EventEnvelope(type: .orderPlaced, orderId: orderId, payload: payload, traceparent: traceparent), .stock)
+            event = try EventEnvelope(type: .orderPlaced, orderId: orderId, payload: payload, traceparent: traceparent)
         case "pay":
             // A manual payment confirmed by its customer carries the card on the payment row.
             let payload = PaymentRequested(
                 orderId: orderId, userId: userId, amountCents: order.totalCents, currency: order.currency,
                 paymentMethod: order.confirmedMethod ?? order.paymentMethod)
-            return (try EventEnvelope(type: .paymentRequested, orderId: orderId, payload: payload, traceparent: traceparent), .payment)
+            event = try EventEnvelope(type: .paymentRequested, orderId: orderId, payload: payload, traceparent: traceparent)
         case "commit":
-            return (
-                try EventEnvelope(type: .orderConfirmed, orderId: orderId, payload: OrderOutcome(orderId: orderId, userId: userId), traceparent: traceparent),
-                .stock
-            )
-        case "release", "refund":
-            return (
-                try EventEnvelope(
-                    type: .orderCancelled, orderId: orderId,
-                    payload: OrderOutcome(orderId: orderId, userId: userId, reason: order.cancellationReason), traceparent: traceparent),
-                step == "release" ? .stock : .payment
-            )
-        default:
-            return nil
+            event = try EventEnvelope(
+                type: .orderConfirmed, orderId: orderId, payload: OrderOutcome(orderId: orderId, userId: userId), traceparent: traceparent)
+        default:  // "release", "refund"
+            event = try EventEnvelope(
+                type: .orderCancelled, orderId: orderId,
+                payload: OrderOutcome(orderId: orderId, userId: userId, reason: order.cancellationReason), traceparent: traceparent)
         }
+        return (event, role)
     }
 }

@@ -42,7 +42,10 @@ package enum WorkerMain {
                 PaymentTimeoutSweeper(
                     pool: pool, outbox: outbox, names: configuration.names, timeout: configuration.paymentTimeout,
                     manualTimeout: configuration.manualPaymentTimeout, interval: configuration.sweeperInterval))
-            extra.append(SagaReconciler(pool: pool, outbox: outbox, names: configuration.names, settings: configuration.saga, logger: logger))
+            extra.append(
+                SagaReconciler(
+                    pool: pool, outbox: outbox, names: configuration.names, settings: configuration.saga,
+                    backlog: WorkQueueBacklog(amqp: configuration.amqp), logger: logger))
             extra.append(Retention(pool: pool, settings: configuration.retention, logger: logger))
         case .notification:
             let channel: any NotificationChannel =

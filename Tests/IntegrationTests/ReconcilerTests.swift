@@ -1,4 +1,6 @@
+import AMQP
 import Foundation
+import Logging
 import Messaging
 import Postgres
 import TestSupport
@@ -149,6 +151,95 @@ struct ReconcilerTests {
             #expect(await TestEnvironment.eventually(timeout: Self.deadline) { (try? await stack.stock(productId)) == 10 })
             #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1 AND status = 'RELEASED'", [orderId]) == 1)
             await stockWorker.stop()
+        }
+    }
+
+    @Test(
+        "an order queued behind a backlog is not re-driven while its step's queue has messages ready; once the queue is empty (here: purged) it is, and it ends CONFIRMED, reserved once"
+    )
+    func backlogDefersRedrive() async throws {
+        var options = Self.options
+        // No stock worker (the backlog stays) and no order worker (no reconciler of the
+        // stack's own: this test's passes are the only ones, so the advisory lock is theirs).
+        options.excludedRoles = [.stock, .order]
+        try await Stack.run(options) { stack in
+            let (productId, orderId, _) = try await placeOne(stack)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.stock)) ?? 0 >= 1 })
+            var logger = Logger(label: "test.reconciler")
+            logger.logLevel = .critical
+            let outbox = OutboxPublisher(
+                publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
+            let reconciler = SagaReconciler(
+                pool: stack.db, outbox: outbox, names: stack.names, settings: Self.options.saga, backlog: WorkQueueBacklog(amqp: stack.amqp), logger: logger)
+            // The order has stalled as far as the database can tell: PENDING for longer than `stall`.
+            let stall = Self.options.saga.stall.secondsWithFraction
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM orders WHERE id = $1 AND status = 'PENDING' AND updated_at < now() - make_interval(secs => $2)",
+                        [orderId, stall + 0.5])) == 1
+                })
+
+            let waiting = try await reconciler.reconcileOnce()
+            #expect(waiting.redrives.isEmpty)
+            #expect(waiting.deferred == [stack.names.queue(.stock): 1])
+            #expect(try await stack.count("SELECT count(*) FROM saga_redrives WHERE order_id = $1", [orderId]) == 0)
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE order_id = $1 AND published_at IS NULL", [orderId]) == 0)
+
+            // The message is gone and the queue is empty: now the order is re-driven.
+            #expect(try await stack.purge(.stock) >= 1)
+            let lost = try await reconciler.reconcileOnce()
+            #expect(lost.deferred.isEmpty)
+            #expect(lost.redrives.map(\.orderId) == [orderId])
+            #expect(lost.redrives.map(\.step) == ["reserve"])
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM outbox WHERE order_id = $1 AND event_type = 'order.placed' AND routing_key = $2",
+                    [orderId, stack.names.queue(.stock)])
+                    == 1)
+
+            // The workers' relays publish the re-driven event; the saga runs to its end once.
+            let stockWorker = try stack.startRole(.stock, options: Self.options)
+            let orderWorker = try stack.startRole(.order, options: Self.options)
+            #expect(try await stack.awaitTerminal(orderId, timeout: Self.deadline).status == "CONFIRMED")
+            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = $1", [orderId]) == 1)
+            #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 8 })
+            await orderWorker.stop()
+            await stockWorker.stop()
+        }
+    }
+
+    @Test("when the queue's depth cannot be read (the broker is unreachable), a stalled order is re-driven as before, promptly")
+    func unreadableBacklogRedrives() async throws {
+        var options = Self.options
+        options.excludedRoles = [.stock, .order]
+        try await Stack.run(options) { stack in
+            let (_, orderId, _) = try await placeOne(stack)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.stock)) ?? 0 >= 1 })
+            var logger = Logger(label: "test.reconciler")
+            logger.logLevel = .critical
+            var unreachable = stack.amqp
+            unreachable.port = 1
+            let outbox = OutboxPublisher(
+                publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
+            let reconciler = SagaReconciler(
+                pool: stack.db, outbox: outbox, names: stack.names, settings: Self.options.saga, backlog: WorkQueueBacklog(amqp: unreachable),
+                logger: logger)
+            let stall = Self.options.saga.stall.secondsWithFraction
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM orders WHERE id = $1 AND status = 'PENDING' AND updated_at < now() - make_interval(secs => $2)",
+                        [orderId, stall + 0.5])) == 1
+                })
+            let started = ContinuousClock.now
+            let pass = try await reconciler.reconcileOnce()
+            let took = ContinuousClock.now - started
+            #expect(pass.deferred.isEmpty)
+            #expect(pass.redrives.map(\.orderId) == [orderId])
+            // Bounded by the depth read's connect deadline (3 s), not a hang.
+            #expect(took < .seconds(20), "a pass took \(took)")
+            #expect(try await stack.count("SELECT count(*) FROM saga_redrives WHERE order_id = $1", [orderId]) == 1)
         }
     }
 }
