@@ -5,16 +5,17 @@ import AMQP
 ///
 /// Each read opens a connection of its own (a passive declare of a missing queue closes its
 /// channel, which must not happen to a publisher's) and closes it again: the saga reconciler
-/// reads at most once per pass, and only when it found stalled orders. The connect has a
-/// deadline; a queue that cannot be read is absent from the answer, and the caller decides
-/// what "unknown" means.
+/// reads at most once per pass, and only when it found stalled orders. The connect and each
+/// read have a deadline (a frozen broker costs a pass a few seconds, not a hang); a queue
+/// that cannot be read is absent from the answer, and the caller decides what "unknown" means.
 package struct WorkQueueBacklog: Sendable {
     let amqp: AMQPConfiguration
 
-    /// Reads queues on the broker of `amqp`, giving up on a connect after `connectTimeout`.
-    package init(amqp: AMQPConfiguration, connectTimeout: Duration = .seconds(3)) {
+    /// Reads queues on the broker of `amqp`, giving up on a connect or a read after `deadline`.
+    package init(amqp: AMQPConfiguration, deadline: Duration = .seconds(3)) {
         var amqp = amqp
-        amqp.connectTimeout = min(amqp.connectTimeout, connectTimeout)
+        amqp.connectTimeout = min(amqp.connectTimeout, deadline)
+        amqp.rpcTimeout = min(amqp.rpcTimeout, deadline)
         amqp.connectionName = "emporium-backlog"
         self.amqp = amqp
     }
