@@ -28,8 +28,11 @@ package struct SagaStore: Sendable {
     /// (settled ones within `lookback`) and miss a step, whose events are not waiting in the
     /// outbox, and whose last re-drive is `stall` × (re-drives + 1) old. Orders at `maxRedrives`
     /// come back once more (with `redrives == maxRedrives`) to be reported, then never again.
-    package func stalled(stall: Duration, lookback: Duration, maxRedrives: Int, limit: Int, on db: PostgresConnection) async throws -> [Stalled] {
-        try await db.query(Self.candidates, [stall.secondsWithFraction, lookback.secondsWithFraction, maxRedrives, limit]).map {
+    /// Orders missing any step of `skipping` are left out (their work queue has a backlog).
+    package func stalled(
+        stall: Duration, lookback: Duration, maxRedrives: Int, skipping: Set<String> = [], limit: Int, on db: PostgresConnection
+    ) async throws -> [Stalled] {
+        try await db.query(Self.candidates, [stall.secondsWithFraction, lookback.secondsWithFraction, maxRedrives, limit, skipping.sorted()]).map {
             Stalled(
                 orderId: try $0.decode(UUID.self, "id"), userId: try $0.decode(UUID.self, "user_id"), totalCents: try $0.decode(Int.self, "total_cents"),
                 currency: try $0.decode(String.self, "currency"), paymentMethod: try $0.decode(String.self, "payment_method"),
@@ -62,7 +65,7 @@ package struct SagaStore: Sendable {
     }
 
     /// Stalled orders and their missing steps. Parameters: $1 stall and $2 lookback (seconds),
-    /// $3 the re-drive limit, $4 the batch size.
+    /// $3 the re-drive limit, $4 the batch size, $5 the steps to skip.
     static let candidates = """
         WITH stalled AS (
           SELECT o.id, ARRAY['reserve'] AS steps FROM orders o
@@ -92,7 +95,7 @@ package struct SagaStore: Sendable {
                coalesce(r.redrives, 0) AS redrives, s.steps
         FROM stalled s JOIN orders o ON o.id = s.id
         LEFT JOIN saga_redrives r ON r.order_id = o.id
-        WHERE cardinality(s.steps) > 0
+        WHERE cardinality(s.steps) > 0 AND NOT (s.steps && $5::text[])
           AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.order_id = o.id AND x.published_at IS NULL)
           AND (r.order_id IS NULL
                OR (r.redrives < $3 AND r.last_redriven_at < now() - make_interval(secs => $1 * (r.redrives + 1)))

@@ -46,6 +46,8 @@ package struct SagaReconciler: Service {
         /// `SAGA_LOOKBACK_SECONDS` (default 3600): how far back settled (cancelled or
         /// confirmed) orders are checked for a missing release, refund or commit.
         package var lookback: Duration = .seconds(3_600)
+        /// The most stalled orders one query of a pass reads (100; tests make it small).
+        package var passLimit = 100
         /// The defaults.
         package init() {}
     }
@@ -78,12 +80,9 @@ package struct SagaReconciler: Service {
 
     package func run() async throws {
         await runPeriodically(every: settings.interval, task: "saga reconciler", logger: logger) {
-            while try await reconcileOnce().redrives.count == Self.batchLimit {}
+            while try await reconcileOnce().redrives.count >= settings.passLimit {}
         }
     }
-
-    /// The most orders one pass re-drives.
-    static let batchLimit = 100
 
     private static let lockKey = "emporium.saga-reconciler"
 
@@ -102,10 +101,19 @@ package struct SagaReconciler: Service {
             db -> ([Redrive], [(EventEnvelope, String)], [UUID], [String: Int]) in
             // One pass at a time across replicas; the others skip this round.
             guard try await db.tryAdvisoryTransactionLock(Self.lockKey) else { return ([], [], [], [:]) }
-            let stalled = try await saga.stalled(
-                stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives,
-                limit: Self.batchLimit, on: db)
+            var stalled = try await saga.stalled(
+                stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives, limit: settings.passLimit, on: db)
             let ready = stalled.isEmpty ? [:] : await backlog.ready(in: Set(stalled.flatMap { queues(of: $0.steps) }))
+            // Orders deferred behind a backlog may fill the whole page: look past them once, so
+            // an order lost on a queue that is clear is not held up by another queue's backlog.
+            let busySteps = Set(stalled.flatMap(\.steps).filter { step in queues(of: [step]).contains { (ready[$0] ?? 0) > 0 } })
+            if stalled.count == settings.passLimit, !busySteps.isEmpty {
+                let seen = Set(stalled.map(\.orderId))
+                stalled += try await saga.stalled(
+                    stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives, skipping: busySteps,
+                    limit: settings.passLimit, on: db
+                ).filter { !seen.contains($0.orderId) }
+            }
             var redrives: [Redrive] = []
             var emitted: [(EventEnvelope, String)] = []
             var exhausted: [UUID] = []

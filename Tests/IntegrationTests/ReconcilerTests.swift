@@ -242,4 +242,63 @@ struct ReconcilerTests {
             #expect(try await stack.count("SELECT count(*) FROM saga_redrives WHERE order_id = $1", [orderId]) == 1)
         }
     }
+
+    @Test(
+        "a backlog on one queue does not hold up an order lost on another: with a page of one, the order deferred behind the payment queue's backlog is passed over and the newer order whose order.placed was purged is re-driven"
+    )
+    func backlogDoesNotHoldUpOtherQueues() async throws {
+        // The stack's own reconciler waits ten minutes (the default of `Stack.Options`), so
+        // only this test's passes act.
+        let options = {
+            var options = Stack.Options()
+            options.excludedRoles = [.stock, .payment]
+            return options
+        }()
+        try await Stack.run(options) { stack in
+            var stockWorker = try stack.startRole(.stock, options: options)
+            // The older order: reserved, then its payment request waits in the payment queue
+            // (no payment worker), behind which it is only queued.
+            let (_, waiting, _) = try await placeOne(stack)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.orderStatus(waiting).status) == "AWAITING_PAYMENT" })
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.payment)) ?? 0 >= 1 })
+            await stockWorker.stop()
+            // The newer order: its order.placed is purged from the stock queue, so it is lost.
+            let (_, lost, _) = try await placeOne(stack)
+            #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.stock)) ?? 0 >= 1 })
+            #expect(try await stack.purge(.stock) >= 1)
+
+            var logger = Logger(label: "test.reconciler")
+            logger.logLevel = .critical
+            var settings = Self.options.saga
+            settings.passLimit = 1
+            let outbox = OutboxPublisher(
+                publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
+            let reconciler = SagaReconciler(
+                pool: stack.db, outbox: outbox, names: stack.names, settings: settings, backlog: WorkQueueBacklog(amqp: stack.amqp), logger: logger)
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM orders WHERE id = ANY($1) AND updated_at < now() - make_interval(secs => $2)",
+                        [[waiting, lost], settings.stall.secondsWithFraction + 0.5])) == 2
+                })
+
+            let pass = try await reconciler.reconcileOnce()
+            #expect(pass.deferred == [stack.names.queue(.payment): 1])
+            #expect(pass.redrives.map(\.orderId) == [lost])
+            #expect(pass.redrives.map(\.step) == ["reserve"])
+            #expect(try await stack.count("SELECT count(*) FROM saga_redrives WHERE order_id = $1", [waiting]) == 0)
+
+            // Both sagas end: the queued payment request is consumed, the re-driven placement
+            // is published by the relays.
+            stockWorker = try stack.startRole(.stock, options: options)
+            let paymentWorker = try stack.startRole(.payment, options: options)
+            #expect(try await stack.awaitTerminal(waiting, timeout: Self.deadline).status == "CONFIRMED")
+            #expect(try await stack.awaitTerminal(lost, timeout: Self.deadline).status == "CONFIRMED")
+            for order in [waiting, lost] {
+                #expect(try await stack.count("SELECT count(*) FROM fake_provider_operations WHERE order_id = $1 AND kind = 'charge'", [order]) == 1)
+            }
+            await paymentWorker.stop()
+            await stockWorker.stop()
+        }
+    }
 }
