@@ -103,11 +103,12 @@ package struct SagaReconciler: Service {
             guard try await db.tryAdvisoryTransactionLock(Self.lockKey) else { return ([], [], [], [:]) }
             var stalled = try await saga.stalled(
                 stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives, limit: settings.passLimit, on: db)
-            let ready = stalled.isEmpty ? [:] : await backlog.ready(in: Set(stalled.flatMap { queues(of: $0.steps) }))
+            // Every queue a step goes to, not only this page's: a second page may need the others.
+            let ready = stalled.isEmpty ? [:] : await backlog.ready(in: Set(queues(of: Self.steps)))
+            let busySteps = Set(Self.steps.filter { step in queues(of: [step]).contains { (ready[$0] ?? 0) > 0 } })
             // Orders deferred behind a backlog may fill the whole page: look past them once, so
             // an order lost on a queue that is clear is not held up by another queue's backlog.
-            let busySteps = Set(stalled.flatMap(\.steps).filter { step in queues(of: [step]).contains { (ready[$0] ?? 0) > 0 } })
-            if stalled.count == settings.passLimit, !busySteps.isEmpty {
+            if stalled.count == settings.passLimit, stalled.contains(where: { !busySteps.isDisjoint(with: $0.steps) }) {
                 let seen = Set(stalled.map(\.orderId))
                 stalled += try await saga.stalled(
                     stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives, skipping: busySteps,
@@ -164,6 +165,9 @@ package struct SagaReconciler: Service {
         }
         return Pass(redrives: redrives, deferred: deferred)
     }
+
+    /// Every step the reconciler re-drives.
+    static let steps = ["reserve", "pay", "commit", "release", "refund"]
 
     /// The role that performs `step`.
     static func role(for step: String) -> WorkerRole? {
