@@ -63,6 +63,27 @@ struct ReconcilerTests {
             "after purge \(ContinuousClock.now - since): status \(try row.decode(String.self, "status")), age \(try row.decode(Double.self, "age")) s, unchanged \(try row.decode(Double.self, "still")) s, redrives \(try row.decode(Int?.self, "redrives") ?? 0) last \(try row.decode(String?.self, "last_step") ?? "-") \(try row.decode(Double?.self, "since_redrive") ?? -1) s ago, reservations \(try row.decode(Int.self, "reservations"))"
     }
 
+    /// A reconciler of this test's own on the stack's database and broker (`backlog` reads
+    /// the queue depths; a test may point it at a broker that cannot answer).
+    private func ownReconciler(_ stack: Stack, settings: SagaReconciler.Settings = options.saga, backlog: AMQPConfiguration? = nil) -> SagaReconciler {
+        var logger = Logger(label: "test.reconciler")
+        logger.logLevel = .critical
+        let outbox = OutboxPublisher(
+            publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
+        return SagaReconciler(
+            pool: stack.db, outbox: outbox, names: stack.names, settings: settings, backlog: WorkQueueBacklog(amqp: backlog ?? stack.amqp), logger: logger)
+    }
+
+    /// Waits until none of `orders` has moved for longer than `stall`: stalled, as far as the
+    /// database can tell.
+    private func awaitStalled(_ stack: Stack, _ orders: [UUID], stall: Duration = options.saga.stall) async -> Bool {
+        await TestEnvironment.eventually(timeout: .seconds(30)) {
+            (try? await stack.count(
+                "SELECT count(*) FROM orders WHERE id = ANY($1) AND updated_at < now() - make_interval(secs => $2)",
+                [orders, stall.secondsWithFraction + 0.5])) == orders.count
+        }
+    }
+
     @Test("a payment request purged from the payment queue: the order is re-driven to CONFIRMED, not before SAGA_STALL_SECONDS, charged once")
     func purgedPaymentRequest() async throws {
         var options = Self.options
@@ -165,20 +186,9 @@ struct ReconcilerTests {
         try await Stack.run(options) { stack in
             let (productId, orderId, _) = try await placeOne(stack)
             #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.stock)) ?? 0 >= 1 })
-            var logger = Logger(label: "test.reconciler")
-            logger.logLevel = .critical
-            let outbox = OutboxPublisher(
-                publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
-            let reconciler = SagaReconciler(
-                pool: stack.db, outbox: outbox, names: stack.names, settings: Self.options.saga, backlog: WorkQueueBacklog(amqp: stack.amqp), logger: logger)
-            // The order has stalled as far as the database can tell: PENDING for longer than `stall`.
-            let stall = Self.options.saga.stall.secondsWithFraction
-            #expect(
-                await TestEnvironment.eventually(timeout: .seconds(30)) {
-                    (try? await stack.count(
-                        "SELECT count(*) FROM orders WHERE id = $1 AND status = 'PENDING' AND updated_at < now() - make_interval(secs => $2)",
-                        [orderId, stall + 0.5])) == 1
-                })
+            let reconciler = ownReconciler(stack)
+            #expect(await awaitStalled(stack, [orderId]))
+            #expect(try await stack.orderStatus(orderId).status == "PENDING")
 
             let waiting = try await reconciler.reconcileOnce()
             #expect(waiting.redrives.isEmpty)
@@ -216,22 +226,10 @@ struct ReconcilerTests {
         try await Stack.run(options) { stack in
             let (_, orderId, _) = try await placeOne(stack)
             #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.stock)) ?? 0 >= 1 })
-            var logger = Logger(label: "test.reconciler")
-            logger.logLevel = .critical
             var unreachable = stack.amqp
             unreachable.port = 1
-            let outbox = OutboxPublisher(
-                publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
-            let reconciler = SagaReconciler(
-                pool: stack.db, outbox: outbox, names: stack.names, settings: Self.options.saga, backlog: WorkQueueBacklog(amqp: unreachable),
-                logger: logger)
-            let stall = Self.options.saga.stall.secondsWithFraction
-            #expect(
-                await TestEnvironment.eventually(timeout: .seconds(30)) {
-                    (try? await stack.count(
-                        "SELECT count(*) FROM orders WHERE id = $1 AND status = 'PENDING' AND updated_at < now() - make_interval(secs => $2)",
-                        [orderId, stall + 0.5])) == 1
-                })
+            let reconciler = ownReconciler(stack, backlog: unreachable)
+            #expect(await awaitStalled(stack, [orderId]))
             let started = ContinuousClock.now
             let pass = try await reconciler.reconcileOnce()
             let took = ContinuousClock.now - started
@@ -266,20 +264,10 @@ struct ReconcilerTests {
             let (_, lost, _) = try await placeOne(stack)
             #expect(await TestEnvironment.eventually(timeout: .seconds(30)) { (try? await stack.queueDepth(.stock)) ?? 0 >= 1 })
 
-            var logger = Logger(label: "test.reconciler")
-            logger.logLevel = .critical
             var settings = Self.options.saga
             settings.passLimit = 1
-            let outbox = OutboxPublisher(
-                publisher: AMQPPublisher(configuration: stack.amqp), pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
-            let reconciler = SagaReconciler(
-                pool: stack.db, outbox: outbox, names: stack.names, settings: settings, backlog: WorkQueueBacklog(amqp: stack.amqp), logger: logger)
-            #expect(
-                await TestEnvironment.eventually(timeout: .seconds(30)) {
-                    (try? await stack.count(
-                        "SELECT count(*) FROM orders WHERE id = ANY($1) AND updated_at < now() - make_interval(secs => $2)",
-                        [[waiting, lost], settings.stall.secondsWithFraction + 0.5])) == 2
-                })
+            let reconciler = ownReconciler(stack, settings: settings)
+            #expect(await awaitStalled(stack, [waiting, lost]))
 
             // Both queues have a backlog: the second page skips both orders' steps, nothing is re-driven.
             let bothQueued = try await reconciler.reconcileOnce()
