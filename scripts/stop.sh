@@ -10,6 +10,10 @@ if [ -f "$PG_DATA/postmaster.pid" ]; then
 fi
 if [ -f "$RABBITMQ_PID_FILE" ]; then
   rabbitmqctl_local -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 && echo "stop: RabbitMQ stopped"
+elif rabbitmqctl_local -q ping >/dev/null 2>&1; then
+  # This checkout's node (its cookie answers) without a pid file: a second start that lost
+  # the race for the node's ports removes the file the first one wrote. Stop it by name.
+  rabbitmqctl_local -q stop >/dev/null 2>&1 && echo "stop: RabbitMQ stopped (no pid file)"
 fi
 if [ -f "$LOCAL/localstripe.pid" ]; then
   kill "$(cat "$LOCAL/localstripe.pid")" 2>/dev/null && echo "stop: localstripe stopped"
