@@ -105,7 +105,8 @@ package struct SagaReconciler: Service {
                 stall: settings.stall, lookback: settings.lookback, maxRedrives: settings.maxRedrives, limit: settings.passLimit, on: db)
             // Every queue a step goes to, not only this page's: a second page may need the others.
             let ready = stalled.isEmpty ? [:] : await backlog.ready(in: Set(queues(of: Self.steps)))
-            let busySteps = Set(Self.steps.filter { step in queues(of: [step]).contains { (ready[$0] ?? 0) > 0 } })
+            let busyQueues = Set(ready.filter { $0.value > 0 }.keys)
+            let busySteps = Set(Self.steps.filter { queues(of: [$0]).contains(where: busyQueues.contains) })
             // Orders deferred behind a backlog may fill the whole page: look past them once, so
             // an order lost on a queue that is clear is not held up by another queue's backlog.
             if stalled.count == settings.passLimit, stalled.contains(where: { !busySteps.isDisjoint(with: $0.steps) }) {
@@ -125,7 +126,7 @@ package struct SagaReconciler: Service {
                     continue
                 }
                 // Queued behind a backlog, not lost: wait until the queue has drained.
-                if let busy = queues(of: order.steps).first(where: { (ready[$0] ?? 0) > 0 }) {
+                if let busy = queues(of: order.steps).first(where: busyQueues.contains) {
                     deferred[busy, default: 0] += 1
                     continue
                 }
