@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -105,6 +105,12 @@ def text(driver, css):
             return elements[0].text.strip()
         except StaleElementReferenceException:
             continue
+        except WebDriverException as error:
+            # The same race as a stale element, reported by chromedriver in its own words
+            # when the page is replaced mid-read (seen in a CI run on the replay form).
+            if "does not belong to the document" in str(error):
+                continue
+            raise
     return None
 
 
