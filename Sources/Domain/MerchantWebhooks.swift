@@ -16,11 +16,18 @@ package enum MerchantWebhooks {
         pattern == "*" || ["order.*", "payment.*", "refund.*"].contains(pattern) || eventTypes.contains { $0.rawValue == pattern }
     }
 
-    /// Whether an endpoint subscribed to `patterns` receives `type`.
-    package static func matches(_ patterns: [String], _ type: String) -> Bool {
-        patterns.contains { pattern in
-            pattern == "*" || pattern == type || (pattern.hasSuffix(".*") && type.hasPrefix(String(pattern.dropLast())))
+    /// Every subscription pattern that receives `type`: `*`, the type itself, and each family
+    /// it belongs to (`order.*` for `order.placed`). An endpoint receives the event when its
+    /// patterns share one with these, which the database can decide in the statement that
+    /// queues the deliveries (`event_types && $patterns`), with no look-up of its own.
+    package static func patterns(receiving type: String) -> [String] {
+        var patterns = ["*", type]
+        var family = Substring(type)
+        while let dot = family.lastIndex(of: ".") {
+            family = family[..<dot]
+            patterns.append(family + ".*")
         }
+        return patterns
     }
 
     /// How an attempt ended.

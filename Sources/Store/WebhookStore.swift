@@ -119,23 +119,20 @@ package struct WebhookStore: Sendable {
 
     // MARK: Deliveries
 
-    /// Creates a PENDING delivery of the event for every enabled endpoint subscribed to its
-    /// type (`matching` decides), once per endpoint and event; returns how many were created.
-    @discardableResult
-    package func enqueue(
-        eventId: UUID, eventType: String, body: String, matching: ([String]) -> Bool, on db: PostgresConnection
-    ) async throws -> Int {
-        let endpoints = try await db.query("SELECT id, event_types FROM webhook_endpoints WHERE enabled").compactMap { row -> UUID? in
-            matching(try row.decode([String].self, "event_types")) ? try row.decode(UUID.self, "id") : nil
-        }
-        guard !endpoints.isEmpty else { return 0 }
-        return try await db.query(
+    /// Queues a PENDING delivery of the event for every enabled endpoint subscribed to it,
+    /// once per endpoint and event. The endpoints are chosen in the same statement (an
+    /// endpoint's `event_types` share a pattern with `patterns`, from
+    /// ``MerchantWebhooks/patterns(receiving:)``), so the statement goes out with the
+    /// transaction's next one: the notification worker spends no round trip on an event
+    /// nobody is subscribed to.
+    package func enqueue(eventId: UUID, eventType: String, body: String, patterns: [String], on db: PostgresConnection) async throws {
+        try await db.enqueue(
             """
             INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, status)
-            SELECT gen_random_uuid(), endpoint, $2, $3, $4, 'PENDING' FROM unnest($1::uuid[]) AS endpoint
+            SELECT gen_random_uuid(), e.id, $1, $2, $3, 'PENDING' FROM webhook_endpoints e
+            WHERE e.enabled AND e.event_types && $4::text[]
             ON CONFLICT (endpoint_id, event_id) DO NOTHING
-            """, [endpoints, eventId, eventType, body]
-        ).affectedRows
+            """, [eventId, eventType, body, patterns])
     }
 
     /// A delivery leased for sending, with what signing it needs.

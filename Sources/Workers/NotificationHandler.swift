@@ -40,7 +40,7 @@ package struct NotificationHandler: EventHandler {
         if let type = event.eventType, MerchantWebhooks.eventTypes.contains(type) {
             let body = String(decoding: try JSONValueEncoder().encode(MerchantEventBody(event)).jsonBytes, as: UTF8.self)
             try await webhooks.enqueue(
-                eventId: event.id, eventType: type.rawValue, body: body, matching: { MerchantWebhooks.matches($0, type.rawValue) }, on: db)
+                eventId: event.id, eventType: type.rawValue, body: body, patterns: MerchantWebhooks.patterns(receiving: type.rawValue), on: db)
         }
         let template: String
         var values: [String: Any] = [:]
