@@ -63,8 +63,9 @@ if [ -z "${JWT_SECRET:-}" ] || [ -z "${SEED_ADMIN_PASSWORD:-}" ]; then
     ( umask 077
       printf 'JWT_SECRET=%s\nSEED_ADMIN_PASSWORD=%s\n' \
         "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$SECRETS_FILE" )
-    echo "secrets: generated a JWT secret and the seed admin's password in $SECRETS_FILE" \
-      "(admin ${SEED_ADMIN_EMAIL:-admin@emporium.local}, password $(sed -n 's/^SEED_ADMIN_PASSWORD=//p' "$SECRETS_FILE"))" >&2
+    # The password itself is not printed: terminal scrollback and CI logs keep what is echoed.
+    echo "secrets: generated a JWT secret and the seed admin's password (admin ${SEED_ADMIN_EMAIL:-admin@emporium.local})" \
+      "into $SECRETS_FILE, readable by you only; read it with: grep SEED_ADMIN_PASSWORD $SECRETS_FILE" >&2
   fi
   [ -n "${JWT_SECRET:-}" ] || JWT_SECRET="$(sed -n 's/^JWT_SECRET=//p' "$SECRETS_FILE")"
   [ -n "${SEED_ADMIN_PASSWORD:-}" ] || SEED_ADMIN_PASSWORD="$(sed -n 's/^SEED_ADMIN_PASSWORD=//p' "$SECRETS_FILE")"
