@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -787,7 +788,16 @@ def write_markdown(path, text, results):
         f.write("\n")
 
 
+def stop_on_signal(signum, _frame):
+    """SIGTERM or SIGHUP (a `kill` of the bench, a closed terminal) unwinds like Ctrl-C: the
+    `finally` blocks stop the API, the workers and the load generator this run started,
+    which would otherwise keep running and load the next run's figures."""
+    raise SystemExit(128 + signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds per phase, to check the bench itself (figures not meaningful)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
