@@ -4,10 +4,9 @@ import Synchronization
 /// Deliveries received but not yet taken by a batch runner.
 ///
 /// A runner that finds deliveries waiting takes up to its batch size of them at once; one
-/// that finds none waits for the next. So batches grow when deliveries arrive faster than the
-/// runners finish (under load, where one commit for many messages pays). A runner that wants
-/// company for a short batch waits for it itself and then collects with ``takeWaiting(upTo:)``
-/// (``Worker`` `batchLinger`); the buffer never holds a delivery back.
+/// that finds none waits for the next. So batches grow only when deliveries arrive faster than
+/// the runners finish (under load, where one commit for many messages pays), and a lone
+/// message is never held back waiting for company.
 final class DeliveryBuffer: Sendable {
     private struct State {
         var waiting: [AMQPDelivery] = []
@@ -35,15 +34,6 @@ final class DeliveryBuffer: Sendable {
             return state.runners
         }
         for runner in runners { runner.resume(returning: nil) }
-    }
-
-    /// Up to `limit` deliveries that are waiting now, in arrival order; empty if none are.
-    func takeWaiting(upTo limit: Int) -> [AMQPDelivery] {
-        state.withLock { state in
-            let count = min(limit, state.waiting.count)
-            defer { state.waiting.removeFirst(count) }
-            return Array(state.waiting.prefix(count))
-        }
     }
 
     /// Up to `limit` waiting deliveries in arrival order, waiting for one if there are none;

@@ -45,9 +45,6 @@ extension EventHandler {
 
     /// Whether any message of the role may share a transaction: else the worker takes one at a time.
     static var batchesAny: Bool { Input.allCases.contains { batches($0) } }
-    /// Whether every message of the role may share a transaction: only then is a short batch
-    /// worth waiting for (``Worker`` `batchLinger`).
-    static var batchesEvery: Bool { Input.allCases.allSatisfy { batches($0) } }
 }
 
 /// A failure that retrying cannot fix (bad payload, unknown type, broken business rule).
@@ -100,10 +97,6 @@ package struct Worker<Handler: EventHandler>: Service {
     let batchSize: Int
     /// Batches in flight at once (each on its own pooled connection).
     let concurrency: Int
-    /// How long a runner that took fewer than `batchSize` deliveries waits, once, for more to
-    /// arrive before it applies them. Zero for a role with a message that may not share a
-    /// transaction (those go one at a time, and waiting would only delay them).
-    let batchLinger: Duration
     let drainTimeout: Duration
     let logger: Logger
     /// Subscription and progress, for the health endpoint.
@@ -120,8 +113,8 @@ package struct Worker<Handler: EventHandler>: Service {
     /// Creates the worker; nothing connects until ``run()``.
     package init(
         handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, batchLinger: Duration = .zero,
-        drainTimeout: Duration = .seconds(10), status: WorkerStatus = WorkerStatus(), breaker: DependencyBreaker? = nil, logger: Logger
+        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, drainTimeout: Duration = .seconds(10),
+        status: WorkerStatus = WorkerStatus(), breaker: DependencyBreaker? = nil, logger: Logger
     ) {
         self.handler = handler
         self.names = names
@@ -132,7 +125,6 @@ package struct Worker<Handler: EventHandler>: Service {
         self.prefetch = prefetch
         self.batchSize = Handler.batchesAny ? max(1, batchSize) : 1
         self.concurrency = max(1, concurrency)
-        self.batchLinger = Handler.batchesEvery && self.batchSize > 1 ? max(.zero, batchLinger) : .zero
         self.drainTimeout = drainTimeout
         self.status = status
         self.logger = logger
@@ -155,20 +147,13 @@ package struct Worker<Handler: EventHandler>: Service {
         let breaker = self.breaker
         let buffer = DeliveryBuffer()
         let batchSize = self.batchSize
-        let linger = self.batchLinger
         await withGracefulShutdownHandler {
             // `concurrency` runners take what has arrived, up to a batch each; prefetch bounds
-            // how many deliveries wait for them. A short batch waits `linger` once for company:
-            // while the workers keep up, deliveries come one at a time, and each alone would
-            // cost a transaction, a commit and an ack of its own.
+            // how many deliveries wait for them.
             await withDiscardingTaskGroup { group in
                 for _ in 0..<concurrency {
                     group.addTask {
-                        while var deliveries = await buffer.take(upTo: batchSize) {
-                            if linger > .zero, deliveries.count < batchSize {
-                                try? await Task.sleep(for: linger)
-                                deliveries += buffer.takeWaiting(upTo: batchSize - deliveries.count)
-                            }
+                        while let deliveries = await buffer.take(upTo: batchSize) {
                             await processBatch(deliveries, consumer: consumer, router: router)
                         }
                     }

@@ -45,7 +45,7 @@ package struct WorkerConfiguration: Sendable {
     /// worker process, so the next batch is waiting while one commits.
     package var prefetch: UInt16?
     /// `WORKER_BATCH_SIZE` (default 32): most messages the stock and order workers apply in
-    /// one transaction. Batches form from messages waiting (see `batchLinger`); 1 turns batching
+    /// one transaction. Batches form only from messages already waiting; 1 turns batching
     /// off. The payment worker never batches (every message calls the provider); the
     /// notification worker batches only the events merchants alone hear of (customer mail
     /// goes one message per transaction).
@@ -54,13 +54,6 @@ package struct WorkerConfiguration: Sendable {
     /// notification workers, whose messages wait on the provider or the mail relay): batches
     /// (or single messages) in flight at once per process.
     package var concurrency: Int?
-    /// `WORKER_BATCH_LINGER_MS` (default 10; 0 turns it off): how long the stock and order
-    /// workers wait, once, for more messages when fewer than a batch are waiting. While they
-    /// keep up, messages arrive one at a time, and each alone costs a transaction, a commit and
-    /// an ack; the wait lets a few share them, for at most this much latency per saga step.
-    /// The payment and notification workers never wait (their messages call out and go one
-    /// at a time).
-    package var batchLinger: Duration = .milliseconds(10)
 
     /// The prefetch in effect: `WORKER_PREFETCH`, or twice the batch size.
     package var effectivePrefetch: UInt16 { prefetch ?? UInt16(min(Int(UInt16.max), 2 * batchSize)) }
@@ -121,7 +114,6 @@ package struct WorkerConfiguration: Sendable {
         if let prefetch = try env.int("WORKER_PREFETCH", in: 1...Int(UInt16.max)) { config.prefetch = UInt16(prefetch) }
         if let size = try env.int("WORKER_BATCH_SIZE", in: 1...1000) { config.batchSize = size }
         if let concurrency = try env.int("WORKER_CONCURRENCY", in: 1...256) { config.concurrency = concurrency }
-        if let ms = try env.int("WORKER_BATCH_LINGER_MS", in: 0...1_000, unit: "milliseconds") { config.batchLinger = .milliseconds(ms) }
         if let ms = try env.nonNegative("PAYMENT_PROVIDER_LATENCY_MS", unit: "milliseconds") { config.providerLatency = .milliseconds(ms) }
         if let timeout = try env.milliseconds("WORKER_DRAIN_TIMEOUT_MS") { config.drainTimeout = timeout }
         if let timeout = try env.seconds("PAYMENT_TIMEOUT_SECONDS") { config.paymentTimeout = timeout }

@@ -78,50 +78,6 @@ struct BatchTests {
         }
     }
 
-    @Test("while the stock worker keeps up, orders placed one by one still share its transactions: a short batch waits WORKER_BATCH_LINGER_MS for company")
-    func lingerGathersOrdersThatArriveOneByOne() async throws {
-        var options = Stack.Options()
-        options.excludedRoles = [.stock]
-        try await Stack.run(options) { stack in
-            let admin = try await stack.admin()
-            let productId = try await stack.product(admin, stock: 1_000)
-            var tokens: [String] = []
-            for _ in 0..<8 {
-                let (_, token) = try await stack.customer()
-                try await stack.addToCart(token, productId, quantity: 1)
-                tokens.append(token)
-            }
-            // An idle worker with one runner, and orders placed 100 ms apart: alone, each is
-            // applied long before the next arrives (the suite's other tests apply a 200-order
-            // backlog in well under a second), so only the wait can put two in one transaction.
-            let workers = try WorkerProcesses(
-                stack: stack, providerLatencyMS: 0, extraEnvironment: ["WORKER_CONCURRENCY": "1", "WORKER_BATCH_LINGER_MS": "400"])
-            try workers.start(.stock)
-            try await workers.awaitReady([(.stock, 1)])
-            var orderIds: [UUID] = []
-            for token in tokens {
-                orderIds.append(try await stack.placeOrder(token))
-                try await Task.sleep(for: .milliseconds(100))  // the pace of the arrivals, not a wait for an outcome
-            }
-            #expect(
-                await TestEnvironment.eventually(timeout: .seconds(60)) {
-                    (try? await stack.count("SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'CONFIRMED'", [orderIds])) == 8
-                })
-            let largestPlacementBatch = try await stack.count(
-                """
-                SELECT coalesce(max(n), 0)::int8 FROM (
-                  SELECT count(*) AS n FROM inbox i JOIN outbox o ON o.id = i.message_id
-                  WHERE i.consumer = 'stock' AND o.event_type = 'order.placed' AND o.order_id = ANY($1)
-                  GROUP BY i.processed_at, i.handled_by) AS batches
-                """, [orderIds])
-            #expect(largestPlacementBatch >= 3, "orders placed one by one were applied \(largestPlacementBatch) to a transaction at most")
-            // Each order's stock taken once.
-            #expect(try await stack.count("SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1)", [orderIds]) == 8)
-            #expect(await TestEnvironment.eventually { (try? await stack.stock(productId)) == 1_000 - 8 })
-            workers.stopAll()
-        }
-    }
-
     @Test("the notification worker batches the events merchants alone hear of, and mails each customer in a transaction of its own, once")
     func notificationBatchesOnlyWhatSendsNoMail() async throws {
         var options = Stack.Options()
