@@ -534,7 +534,7 @@ def wait_drained(db, vhost, timeout=300):
 
 
 def log_lines():
-    """Lines written so far to the stack's log files (the bench appends one file per process)."""
+    """Lines written so far to the stack's log files (one file per process, emptied when a run starts)."""
     total = 0
     for name in os.listdir(LOGS):
         if name.endswith(".log"):
@@ -828,6 +828,10 @@ def main():
     drain_seconds = 3 if quick else int(os.environ.get("BENCH_DRAIN_SECONDS", 10))
     port = int(os.environ.get("BENCH_HTTP_PORT", 8092))
     os.makedirs(LOGS, exist_ok=True)
+    # Each run's logs are its own: a previous run's would otherwise grow the files without end.
+    for name in os.listdir(LOGS):
+        if name.endswith(".log"):
+            os.remove(os.path.join(LOGS, name))
 
     results = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
                "provider_latency_ms": provider_ms, "payment_prefetch": prefetch, "cpu": {}}
