@@ -77,17 +77,17 @@ class Database:
 
 
 def proc_cpu(pid):
-    """(comm, CPU seconds) of a process, or None once it is gone: its own user + system time
-    plus that of its children it has reaped. PostgreSQL's backends exit when their client
-    disconnects (pgbench's, at the end of its run) and are reaped by the postmaster, so their
-    CPU is found there after they are gone instead of being missed."""
+    """(comm, CPU seconds, parent pid) of a process, or None once it is gone: its own user +
+    system time plus that of its children it has reaped. PostgreSQL's backends exit when their
+    client disconnects (pgbench's, at the end of its run) and are reaped by the postmaster, so
+    their CPU is found there after they are gone instead of being missed."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             text = f.read()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
-    return text[text.index("(") + 1:text.rindex(")")], sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+    return text[text.index("(") + 1:text.rindex(")")], sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS, int(fields[1])
 
 
 def peak_rss(pid):
@@ -121,7 +121,7 @@ class CPUAccounting:
             if name.isdigit():
                 stat = proc_cpu(int(name))
                 if stat and stat[0] in COMPONENTS:
-                    cpu[int(name)] = (COMPONENTS[stat[0]], stat[1])
+                    cpu[int(name)] = (COMPONENTS[stat[0]], stat[1], stat[2])
         return cpu
 
     @staticmethod
@@ -140,8 +140,20 @@ class CPUAccounting:
         after = self.snapshot()
         wall = time.monotonic() - self.began
         used = {exited: self.exited_children() - self.children_before}
-        for pid, (name, seconds) in after.items():
-            used[name] = used.get(name, 0.0) + seconds - self.before.get(pid, (name, 0.0))[1]
+        for pid, (name, seconds, _) in after.items():
+            used[name] = used.get(name, 0.0) + seconds - (self.before[pid][1] if pid in self.before else 0.0)
+        # A process that was running at the start and is gone now (a backend whose client
+        # disconnected, say those of a worker stopped just before the phase) was reaped during
+        # the phase, so its parent's reaped-children time now holds its whole life: the part
+        # it had used before the phase is not this phase's.
+        for pid, (name, seconds, parent) in self.before.items():
+            if pid in after:
+                continue
+            if parent == os.getpid():
+                used[exited] -= seconds
+            elif parent in after:
+                reaper = after[parent][0]
+                used[reaper] = used.get(reaper, 0.0) - seconds
         return {"wall_seconds": round(wall, 1), "cpu_seconds": {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.005}}
 
 
