@@ -159,7 +159,17 @@ struct OrderEventStreamTests {
             #expect(!first.ended)
             let lastSeen = try #require(first.frames.last { $0.event == "change" }?.id)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
-            let again = try await read(stack, orderId, token: token, lastEventID: lastSeen)
+            // The database says CONFIRMED once the order worker commits; its `order.confirmed`
+            // reaches this process's feed a little later (published after that commit, then
+            // delivered). A reconnect in between rightly gets the status without that event,
+            // so the client reconnects until the feed holds it, within a deadline.
+            let confirmedAmongMissed: @Sendable (Read) -> Bool = { read in read.frames.dropFirst().contains { $0.data["status"] == "CONFIRMED" } }
+            var again = try await read(stack, orderId, token: token, lastEventID: lastSeen)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !confirmedAmongMissed(again), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                again = try await read(stack, orderId, token: token, lastEventID: lastSeen)
+            }
             #expect(again.ended)
             #expect(again.frames.first?.event == "status" && again.frames.first?.data["status"] == "CONFIRMED")
             let missed = again.frames.dropFirst()
