@@ -255,7 +255,13 @@ struct OrderEventStreamTests {
             let first = try await read(stack, orderId, token: token) { frames in frames.contains { $0.event == "change" } }
             let lastSeen = try #require(first.frames.last { $0.event == "change" }?.id)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
-            let (messages, close) = try await socket(stack, orderId, token: token, lastEventID: lastSeen)
+            // As in the SSE reconnect: the client reconnects until the feed holds `order.confirmed`.
+            var (messages, close) = try await socket(stack, orderId, token: token, lastEventID: lastSeen)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !messages.dropFirst().contains(where: { $0["status"] as? String == "CONFIRMED" }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                (messages, close) = try await socket(stack, orderId, token: token, lastEventID: lastSeen)
+            }
             #expect(close != nil)
             #expect(messages.first?["event"] as? String == "status" && messages.first?["status"] as? String == "CONFIRMED")
             let missed = messages.dropFirst()
