@@ -163,12 +163,10 @@ struct OrderEventStreamTests {
             // reaches this process's feed a little later (published after that commit, then
             // delivered). A reconnect in between rightly gets the status without that event,
             // so the client reconnects until the feed holds it, within a deadline.
-            let confirmedAmongMissed: @Sendable (Read) -> Bool = { read in read.frames.dropFirst().contains { $0.data["status"] == "CONFIRMED" } }
-            var again = try await read(stack, orderId, token: token, lastEventID: lastSeen)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !confirmedAmongMissed(again), ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
+            var again = Read(status: 0, frames: [], ended: false)
+            _ = try await TestEnvironment.eventually(timeout: .seconds(30)) {
                 again = try await read(stack, orderId, token: token, lastEventID: lastSeen)
+                return again.frames.dropFirst().contains { $0.data["status"] == "CONFIRMED" }
             }
             #expect(again.ended)
             #expect(again.frames.first?.event == "status" && again.frames.first?.data["status"] == "CONFIRMED")
@@ -256,11 +254,10 @@ struct OrderEventStreamTests {
             let lastSeen = try #require(first.frames.last { $0.event == "change" }?.id)
             #expect(try await stack.awaitTerminal(orderId).status == "CONFIRMED")
             // As in the SSE reconnect: the client reconnects until the feed holds `order.confirmed`.
-            var (messages, close) = try await socket(stack, orderId, token: token, lastEventID: lastSeen)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !messages.dropFirst().contains(where: { $0["status"] as? String == "CONFIRMED" }), ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
+            var (messages, close): ([[String: Any]], String?) = ([], nil)
+            _ = try await TestEnvironment.eventually(timeout: .seconds(30)) {
                 (messages, close) = try await socket(stack, orderId, token: token, lastEventID: lastSeen)
+                return messages.dropFirst().contains { $0["status"] as? String == "CONFIRMED" }
             }
             #expect(close != nil)
             #expect(messages.first?["event"] as? String == "status" && messages.first?["status"] as? String == "CONFIRMED")
