@@ -164,6 +164,8 @@ class CPUAccounting:
 class Stack:
     """The API and the workers, as release binaries, on the bench database and vhost."""
 
+    written = set()  # the log files this run has opened
+
     def __init__(self, env, port):
         self.env = env
         self.port = port
@@ -179,7 +181,12 @@ class Stack:
         self.metrics_ports[name] = metrics_port
         own = {"METRICS_PORT": str(metrics_port)} if executable == "emporium-api" else {"HEALTH_PORT": str(metrics_port)}
         env = dict(self.env, **own, **(extra or {}))
-        logfile = open(os.path.join(LOGS, f"{name}.log"), "ab")
+        # Each run's logs are its own (a previous run's would grow the files without end), and
+        # only files this bench writes are touched (BENCH_LOG_DIR may be a shared directory):
+        # a process's log is emptied the first time the run starts it, appended to after that.
+        path = os.path.join(LOGS, f"{name}.log")
+        logfile = open(path, "ab" if path in Stack.written else "wb")
+        Stack.written.add(path)
         self.processes[name] = subprocess.Popen([os.path.join(BIN, executable)], env=env, stdout=logfile, stderr=subprocess.STDOUT)
         return self.processes[name]
 
@@ -369,7 +376,7 @@ def peer_shop(admin, parsed, clients, seconds, workers, port, accounting):
     server = None
     try:
         products = json.loads(run([python, os.path.join(PEER_DIR, "oscar_peer.py"), "setup"], env=env))["products"]
-        logfile = open(os.path.join(LOGS, "peer-gunicorn.log"), "ab")
+        logfile = open(os.path.join(LOGS, "peer-gunicorn.log"), "wb")  # the peer starts once per run
         server = subprocess.Popen([os.path.join(venv, "bin", "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                                    "--chdir", PEER_DIR, "oscar_wsgi:application"], env=env, stdout=logfile, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
@@ -840,10 +847,6 @@ def main():
     drain_seconds = 3 if quick else int(os.environ.get("BENCH_DRAIN_SECONDS", 10))
     port = int(os.environ.get("BENCH_HTTP_PORT", 8092))
     os.makedirs(LOGS, exist_ok=True)
-    # Each run's logs are its own: a previous run's would otherwise grow the files without end.
-    for name in os.listdir(LOGS):
-        if name.endswith(".log"):
-            os.remove(os.path.join(LOGS, name))
 
     results = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
                "provider_latency_ms": provider_ms, "payment_prefetch": prefetch, "cpu": {}}
