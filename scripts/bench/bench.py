@@ -8,7 +8,8 @@ uses its own database (emporium_bench) and RabbitMQ vhost, both removed at the e
 own API port, so a `make run` stack is left alone.
 
 Phases: floors (a) pgbench with the order-placement transaction, (a') pgbench with every
-transaction of one order's saga, plain and pipelined, (b) a raw rabbitmq-c publisher with
+transaction of one order's saga, plain and pipelined, (a'') the same for a leaner saga
+(four hops fewer, every guarantee kept: the floor a redesign could reach), (b) a raw rabbitmq-c publisher with
 confirms and a raw consumer with multiple acks; then Emporium: (c) peak placement (closed
 loop, same concurrency as pgbench), (c') whole purchases with the carts filled over the API,
 (d) placement latency at fixed offered rates, (e) end-to-end completion at a sustained rate,
@@ -264,6 +265,8 @@ def pgbench(db, env, clients, seconds):
 
 
 SAGA_SCRIPT = os.path.join(ROOT, "scripts", "bench", "saga_tx.sql")
+# (a): a leaner saga (four hops fewer, every guarantee kept); not Emporium's code, a floor for a redesign.
+SAGA_LEAN_SCRIPT = os.path.join(ROOT, "scripts", "bench", "saga_lean_tx.sql")
 
 
 def saga_shape(script):
@@ -313,7 +316,8 @@ def pipelined(script, into):
 
 def saga_floor(admin, parsed, env, clients, seconds, accounting):
     """(a'): pgbench running every transaction of one order's saga (scripts/bench/saga_tx.sql),
-    plain and pipelined, on a database of its own that is migrated like Emporium's."""
+    plain and pipelined, on a database of its own that is migrated like Emporium's; then
+    (a''), the same for the leaner saga of scripts/bench/saga_lean_tx.sql, under figures["lean"]."""
     name = "emporium_bench_saga"
     drop_database(admin, name, required=True)
     admin.query(f"CREATE DATABASE {name}")
@@ -327,21 +331,27 @@ def saga_floor(admin, parsed, env, clients, seconds, accounting):
         saga_db.query("INSERT INTO products (id, sku, name, price_cents, currency, stock) SELECT ('00000000-0000-4000-0008-' || lpad(to_hex(i::int8), 12, '0'))::uuid,"
                       " 'SAGA-' || i, 'Saga item ' || i, 1000, 'EUR', 100000000 FROM generate_series(1, 100) i")
         saga_db.query("VACUUM ANALYZE")
+
+        # (a'') the leaner saga runs beside (a'), each mode of one right after the same mode
+        # of the other, so a slow minute of the shared host weighs on both alike.
         figures = saga_shape(SAGA_SCRIPT)
-        figures.update({"clients": clients, "seconds": seconds})
-        scripts = {"plain": SAGA_SCRIPT, "pipelined": pipelined(SAGA_SCRIPT, os.path.join(LOGS, "saga_tx_pipelined.sql"))}
-        for mode, script in scripts.items():
-            accounting.start()
-            output = run([os.path.join(PG_BIN, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, CORES)),
-                          "-T", str(seconds), "-f", script, saga_db.url], env=env)
-            usage = accounting.stop(exited="pgbench")
-            tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
-            sagas = max(1.0, tps * seconds)
-            cpu = usage["cpu_seconds"]
-            figures[mode] = {"tps": tps, "cpu_ms": round(sum(cpu.values()) * 1000 / sagas, 3),
-                             "postgres_ms": round(cpu.get("PostgreSQL", 0) * 1000 / sagas, 3),
-                             "client_ms": round(cpu.get("pgbench", 0) * 1000 / sagas, 3), "cpu": usage}
-            log(f"    {mode}: {tps:.0f} sagas/s; CPU: " + cpu_line(usage))
+        figures["lean"] = saga_shape(SAGA_LEAN_SCRIPT)
+        for mode in ("plain", "pipelined"):
+            for into, script, label in ((figures, SAGA_SCRIPT, "saga_tx"), (figures["lean"], SAGA_LEAN_SCRIPT, "saga_lean_tx")):
+                into.update({"clients": clients, "seconds": seconds})
+                if mode == "pipelined":
+                    script = pipelined(script, os.path.join(LOGS, f"{label}_pipelined.sql"))
+                accounting.start()
+                output = run([os.path.join(PG_BIN, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, CORES)),
+                              "-T", str(seconds), "-f", script, saga_db.url], env=env)
+                usage = accounting.stop(exited="pgbench")
+                tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
+                sagas = max(1.0, tps * seconds)
+                cpu = usage["cpu_seconds"]
+                into[mode] = {"tps": tps, "cpu_ms": round(sum(cpu.values()) * 1000 / sagas, 3),
+                              "postgres_ms": round(cpu.get("PostgreSQL", 0) * 1000 / sagas, 3),
+                              "client_ms": round(cpu.get("pgbench", 0) * 1000 / sagas, 3), "cpu": usage}
+                log(f"    {label} {mode}: {tps:.0f} sagas/s; CPU: " + cpu_line(usage))
         return figures
     finally:
         drop_database(admin, name, required=False)
@@ -633,6 +643,15 @@ def mib(value):
     return value / 1024 / 1024
 
 
+def cpu_ceiling(postgres_ms):
+    """What the host's cores could do at most with PostgreSQL's CPU per saga alone (nothing
+    else running): a ceiling that a slow minute of the shared host does not move the way it
+    moves sagas/s."""
+    if not postgres_ms:
+        return ""
+    return f"; PostgreSQL alone on {CORES} cores: at most {CORES * 1000 / postgres_ms:.0f} sagas/s"
+
+
 def render(results):
     """The report: every figure, its baseline ratio and its target."""
     m, a, b = results["machine"], results["pgbench"], results["publisher"]
@@ -653,7 +672,16 @@ def render(results):
             f" {saga['statements']} statements, {saga['commits']} commits), {saga['clients']} clients, {saga['seconds']} s each:")
         for mode in ("plain", "pipelined"):
             m_ = saga[mode]
-            add(f"      {mode:>9}: {m_['tps']:.0f} sagas/s, {m_['cpu_ms']:.2f} ms of CPU per saga (PostgreSQL {m_['postgres_ms']:.2f}, pgbench {m_['client_ms']:.2f})")
+            add(f"      {mode:>9}: {m_['tps']:.0f} sagas/s, {m_['cpu_ms']:.2f} ms of CPU per saga (PostgreSQL {m_['postgres_ms']:.2f}, pgbench {m_['client_ms']:.2f})"
+                f"{cpu_ceiling(m_['postgres_ms'])}")
+        lean = saga.get("lean")
+        if lean:
+            add(f"  (a'') the same for a leaner saga that keeps every guarantee and the four roles, four hops fewer (scripts/bench/saga_lean_tx.sql;"
+                f" not Emporium's code) ({lean['transactions']} transactions, {lean['statements']} statements, {lean['commits']} commits):")
+            for mode in ("plain", "pipelined"):
+                m_ = lean[mode]
+                add(f"      {mode:>9}: {m_['tps']:.0f} sagas/s = {m_['tps'] / saga[mode]['tps']:.2f} x (a'), {m_['cpu_ms']:.2f} ms of CPU per saga"
+                    f" (PostgreSQL {m_['postgres_ms']:.2f}, pgbench {m_['client_ms']:.2f}){cpu_ceiling(m_['postgres_ms'])}")
     add(f"  (b) raw rabbitmq-c publisher, {b['size']} B persistent to a quorum queue, confirms, window {b['window']}: {b['per_second']:.0f} msg/s ({b['messages']} messages)")
     publish_ms = phase_cpu_ms(results, "(b) raw publisher", b["messages"])
     if publish_ms:
@@ -903,7 +931,7 @@ def main():
         db.query("DELETE FROM orders WHERE order_number LIKE 'PGB-%'")
         db.query("VACUUM ANALYZE")
 
-        log(f"(a') pgbench, every transaction of one order's saga, plain and pipelined, {clients} clients")
+        log(f"(a') and (a'') pgbench, every transaction of one order's saga, then of a leaner one, plain and pipelined, {clients} clients")
         results["saga_floor"] = saga_floor(admin, parsed, env, clients, 5 if quick else 20, accounting)
 
         log("(b) raw rabbitmq-c publisher, then consumer")
