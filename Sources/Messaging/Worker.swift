@@ -22,11 +22,18 @@ package protocol EventHandler: Sendable {
     /// Applies `event`, which is of type `input`. Throw a ``PermanentFailure`` for a message
     /// that can never succeed; other errors are classified by ``FailureClass/of(_:)``.
     func handle(_ input: Input, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope]
+    /// What ``prepare(_:in:)`` hands to each message's ``handle(_:_:prepared:in:)``: work
+    /// done once for the whole batch (`Void` for a handler that prepares nothing).
+    associatedtype Prepared: Sendable = Void
     /// Runs once per batch of several events, in the batch's transaction, before any of them
     /// is handled. A handler whose events lock shared rows takes every lock the batch needs
     /// here, in one order, so that two batches in flight wait for each other instead of
-    /// deadlocking. The default does nothing.
-    func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws
+    /// deadlocking; one that can decide the whole batch in a few statements does so here
+    /// and returns the decisions. The default does nothing.
+    func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws -> Prepared
+    /// Applies one message of a prepared batch. The default ignores `prepared` and calls
+    /// ``handle(_:_:in:)``.
+    func handle(_ input: Input, _ event: EventEnvelope, prepared: Prepared, in db: PostgresConnection) async throws -> [EventEnvelope]
     /// Whether a message of this kind may share a transaction with others. One whose handling
     /// calls the outside world (a payment provider, a mail relay) may not: when a batch fails,
     /// each message is redone on its own, and its healthy batch-mates would call out a second
@@ -39,12 +46,18 @@ extension EventHandler {
     /// The inbox consumer name: the role's.
     package var consumerName: String { Self.role.rawValue }
 
-    package func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws {}
+    package func handle(_ input: Input, _ event: EventEnvelope, prepared: Prepared, in db: PostgresConnection) async throws -> [EventEnvelope] {
+        try await handle(input, event, in: db)
+    }
 
     package static func batches(_ input: Input) -> Bool { true }
 
     /// Whether any message of the role may share a transaction: else the worker takes one at a time.
     static var batchesAny: Bool { Input.allCases.contains { batches($0) } }
+}
+
+extension EventHandler where Prepared == Void {
+    package func prepare(_ batch: [(input: Input, event: EventEnvelope)], in db: PostgresConnection) async throws {}
 }
 
 /// A failure that retrying cannot fix (bad payload, unknown type, broken business rule).

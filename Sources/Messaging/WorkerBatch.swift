@@ -66,8 +66,8 @@ extension Worker {
     }
 
     /// One transaction for the batch: one inbox statement claims the fresh messages, the
-    /// handler prepares (takes its locks in one order) and applies each fresh one in arrival
-    /// order, one outbox statement appends everything they emit. After the commit the events
+    /// handler prepares (takes its locks in one order, and may decide the batch at once) and
+    /// applies each fresh one in arrival order, one outbox statement appends everything they emit. After the commit the events
     /// go to the publisher and the deliveries are acked together.
     private func applyBatch(_ batch: [DecodedDelivery<Handler.Input>], consumer: AMQPConsumer) async throws {
         let started = ContinuousClock.now
@@ -76,14 +76,14 @@ extension Worker {
             let claimed = try await InboxStore.claim(consumer: handler.consumerName, messageIDs: batch.map(\.event.id), on: db)
             var seen = Set<UUID>()
             let fresh = batch.map { claimed.contains($0.event.id) && seen.insert($0.event.id).inserted }
-            try await handler.prepare(zip(batch, fresh).filter(\.1).map { (input: $0.0.input, event: $0.0.event) }, in: db)
+            let prepared = try await handler.prepare(zip(batch, fresh).filter(\.1).map { (input: $0.0.input, event: $0.0.event) }, in: db)
             var perMessage: [[EventEnvelope]?] = []
             for (item, isFresh) in zip(batch, fresh) {
                 guard isFresh else {
                     perMessage.append(nil)
                     continue
                 }
-                perMessage.append(try await handleTraced(item, db))
+                perMessage.append(try await handleTraced(item, prepared, db))
             }
             let appended = try await OutboxStore.append(perMessage.flatMap { $0 ?? [] }, exchange: names.eventsExchange, on: db)
             // Back to the message that emitted each, in order.
@@ -117,7 +117,7 @@ extension Worker {
 
     /// Runs the handler for one message of a batch in its own consumer span, continuing the
     /// publisher's trace; what it emits continues that span's trace.
-    private func handleTraced(_ item: DecodedDelivery<Handler.Input>, _ db: PostgresConnection) async throws -> [EventEnvelope] {
+    private func handleTraced(_ item: DecodedDelivery<Handler.Input>, _ prepared: Handler.Prepared, _ db: PostgresConnection) async throws -> [EventEnvelope] {
         let parent = EmporiumTracing.context(continuing: item.event.traceparent ?? item.delivery.properties.headers["traceparent"]?.stringValue)
         return try await withSpan("\(item.event.type) process", context: parent, ofKind: .consumer) { span in
             span.attributes["messaging.system"] = "rabbitmq"
@@ -128,7 +128,7 @@ extension Worker {
                 span.attributes["emporium.replay.count"] = Int(replays)
             }
             let traceparent = EmporiumTracing.currentTraceparent()
-            return try await handler.handle(item.input, item.event, in: db).map { next in
+            return try await handler.handle(item.input, item.event, prepared: prepared, in: db).map { next in
                 var next = next
                 if let traceparent { next.traceparent = traceparent }
                 return next

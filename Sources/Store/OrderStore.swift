@@ -333,6 +333,19 @@ package struct OrderStore: Sendable {
         return try await db.query(sql, [id]).first.flatMap { OrderStatus(rawValue: try $0.decode(String.self, "status")) }
     }
 
+    /// The orders' statuses, read in one statement; with `lock`, their rows are locked in id
+    /// order (a stock batch's orders, after the products they take). Unknown ids are absent.
+    package func statuses(of ids: [UUID], lock: Bool, on db: PostgresConnection) async throws -> [UUID: OrderStatus] {
+        let sql =
+            lock
+            ? "SELECT id, status FROM orders WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE" : "SELECT id, status FROM orders WHERE id = ANY($1)"
+        var statuses: [UUID: OrderStatus] = [:]
+        for row in try await db.query(sql, [ids]) {
+            statuses[try row.decode(UUID.self, "id")] = OrderStatus(rawValue: try row.decode(String.self, "status"))
+        }
+        return statuses
+    }
+
     /// What the payment worker needs to decide about an order's charge.
     package struct PaymentFacts: Sendable {
         package let userId: UUID

@@ -16,11 +16,27 @@ package struct StockStore: Sendable {
     /// Records, in one statement, that each line's quantity is reserved for the order (inside
     /// a transaction it goes out with the next statement or the `COMMIT`).
     package func reserve(_ orderId: UUID, lines: [OrderLine], on db: PostgresConnection) async throws {
+        try await reserve([(orderId, lines)], on: db)
+    }
+
+    /// Records, in one statement, the reservations of several orders (a stock batch's);
+    /// queued like ``reserve(_:lines:on:)``.
+    package func reserve(_ orders: [(orderId: UUID, lines: [OrderLine])], on db: PostgresConnection) async throws {
+        let rows = orders.flatMap { order in order.lines.map { (order.orderId, $0) } }
+        guard !rows.isEmpty else { return }
         try await db.enqueue(
             """
             INSERT INTO stock_reservations (id, order_id, product_id, quantity, status)
-            SELECT gen_random_uuid(), $1, product_id, quantity, 'RESERVED' FROM unnest($2::uuid[], $3::int8[]) AS l(product_id, quantity)
-            """, [orderId, lines.map(\.productId), lines.map(\.quantity)])
+            SELECT gen_random_uuid(), order_id, product_id, quantity, 'RESERVED'
+            FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS l(order_id, product_id, quantity)
+            """, [rows.map(\.0), rows.map(\.1.productId), rows.map(\.1.quantity)])
+    }
+
+    /// Which of the orders hold a reservation already (in one statement, for a stock batch).
+    package func reservedOrders(among orderIds: [UUID], on db: PostgresConnection) async throws -> Set<UUID> {
+        Set(
+            try await db.query("SELECT DISTINCT order_id FROM stock_reservations WHERE order_id = ANY($1) AND status = 'RESERVED'", [orderIds])
+                .map { try $0.decode(UUID.self, "order_id") })
     }
 
     /// Marks the order's reservations committed (it was paid); queued like ``reserve(_:lines:on:)``.

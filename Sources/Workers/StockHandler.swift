@@ -30,44 +30,109 @@ package struct StockHandler: EventHandler {
     /// batches in flight (of this process or a replica) queue on the first product they share
     /// instead of deadlocking on the second. Each order's conditional update stays the final
     /// no-oversell check.
-    package func prepare(_ batch: [(input: StockEvent, event: EventEnvelope)], in db: PostgresConnection) async throws {
+    ///
+    /// A batch of placements and confirmations (what a backlog holds) is then decided here at
+    /// once, in a few statements instead of four round trips per order, because the batch
+    /// holds its products' locks for as long as it runs and every other batch waits on them:
+    /// the orders' rows locked and read together, each order planned in arrival order against
+    /// the locked stock (``StockReservation/plan(batch:available:)``), one conditional update
+    /// takes what they all take, one insert records their reservations. A batch with a
+    /// release or a restock (which give stock back as they are handled) is not decided here:
+    /// its orders go one by one, in arrival order, as a single message does.
+    /// Returns the decisions by event id.
+    package func prepare(_ batch: [(input: StockEvent, event: EventEnvelope)], in db: PostgresConnection) async throws -> [UUID: StockReservation.Decision] {
         var products = Set<UUID>()
         var cancelled: [UUID] = []
+        var placed: [(event: EventEnvelope, order: OrderPlaced)] = []
+        var givesBack = false
         for (input, event) in batch {
             switch input {
-            case .orderPlaced: products.formUnion(try event.payload(as: OrderPlaced.self).lines.map(\.productId))
-            case .orderCancelled: cancelled.append(try event.payload(as: OrderOutcome.self).orderId)
-            case .paymentRefunded: products.formUnion((try event.payload(as: PaymentRefunded.self).restock ?? []).map(\.productId))
+            case .orderPlaced:
+                let order = try event.payload(as: OrderPlaced.self)
+                products.formUnion(order.lines.map(\.productId))
+                placed.append((event, order))
+            case .orderCancelled:
+                cancelled.append(try event.payload(as: OrderOutcome.self).orderId)
+                givesBack = true
+            case .paymentRefunded:
+                products.formUnion((try event.payload(as: PaymentRefunded.self).restock ?? []).map(\.productId))
+                givesBack = true
             case .orderConfirmed: break
             }
         }
         if !cancelled.isEmpty { products.formUnion(try await reservations.reservedProducts(of: cancelled, on: db)) }
-        if !products.isEmpty { _ = try await catalog.lockStock(Array(products), on: db) }
+        guard !products.isEmpty else { return [:] }
+        let available = try await catalog.lockStock(Array(products), on: db)
+        guard !givesBack, !placed.isEmpty else { return [:] }
+        return try await decide(placed, available: available, db)
+    }
+
+    /// Applies a prepared batch's decision for an `order.placed`; anything else, and a batch
+    /// decided one by one, is handled as a single message.
+    package func handle(
+        _ input: StockEvent, _ event: EventEnvelope, prepared: [UUID: StockReservation.Decision], in db: PostgresConnection
+    ) async throws -> [EventEnvelope] {
+        guard input == .orderPlaced, let decision = prepared[event.id] else { return try await handle(input, event, in: db) }
+        let orderId = try event.payload(as: OrderPlaced.self).orderId
+        switch decision {
+        case .skip: return []
+        case .reserved, .take: return try answer(.stockReserved, orderId, cause: event)
+        case .short(let productId): return try answer(.stockRejected, orderId, short: productId, cause: event)
+        }
+    }
+
+    /// Decides the batch's placements under the products' locks and applies what they take.
+    private func decide(
+        _ placed: [(event: EventEnvelope, order: OrderPlaced)], available: [UUID: Int], _ db: PostgresConnection
+    ) async throws -> [UUID: StockReservation.Decision] {
+        let orderIds = Array(Set(placed.map(\.order.orderId)))
+        let statuses = try await orders.statuses(of: orderIds, lock: true, on: db)
+        let reservedBefore = try await reservations.reservedOrders(among: orderIds, on: db)
+        let decisions = StockReservation.plan(
+            batch: placed.map {
+                StockReservation.PlacedOrder(
+                    orderId: $0.order.orderId, lines: $0.order.lines, pending: statuses[$0.order.orderId] == .pending,
+                    reserved: reservedBefore.contains($0.order.orderId))
+            },
+            available: available)
+        var taken: [(orderId: UUID, lines: [OrderLine])] = []
+        for (item, decision) in zip(placed, decisions) {
+            if case .take(let lines) = decision { taken.append((item.order.orderId, lines)) }
+        }
+        if !taken.isEmpty {
+            // The conditional update is the final no-oversell check; under the locks it holds.
+            guard try await catalog.takeStock(StockReservation.wanted(taken.flatMap(\.lines)), on: db) else {
+                throw TransientFailure("the stock of a batch's products changed under their locks")
+            }
+            try await reservations.reserve(taken, on: db)
+        }
+        var byEvent: [UUID: StockReservation.Decision] = [:]
+        for (item, decision) in zip(placed, decisions) { byEvent[item.event.id] = decision }
+        return byEvent
+    }
+
+    /// The answer to a placement: `stock.reserved`, or `stock.rejected` naming the short product.
+    private func answer(_ type: EventType, _ orderId: UUID, short: UUID? = nil, cause: EventEnvelope) throws -> [EventEnvelope] {
+        [try EventEnvelope(type: type, orderId: orderId, payload: StockOutcome(orderId: orderId, productId: short), traceparent: cause.traceparent)]
     }
 
     private func reserve(_ placed: OrderPlaced, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
         // An order cancelled before its reservation must not take stock.
         guard try await orders.status(of: placed.orderId, lock: true, on: db) == .pending else { return [] }
-        func answer(_ type: EventType, short: UUID? = nil) throws -> [EventEnvelope] {
-            [
-                try EventEnvelope(
-                    type: type, orderId: placed.orderId, payload: StockOutcome(orderId: placed.orderId, productId: short), traceparent: cause.traceparent)
-            ]
-        }
         // Reserved before (the same order placed again by a re-drive, under a new message id):
         // the answer never reached the order worker, so give it again instead of taking stock twice.
-        if try await reservations.hasReservation(placed.orderId, on: db) { return try answer(.stockReserved) }
+        if try await reservations.hasReservation(placed.orderId, on: db) { return try answer(.stockReserved, placed.orderId, cause: cause) }
         let available = try await catalog.lockStock(StockReservation.wanted(placed.lines).map(\.productId), on: db)
         switch StockReservation.plan(placed.lines, available: available) {
         case .short(let productId):
-            return try answer(.stockRejected, short: productId)
+            return try answer(.stockRejected, placed.orderId, short: productId, cause: cause)
         case .take(let lines):
             // The conditional update is the final no-oversell check; under the locks it holds.
             guard try await catalog.takeStock(lines, on: db) else {
                 throw TransientFailure("the stock of order \(placed.orderId)'s products changed under their locks")
             }
             try await reservations.reserve(placed.orderId, lines: lines, on: db)
-            return try answer(.stockReserved)
+            return try answer(.stockReserved, placed.orderId, cause: cause)
         }
     }
 

@@ -192,6 +192,56 @@ struct HandlerTests {
         }
     }
 
+    @Test(
+        "stock: a batch of placements is decided at once, in arrival order: all lines or none per order, a short product rejects only the orders that no longer fit, a placement seen twice takes stock once, a cancelled order takes nothing"
+    )
+    func reserveBatch() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 3), pen = try await fixture.product(stock: 1)
+            let placed = { (order: OrderStore.Order) in
+                OrderPlaced(
+                    orderId: order.id, userId: fixture.customer, totalCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa",
+                    lines: order.items.map { OrderLine(productId: $0.productId, quantity: $0.quantity) })
+            }
+            let first = try await fixture.order([OrderLine(productId: mug, quantity: 2)])
+            let second = try await fixture.order([OrderLine(productId: mug, quantity: 1), OrderLine(productId: pen, quantity: 1)])
+            let third = try await fixture.order([OrderLine(productId: pen, quantity: 1)])
+            let cancelled = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+            _ = try await fixture.pool.withTransaction { try await fixture.orders.transition(cancelled.id, to: .cancelled, reason: .customer, on: $0) }
+
+            // The first placement arrives twice (a re-drive, under a new message id).
+            let events = try [first, second, third, first, cancelled].map { try EventEnvelope(type: .orderPlaced, orderId: $0.id, payload: placed($0)) }
+            let handler = StockHandler()
+            let (decided, answers) = try await fixture.pool.withTransaction { db in
+                let prepared = try await handler.prepare(events.map { (input: StockEvent.orderPlaced, event: $0) }, in: db)
+                var answers: [[String]] = []
+                for event in events { answers.append(try await handler.handle(.orderPlaced, event, prepared: prepared, in: db).map(\.type)) }
+                return (prepared, answers)
+            }
+            #expect(decided.count == events.count, "the batch was not decided at once")
+            #expect(
+                decided[events[0].id] == .take([OrderLine(productId: mug, quantity: 2)]) && decided[events[2].id] == .short(pen)
+                    && decided[events[3].id] == .reserved && decided[events[4].id] == .skip)
+            let reserved = EventType.stockReserved.rawValue, rejected = EventType.stockRejected.rawValue
+            #expect(answers == [[reserved], [reserved], [rejected], [reserved], []])
+            #expect(try await fixture.stock(mug) == 0)
+            #expect(try await fixture.stock(pen) == 0)
+            let rows = try await fixture.pool.query(
+                "SELECT order_id, sum(quantity)::int8 AS n FROM stock_reservations WHERE status = 'RESERVED' GROUP BY order_id", [])
+            let held = Dictionary(uniqueKeysWithValues: try rows.map { (try $0.decode(UUID.self, "order_id"), try $0.decode(Int.self, "n")) })
+            #expect(held == [first.id: 2, second.id: 2], "reservations: \(held)")
+
+            // A batch that also gives stock back (a cancellation) is not decided at once: its
+            // orders go one by one, in arrival order.
+            let release = try EventEnvelope(
+                type: .orderCancelled, orderId: first.id, payload: OrderOutcome(orderId: first.id, userId: fixture.customer, reason: "customer"))
+            let mixed = try await fixture.pool.withTransaction { db in
+                try await handler.prepare([(input: StockEvent.orderCancelled, event: release), (input: .orderPlaced, event: events[2])], in: db)
+            }
+            #expect(mixed.isEmpty)
+        }
+    }
+
     @Test("stock: a cancellation gives reserved stock back once, however often it arrives")
     func releaseOnce() async throws {
         try await Fixture.with { fixture in
