@@ -691,6 +691,15 @@ def cpu_ceiling(postgres_ms):
     return f"; PostgreSQL alone on {CORES} cores: at most {CORES * 1000 / postgres_ms:.0f} sagas/s"
 
 
+def add_saga_modes(add, figures, versus=None):
+    """A saga floor's plain and pipelined lines; with `versus`, each rate also as a ratio to it."""
+    for mode in ("plain", "pipelined"):
+        m_ = figures[mode]
+        ratio = f" = {m_['tps'] / versus[mode]['tps']:.2f} x (a')" if versus else ""
+        add(f"      {mode:>9}: {m_['tps']:.0f} sagas/s{ratio}, {m_['cpu_ms']:.2f} ms of CPU per saga (PostgreSQL {m_['postgres_ms']:.2f},"
+            f" pgbench {m_['client_ms']:.2f}){cpu_ceiling(m_['postgres_ms'])}")
+
+
 def render(results):
     """The report: every figure, its baseline ratio and its target."""
     m, a, b = results["machine"], results["pgbench"], results["publisher"]
@@ -709,18 +718,12 @@ def render(results):
     if saga:
         add(f"  (a') pgbench, every transaction of one order's saga as Emporium runs it ({saga['transactions']} transactions,"
             f" {saga['statements']} statements, {saga['commits']} commits), {saga['clients']} clients, {saga['seconds']} s each:")
-        for mode in ("plain", "pipelined"):
-            m_ = saga[mode]
-            add(f"      {mode:>9}: {m_['tps']:.0f} sagas/s, {m_['cpu_ms']:.2f} ms of CPU per saga (PostgreSQL {m_['postgres_ms']:.2f}, pgbench {m_['client_ms']:.2f})"
-                f"{cpu_ceiling(m_['postgres_ms'])}")
+        add_saga_modes(add, saga)
         lean = saga.get("lean")
         if lean:
             add(f"  (a'') the same for a leaner saga that keeps every guarantee and the four roles, four hops fewer (saga_tx.sql without"
                 f" its sections {', '.join(sorted(LEAN_DROPPED_SECTIONS))}; not Emporium's code) ({lean['transactions']} transactions, {lean['statements']} statements, {lean['commits']} commits):")
-            for mode in ("plain", "pipelined"):
-                m_ = lean[mode]
-                add(f"      {mode:>9}: {m_['tps']:.0f} sagas/s = {m_['tps'] / saga[mode]['tps']:.2f} x (a'), {m_['cpu_ms']:.2f} ms of CPU per saga"
-                    f" (PostgreSQL {m_['postgres_ms']:.2f}, pgbench {m_['client_ms']:.2f}){cpu_ceiling(m_['postgres_ms'])}")
+            add_saga_modes(add, lean, versus=saga)
     add(f"  (b) raw rabbitmq-c publisher, {b['size']} B persistent to a quorum queue, confirms, window {b['window']}: {b['per_second']:.0f} msg/s ({b['messages']} messages)")
     publish_ms = phase_cpu_ms(results, "(b) raw publisher", b["messages"])
     if publish_ms:
