@@ -67,8 +67,9 @@ extension Worker {
 
     /// One transaction for the batch: one inbox statement claims the fresh messages, the
     /// handler prepares (takes its locks in one order, and may decide the batch at once) and
-    /// applies each fresh one in arrival order, one outbox statement appends everything they emit. After the commit the events
-    /// go to the publisher and the deliveries are acked together.
+    /// applies each fresh one in arrival order, one outbox statement appends everything they
+    /// emit. After the commit the events go to the publisher and the deliveries are acked
+    /// together.
     private func applyBatch(_ batch: [DecodedDelivery<Handler.Input>], consumer: AMQPConsumer) async throws {
         let started = ContinuousClock.now
         let queue = names.queue(role)

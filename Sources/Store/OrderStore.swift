@@ -333,14 +333,11 @@ package struct OrderStore: Sendable {
         return try await db.query(sql, [id]).first.flatMap { OrderStatus(rawValue: try $0.decode(String.self, "status")) }
     }
 
-    /// The orders' statuses, read in one statement; with `lock`, their rows are locked in id
-    /// order (a stock batch's orders, after the products they take). Unknown ids are absent.
-    package func statuses(of ids: [UUID], lock: Bool, on db: PostgresConnection) async throws -> [UUID: OrderStatus] {
-        let sql =
-            lock
-            ? "SELECT id, status FROM orders WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE" : "SELECT id, status FROM orders WHERE id = ANY($1)"
+    /// The orders' statuses, read in one statement with their rows locked in id order (a stock
+    /// batch's orders, after the products they take). Unknown ids are absent.
+    package func lockedStatuses(of ids: [UUID], on db: PostgresConnection) async throws -> [UUID: OrderStatus] {
         var statuses: [UUID: OrderStatus] = [:]
-        for row in try await db.query(sql, [ids]) {
+        for row in try await db.query("SELECT id, status FROM orders WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", [ids]) {
             statuses[try row.decode(UUID.self, "id")] = OrderStatus(rawValue: try row.decode(String.self, "status"))
         }
         return statuses

@@ -16,6 +16,13 @@ package struct StockHandler: EventHandler {
     /// Creates the handler.
     package init() {}
 
+    /// A placement of a prepared batch: its order (so the answer need not read the payload
+    /// again) and what the batch decided for it.
+    package struct Decided: Sendable, Equatable {
+        package let orderId: UUID
+        package let decision: StockReservation.Decision
+    }
+
     package func handle(_ input: StockEvent, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
         switch input {
         case .orderPlaced: return try await reserve(event.payload(as: OrderPlaced.self), cause: event, db)
@@ -39,8 +46,8 @@ package struct StockHandler: EventHandler {
     /// takes what they all take, one insert records their reservations. A batch with a
     /// release or a restock (which give stock back as they are handled) is not decided here:
     /// its orders go one by one, in arrival order, as a single message does.
-    /// Returns the decisions by event id.
-    package func prepare(_ batch: [(input: StockEvent, event: EventEnvelope)], in db: PostgresConnection) async throws -> [UUID: StockReservation.Decision] {
+    /// Returns each placement's order and decision, by event id.
+    package func prepare(_ batch: [(input: StockEvent, event: EventEnvelope)], in db: PostgresConnection) async throws -> [UUID: Decided] {
         var products = Set<UUID>()
         var cancelled: [UUID] = []
         var placed: [(event: EventEnvelope, order: OrderPlaced)] = []
@@ -70,23 +77,22 @@ package struct StockHandler: EventHandler {
     /// Applies a prepared batch's decision for an `order.placed`; anything else, and a batch
     /// decided one by one, is handled as a single message.
     package func handle(
-        _ input: StockEvent, _ event: EventEnvelope, prepared: [UUID: StockReservation.Decision], in db: PostgresConnection
+        _ input: StockEvent, _ event: EventEnvelope, prepared: [UUID: Decided], in db: PostgresConnection
     ) async throws -> [EventEnvelope] {
-        guard input == .orderPlaced, let decision = prepared[event.id] else { return try await handle(input, event, in: db) }
-        let orderId = try event.payload(as: OrderPlaced.self).orderId
-        switch decision {
+        guard input == .orderPlaced, let decided = prepared[event.id] else { return try await handle(input, event, in: db) }
+        switch decided.decision {
         case .skip: return []
-        case .reserved, .take: return try answer(.stockReserved, orderId, cause: event)
-        case .short(let productId): return try answer(.stockRejected, orderId, short: productId, cause: event)
+        case .reserved, .take: return try answer(.stockReserved, decided.orderId, cause: event)
+        case .short(let productId): return try answer(.stockRejected, decided.orderId, short: productId, cause: event)
         }
     }
 
     /// Decides the batch's placements under the products' locks and applies what they take.
     private func decide(
         _ placed: [(event: EventEnvelope, order: OrderPlaced)], available: [UUID: Int], _ db: PostgresConnection
-    ) async throws -> [UUID: StockReservation.Decision] {
+    ) async throws -> [UUID: Decided] {
         let orderIds = Array(Set(placed.map(\.order.orderId)))
-        let statuses = try await orders.statuses(of: orderIds, lock: true, on: db)
+        let statuses = try await orders.lockedStatuses(of: orderIds, on: db)
         let reservedBefore = try await reservations.reservedOrders(among: orderIds, on: db)
         let decisions = StockReservation.plan(
             batch: placed.map {
@@ -106,8 +112,8 @@ package struct StockHandler: EventHandler {
             }
             try await reservations.reserve(taken, on: db)
         }
-        var byEvent: [UUID: StockReservation.Decision] = [:]
-        for (item, decision) in zip(placed, decisions) { byEvent[item.event.id] = decision }
+        var byEvent: [UUID: Decided] = [:]
+        for (item, decision) in zip(placed, decisions) { byEvent[item.event.id] = Decided(orderId: item.order.orderId, decision: decision) }
         return byEvent
     }
 

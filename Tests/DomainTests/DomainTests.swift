@@ -50,7 +50,7 @@ struct DomainTests {
             decisions == [
                 .take([OrderLine(productId: mug, quantity: 2)]),  // lines of one product summed
                 .short(mug),  // the mug went to the first order; the pen it also wants is not taken
-                .take([OrderLine(productId: pen, quantity: 1)]),  // the second order took nothing
+                .take([OrderLine(productId: pen, quantity: 1)]),  // still there: the second order took nothing
                 .reserved,  // the first order again
                 .skip,  // no longer pending
                 .reserved,  // reserved before this batch
