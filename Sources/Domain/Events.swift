@@ -60,6 +60,21 @@ package struct OrderLine: Sendable, Codable, Hashable {
         self.productId = productId
         self.quantity = quantity
     }
+
+    enum CodingKeys: String, CodingKey { case productId, quantity }
+
+    /// Decodes a line of an event, which must want at least one unit: the stock worker takes
+    /// what a placement's lines want and gives back what a refund's lines restock, so a
+    /// message whose line says 0 or -5 (forged, or from a bug) would give stock away or take
+    /// it back. Such a message is undecodable, which dead-letters it.
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        productId = try container.decode(UUID.self, forKey: .productId)
+        quantity = try container.decode(Int.self, forKey: .quantity)
+        guard quantity > 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .quantity, in: container, debugDescription: "a line's quantity must be at least 1, not \(quantity)")
+        }
+    }
 }
 
 /// `order.placed`: a customer placed an order; stock is next.

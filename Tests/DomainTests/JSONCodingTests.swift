@@ -96,6 +96,22 @@ struct JSONCodingTests {
         }
     }
 
+    @Test("an event's line that wants fewer than 1 unit is refused by both decoders; 1 is read")
+    func orderLineQuantityAtLeastOne() throws {
+        let product = UUID()
+        for quantity in [-5, 0, 1] {
+            let bytes = Data(#"{"product_id":"\#(product.uuidString)","quantity":\#(quantity)}"#.utf8)
+            let tree = try EmporiumJSON.decoder().decode(JSONValue.self, from: bytes)
+            if quantity > 0 {
+                #expect(try EmporiumJSON.decoder().decode(OrderLine.self, from: bytes) == OrderLine(productId: product, quantity: quantity))
+                #expect(try JSONValueDecoder().decode(OrderLine.self, from: tree) == OrderLine(productId: product, quantity: quantity))
+            } else {
+                #expect(throws: DecodingError.self) { try EmporiumJSON.decoder().decode(OrderLine.self, from: bytes) }
+                #expect(throws: DecodingError.self) { try JSONValueDecoder().decode(OrderLine.self, from: tree) }
+            }
+        }
+    }
+
     private static func check<T: Codable>(_ value: T) throws {
         let tree = try JSONValueEncoder().encode(value)
         let expected = try foundationTree(value)

@@ -242,6 +242,49 @@ struct HandlerTests {
         }
     }
 
+    @Test(
+        "stock: a placement or a refund whose line wants 0 or fewer units (forged, or from a bug) fails permanently, alone or in a batch, and moves no stock"
+    )
+    func forgedQuantitiesMoveNoStock() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 5)
+            let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+            let handler = StockHandler()
+            for quantity in [-5, 0] {
+                let placed = try EventEnvelope(
+                    type: .orderPlaced, orderId: order.id,
+                    payload: OrderPlaced(
+                        orderId: order.id, userId: fixture.customer, totalCents: 1_000, currency: "EUR", paymentMethod: "tok_visa",
+                        lines: [OrderLine(productId: mug, quantity: quantity)]))
+                let refunded = try EventEnvelope(
+                    type: .paymentRefunded, orderId: order.id,
+                    payload: PaymentRefunded(
+                        orderId: order.id, paymentId: UUID(), refundId: UUID(), amountCents: 100, currency: "EUR",
+                        restock: [OrderLine(productId: mug, quantity: quantity)]))
+                for (input, event) in [(StockEvent.orderPlaced, placed), (.paymentRefunded, refunded)] {
+                    let alone = await #expect(throws: (any Error).self) {
+                        try await fixture.pool.withTransaction { try await handler.handle(input, event, in: $0) }
+                    }
+                    #expect(alone.map { FailureClass.of($0) } == .permanent, "\(event.type) with quantity \(quantity) alone")
+                }
+                // A batch is prepared from the same payloads: it fails, and the worker redoes
+                // its messages one at a time, which dead-letters this one.
+                let valid = try EventEnvelope(
+                    type: .orderPlaced, orderId: order.id,
+                    payload: OrderPlaced(
+                        orderId: order.id, userId: fixture.customer, totalCents: 1_000, currency: "EUR", paymentMethod: "tok_visa",
+                        lines: [OrderLine(productId: mug, quantity: 1)]))
+                await #expect(throws: (any Error).self) {
+                    try await fixture.pool.withTransaction { db in
+                        try await handler.prepare([(input: StockEvent.orderPlaced, event: valid), (input: .orderPlaced, event: placed)], in: db)
+                    }
+                }
+                #expect(try await fixture.stock(mug) == 5, "quantity \(quantity) moved stock")
+            }
+            #expect(try await fixture.pool.query("SELECT 1 FROM stock_reservations WHERE order_id = $1", [order.id]).count == 0)
+        }
+    }
+
     @Test("stock: a cancellation gives reserved stock back once, however often it arrives")
     func releaseOnce() async throws {
         try await Fixture.with { fixture in
