@@ -38,8 +38,10 @@ package protocol EventHandler: Sendable {
     /// calls the outside world (a payment provider, a mail relay) may not: when a batch fails,
     /// each message is redone on its own, and its healthy batch-mates would call out a second
     /// time. Such messages go one at a time, and a role whose every message calls out runs
-    /// more of them at once instead (``Worker`` `concurrency`).
-    static func batches(_ input: Input) -> Bool
+    /// more of them at once instead (``Worker`` `concurrency`). An instance method, because
+    /// whether a message calls out can depend on how the handler was configured (a
+    /// notification channel that mails, or one that only records).
+    func batches(_ input: Input) -> Bool
 }
 
 extension EventHandler {
@@ -50,10 +52,10 @@ extension EventHandler {
         try await handle(input, event, in: db)
     }
 
-    package static func batches(_ input: Input) -> Bool { true }
+    package func batches(_ input: Input) -> Bool { true }
 
     /// Whether any message of the role may share a transaction: else the worker takes one at a time.
-    static var batchesAny: Bool { Input.allCases.contains { batches($0) } }
+    var batchesAny: Bool { Input.allCases.contains { batches($0) } }
 }
 
 extension EventHandler where Prepared == Void {
@@ -136,7 +138,7 @@ package struct Worker<Handler: EventHandler>: Service {
         self.amqp = amqp
         self.outbox = outbox
         self.prefetch = prefetch
-        self.batchSize = Handler.batchesAny ? max(1, batchSize) : 1
+        self.batchSize = handler.batchesAny ? max(1, batchSize) : 1
         self.concurrency = max(1, concurrency)
         self.drainTimeout = drainTimeout
         self.status = status

@@ -29,7 +29,7 @@ extension Worker {
         }
         var batch: [DecodedDelivery<Handler.Input>] = []
         for delivery in deliveries {
-            guard !delivery.redelivered, let decoded = decode(delivery), Handler.batches(decoded.input) else {
+            guard !delivery.redelivered, let decoded = decode(delivery), handler.batches(decoded.input) else {
                 await process(delivery, consumer: consumer, router: router)
                 continue
             }

@@ -27,6 +27,9 @@ package struct OutgoingNotification: Sendable {
 package protocol NotificationChannel: Sendable {
     /// `email`, `sms` or `webhook`.
     var name: String { get }
+    /// Whether `deliver` calls a service outside the database (a mail relay): then each
+    /// notification is sent in a transaction of its own (``NotificationHandler/batches(_:)``).
+    var callsOut: Bool { get }
     /// Sends (or records) `notification`.
     func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws
 }
@@ -35,6 +38,7 @@ package protocol NotificationChannel: Sendable {
 /// development and test channel, and the audit trail real adapters will also write.
 package struct RecordingEmailChannel: NotificationChannel {
     package var name: String { "email" }
+    package var callsOut: Bool { false }
     /// Creates the channel.
     package init() {}
 
@@ -50,6 +54,7 @@ package struct RecordingEmailChannel: NotificationChannel {
 /// (5xx) dead-letters it.
 package struct SMTPEmailChannel: NotificationChannel {
     package var name: String { "email" }
+    package var callsOut: Bool { true }
     let client: SMTPClient
     let from: String
 

@@ -9,12 +9,13 @@ import Store
 /// deliveries of every event merchants may receive (``WebhookDispatcher`` sends them).
 package struct NotificationHandler: EventHandler {
     package static var role: WorkerRole { .notification }
-    /// A customer's notification calls the mail relay, so it has a transaction of its own (a
-    /// failed batch's redo would mail the healthy messages again); the events merchants alone
-    /// hear of only queue webhook rows, and share one.
-    package static func batches(_ input: NotificationEvent) -> Bool {
+    /// A customer's notification through a channel that calls out (a mail relay) has a
+    /// transaction of its own: a failed batch's redo would mail the healthy messages again.
+    /// Through a channel that only records, it shares one, as the events merchants alone hear
+    /// of (which only queue webhook rows) always do.
+    package func batches(_ input: NotificationEvent) -> Bool {
         switch input {
-        case .orderConfirmed, .orderCancelled, .paymentRefunded, .orderShipped, .orderDelivered: false
+        case .orderConfirmed, .orderCancelled, .paymentRefunded, .orderShipped, .orderDelivered: !channel.callsOut
         case .orderPlaced, .paymentSucceeded, .paymentFailed, .refundRequested, .webhookDelivery: true
         }
     }

@@ -22,7 +22,7 @@ package struct PaymentHandler: EventHandler {
     package static var role: WorkerRole { .payment }
     /// One message per transaction: each calls the payment provider, and a failed batch's redo would
     /// call it again for the healthy messages.
-    package static func batches(_ input: PaymentEvent) -> Bool { false }
+    package func batches(_ input: PaymentEvent) -> Bool { false }
     let provider: any PaymentProvider
     let payments = PaymentStore()
     let orders = OrderStore()
