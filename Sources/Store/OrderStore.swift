@@ -119,6 +119,18 @@ package struct OrderStore: Sendable {
         package let from: OrderStatus
     }
 
+    /// Where a batch moves one order, and why when it is a cancellation.
+    package struct Move: Sendable, Equatable {
+        package let target: OrderStatus
+        package let reason: CancellationReason?
+
+        /// A move to `target`, for `reason` when it cancels.
+        package init(to target: OrderStatus, reason: CancellationReason? = nil) {
+            self.target = target
+            self.reason = reason
+        }
+    }
+
     // MARK: Writing
 
     /// Writes the order, its lines and its first history row in the caller's transaction;
@@ -220,6 +232,8 @@ package struct OrderStore: Sendable {
         package var description: String { "\(attempts) order numbers drawn in a row were already taken" }
     }
 
+    // MARK: Moving through the saga (one order, or a batch in one statement)
+
     /// Moves an order to `target` if, and only if, its state allows it (the state machine's
     /// `allowedSources`), and records the change in its history; nil when the order is not
     /// in an allowed state. Records `orders_finalized_total` and `saga_step_seconds`.
@@ -242,7 +256,52 @@ package struct OrderStore: Sendable {
             "INSERT INTO order_status_history (order_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
             [orderId, from, target.rawValue, reason?.rawValue])
         SagaMetrics.reached(target, ageSeconds: try row.decode(Double.self, "age_seconds"))
-        return Moved(
+        return try moved(row, from: from)
+    }
+
+    /// Makes each order's move as ``transition(_:to:reason:on:)`` would, for a whole batch in
+    /// one round trip: the orders' rows locked in id order (so two batches in flight queue on
+    /// the first order they share instead of deadlocking), every allowed move made and its
+    /// history row written in the same statement. Keyed by order, so one order moves at most
+    /// once. Returns the orders that moved; an order missing or in a state that does not
+    /// allow its move is absent, as `transition` answers nil for it.
+    package func transitions(_ moves: [UUID: Move], on db: PostgresConnection) async throws -> [UUID: Moved] {
+        guard !moves.isEmpty else { return [:] }
+        let batch = Array(moves)
+        // The allowed (from, to) pairs of the batch's targets: the state machine's rule, which
+        // the statement checks each order's locked state against.
+        let pairs = Set(batch.map(\.value.target)).flatMap { target in OrderStatus.allowedSources(of: target).map { ($0.rawValue, target.rawValue) } }
+        let rows = try await db.query(
+            """
+            WITH wanted AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS w(id, target, reason)
+            ), previous AS (
+                SELECT id, status FROM orders WHERE id IN (SELECT id FROM wanted) ORDER BY id FOR NO KEY UPDATE
+            ), moved AS (
+                UPDATE orders o SET status = w.target, cancellation_reason = w.reason, updated_at = now()
+                FROM previous p JOIN wanted w ON w.id = p.id
+                WHERE o.id = p.id AND (p.status, w.target) IN (SELECT * FROM unnest($4::text[], $5::text[]))
+                RETURNING o.id, o.user_id, o.total_cents, o.currency, o.payment_method, p.status AS from_status,
+                          w.target AS to_status, w.reason, extract(epoch FROM now() - o.created_at)::float8 AS age_seconds
+            ), history AS (
+                INSERT INTO order_status_history (order_id, from_status, to_status, reason)
+                SELECT id, from_status, to_status, reason FROM moved
+            )
+            SELECT * FROM moved
+            """,
+            [batch.map(\.key), batch.map(\.value.target.rawValue), batch.map(\.value.reason?.rawValue), pairs.map(\.0), pairs.map(\.1)])
+        var result: [UUID: Moved] = [:]
+        for row in rows {
+            let orderId = try row.decode(UUID.self, "id")
+            guard let target = moves[orderId]?.target else { continue }
+            SagaMetrics.reached(target, ageSeconds: try row.decode(Double.self, "age_seconds"))
+            result[orderId] = try moved(row, from: try row.decode(String.self, "from_status"))
+        }
+        return result
+    }
+
+    private func moved(_ row: PostgresRow, from: String) throws -> Moved {
+        Moved(
             userId: try row.decode(UUID.self, "user_id"), totalCents: try row.decode(Int.self, "total_cents"),
             currency: try row.decode(String.self, "currency"), paymentMethod: try row.decode(String.self, "payment_method"),
             from: OrderStatus(rawValue: from) ?? .pending)

@@ -339,6 +339,119 @@ struct HandlerTests {
         }
     }
 
+    @Test(
+        "order: a batch's orders move in one statement and answer as each would alone: payment requested, confirmed, cancelled with its reason, a late charge refunded, a refund recorded, a stale or unknown step ignored, an order named twice taken one by one"
+    )
+    func orderBatchMovesAsAlone() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 100)
+            let handler = OrderHandler()
+            /// Orders in the states the messages find, and one message for each (two for one
+            /// order), in arrival order.
+            func scenario() async throws -> [(input: OrderEvent, event: EventEnvelope)] {
+                func order(_ path: [(OrderStatus, CancellationReason?)]) async throws -> UUID {
+                    let id = try await fixture.order([OrderLine(productId: mug, quantity: 2)]).id
+                    for (target, reason) in path {
+                        _ = try await fixture.pool.withTransaction { try await fixture.orders.transition(id, to: target, reason: reason, on: $0) }
+                    }
+                    return id
+                }
+                let reserved = try await order([]), rejected = try await order([]), twice = try await order([])
+                let paid = try await order([(.awaitingPayment, nil)]), declined = try await order([(.awaitingPayment, nil)])
+                let late = try await order([(.cancelled, .customer)])
+                let refunded = try await order([(.awaitingPayment, nil), (.confirmed, nil)])
+                let stale = try await order([(.awaitingPayment, nil), (.confirmed, nil)])
+                let unknown = UUID()
+                let payment = { (id: UUID) in PaymentOutcome(orderId: id, paymentId: PaymentIds.paymentId(for: id)) }
+                return [
+                    (.stockReserved, try EventEnvelope(type: .stockReserved, orderId: reserved, payload: StockOutcome(orderId: reserved))),
+                    (.stockRejected, try EventEnvelope(type: .stockRejected, orderId: rejected, payload: StockOutcome(orderId: rejected, productId: mug))),
+                    (.stockReserved, try EventEnvelope(type: .stockReserved, orderId: twice, payload: StockOutcome(orderId: twice))),
+                    (.paymentSucceeded, try EventEnvelope(type: .paymentSucceeded, orderId: paid, payload: payment(paid))),
+                    (.paymentFailed, try EventEnvelope(type: .paymentFailed, orderId: declined, payload: payment(declined))),
+                    (.paymentSucceeded, try EventEnvelope(type: .paymentSucceeded, orderId: late, payload: payment(late))),
+                    (
+                        .paymentRefunded,
+                        try EventEnvelope(
+                            type: .paymentRefunded, orderId: refunded,
+                            payload: PaymentRefunded(
+                                orderId: refunded, paymentId: UUID(), refundId: UUID(), amountCents: 500, currency: "EUR", refundedCents: 500,
+                                capturedCents: 2_000))
+                    ),
+                    (.stockReserved, try EventEnvelope(type: .stockReserved, orderId: stale, payload: StockOutcome(orderId: stale))),
+                    (.stockReserved, try EventEnvelope(type: .stockReserved, orderId: twice, payload: StockOutcome(orderId: twice))),
+                    (.stockReserved, try EventEnvelope(type: .stockReserved, orderId: unknown, payload: StockOutcome(orderId: unknown))),
+                ]
+            }
+            /// An answer's type, its reason or amount, and whether it names the order's owner.
+            func describe(_ answer: EventEnvelope) throws -> String {
+                if answer.eventType == .paymentRequested {
+                    let request = try answer.payload(as: PaymentRequested.self)
+                    return "\(answer.type)(\(request.amountCents), owner: \(request.userId == fixture.customer))"
+                }
+                let outcome = try answer.payload(as: OrderOutcome.self)
+                return "\(answer.type)(\(outcome.reason ?? "-"), owner: \(outcome.userId == fixture.customer))"
+            }
+            /// What the messages left: each answer's type and reason, each order's status, and
+            /// the history rows the messages wrote (from, to, reason).
+            func outcome(_ messages: [(input: OrderEvent, event: EventEnvelope)], _ answers: [[EventEnvelope]]) async throws -> [String] {
+                var seen: [String] = []
+                for ((_, event), answer) in zip(messages, answers) {
+                    let orderId = try #require(event.orderId)
+                    let reasons = try answer.map(describe)
+                    let history = try await fixture.pool.query(
+                        "SELECT coalesce(from_status, '-') || '>' || to_status || ':' || coalesce(reason, '-') AS h FROM order_status_history WHERE order_id = $1 ORDER BY id",
+                        [orderId]
+                    ).map { try $0.decode(String.self, "h") }
+                    seen.append("\(reasons) status=\(String(describing: try await fixture.status(orderId))) history=\(history)")
+                }
+                return seen
+            }
+
+            let alone = try await scenario()
+            var aloneAnswers: [[EventEnvelope]] = []
+            for (input, event) in alone { aloneAnswers.append(try await fixture.pool.withTransaction { try await handler.handle(input, event, in: $0) }) }
+
+            let batch = try await scenario()
+            let (prepared, batchAnswers) = try await fixture.pool.withTransaction { db in
+                let prepared = try await handler.prepare(batch, in: db)
+                var answers: [[EventEnvelope]] = []
+                for (input, event) in batch { answers.append(try await handler.handle(input, event, prepared: prepared, in: db)) }
+                return (prepared, answers)
+            }
+            // Every message but the two that name one order was decided by the statement.
+            #expect(prepared.count == batch.count - 2)
+            #expect(prepared[batch[2].event.id] == nil && prepared[batch[8].event.id] == nil)
+            let expected = try await outcome(alone, aloneAnswers)
+            #expect(try await outcome(batch, batchAnswers) == expected)
+            // And what alone does is what the saga wants (so the comparison is not of two wrongs).
+            let types = aloneAnswers.map { $0.map(\.type) }
+            #expect(
+                types == [
+                    [EventType.paymentRequested.rawValue], [EventType.orderCancelled.rawValue], [EventType.paymentRequested.rawValue],
+                    [EventType.orderConfirmed.rawValue], [EventType.orderCancelled.rawValue], [EventType.paymentRefundRequested.rawValue], [], [], [], [],
+                ])
+            #expect(try aloneAnswers[0][0].payload(as: PaymentRequested.self).amountCents == 2_000)
+            #expect(try aloneAnswers[1][0].payload(as: OrderOutcome.self).reason == CancellationReason.outOfStock.rawValue)
+            #expect(try aloneAnswers[4][0].payload(as: OrderOutcome.self).reason == CancellationReason.paymentFailed.rawValue)
+            #expect(try await fixture.status(try #require(batch[6].event.orderId)) == .partiallyRefunded)
+            #expect(try await fixture.status(try #require(batch[7].event.orderId)) == .confirmed)
+
+            // A batch that holds a payload no one can read fails whole in prepare and moves
+            // nothing; the worker then redoes it one message at a time, which dead-letters
+            // only that message (BatchTests).
+            let pending = try await fixture.order([OrderLine(productId: mug, quantity: 1)]).id
+            let poison = try EventEnvelope(typeName: EventType.stockReserved.rawValue, orderId: UUID(), payload: ["order_id": "not an id"])
+            let healthy = try EventEnvelope(type: .stockReserved, orderId: pending, payload: StockOutcome(orderId: pending))
+            await #expect(throws: (any Error).self) {
+                try await fixture.pool.withTransaction { db in
+                    try await handler.prepare([(input: OrderEvent.stockReserved, event: healthy), (input: .stockReserved, event: poison)], in: db)
+                }
+            }
+            #expect(try await fixture.status(pending) == .pending)
+        }
+    }
+
     @Test("payment: a card is charged once however often it is requested; a cancellation after the charge refunds it once")
     func chargeAndRefundOnce() async throws {
         try await Fixture.with { fixture in
