@@ -28,17 +28,27 @@ package struct NotificationStore: Sendable {
         }
     }
 
+    private static let insert = """
+        INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status, sent_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
+        ON CONFLICT (event_id, channel) DO NOTHING
+        """
+
     /// Records a sent notification; false when the event already has one on this channel
     /// (its unique key decides, so a redelivery sends nothing).
     package func record(_ record: Record, on db: PostgresConnection) async throws -> Bool {
-        try await db.query(
-            """
-            INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status, sent_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'SENT', now())
-            ON CONFLICT (event_id, channel) DO NOTHING
-            """,
-            [record.id, record.userId, record.orderId, record.eventId, record.channel, record.template, record.recipient, record.body]
-        ).affectedRows == 1
+        try await db.query(Self.insert, Self.parameters(record)).affectedRows == 1
+    }
+
+    /// Records a notification that nothing sends, once per event and channel, with the
+    /// transaction's next statement (no round trip of its own): for a channel that only
+    /// records, whose caller has nothing to decide from the answer.
+    package func recordLater(_ record: Record, on db: PostgresConnection) async throws {
+        try await db.enqueue(Self.insert, Self.parameters(record))
+    }
+
+    private static func parameters(_ record: Record) -> [any PostgresEncodable] {
+        [record.id, record.userId, record.orderId, record.eventId, record.channel, record.template, record.recipient, record.body]
     }
 
     /// Records a notice for admins (channel `admin`, no user), once per `eventId`.

@@ -492,18 +492,26 @@ package struct OrderStore: Sendable {
 
     /// The notification facts of order `id`; nil when there is no such order.
     package func notificationFacts(_ id: UUID, on db: PostgresConnection) async throws -> NotificationFacts? {
-        guard
-            let row = try await db.query(
-                """
-                SELECT o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
-                FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1
-                """, [id]
-            ).first
-        else { return nil }
-        return NotificationFacts(
-            userId: try row.decode(UUID.self, "user_id"), orderNumber: try row.decode(String.self, "order_number"),
-            totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
-            email: try row.decode(String.self, "email"), firstName: try row.decode(String.self, "first_name"))
+        try await notificationFacts(of: [id], on: db)[id]
+    }
+
+    /// The notification facts of the orders `ids`, in one statement (a notification batch's
+    /// orders); an order that does not exist is absent.
+    package func notificationFacts(of ids: [UUID], on db: PostgresConnection) async throws -> [UUID: NotificationFacts] {
+        guard !ids.isEmpty else { return [:] }
+        var facts: [UUID: NotificationFacts] = [:]
+        for row in try await db.query(
+            """
+            SELECT o.id, o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
+            FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = ANY($1)
+            """, [ids])
+        {
+            facts[try row.decode(UUID.self, "id")] = NotificationFacts(
+                userId: try row.decode(UUID.self, "user_id"), orderNumber: try row.decode(String.self, "order_number"),
+                totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
+                email: try row.decode(String.self, "email"), firstName: try row.decode(String.self, "first_name"))
+        }
+        return facts
     }
 
     /// Whether `userId` has a delivered order containing `productId` (the right to review it).

@@ -43,7 +43,7 @@ package struct RecordingEmailChannel: NotificationChannel {
     package init() {}
 
     package func deliver(_ notification: OutgoingNotification, on db: PostgresConnection) async throws {
-        _ = try await NotificationStore().record(notification.record(channel: name), on: db)
+        try await NotificationStore().recordLater(notification.record(channel: name), on: db)
     }
 }
 

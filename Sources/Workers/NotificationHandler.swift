@@ -31,7 +31,62 @@ package struct NotificationHandler: EventHandler {
         self.templates = templates
     }
 
+    /// What a customer is told of an event: the template, the order, and the values the
+    /// event itself supplies (the order's facts are read from the database).
+    package struct Notice: Sendable, Equatable {
+        package let template: String
+        package let orderId: UUID
+        package let values: [String: String]
+    }
+
     package func handle(_ input: NotificationEvent, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
+        try await handle(input, event, facts: [:], db)
+    }
+
+    /// Reads the facts of every order whose customer the batch tells something in one
+    /// statement, instead of one read per message. Returns them by order.
+    package func prepare(
+        _ batch: [(input: NotificationEvent, event: EventEnvelope)], in db: PostgresConnection
+    ) async throws -> [UUID: OrderStore.NotificationFacts] {
+        let orderIds = try batch.compactMap { try Self.notice($0.input, $0.event)?.orderId }
+        return try await orders.notificationFacts(of: Array(Set(orderIds)), on: db)
+    }
+
+    /// Handles a message of a prepared batch with the facts the batch read.
+    package func handle(
+        _ input: NotificationEvent, _ event: EventEnvelope, prepared: [UUID: OrderStore.NotificationFacts], in db: PostgresConnection
+    ) async throws -> [EventEnvelope] {
+        try await handle(input, event, facts: prepared, db)
+    }
+
+    /// The customer's notice of `input`; nil for the events only merchants hear of (customers
+    /// are told at confirmation or cancellation, not at placement or payment).
+    static func notice(_ input: NotificationEvent, _ event: EventEnvelope) throws -> Notice? {
+        switch input {
+        case .orderConfirmed:
+            return Notice(template: "order_confirmed", orderId: try event.payload(as: OrderOutcome.self).orderId, values: [:])
+        case .orderCancelled:
+            let outcome = try event.payload(as: OrderOutcome.self)
+            return Notice(
+                template: "order_cancelled", orderId: outcome.orderId,
+                values: ["reason": (outcome.reason ?? "cancelled").replacingOccurrences(of: "_", with: " ")])
+        case .orderShipped:
+            return Notice(template: "order_shipped", orderId: try event.payload(as: OrderOutcome.self).orderId, values: [:])
+        case .orderDelivered:
+            return Notice(template: "order_delivered", orderId: try event.payload(as: OrderOutcome.self).orderId, values: [:])
+        case .paymentRefunded:
+            let refund = try event.payload(as: PaymentRefunded.self)
+            return Notice(template: "payment_refunded", orderId: refund.orderId, values: ["amount": Money.format(refund.amountCents)])
+        case .orderPlaced, .paymentSucceeded, .paymentFailed, .refundRequested, .webhookDelivery:
+            return nil
+        }
+    }
+
+    /// Queues the merchants' webhook deliveries of the event and tells the customer, with
+    /// the order's facts from `facts` when the batch read them (else read here).
+    private func handle(
+        _ input: NotificationEvent, _ event: EventEnvelope, facts: [UUID: OrderStore.NotificationFacts], _ db: PostgresConnection
+    ) async throws -> [EventEnvelope] {
         if input == .webhookDelivery {
             // A given-up delivery's dead letter, replayed: it is due again, with fresh attempts.
             let request = try event.payload(as: WebhookDeliveryRequested.self)
@@ -43,42 +98,20 @@ package struct NotificationHandler: EventHandler {
             try await webhooks.enqueue(
                 eventId: event.id, eventType: type.rawValue, body: body, patterns: MerchantWebhooks.patterns(receiving: type.rawValue), on: db)
         }
-        let template: String
-        var values: [String: Any] = [:]
-        let orderId: UUID
-        switch input {
-        case .orderConfirmed:
-            template = "order_confirmed"
-            orderId = try event.payload(as: OrderOutcome.self).orderId
-        case .orderCancelled:
-            template = "order_cancelled"
-            let outcome = try event.payload(as: OrderOutcome.self)
-            orderId = outcome.orderId
-            values["reason"] = (outcome.reason ?? "cancelled").replacingOccurrences(of: "_", with: " ")
-            values["refunded"] = try await payments.wasCharged(orderId: orderId, on: db)
-        case .orderShipped:
-            template = "order_shipped"
-            orderId = try event.payload(as: OrderOutcome.self).orderId
-        case .orderDelivered:
-            template = "order_delivered"
-            orderId = try event.payload(as: OrderOutcome.self).orderId
-        case .paymentRefunded:
-            template = "payment_refunded"
-            let refund = try event.payload(as: PaymentRefunded.self)
-            orderId = refund.orderId
-            values["amount"] = Money.format(refund.amountCents)
-        case .orderPlaced, .paymentSucceeded, .paymentFailed, .refundRequested, .webhookDelivery:
-            // Merchants hear of these (above); customers are told at confirmation or cancellation.
-            return []
-        }
-        guard let order = try await orders.notificationFacts(orderId, on: db) else { throw PermanentFailure("order \(orderId) does not exist") }
+        guard let notice = try Self.notice(input, event) else { return [] }
+        var values: [String: Any] = notice.values
+        if input == .orderCancelled { values["refunded"] = try await payments.wasCharged(orderId: notice.orderId, on: db) }
+        var read = facts[notice.orderId]
+        if read == nil { read = try await orders.notificationFacts(notice.orderId, on: db) }
+        guard let order = read else { throw PermanentFailure("order \(notice.orderId) does not exist") }
         values["first_name"] = order.firstName
         values["order_number"] = order.orderNumber
         values["total"] = Money.format(order.totalCents)
         values["currency"] = order.currency
-        let body = try templates.render(template, values)
+        let body = try templates.render(notice.template, values)
         try await channel.deliver(
-            OutgoingNotification(id: UUID(), eventId: event.id, userId: order.userId, orderId: orderId, recipient: order.email, template: template, body: body),
+            OutgoingNotification(
+                id: UUID(), eventId: event.id, userId: order.userId, orderId: notice.orderId, recipient: order.email, template: notice.template, body: body),
             on: db)
         return []
     }

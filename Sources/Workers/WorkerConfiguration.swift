@@ -47,8 +47,8 @@ package struct WorkerConfiguration: Sendable {
     /// `WORKER_BATCH_SIZE` (default 32): most messages the stock and order workers apply in
     /// one transaction. Batches form only from messages already waiting; 1 turns batching
     /// off. The payment worker never batches (every message calls the provider); the
-    /// notification worker batches only the events merchants alone hear of (customer mail
-    /// goes one message per transaction).
+    /// notification worker, with a mail relay (`SMTP_HOST`), batches only the events merchants
+    /// alone hear of (each mail has a transaction of its own), and without one batches all.
     package var batchSize = 32
     /// `WORKER_CONCURRENCY` (default 2 for the stock and order workers, 6 for the payment and
     /// notification workers, whose messages wait on the provider or the mail relay): batches

@@ -546,4 +546,66 @@ struct HandlerTests {
             #expect(try sent[0].decode(String.self, "body").contains(order.orderNumber))
         }
     }
+
+    @Test(
+        "notification: a batch reads its orders' facts in one statement and records for each message what it alone would, once however often the batch comes"
+    )
+    func notificationBatchAsAlone() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 10)
+            let handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
+            /// Two orders and what the notification worker hears of them, in arrival order: a
+            /// placement (merchants only), a confirmation, a cancellation, a refund.
+            func scenario() async throws -> (messages: [(input: NotificationEvent, event: EventEnvelope)], numbers: [String]) {
+                let kept = try await fixture.order([OrderLine(productId: mug, quantity: 2)])
+                let dropped = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+                let outcome = { (order: OrderStore.Order, reason: String?) in OrderOutcome(orderId: order.id, userId: fixture.customer, reason: reason) }
+                let placed = OrderPlaced(
+                    orderId: kept.id, userId: fixture.customer, totalCents: kept.totalCents, currency: "EUR", paymentMethod: "tok_visa",
+                    lines: [OrderLine(productId: mug, quantity: 2)])
+                let refund = PaymentRefunded(
+                    orderId: kept.id, paymentId: UUID(), refundId: UUID(), amountCents: 500, currency: "EUR", refundedCents: 500, capturedCents: 2_000)
+                return (
+                    [
+                        (.orderPlaced, try EventEnvelope(type: .orderPlaced, orderId: kept.id, payload: placed)),
+                        (.orderConfirmed, try EventEnvelope(type: .orderConfirmed, orderId: kept.id, payload: outcome(kept, nil))),
+                        (.orderCancelled, try EventEnvelope(type: .orderCancelled, orderId: dropped.id, payload: outcome(dropped, "payment_failed"))),
+                        (.paymentRefunded, try EventEnvelope(type: .paymentRefunded, orderId: kept.id, payload: refund)),
+                    ], [kept.orderNumber, dropped.orderNumber]
+                )
+            }
+            /// Each message's recorded notifications: template, recipient and body, the order
+            /// numbers written as `#`.
+            func recorded(_ scenario: (messages: [(input: NotificationEvent, event: EventEnvelope)], numbers: [String])) async throws -> [[String]] {
+                var all: [[String]] = []
+                for (_, event) in scenario.messages {
+                    let rows = try await fixture.pool.query("SELECT template, recipient, body FROM notifications WHERE event_id = $1", [event.id])
+                    all.append(
+                        try rows.map { row in
+                            var body = try row.decode(String.self, "body")
+                            for number in scenario.numbers { body = body.replacingOccurrences(of: number, with: "#") }
+                            return "\(try row.decode(String.self, "template")) to \(try row.decode(String.self, "recipient")): \(body)"
+                        })
+                }
+                return all
+            }
+
+            let alone = try await scenario()
+            for (input, event) in alone.messages { _ = try await fixture.pool.withTransaction { try await handler.handle(input, event, in: $0) } }
+            let expected = try await recorded(alone)
+            #expect(expected.map(\.count) == [0, 1, 1, 1], "what one message at a time records: \(expected)")
+            #expect(expected[1].first?.contains("@example.com") == true && expected[3].first?.contains("5.00") == true, "\(expected)")
+
+            let batch = try await scenario()
+            for _ in 0..<2 {
+                let facts = try await fixture.pool.withTransaction { db in
+                    let prepared = try await handler.prepare(batch.messages, in: db)
+                    for (input, event) in batch.messages { _ = try await handler.handle(input, event, prepared: prepared, in: db) }
+                    return prepared
+                }
+                #expect(Set(facts.keys) == Set(batch.messages.compactMap(\.event.orderId)), "the batch did not read its orders' facts at once")
+            }
+            #expect(try await recorded(batch) == expected)
+        }
+    }
 }
