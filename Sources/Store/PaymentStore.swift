@@ -61,8 +61,10 @@ package struct PaymentStore: Sendable {
     /// conflict together, and both must be arbiters. With only `(id)` named, two concurrent
     /// inserts could meet first on the per-order index and fail with 23505 (a re-drive racing a
     /// delivery during a broker outage dead-lettered a `payment.requested` that way).
+    /// The insert is queued (``PostgresConnection/enqueue(_:_:)``) and goes out with the
+    /// locking read, so a claim is one round trip inside a transaction.
     package func claim(_ new: NewPayment, on db: PostgresConnection) async throws -> Payment {
-        try await db.query(
+        try await db.enqueue(
             """
             INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider)
             VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7) ON CONFLICT DO NOTHING
@@ -104,28 +106,30 @@ package struct PaymentStore: Sendable {
         }
     }
 
-    /// Records a charge.
+    /// Records a charge. This mark and the three below are queued
+    /// (``PostgresConnection/enqueue(_:_:)``): inside a transaction each goes out with the
+    /// next statement or the `COMMIT`, in order, so a later read of the row sees it.
     package func markSucceeded(_ id: UUID, reference: String, on db: PostgresConnection) async throws {
-        try await db.query(
+        try await db.enqueue(
             "UPDATE payments SET status = 'SUCCEEDED', provider_reference = $2, failure_reason = NULL, updated_at = now() WHERE id = $1", [id, reference])
     }
 
     /// Records a failure with its reason (a decline code, or one of ``PaymentStatus/ownFailureReasons``).
     package func markFailed(_ id: UUID, reason: String, onlyIfPending: Bool = false, on db: PostgresConnection) async throws {
-        try await db.query(
+        try await db.enqueue(
             "UPDATE payments SET status = 'FAILED', failure_reason = $2, updated_at = now() WHERE id = $1 AND (NOT $3 OR status = 'PENDING')",
             [id, reason, onlyIfPending])
     }
 
     /// Records an authorisation held for capture.
     package func markAuthorized(_ id: UUID, reference: String, on db: PostgresConnection) async throws {
-        try await db.query(
+        try await db.enqueue(
             "UPDATE payments SET status = 'AUTHORIZED', provider_reference = $2, failure_reason = NULL, updated_at = now() WHERE id = $1", [id, reference])
     }
 
     /// Records an authorisation released without capture, with why.
     package func markVoided(_ id: UUID, reason: String, on db: PostgresConnection) async throws {
-        try await db.query("UPDATE payments SET status = 'VOIDED', failure_reason = $2, updated_at = now() WHERE id = $1", [id, reason])
+        try await db.enqueue("UPDATE payments SET status = 'VOIDED', failure_reason = $2, updated_at = now() WHERE id = $1", [id, reason])
     }
 
     /// The payment's refund totals after a refund was recorded.
