@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A dedicated OS thread that runs submitted jobs one at a time, in order.
 ///
@@ -19,9 +20,14 @@ public final class IOThread: Sendable {
         self.queue = queue
         // The thread holds the queue, not `self`, so dropping the last `IOThread` reference
         // stops the thread through `deinit`.
-        let thread = Thread { queue.drain() }
+        let thread = Thread {
+            queue.owner.withLock { $0 = pthread_self() }
+            queue.drain()
+        }
         thread.name = name
-        thread.stackSize = 1 << 20
+        // A task that prefers this thread (see the `TaskExecutor` conformance) runs its
+        // synchronous calls on this stack: as deep a one as the cooperative pool's threads.
+        thread.stackSize = 8 << 20
         thread.start()
     }
 
@@ -37,6 +43,11 @@ public final class IOThread: Sendable {
         }
     }
 
+    /// Whether the caller is running on this thread (a job, or a task that prefers it).
+    public var isCurrent: Bool {
+        queue.owner.withLock { owner in owner.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
     /// Queues `body` without waiting for it. Returns false when the thread has stopped.
     @discardableResult
     public func submit(_ body: @escaping @Sendable () -> Void) -> Bool {
@@ -47,8 +58,27 @@ public final class IOThread: Sendable {
     public func shutdown() { queue.stop() }
 }
 
+/// An `IOThread` is also a task executor: a task that prefers it
+/// (`withTaskExecutorPreference`) runs its code between blocking calls on this same thread,
+/// so a ``run(_:)`` call from that task costs no thread switch on the way there or back. A
+/// pooled database session's borrower runs this way: a transaction's statements, and the
+/// code between them, wake no other thread.
+extension IOThread: TaskExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        if !queue.submit({ job.runSynchronously(on: executor) }) {
+            // The thread has stopped (its session was closed) while a task still prefers it:
+            // the task goes on on the global executor, never left without a thread.
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        }
+    }
+}
+
 /// The job list shared between submitters and the thread, guarded by a condition variable.
 private final class JobQueue: @unchecked Sendable {
+    /// The thread that drains the queue, once it has started.
+    let owner = Mutex<pthread_t?>(nil)
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var stopped = false

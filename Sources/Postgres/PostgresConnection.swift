@@ -64,6 +64,13 @@ struct PreparedKey: Hashable {
 public final class PostgresConnection: Sendable {
     /// The server process id serving this session (`pg_backend_pid()`).
     public let backendPID: Int32
+    /// The session's own thread as a task executor: code that prefers it
+    /// (``PostgresPool/withConnection(_:)`` does, for its body) runs where the libpq calls
+    /// run, so each statement is no thread switch away.
+    public var executor: any TaskExecutor { thread }
+    /// Whether the caller runs on this session's thread, as the body of
+    /// ``PostgresPool/withConnection(_:)`` does.
+    public var isOnItsThread: Bool { thread.isCurrent }
     private let thread: IOThread
     private let handle: LibPQHandle
     private let broken = Mutex(false)

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
 
@@ -159,6 +160,38 @@ struct PostgresTests {
             #expect(try summary.decode(Int.self, "backends") <= 5)
             #expect(pool.statistics.open <= 5)
             #expect(pool.statistics.waiting == 0)
+            await pool.close()
+        }
+    }
+
+    @Test("a pooled session's borrower runs on the session's own thread, and goes on after that thread stops")
+    func borrowerRunsOnSessionThread() async throws {
+        try await TestEnvironment.withTemporaryDatabase { config in
+            let pool = PostgresPool(configuration: config, maxConnections: 1, acquireTimeout: .seconds(10))
+            // Opened in the slot, then reused: both ways in run the body on the session's thread.
+            for _ in 0..<2 {
+                let onItsThread = try await pool.withTransaction { db -> [Bool] in
+                    let before = db.isOnItsThread
+                    try await db.query("SELECT 1")
+                    return [before, db.isOnItsThread]
+                }
+                #expect(onItsThread == [true, true])
+            }
+            // A body that closes its own session stops the thread it runs on; what it does
+            // after that still runs (elsewhere), and the pool replaces the session.
+            let finished = Mutex(false)
+            let borrower = Task {
+                try await pool.withConnection { db in
+                    await db.close()
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                finished.withLock { $0 = true }
+            }
+            let wentOn = await TestEnvironment.eventually(timeout: .seconds(10)) { finished.withLock { $0 } }
+            #expect(wentOn, "the borrower was left without a thread after its session's thread stopped")
+            guard wentOn else { return }
+            try await borrower.value
+            #expect(try await pool.query("SELECT 1 AS one")[0].decode(Int.self, "one") == 1)
             await pool.close()
         }
     }
