@@ -198,18 +198,27 @@ package struct OutboxRelay: Service {
     let interval: Duration
     let grace: Duration
     let batchSize: Int
+    let backlogInterval: Duration
 
     /// Failed publish attempts (returned or refused by the broker, or an undecodable row)
     /// after which a row is parked (`OUTBOX_PARK_AFTER_ATTEMPTS` is not read: a row the
     /// broker refused ten times needs a person, not an eleventh try).
     package static let parkAfterAttempts = 10
 
-    /// Creates a relay polling every `interval`.
-    package init(publisher: OutboxPublisher, interval: Duration = .seconds(1), grace: Duration = .seconds(2), batchSize: Int = 200) {
+    /// Creates a relay polling every `interval` and counting its backlog for the gauges every
+    /// `backlogInterval`. The count is not part of the poll: it reads every unpublished row
+    /// and, until autovacuum has passed, every row marked published since (a bitmap scan of
+    /// the partial index cannot skip dead entries). Run each second by every process, it
+    /// cost PostgreSQL 0.9 ms per order at saturation, 15% of its statements' time.
+    package init(
+        publisher: OutboxPublisher, interval: Duration = .seconds(1), grace: Duration = .seconds(2), batchSize: Int = 200,
+        backlogInterval: Duration = .seconds(15)
+    ) {
         self.publisher = publisher
         self.interval = interval
         self.grace = grace
         self.batchSize = batchSize
+        self.backlogInterval = backlogInterval
     }
 
     package func run() async throws {
@@ -217,10 +226,15 @@ package struct OutboxRelay: Service {
         await withDiscardingTaskGroup { group in
             // Events this process just committed, in batches, as they come.
             group.addTask { await publisher.publishCommittedBatches() }
+            var lastReport: ContinuousClock.Instant?
             await runPeriodically(every: interval, task: "outbox relay", logger: publisher.logger) {
                 // Drain a backlog quickly, then poll.
                 while try await relayOnce() == batchSize {}
-                try await reportBacklog()
+                let now = ContinuousClock.now
+                if lastReport.map({ now - $0 >= backlogInterval }) ?? true {
+                    try await reportBacklog()
+                    lastReport = now
+                }
             }
             // The batch publisher sends what is still in hand, then ends.
             publisher.committed.finish()

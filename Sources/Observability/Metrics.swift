@@ -13,7 +13,7 @@ import Units
 ///   skipped), `messages_acked_total`, `messages_retried_total`,
 ///   `messages_dead_lettered_total` `{queue,type}`; `message_handler_duration_seconds{queue,type}`
 /// - `postgres_round_trips_total`: the process's sends to PostgreSQL that wait for an answer
-/// - `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds`
+/// - `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds` (every 15 s)
 /// - `amqp_publish_confirm_seconds`; `amqp_reconnects_total{client}`
 /// - `db_pool_connections_in_use{pool}`, `db_pool_waiters{pool}`
 package enum EmporiumMetrics {
