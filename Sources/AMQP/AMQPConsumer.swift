@@ -147,6 +147,9 @@ private final class ConsumerCore: @unchecked Sendable {
 
     private var session: AMQPSession?
     private var generation = 0
+    /// The live channel's deliveries not yet settled, so a batch's acks go out in one frame.
+    private var unsettled = UnsettledTags()
+    private let ackFrames = Counter(label: "amqp_ack_frames_total")
     private var consumerTag = ""
     /// Consuming with prefetch 1 until a delivery that is not a redelivery arrives (see
     /// ``AMQPConsumer/Options/redeliveriesOneAtATime``).
@@ -259,6 +262,7 @@ private final class ConsumerCore: @unchecked Sendable {
         }
         self.session = session
         generation += 1
+        unsettled.reset()
         shared.withLock {
             $0.connected = true
             $0.connections += 1
@@ -278,27 +282,43 @@ private final class ConsumerCore: @unchecked Sendable {
             defer { state.operations.removeAll() }
             return state.operations
         }
+        // Acks queued meanwhile (a worker's concurrent batches) go out together, in order,
+        // before the next operation of another kind.
+        var acks: [AMQPDelivery] = []
+        var acked: [CheckedContinuation<Void, any Error>] = []
+        func sendAcks() {
+            guard !acked.isEmpty else { return }
+            settle(acks, acked) { session in try acknowledge(acks, on: session) }
+            acks.removeAll()
+            acked.removeAll()
+        }
         for (index, operation) in operations.enumerated() {
+            if case .ack(let deliveries, let continuation) = operation, deliveries.allSatisfy({ $0.generation == generation }) {
+                acks += deliveries
+                acked.append(continuation)
+                continue
+            }
+            sendAcks()
             switch operation {
             case .ack(let deliveries, let continuation):
                 // Those of the live connection are acked even if others came on one that has
                 // since closed (the broker redelivers those; left unacked, these would hang).
                 let live = deliveries.filter { $0.generation == generation }
                 let stale = deliveries.filter { $0.generation != generation }
-                guard stale.isEmpty else {
-                    if let session, !live.isEmpty {
-                        do { for delivery in live { try session.ack(delivery.deliveryTag) } } catch { dropSession(error) }
-                    }
-                    settle(stale, continuation) { _ in }
-                    break
+                if let session, !live.isEmpty {
+                    do { try acknowledge(live, on: session) } catch { dropSession(error) }
                 }
-                settle(deliveries, continuation) { session in
-                    for delivery in deliveries { try session.ack(delivery.deliveryTag) }
-                }
+                settle(stale, [continuation]) { _ in }
             case .nack(let delivery, let requeue, let continuation):
-                settle([delivery], continuation) { try $0.nack(delivery.deliveryTag, requeue: requeue) }
+                settle([delivery], [continuation]) { session in
+                    unsettled.settledSingly(delivery.deliveryTag)
+                    try session.nack(delivery.deliveryTag, requeue: requeue)
+                }
             case .reject(let delivery, let requeue, let continuation):
-                settle([delivery], continuation) { try $0.reject(delivery.deliveryTag, requeue: requeue) }
+                settle([delivery], [continuation]) { session in
+                    unsettled.settledSingly(delivery.deliveryTag)
+                    try session.reject(delivery.deliveryTag, requeue: requeue)
+                }
             case .stop(let continuation):
                 // Whatever came after the stop, in this batch or queued since, is answered
                 // too: a second stop() or a late ack must not wait forever.
@@ -330,24 +350,36 @@ private final class ConsumerCore: @unchecked Sendable {
                 continuation.resume()
             }
         }
+        sendAcks()
         return false
     }
 
-    private func settle(_ deliveries: [AMQPDelivery], _ continuation: CheckedContinuation<Void, any Error>, _ body: (AMQPSession) throws -> Void) {
+    /// Acks deliveries of the live channel: one `multiple` frame for the run that begins at
+    /// the oldest unsettled delivery, one frame for each of the others.
+    private func acknowledge(_ deliveries: [AMQPDelivery], on session: AMQPSession) throws {
+        let plan = unsettled.planAcks(deliveries.map(\.deliveryTag))
+        if let last = plan.multipleUpTo { try session.ack(last, multiple: true) }
+        for tag in plan.singly { try session.ack(tag) }
+        ackFrames.increment(by: (plan.multipleUpTo == nil ? 0 : 1) + plan.singly.count)
+    }
+
+    /// Runs `body` (the frames that settle `deliveries`) on the live session and answers
+    /// every caller waiting for them.
+    private func settle(_ deliveries: [AMQPDelivery], _ continuations: [CheckedContinuation<Void, any Error>], _ body: (AMQPSession) throws -> Void) {
         guard let session, deliveries.allSatisfy({ $0.generation == generation }) else {
             let tags = deliveries.map { String($0.deliveryTag) }.joined(separator: ", ")
-            continuation.resume(
-                throwing: AMQPError(
-                    code: .connectionLost,
-                    message: "delivery \(tags) came on a connection that has since closed; the broker redelivers it"))
+            let error = AMQPError(
+                code: .connectionLost,
+                message: "delivery \(tags) came on a connection that has since closed; the broker redelivers it")
+            for continuation in continuations { continuation.resume(throwing: error) }
             return
         }
         do {
             try body(session)
-            continuation.resume()
+            for continuation in continuations { continuation.resume() }
         } catch {
             dropSession(error)
-            continuation.resume(throwing: error)
+            for continuation in continuations { continuation.resume(throwing: error) }
         }
     }
 
@@ -382,6 +414,7 @@ private final class ConsumerCore: @unchecked Sendable {
                     body: byteArray(envelope.message.body), properties: decodeProperties(envelope.message.properties),
                     generation: generation)
                 amqp_destroy_envelope(&envelope)
+                unsettled.received(delivery.deliveryTag)
                 output.yield(delivery)
                 if onProbation && !delivery.redelivered && !cancelled { endProbation(session) }
                 if self.session == nil { return }

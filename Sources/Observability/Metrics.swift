@@ -14,7 +14,7 @@ import Units
 ///   `messages_dead_lettered_total` `{queue,type}`; `message_handler_duration_seconds{queue,type}`
 /// - `postgres_round_trips_total`: the process's sends to PostgreSQL that wait for an answer
 /// - `outbox_unpublished`, `outbox_oldest_unpublished_age_seconds` (every 15 s)
-/// - `amqp_publish_confirm_seconds`; `amqp_reconnects_total{client}`
+/// - `amqp_publish_confirm_seconds`; `amqp_reconnects_total{client}`; `amqp_ack_frames_total`
 /// - `db_pool_connections_in_use{pool}`, `db_pool_waiters{pool}`
 package enum EmporiumMetrics {
     /// The registry `GET /metrics` renders.

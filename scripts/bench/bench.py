@@ -533,6 +533,7 @@ PROCESS_COUNTERS = {
     "messages_consumed_total": "deliveries_handled",  # every delivery a worker handled, duplicates included
     "messages_duplicate_total": "duplicates_skipped",  # found in the inbox: acked, effects skipped
     "messages_acked_total": "messages_acked",
+    "amqp_ack_frames_total": "ack_frames",  # basic.ack frames sent: a batch's run from the oldest unsettled delivery is one
 }
 
 
@@ -800,7 +801,7 @@ def render(results):
             add(f"      and {published:.2f} messages published, {consumed:.2f} consumed (inbox claims), {cost['log_lines']:.1f} log lines per order placed")
         if cost.get("round_trips") is not None:
             add(f"      and {cost['round_trips']:.2f} PostgreSQL round trips (API and workers, counted by the client), {cost['deliveries_handled']:.2f} deliveries handled,"
-                f" {cost['duplicates_skipped']:.2f} duplicates skipped, {cost['messages_acked']:.2f} acked per order placed")
+                f" {cost['duplicates_skipped']:.2f} duplicates skipped, {cost['messages_acked']:.2f} acked in {cost.get('ack_frames', 0):.2f} ack frames per order placed")
         if cost.get("row_writes"):
             add("      rows written per order placed, by table (inserted / updated, HOT share of the updates / deleted):")
             for table, w in cost["row_writes"].items():
