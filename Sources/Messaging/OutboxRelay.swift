@@ -85,15 +85,30 @@ package struct OutboxPublisher: Sendable {
     }
 
     /// Publishes what ``publishSoon(_:)`` collected until ``CommittedEvents/finish()``,
-    /// then what is left.
-    func publishCommittedBatches() async {
+    /// then what is left, each time with ``publishHandedOver(leavingToTheRelayAfter:)``.
+    func publishCommittedBatches(leavingToTheRelayAfter cutoff: Duration) async {
         for await _ in committed.signals {
-            while case let batch = committed.take(max: Self.batchLimit), !batch.isEmpty {
-                await publishCommitted(batch)
-            }
+            await publishHandedOver(leavingToTheRelayAfter: cutoff)
         }
+        await publishHandedOver(leavingToTheRelayAfter: cutoff)
+    }
+
+    /// Publishes the events handed over so far, in batches, except those handed over more
+    /// than `cutoff` ago: their rows are left to the relay's poll, which publishes each once.
+    /// When the machine is saturated, events queue here; one that waited past the relay's
+    /// grace period would be published twice, once here and once by a relay that claimed
+    /// its row before this publish marked it (RabbitMQ and the inboxes then carry a
+    /// duplicate). The relay passes `grace / 2`, so a publish begun here has the other half
+    /// of the grace period to be confirmed and marked.
+    package func publishHandedOver(leavingToTheRelayAfter cutoff: Duration) async {
         while case let batch = committed.take(max: Self.batchLimit), !batch.isEmpty {
-            await publishCommitted(batch)
+            let now = ContinuousClock.now
+            let fresh = batch.filter { now - $0.handedOver < cutoff }
+            if fresh.count < batch.count {
+                logger.debug(
+                    "events waited too long to be published after commit; left to the outbox relay", metadata: ["count": "\(batch.count - fresh.count)"])
+            }
+            await publishCommitted(fresh)
         }
     }
 
@@ -149,6 +164,8 @@ struct CommittedEvent: Sendable {
     let queue: String?
     /// The envelope's bytes when the outbox append already encoded them.
     var body: [UInt8]? = nil
+    /// When it was handed over for publishing (after its transaction committed).
+    let handedOver = ContinuousClock.now
 }
 
 /// Events committed by this process and waiting to be published, shared by the copies of an
@@ -225,7 +242,7 @@ package struct OutboxRelay: Service {
         let publisher = self.publisher
         await withDiscardingTaskGroup { group in
             // Events this process just committed, in batches, as they come.
-            group.addTask { await publisher.publishCommittedBatches() }
+            group.addTask { [grace] in await publisher.publishCommittedBatches(leavingToTheRelayAfter: grace / 2) }
             var lastReport: ContinuousClock.Instant?
             await runPeriodically(every: interval, task: "outbox relay", logger: publisher.logger) {
                 // Drain a backlog quickly, then poll.

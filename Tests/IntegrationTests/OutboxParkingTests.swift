@@ -80,6 +80,62 @@ struct OutboxParkingTests {
         }
     }
 
+    @Test(
+        "an event that waited past the cutoff to be published after commit is left to the relay, which publishes it once; a fresh one is published and marked at once"
+    )
+    func staleHandOversAreLeftToTheRelay() async throws {
+        try await TestEnvironment.withMigratedDatabase { database in
+            let stack = try Bare(database: database)
+            defer { Task { await stack.db.close() } }
+            let admin = try await AMQPConnection.connect(configuration: stack.amqp)
+            let sink = TestEnvironment.uniqueName("handover-sink")
+            try await admin.declare(
+                AMQPTopology(
+                    exchanges: [AMQPExchange(name: stack.names.eventsExchange, type: .topic)], queues: [AMQPQueue(name: sink)],
+                    bindings: [AMQPBinding(queue: sink, exchange: stack.names.eventsExchange, routingKey: "#")]))
+            defer {
+                Task {
+                    try? await admin.deleteQueue(sink)
+                    try? await admin.deleteExchange(stack.names.eventsExchange)
+                    await admin.close()
+                }
+            }
+            var logger = Logger(label: "test.handover")
+            logger.logLevel = .critical
+            let publisher = AMQPPublisher(configuration: stack.amqp)
+            let outbox = OutboxPublisher(publisher: publisher, pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
+            func commit(_ event: EventEnvelope) async throws {
+                let appended = try await stack.db.withTransaction { try await OutboxStore.append([event], exchange: stack.names.eventsExchange, on: $0) }
+                outbox.publishSoon(appended)
+            }
+            func published(_ id: UUID) async throws -> Bool {
+                try await stack.count("SELECT count(*) FROM outbox WHERE id = $1 AND published_at IS NOT NULL", [id]) == 1
+            }
+
+            // Handed over and taken with a cutoff already past: not published, left unmarked.
+            let late = try EventEnvelope(type: .orderPlaced, orderId: UUID(), payload: ["late": "yes"])
+            try await commit(late)
+            await outbox.publishHandedOver(leavingToTheRelayAfter: .zero)
+            #expect(try await !published(late.id))
+            #expect(try await admin.queueStatus(sink).messages == 0)
+
+            // Taken within the cutoff: published and marked before the call returns.
+            let fresh = try EventEnvelope(type: .orderPlaced, orderId: UUID(), payload: ["late": "no"])
+            try await commit(fresh)
+            await outbox.publishHandedOver(leavingToTheRelayAfter: .seconds(60))
+            #expect(try await published(fresh.id))
+
+            // The relay publishes the late one; nothing goes out twice.
+            let relay = OutboxRelay(publisher: outbox, grace: .zero)
+            #expect(try await relay.relayOnce() == 1)
+            #expect(try await published(late.id))
+            var delivered: [String] = []
+            while let delivery = try await admin.getAndAck(queue: sink) { delivered.append(delivery.properties.messageID ?? "") }
+            #expect(delivered.sorted() == [late.id, fresh.id].map { $0.uuidString.lowercased() }.sorted())
+            await publisher.close()
+        }
+    }
+
     /// A database, a namespace on the broker and nothing running.
     struct Bare {
         let database: PostgresConfiguration
