@@ -10,22 +10,9 @@ import Testing
 struct BatchAckTests {
     @Test("acks in any order, batched or not, settle exactly the deliveries named: one left unacked in the middle comes back, and only it")
     func batchedAcksSettleExactlyTheirDeliveries() async throws {
-        let config = try TestEnvironment.amqp()
-        let admin = try await AMQPConnection.connect(configuration: config)
-        let queue = TestEnvironment.uniqueName("batch-ack")
-        try await admin.declareQueue(.quorum(queue, deliveryLimit: 10))
-        defer {
-            Task {
-                try? await admin.deleteQueue(queue)
-                await admin.close()
-            }
-        }
-        let publisher = AMQPPublisher(configuration: config)
-        let messages = (0..<8).map {
-            AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("m\($0)".utf8), properties: AMQPProperties(messageID: "m\($0)"))
-        }
-        #expect(try await publisher.publish(messages).allSatisfy { $0 == .confirmed })
-        await publisher.close()
+        let filled = try await FilledQuorumQueue(prefix: "batch-ack", messages: 8)
+        defer { filled.delete() }
+        let (config, admin, queue) = (filled.config, filled.admin, filled.name)
 
         var options = AMQPConsumer.Options()
         options.prefetch = 16
@@ -33,7 +20,7 @@ struct BatchAckTests {
         var received: [AMQPDelivery] = []
         for await delivery in consumer.deliveries {
             received.append(delivery)
-            if received.count == messages.count { break }
+            if received.count == 8 { break }
         }
         #expect(received.map { $0.properties.messageID ?? "" } == (0..<8).map { "m\($0)" })
         let d = received

@@ -20,21 +20,9 @@ struct ProbationTests {
 
     @Test("after a consumer dies, the messages it held come back one at a time (prefetch 1), before fresh ones; the first fresh one restores the prefetch")
     func redeliveriesOneAtATime() async throws {
-        let config = try TestEnvironment.amqp()
-        let admin = try await AMQPConnection.connect(configuration: config)
-        let queue = TestEnvironment.uniqueName("probation")
-        try await admin.declareQueue(.quorum(queue, deliveryLimit: 10))
-        defer {
-            Task {
-                try? await admin.deleteQueue(queue)
-                await admin.close()
-            }
-        }
-        let publisher = AMQPPublisher(configuration: config)
-        let messages = (0..<12).map {
-            AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("m\($0)".utf8), properties: AMQPProperties(messageID: "m\($0)"))
-        }
-        #expect(try await publisher.publish(messages).allSatisfy { $0 == .confirmed })
+        let filled = try await FilledQuorumQueue(prefix: "probation", messages: 12)
+        defer { filled.delete() }
+        let (config, queue) = (filled.config, filled.name)
 
         var options = AMQPConsumer.Options()
         options.prefetch = 4
@@ -76,6 +64,5 @@ struct ProbationTests {
         // Then the consumer takes the full prefetch again.
         #expect(await TestEnvironment.eventually(timeout: .seconds(10)) { (try? await prefetchCounts(queue)) == [4] })
         await second.stop()
-        await publisher.close()
     }
 }
