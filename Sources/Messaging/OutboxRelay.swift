@@ -253,7 +253,8 @@ package struct OutboxRelay: Service {
                     lastReport = now
                 }
             }
-            // The batch publisher sends what is still in hand, then ends.
+            // The batch publisher sends what is still in hand (what waited too long is the
+            // relay's, in this process or another), then ends.
             publisher.committed.finish()
         }
     }
