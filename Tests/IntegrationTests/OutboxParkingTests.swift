@@ -2,10 +2,11 @@ import AMQP
 import Domain
 import Foundation
 import Logging
-import Messaging
 import Postgres
 import TestSupport
 import Testing
+
+@testable import Messaging
 
 /// The relay never stalls behind rows it cannot publish: they are parked, listed and
 /// retried by an operator, while the rows behind them flow.
@@ -87,12 +88,7 @@ struct OutboxParkingTests {
         try await TestEnvironment.withMigratedDatabase { database in
             let stack = try Bare(database: database)
             defer { Task { await stack.db.close() } }
-            let admin = try await AMQPConnection.connect(configuration: stack.amqp)
-            let sink = TestEnvironment.uniqueName("handover-sink")
-            try await admin.declare(
-                AMQPTopology(
-                    exchanges: [AMQPExchange(name: stack.names.eventsExchange, type: .topic)], queues: [AMQPQueue(name: sink)],
-                    bindings: [AMQPBinding(queue: sink, exchange: stack.names.eventsExchange, routingKey: "#")]))
+            let (admin, sink, publisher, outbox) = try await stack.publisherWithSink("handover-sink", logger: "test.handover")
             defer {
                 Task {
                     try? await admin.deleteQueue(sink)
@@ -100,10 +96,6 @@ struct OutboxParkingTests {
                     await admin.close()
                 }
             }
-            var logger = Logger(label: "test.handover")
-            logger.logLevel = .critical
-            let publisher = AMQPPublisher(configuration: stack.amqp)
-            let outbox = OutboxPublisher(publisher: publisher, pool: stack.db, exchange: stack.names.eventsExchange, logger: logger)
             func commit(_ event: EventEnvelope) async throws {
                 let appended = try await stack.db.withTransaction { try await OutboxStore.append([event], exchange: stack.names.eventsExchange, on: $0) }
                 outbox.publishSoon(appended)
@@ -136,6 +128,44 @@ struct OutboxParkingTests {
         }
     }
 
+    @Test("events published after commit one batch at a time are marked together, in one statement, by the mark loop; none is lost when it ends")
+    func handedOverMarksShareAStatement() async throws {
+        try await TestEnvironment.withMigratedDatabase { database in
+            let stack = try Bare(database: database)
+            defer { Task { await stack.db.close() } }
+            let (admin, sink, publisher, outbox) = try await stack.publisherWithSink("marks-sink", logger: "test.marks")
+            defer {
+                Task {
+                    try? await admin.deleteQueue(sink)
+                    try? await admin.deleteExchange(stack.names.eventsExchange)
+                    await admin.close()
+                }
+            }
+
+            // Three events, each committed, handed over and published on its own, as below
+            // saturation: each is confirmed by the broker, and none is marked yet.
+            var ids: [UUID] = []
+            for index in 0..<3 {
+                let event = try EventEnvelope(type: .orderPlaced, orderId: UUID(), payload: ["index": "\(index)"])
+                let appended = try await stack.db.withTransaction { try await OutboxStore.append([event], exchange: stack.names.eventsExchange, on: $0) }
+                outbox.publishSoon(appended)
+                await outbox.publishHandedOver(leavingToTheRelayAfter: .seconds(60), marksLater: true)
+                ids.append(event.id)
+            }
+            #expect(try await TestEnvironment.eventually { try await admin.queueStatus(sink).messages == 3 })
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 0)
+
+            // The mark loop's pass marks all three in one transaction (one now(), so one
+            // timestamp), and it returns once its queue is finished, with nothing left over.
+            outbox.confirmedUnmarked.finish()
+            await outbox.markConfirmedBatches(every: .seconds(3_600))
+            #expect(try await stack.count("SELECT count(*) FROM outbox WHERE id = ANY($1) AND published_at IS NOT NULL", [ids]) == 3)
+            #expect(try await stack.count("SELECT count(DISTINCT published_at) FROM outbox WHERE id = ANY($1)", [ids]) == 1)
+            #expect(outbox.confirmedUnmarked.take(max: 10).isEmpty)
+            await publisher.close()
+        }
+    }
+
     /// A database, a namespace on the broker and nothing running.
     struct Bare {
         let database: PostgresConfiguration
@@ -147,6 +177,23 @@ struct OutboxParkingTests {
             self.database = database
             self.amqp = try TestEnvironment.amqp()
             self.db = PostgresPool(configuration: database, maxConnections: 2)
+        }
+
+        /// An outbox publisher for the events exchange, and a queue of the test's own bound
+        /// to everything published there (the caller deletes both and closes `admin`).
+        func publisherWithSink(_ sinkPrefix: String, logger label: String) async throws
+            -> (admin: AMQPConnection, sink: String, publisher: AMQPPublisher, outbox: OutboxPublisher)
+        {
+            let admin = try await AMQPConnection.connect(configuration: amqp)
+            let sink = TestEnvironment.uniqueName(sinkPrefix)
+            try await admin.declare(
+                AMQPTopology(
+                    exchanges: [AMQPExchange(name: names.eventsExchange, type: .topic)], queues: [AMQPQueue(name: sink)],
+                    bindings: [AMQPBinding(queue: sink, exchange: names.eventsExchange, routingKey: "#")]))
+            var logger = Logger(label: label)
+            logger.logLevel = .critical
+            let publisher = AMQPPublisher(configuration: amqp)
+            return (admin, sink, publisher, OutboxPublisher(publisher: publisher, pool: db, exchange: names.eventsExchange, logger: logger))
         }
 
         func count(_ sql: String, _ parameters: [any PostgresEncodable] = []) async throws -> Int {
