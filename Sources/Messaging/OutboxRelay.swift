@@ -123,8 +123,8 @@ package struct OutboxPublisher: Sendable {
         var lastMark: ContinuousClock.Instant?
         for await _ in confirmedUnmarked.signals {
             if let lastMark, lastMark + markInterval > .now {
-                // Shutdown does not cut this short: it is a few milliseconds, and the marks
-                // after it save the relays of the next start a republish each.
+                // Shutdown does not cut this short: it is at most one interval (100 ms by
+                // default), and the marks after it save the next start's relays a republish each.
                 try? await Task.sleep(until: lastMark + markInterval, clock: .continuous)
             }
             await markConfirmed()
