@@ -166,6 +166,47 @@ struct OutboxParkingTests {
         }
     }
 
+    @Test("a mark skips the rows a relay has claimed and marks the rest at once; the relay marks what it holds")
+    func marksDoNotWaitForARelaysClaim() async throws {
+        try await TestEnvironment.withMigratedDatabase { database in
+            let stack = try Bare(database: database)
+            defer { Task { await stack.db.close() } }
+            let markPool = PostgresPool(configuration: database, maxConnections: 1)
+            defer { Task { await markPool.close() } }
+            // Two committed events, both old enough for the relay, the claimed one the older.
+            var ids: [UUID] = []
+            for age in [60, 30] {
+                let event = try EventEnvelope(type: .orderPlaced, orderId: UUID(), payload: ["age": "\(age)"])
+                try await stack.db.query(
+                    "INSERT INTO outbox (id, event_type, exchange, routing_key, payload, created_at) VALUES ($1, 'order.placed', 'events', 'order.placed', $2, now() - make_interval(secs => $3))",
+                    [event.id, PostgresJSON(data: Data(try event.encoded())), age])
+                ids.append(event.id)
+            }
+            let (claimed, other) = (ids[0], ids[1])
+            func published(_ id: UUID) async throws -> Bool {
+                try await stack.count("SELECT count(*) FROM outbox WHERE id = $1 AND published_at IS NOT NULL", [id]) == 1
+            }
+
+            // A relay's transaction claims the older row and holds it, as while it publishes.
+            // Meanwhile the after-commit mark of both rows returns without waiting for that
+            // transaction (waiting would end in the mark pool's statement timeout: the
+            // transaction below ends only after the mark): it marks the other row only.
+            try await stack.db.withTransaction { relay in
+                let rows = try await OutboxStore.claimStale(olderThan: .zero, limit: 1, on: relay)
+                #expect(rows.map(\.id) == [claimed])
+                try await markPool.withConnection { try await OutboxStore.markPublished([claimed, other], on: $0) }
+                #expect(try await markPool.query("SELECT published_at IS NOT NULL AS marked FROM outbox WHERE id = $1", [other])[0].decode(Bool.self, "marked"))
+                // The relay marks the row it holds.
+                try await OutboxStore.markPublished([claimed], on: relay)
+            }
+            #expect(try await published(claimed))
+            #expect(try await published(other))
+            #expect(
+                try await stack.count("SELECT count(*) FROM outbox WHERE id = ANY($1) AND attempts = 1", [ids]) == 2,
+                "each row was marked once")
+        }
+    }
+
     /// A database, a namespace on the broker and nothing running.
     struct Bare {
         let database: PostgresConfiguration
