@@ -19,6 +19,10 @@ package struct APIConfiguration: Sendable {
     /// (`DB_QUERY_TIMEOUT_MS`) and for a new session (`DB_CONNECT_TIMEOUT_MS`): a 503 the
     /// client can retry beats a hang.
     package var shared: ProcessSettings
+    /// The executable's name: also its service name in traces, its server's name and what its
+    /// PostgreSQL sessions report as `application_name` (the after-commit marks' session
+    /// `emporium-api marks`).
+    package static let executableName = "emporium-api"
     /// The API's defaults for the shared settings.
     static let sharedDefaults = ProcessSettings.Defaults(poolSize: 10, acquireTimeout: .seconds(2), queryTimeout: .seconds(2), connectTimeout: .seconds(2))
 

@@ -26,14 +26,16 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         throw ConfigurationError("JWT_SECRET is a value published with Emporium; generate one (openssl rand -hex 32)")
     }
     let pool = PostgresPool(
-        configuration: configuration.postgres, maxConnections: configuration.poolSize,
+        configuration: configuration.postgres.named(APIConfiguration.executableName), maxConnections: configuration.poolSize,
         acquireTimeout: configuration.acquireTimeout, logger: logger)
     var publisherOptions = AMQPPublisher.Options()
     publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
     publisherOptions.reconnectTimeout = .seconds(2)  // a request never waits long on the broker; the relay retries
     let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
     // After-commit marks on a connection of their own (see OutboxPublisher.markPool).
-    let marks = PostgresPool(configuration: configuration.postgres, maxConnections: 1, acquireTimeout: configuration.acquireTimeout, logger: logger)
+    let marks = PostgresPool(
+        configuration: configuration.postgres.named("\(APIConfiguration.executableName) marks"), maxConnections: 1,
+        acquireTimeout: configuration.acquireTimeout, logger: logger)
     let outbox = OutboxPublisher(publisher: publisher, pool: pool, markPool: marks, exchange: configuration.names.eventsExchange, logger: logger)
     let tokens = await TokenService(secret: configuration.jwtSecret)
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
@@ -155,7 +157,7 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
         router: router,
         // Plain HTTP/1.1, and the order event WebSocket upgraded before routing.
         server: .http1WebSocketUpgrade { request, _, logger in await socket.shouldUpgrade(request, logger: logger) },
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "emporium-api"),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: APIConfiguration.executableName),
         // A ServiceGroup stops its services in reverse order, the HTTP server (added last by
         // Hummingbird) first: then the relay publishes and marks its last batch while the
         // pool it marks through is still open, and the pool closes after it.

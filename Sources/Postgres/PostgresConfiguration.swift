@@ -29,7 +29,9 @@ public struct PostgresConfiguration: Sendable {
     /// How long sent data may stay unacknowledged by the peer's TCP stack before the
     /// connection is closed (`tcp_user_timeout`).
     public var tcpUserTimeout: Duration = .seconds(20)
-    /// Reported in `pg_stat_activity.application_name`.
+    /// Reported in `pg_stat_activity.application_name` (and the server's `%a` log prefix), so
+    /// an operator sees which process and which of its pools holds a session or a lock.
+    /// Each server process names its pools (``named(_:)``); the CLI keeps this default.
     public var applicationName: String = "emporium"
 
     /// Creates a configuration from its parts.
@@ -106,6 +108,15 @@ public struct PostgresConfiguration: Sendable {
             config.queryTimeout = .milliseconds(ms)
         }
         return config
+    }
+
+    /// The same server, with sessions reported as `applicationName` (`emporium-api`,
+    /// `emporium-stock-worker marks`). The server keeps the first 63 bytes and shows any
+    /// character outside printable ASCII as `?`.
+    public func named(_ applicationName: String) -> PostgresConfiguration {
+        var copy = self
+        copy.applicationName = applicationName
+        return copy
     }
 
     /// The same server with another database (tests create one per test).

@@ -35,6 +35,6 @@ enum WorkerHealthServer {
             return try await ReadinessResponse.make(checks: [("postgres", database)], extra: ["rabbitmq": rabbitmq], paused: paused)
         }
         return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "emporium-\(role.rawValue)-worker"), logger: logger)
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: role.executableName), logger: logger)
     }
 }

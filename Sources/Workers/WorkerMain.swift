@@ -15,13 +15,16 @@ import Store
 package enum WorkerMain {
     /// The services of a worker for `role`; tests run these in-process.
     package static func services(role: WorkerRole, configuration: WorkerConfiguration, logger: Logger) throws -> [any Service] {
+        let sessionName = role.executableName
         let pool = PostgresPool(
-            configuration: configuration.postgres, maxConnections: configuration.poolSize, acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
+            configuration: configuration.postgres.named(sessionName), maxConnections: configuration.poolSize,
+            acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
         var publisherOptions = AMQPPublisher.Options()
         publisherOptions.topology = configuration.names.topology(policy: configuration.policy)
         let publisher = AMQPPublisher(configuration: configuration.amqp, options: publisherOptions, logger: logger)
         let marks = PostgresPool(
-            configuration: configuration.postgres, maxConnections: 1, acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
+            configuration: configuration.postgres.named("\(sessionName) marks"), maxConnections: 1,
+            acquireTimeout: configuration.shared.acquireTimeout, logger: logger)
         let outbox = OutboxPublisher(publisher: publisher, pool: pool, markPool: marks, exchange: configuration.names.eventsExchange, logger: logger)
         let status = WorkerStatus()
         /// The role's consumer over `handler`, whose `Input` is the role's routing table.
@@ -59,7 +62,8 @@ package enum WorkerMain {
                     sender: WebhookSender(http: WebhookSender.makeClient(), settings: configuration.webhooks.sender), settings: configuration.webhooks,
                     logger: logger))
         case .payment:
-            let ledger = PostgresPool(configuration: configuration.postgres, maxConnections: configuration.poolSize, logger: logger)
+            let ledger = PostgresPool(
+                configuration: configuration.postgres.named("\(sessionName) ledger"), maxConnections: configuration.poolSize, logger: logger)
             if configuration.providerFaults {
                 // A drill setting: any order paid with tok_crash takes this process down.
                 logger.warning("FAKE_PROVIDER_FAULTS is on: payments with tok_crash crash this worker; never enable it where customers order")
@@ -104,15 +108,22 @@ package enum WorkerMain {
             var logger = Logger(label: "emporium.\(role.rawValue)-worker")
             logger.logLevel = configuration.logLevel
             // The worker drains first; the pool and relay close when the group ends.
-            let tracing = try EmporiumTracing.bootstrap(serviceName: "emporium-\(role.rawValue)-worker")
+            let tracing = try EmporiumTracing.bootstrap(serviceName: role.executableName)
             let group = ServiceGroup(
                 // The exporter first, so it stops last and flushes the final spans.
                 services: (tracing.map { [$0] } ?? []) + (try services(role: role, configuration: configuration, logger: logger)),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
         } catch {
-            FileHandle.standardError.write(Data("emporium-\(role.rawValue)-worker: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("\(role.executableName): \(error)\n".utf8))
             exit(2)
         }
     }
+}
+
+extension WorkerRole {
+    /// The role's executable (`emporium-stock-worker`): also its service name in traces, its
+    /// health server's name and what its PostgreSQL sessions report as `application_name`
+    /// (the after-commit marks' session adds ` marks`, the payment provider's ledger ` ledger`).
+    package var executableName: String { "emporium-\(rawValue)-worker" }
 }

@@ -53,6 +53,32 @@ struct ObservabilityTests {
         }
     }
 
+    @Test("each PostgreSQL session of the API and the workers names its process and pool in pg_stat_activity")
+    func sessionsNameTheirProcess() async throws {
+        var options = Stack.Options()
+        // After-commit publishes, not the relay, mark every event here, so each marks
+        // session is opened.
+        options.relayGrace = .seconds(120)
+        try await Stack.run(options) { stack in
+            let order = try await stack.purchase().orderId
+            #expect(try await stack.awaitTerminal(order).status == "CONFIRMED")
+
+            // What an operator reads to see which process holds a session or a lock.
+            let expected: Set<String> = [
+                "emporium-api", "emporium-api marks", "emporium-stock-worker", "emporium-stock-worker marks",
+                "emporium-payment-worker", "emporium-payment-worker marks", "emporium-payment-worker ledger",
+                "emporium-order-worker", "emporium-order-worker marks", "emporium-notification-worker",
+            ]
+            var seen: Set<String> = []
+            let named = try await TestEnvironment.eventually {
+                let rows = try await stack.db.query("SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = current_database()")
+                seen = Set(try rows.map { try $0.decode(String.self, "application_name") })
+                return expected.isSubset(of: seen)
+            }
+            #expect(named, "missing \(expected.subtracting(seen).sorted()); seen \(seen.sorted())")
+        }
+    }
+
     @Test("one trace id from the HTTP request through the API and all four workers, onto the dead letter and its replay")
     func traceThroughTheQueue() async throws {
         try await Stack.apiOnly { stack in
