@@ -113,7 +113,18 @@ COMPONENTS = {
 
 
 class CPUAccounting:
-    """CPU seconds by component between `start()` and `stop()`."""
+    """CPU seconds by component between `start()` and `stop()`.
+
+    With `backends` (a function giving {pid: label} for PostgreSQL's processes, see
+    `postgres_backends`), PostgreSQL's share is also split by whose session a backend serves
+    (`postgres_by_client`): Emporium's processes name their sessions (`emporium-api`,
+    `emporium-stock-worker marks`, ...), pgbench's are `pgbench`, the server's own processes
+    carry their backend type."""
+
+    POSTMASTER = "postmaster and backends that ended during the phase"
+
+    def __init__(self, backends=None):
+        self.backends = backends
 
     @staticmethod
     def snapshot():
@@ -131,6 +142,7 @@ class CPUAccounting:
         return usage.ru_utime + usage.ru_stime
 
     def start(self):
+        self.labels_before = self.backends() if self.backends else {}
         self.before = self.snapshot()
         self.children_before = self.exited_children()
         self.began = time.monotonic()
@@ -140,9 +152,15 @@ class CPUAccounting:
         pgbench, the publisher) are counted as `exited`."""
         after = self.snapshot()
         wall = time.monotonic() - self.began
+        labels = {**self.labels_before, **(self.backends() if self.backends else {})}
+        by_client = {}
         used = {exited: self.exited_children() - self.children_before}
         for pid, (name, seconds, _) in after.items():
-            used[name] = used.get(name, 0.0) + seconds - (self.before[pid][1] if pid in self.before else 0.0)
+            spent = seconds - (self.before[pid][1] if pid in self.before else 0.0)
+            used[name] = used.get(name, 0.0) + spent
+            if self.backends and name == "PostgreSQL":
+                label = labels.get(pid, self.POSTMASTER)
+                by_client[label] = by_client.get(label, 0.0) + spent
         # A process that was running at the start and is gone now (a backend whose client
         # disconnected, say those of a worker stopped just before the phase) was reaped during
         # the phase, so its parent's reaped-children time now holds its whole life: the part
@@ -155,7 +173,31 @@ class CPUAccounting:
             elif parent in after:
                 reaper = after[parent][0]
                 used[reaper] = used.get(reaper, 0.0) - seconds
-        return {"wall_seconds": round(wall, 1), "cpu_seconds": {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.005}}
+                if self.backends and reaper == "PostgreSQL":
+                    by_client[self.POSTMASTER] = by_client.get(self.POSTMASTER, 0.0) - seconds
+        usage = {"wall_seconds": round(wall, 1), "cpu_seconds": {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.005}}
+        if self.backends:
+            usage["postgres_by_client"] = {k: round(v, 3) for k, v in sorted(by_client.items(), key=lambda kv: -kv[1]) if v > 0.0005}
+        return usage
+
+
+def superuser_psql(database, sql):
+    """Runs `sql` as the local superuser `postgres` over the socket (what the bench role may not
+    see or do); returns its unaligned output, or None if that is not possible here."""
+    command = ["psql", "-X", "-q", "-At", "-h", os.environ["PG_SOCKET_DIR"], "-p", os.environ["PG_PORT"], "-U", "postgres", "-d", database, "-c", sql]
+    if os.getuid() == 0:
+        command = ["runuser", "-u", "postgres", "--"] + command
+    result = subprocess.run(command, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def postgres_backends(database):
+    """{pid: label} of PostgreSQL's processes: the session's application_name, else the
+    process's backend type (walwriter, checkpointer, autovacuum worker, ...)."""
+    def labels():
+        rows = superuser_psql(database, "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity") or ""
+        return {int(pid): label for pid, label in (line.split("|", 1) for line in rows.splitlines() if "|" in line)}
+    return labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,6 +583,8 @@ def per_order(before, after, cpu, orders):
     """What one confirmed order cost during a phase: CPU by component, commits, WAL."""
     figures = {"orders": orders, "cpu_ms": {k: round(v * 1000 / orders, 2) for k, v in cpu["cpu_seconds"].items()}}
     figures["cpu_ms_total"] = round(sum(figures["cpu_ms"].values()), 2)
+    if "postgres_by_client" in cpu:
+        figures["postgres_ms_by_client"] = {k: round(v * 1000 / orders, 3) for k, v in cpu["postgres_by_client"].items()}
     if before and after:
         for key in ("commits", "wal_bytes", "wal_syncs"):
             figures[key] = round((after[key] - before[key]) / orders, 2)
@@ -783,6 +827,9 @@ def render(results):
     if cost:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in cost["cpu_ms"].items())
         add(f"      per confirmed order: {cost['cpu_ms_total']:.2f} ms of CPU ({parts} ms)")
+        if cost.get("postgres_ms_by_client"):
+            clients_ = ", ".join(f"{k} {v:.2f}" for k, v in cost["postgres_ms_by_client"].items() if v >= 0.005)
+            add(f"      PostgreSQL's share by the session its backend serves (application_name): {clients_} ms")
         if floor_tx:
             add(f"      = {cost['cpu_ms_total'] / floor_tx:.0f} x the CPU of one pgbench order transaction ({floor_tx:.2f} ms, PostgreSQL and pgbench)")
         published, consumed = cost.get("messages_published"), cost.get("messages_consumed")
@@ -934,11 +981,7 @@ def main():
     admin.query(f"CREATE DATABASE {bench_db_name}")
     # The statement profile needs pg_stat_statements (preloaded by scripts/services.sh),
     # which only a superuser can install: the local `postgres` over the socket.
-    superuser = ["psql", "-X", "-q", "-h", os.environ["PG_SOCKET_DIR"], "-p", os.environ["PG_PORT"], "-U", "postgres", "-d", bench_db_name,
-                 "-c", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"]
-    if os.getuid() == 0:
-        superuser = ["runuser", "-u", "postgres", "--"] + superuser
-    if subprocess.run(superuser, capture_output=True).returncode != 0:
+    if superuser_psql(bench_db_name, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements") is None:
         log("pg_stat_statements is not available: no statement profile")
     run([rabbitmqctl, "-q", "add_vhost", vhost])
     run([rabbitmqctl, "-q", "set_permissions", "-p", vhost, amqp["user"], ".*", ".*", ".*"])
@@ -962,7 +1005,7 @@ def main():
         db.query("INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES (gen_random_uuid(), 'pgbench@emporium.local', 'x', 'Pg', 'Bench')")
         db.query("INSERT INTO products (id, sku, name, price_cents, currency, stock) SELECT gen_random_uuid(), 'PGB-' || i, 'Bench item ' || i, 1000, 'EUR', 1000000 FROM generate_series(1, 3) i")
 
-        accounting = CPUAccounting()
+        accounting = CPUAccounting(backends=postgres_backends(bench_db_name))
         log(f"(a) pgbench, {clients} clients")
         accounting.start()
         results["pgbench"] = pgbench(db, env, clients, 5 if quick else 20)
