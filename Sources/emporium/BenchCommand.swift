@@ -53,7 +53,9 @@ struct BenchCommand: AsyncParsableCommand {
         options.adminPassword = password
         let report: Bench.Report
         do {
-            let pool = PostgresPool(configuration: try PostgresConfiguration.fromEnvironment(environment), maxConnections: 8)
+            // Named apart from the CLI, so `make bench` can tell the load generator's own
+            // database work (cart refills, settle polls) from Emporium's.
+            let pool = PostgresPool(configuration: try PostgresConfiguration.fromEnvironment(environment).named("emporium bench"), maxConnections: 8)
             defer { Task { await pool.close() } }
             report = try await Bench(options: options, pool: pool).run { message in
                 FileHandle.standardError.write(Data((message + "\n").utf8))

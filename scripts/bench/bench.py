@@ -30,6 +30,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -115,13 +116,16 @@ COMPONENTS = {
 class CPUAccounting:
     """CPU seconds by component between `start()` and `stop()`.
 
-    With `backends` (a function giving {pid: label} for PostgreSQL's processes, see
-    `postgres_backends`), PostgreSQL's share is also split by whose session a backend serves
-    (`postgres_by_client`): Emporium's processes name their sessions (`emporium-api`,
-    `emporium-stock-worker marks`, ...), pgbench's are `pgbench`, the server's own processes
-    carry their backend type."""
+    With `backends` (a ``PostgresBackends``), PostgreSQL's share is also split by whose session
+    a backend serves (`postgres_by_client`): Emporium's processes name their sessions
+    (`emporium-api`, `emporium-stock-worker marks`, the load generator `emporium bench`),
+    pgbench's are `pgbench`, the server's own processes carry their backend type. Backends
+    are sampled every half second during the phase, so one that ends before `stop()` (an
+    autovacuum worker, the load generator's sessions) is credited to its label up to its last
+    sample; what no sample saw stays with the postmaster, which reaped it."""
 
-    POSTMASTER = "postmaster and backends that ended during the phase"
+    POSTMASTER = "postmaster, and backends that ended unsampled"
+    SAMPLE_SECONDS = 0.5
 
     def __init__(self, backends=None):
         self.backends = backends
@@ -141,25 +145,62 @@ class CPUAccounting:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
+    def sample(self):
+        """{pid: (label, CPU seconds)} of PostgreSQL's backends now."""
+        seen = {}
+        for pid, label in self.backends.labels().items():
+            stat = proc_cpu(pid)
+            if stat and stat[0] == "postgres":
+                seen[pid] = (label, stat[1])
+        return seen
+
+    def sampling(self):
+        while not self.stopping.wait(self.SAMPLE_SECONDS):
+            self.last_seen.update(self.sample())
+
+    def settle(self):
+        """Waits up to 2 s while a PostgreSQL backend is outside pg_stat_activity: one whose
+        client just left (a stopped worker's, the load generator's as it exits) is still
+        exiting, and a snapshot taken then could find its time both in it and in the
+        postmaster that reaps it meanwhile, or in neither."""
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            processes, labels = self.snapshot(), self.backends.labels()
+            exiting = [pid for pid, (name, _, parent) in processes.items()
+                       if name == "PostgreSQL" and pid not in labels and processes.get(parent, ("",))[0] == "PostgreSQL"]
+            if not exiting:
+                return
+            time.sleep(0.01)
+
     def start(self):
-        self.labels_before = self.backends() if self.backends else {}
+        if self.backends:
+            self.settle()
         self.before = self.snapshot()
         self.children_before = self.exited_children()
         self.began = time.monotonic()
+        if self.backends:
+            self.last_seen = self.sample()
+            self.stopping = threading.Event()
+            self.sampler = threading.Thread(target=self.sampling, daemon=True)
+            self.sampler.start()
 
     def stop(self, exited="load generator"):
         """Ends the phase. Processes this script ran that ended during it (the load generator,
         pgbench, the publisher) are counted as `exited`."""
+        if self.backends:
+            self.stopping.set()
+            self.sampler.join()
+            self.last_seen.update(self.sample())
+            self.settle()
         after = self.snapshot()
         wall = time.monotonic() - self.began
-        labels = {**self.labels_before, **(self.backends() if self.backends else {})}
         by_client = {}
         used = {exited: self.exited_children() - self.children_before}
         for pid, (name, seconds, _) in after.items():
             spent = seconds - (self.before[pid][1] if pid in self.before else 0.0)
             used[name] = used.get(name, 0.0) + spent
             if self.backends and name == "PostgreSQL":
-                label = labels.get(pid, self.POSTMASTER)
+                label = self.last_seen[pid][0] if pid in self.last_seen else self.POSTMASTER
                 by_client[label] = by_client.get(label, 0.0) + spent
         # A process that was running at the start and is gone now (a backend whose client
         # disconnected, say those of a worker stopped just before the phase) was reaped during
@@ -175,29 +216,69 @@ class CPUAccounting:
                 used[reaper] = used.get(reaper, 0.0) - seconds
                 if self.backends and reaper == "PostgreSQL":
                     by_client[self.POSTMASTER] = by_client.get(self.POSTMASTER, 0.0) - seconds
+        # A backend that ended during the phase: the postmaster's reaped time holds it; what
+        # its last sample showed (less what it had used before the phase) moves to its label.
+        if self.backends:
+            for pid, (label, seconds) in self.last_seen.items():
+                if pid in after:
+                    continue
+                credit = seconds - (self.before[pid][1] if pid in self.before else 0.0)
+                by_client[label] = by_client.get(label, 0.0) + credit
+                by_client[self.POSTMASTER] = by_client.get(self.POSTMASTER, 0.0) - credit
         usage = {"wall_seconds": round(wall, 1), "cpu_seconds": {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.005}}
         if self.backends:
             usage["postgres_by_client"] = {k: round(v, 3) for k, v in sorted(by_client.items(), key=lambda kv: -kv[1]) if v > 0.0005}
         return usage
 
 
+def superuser_command(database, *arguments):
+    """psql as the local superuser `postgres` over the socket (for what the bench role may not
+    see or do)."""
+    command = ["psql", "-X", "-q", "-w", "-At", "-h", os.environ["PG_SOCKET_DIR"], "-p", os.environ["PG_PORT"], "-U", "postgres", "-d", database, *arguments]
+    return ["runuser", "-u", "postgres", "--"] + command if os.getuid() == 0 else command
+
+
 def superuser_psql(database, sql):
-    """Runs `sql` as the local superuser `postgres` over the socket (what the bench role may not
-    see or do); returns its unaligned output, or None if that is not possible here."""
-    command = ["psql", "-X", "-q", "-At", "-h", os.environ["PG_SOCKET_DIR"], "-p", os.environ["PG_PORT"], "-U", "postgres", "-d", database, "-c", sql]
-    if os.getuid() == 0:
-        command = ["runuser", "-u", "postgres", "--"] + command
-    result = subprocess.run(command, capture_output=True, text=True)
+    """Runs `sql` as the superuser; returns its unaligned output, or None if that is not
+    possible here."""
+    result = subprocess.run(superuser_command(database, "-c", sql), capture_output=True, text=True)
     return result.stdout if result.returncode == 0 else None
 
 
-def postgres_backends(database):
-    """{pid: label} of PostgreSQL's processes: the session's application_name, else the
-    process's backend type (walwriter, checkpointer, autovacuum worker, ...)."""
-    def labels():
-        rows = superuser_psql(database, "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity") or ""
-        return {int(pid): label for pid, label in (line.split("|", 1) for line in rows.splitlines() if "|" in line)}
-    return labels
+class PostgresBackends:
+    """{pid: label} of PostgreSQL's processes (the session's application_name, else the
+    process's backend type: walwriter, checkpointer, autovacuum worker, ...), read through one
+    long-lived superuser psql session: a psql per read would itself be a backend that starts
+    and ends each time. Its own session shows as `psql`. Empty if no superuser session opens."""
+
+    QUERY = "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity;\n\\echo __end__\n"
+
+    def __init__(self, database):
+        self.process = subprocess.Popen(superuser_command(database), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+
+    def labels(self):
+        if self.process.poll() is not None:
+            return {}
+        try:
+            self.process.stdin.write(self.QUERY)
+            self.process.stdin.flush()
+        except OSError:
+            return {}
+        labels = {}
+        for line in self.process.stdout:  # ends at the marker, or at EOF if psql died
+            line = line.rstrip("\n")
+            if line == "__end__":
+                break
+            pid, _, label = line.partition("|")
+            if pid.isdigit():
+                labels[int(pid)] = label
+        return labels
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -999,13 +1080,15 @@ def main():
     env.pop("HEALTH_PORT", None)
     stack = Stack(env, port)
     url = f"http://127.0.0.1:{port}"
+    backends = None
     try:
         run([os.path.join(BIN, "emporium"), "migrate"], env=env)
         run([os.path.join(BIN, "emporium"), "seed"], env=env)
         db.query("INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES (gen_random_uuid(), 'pgbench@emporium.local', 'x', 'Pg', 'Bench')")
         db.query("INSERT INTO products (id, sku, name, price_cents, currency, stock) SELECT gen_random_uuid(), 'PGB-' || i, 'Bench item ' || i, 1000, 'EUR', 1000000 FROM generate_series(1, 3) i")
 
-        accounting = CPUAccounting(backends=postgres_backends(bench_db_name))
+        backends = PostgresBackends(bench_db_name)
+        accounting = CPUAccounting(backends=backends)
         log(f"(a) pgbench, {clients} clients")
         accounting.start()
         results["pgbench"] = pgbench(db, env, clients, 5 if quick else 20)
@@ -1134,6 +1217,8 @@ def main():
             log(f"    {results['peer']['per_second']:.1f} orders/s")
     finally:
         stack.stop_all()
+        if backends:
+            backends.close()
         run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False)
         drop_database(admin, bench_db_name, required=False)
 
