@@ -128,7 +128,9 @@ class CPUAccounting:
     SAMPLE_SECONDS = 0.5
 
     def __init__(self, backends=None):
-        self.backends = backends
+        # Without a superuser session there are no labels, and every backend would look
+        # like one exiting: no split then, PostgreSQL stays one figure.
+        self.backends = backends if backends and backends.labels() else None
 
     @staticmethod
     def snapshot():
