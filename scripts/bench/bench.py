@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -53,9 +54,14 @@ def fail(message):
     sys.exit(1)
 
 
-def run(args, env=None, check=True, timeout=None):
-    """Runs a command and returns its standard output; a failure stops the bench with its output."""
-    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+def run(args, env=None, check=True, timeout=900):
+    """Runs a command and returns its standard output; a failure stops the bench with its output.
+    Every command has a deadline (the longest, an end-to-end load with its settle time, takes
+    about 7 minutes): a frozen server or broker stops the bench with a message, not a hang."""
+    try:
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        fail(f"{' '.join(map(str, args[:3]))} … gave no answer within {timeout} s (the command was killed)")
     if check and result.returncode != 0:
         fail(f"{' '.join(args[:3])} … exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result.stdout
@@ -68,7 +74,7 @@ class Database:
         self.url = url
 
     def query(self, sql):
-        return run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", self.url, "-c", sql]).strip()
+        return run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", self.url, "-c", sql], timeout=300).strip()
 
     def value(self, sql):
         return self.query(sql).splitlines()[0]
@@ -129,8 +135,10 @@ class CPUAccounting:
 
     def __init__(self, backends=None):
         # Without a superuser session there are no labels, and every backend would look
-        # like one exiting: no split then, PostgreSQL stays one figure.
+        # like one exiting: no split then, PostgreSQL stays one figure. The same from the
+        # phase on in which a read of the labels fails (`lost`).
         self.backends = backends if backends and backends.labels() else None
+        self.lost = False
 
     @staticmethod
     def snapshot():
@@ -149,8 +157,12 @@ class CPUAccounting:
 
     def sample(self):
         """{pid: (label, CPU seconds)} of PostgreSQL's backends now."""
+        labels = self.backends.labels()
+        if labels is None:
+            self.lost = True
+            return {}
         seen = {}
-        for pid, label in self.backends.labels().items():
+        for pid, label in labels.items():
             stat = proc_cpu(pid)
             if stat and stat[0] == "postgres":
                 seen[pid] = (label, stat[1])
@@ -168,6 +180,9 @@ class CPUAccounting:
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             processes, labels = self.snapshot(), self.backends.labels()
+            if labels is None:
+                self.lost = True
+                return
             exiting = [pid for pid, (name, _, parent) in processes.items()
                        if name == "PostgreSQL" and pid not in labels and processes.get(parent, ("",))[0] == "PostgreSQL"]
             if not exiting:
@@ -175,12 +190,13 @@ class CPUAccounting:
             time.sleep(0.01)
 
     def start(self):
-        if self.backends:
+        self.splitting = self.backends is not None and not self.lost
+        if self.splitting:
             self.settle()
         self.before = self.snapshot()
         self.children_before = self.exited_children()
         self.began = time.monotonic()
-        if self.backends:
+        if self.splitting:
             self.last_seen = self.sample()
             self.stopping = threading.Event()
             self.sampler = threading.Thread(target=self.sampling, daemon=True)
@@ -189,11 +205,12 @@ class CPUAccounting:
     def stop(self, exited="load generator"):
         """Ends the phase. Processes this script ran that ended during it (the load generator,
         pgbench, the publisher) are counted as `exited`."""
-        if self.backends:
+        if self.splitting:
             self.stopping.set()
             self.sampler.join()
             self.last_seen.update(self.sample())
             self.settle()
+            self.splitting = not self.lost
         after = self.snapshot()
         wall = time.monotonic() - self.began
         by_client = {}
@@ -201,7 +218,7 @@ class CPUAccounting:
         for pid, (name, seconds, _) in after.items():
             spent = seconds - (self.before[pid][1] if pid in self.before else 0.0)
             used[name] = used.get(name, 0.0) + spent
-            if self.backends and name == "PostgreSQL":
+            if self.splitting and name == "PostgreSQL":
                 label = self.last_seen[pid][0] if pid in self.last_seen else self.POSTMASTER
                 by_client[label] = by_client.get(label, 0.0) + spent
         # A process that was running at the start and is gone now (a backend whose client
@@ -216,11 +233,11 @@ class CPUAccounting:
             elif parent in after:
                 reaper = after[parent][0]
                 used[reaper] = used.get(reaper, 0.0) - seconds
-                if self.backends and reaper == "PostgreSQL":
+                if self.splitting and reaper == "PostgreSQL":
                     by_client[self.POSTMASTER] = by_client.get(self.POSTMASTER, 0.0) - seconds
         # A backend that ended during the phase: the postmaster's reaped time holds it; what
         # its last sample showed (less what it had used before the phase) moves to its label.
-        if self.backends:
+        if self.splitting:
             for pid, (label, seconds) in self.last_seen.items():
                 if pid in after:
                     continue
@@ -228,7 +245,7 @@ class CPUAccounting:
                 by_client[label] = by_client.get(label, 0.0) + credit
                 by_client[self.POSTMASTER] = by_client.get(self.POSTMASTER, 0.0) - credit
         usage = {"wall_seconds": round(wall, 1), "cpu_seconds": {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0.005}}
-        if self.backends:
+        if self.splitting:
             usage["postgres_by_client"] = {k: round(v, 3) for k, v in sorted(by_client.items(), key=lambda kv: -kv[1]) if v > 0.0005}
         return usage
 
@@ -243,7 +260,10 @@ def superuser_command(database, *arguments):
 def superuser_psql(database, sql):
     """Runs `sql` as the superuser; returns its unaligned output, or None if that is not
     possible here."""
-    result = subprocess.run(superuser_command(database, "-c", sql), capture_output=True, text=True)
+    try:
+        result = subprocess.run(superuser_command(database, "-c", sql), capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
     return result.stdout if result.returncode == 0 else None
 
 
@@ -251,36 +271,62 @@ class PostgresBackends:
     """{pid: label} of PostgreSQL's processes (the session's application_name, else the
     process's backend type: walwriter, checkpointer, autovacuum worker, ...), read through one
     long-lived superuser psql session: a psql per read would itself be a backend that starts
-    and ends each time. Its own session shows as `psql`. Empty if no superuser session opens."""
+    and ends each time. Its own session shows as `psql`. `labels()` is None if no superuser
+    session opens, or once one read has failed or missed its deadline."""
 
-    QUERY = "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity;\n\\echo __end__\n"
+    QUERY = b"SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity;\n\\echo __end__\n"
+    END = b"__end__\n"
+    DEADLINE_SECONDS = 5
 
     def __init__(self, database):
         self.process = subprocess.Popen(superuser_command(database), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True)
+                                        stderr=subprocess.DEVNULL, bufsize=0)
 
     def labels(self):
         if self.process.poll() is not None:
-            return {}
-        try:
-            self.process.stdin.write(self.QUERY)
-            self.process.stdin.flush()
-        except OSError:
-            return {}
+            return None
+        output = self.read_answer()
+        if output is None:  # a session that missed its deadline may be stuck for good
+            self.process.kill()
+            self.process.wait()
+            return None
         labels = {}
-        for line in self.process.stdout:  # ends at the marker, or at EOF if psql died
-            line = line.rstrip("\n")
-            if line == "__end__":
-                break
+        for line in output.decode(errors="replace").splitlines():
             pid, _, label = line.partition("|")
             if pid.isdigit():
                 labels[int(pid)] = label
         return labels
 
+    def read_answer(self):
+        """psql's answer up to the end marker, or None if psql died or PostgreSQL did not
+        answer within the deadline (a frozen server would otherwise hang the bench's phase)."""
+        try:
+            self.process.stdin.write(self.QUERY)
+        except OSError:
+            return None
+        deadline = time.monotonic() + self.DEADLINE_SECONDS
+        output = b""
+        descriptor = self.process.stdout.fileno()
+        while not output.endswith(self.END):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+                log(f"warning: pg_stat_activity gave no answer within {self.DEADLINE_SECONDS} s; PostgreSQL's CPU is not split by session from here on")
+                return None
+            chunk = os.read(descriptor, 65536)
+            if not chunk:  # psql died
+                return None
+            output += chunk
+        return output[:-len(self.END)]
+
     def close(self):
+        """Ends the session: its input closed, then killed if it does not exit in time."""
         if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait(timeout=10)
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,8 +648,11 @@ def drop_database(admin, name, required):
     retried for a while; at the end of a run a leftover database only warns (the next run
     drops it first)."""
     for _ in range(30):
-        dropped = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", admin.url, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
-                                 capture_output=True, text=True)
+        try:
+            dropped = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", admin.url, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                                     capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
         if dropped.returncode == 0:
             return
         time.sleep(1)
@@ -699,7 +748,7 @@ def raw_broker(amqp, vhost, mode, count, size_or_ack_every, window):
 
 def queue_depths(vhost):
     """Messages (ready and unacknowledged) in each queue of the vhost."""
-    output = run([os.path.join(ROOT, "scripts", "rabbitmqctl"), "-q", "list_queues", "-p", vhost, "name", "messages"])
+    output = run([os.path.join(ROOT, "scripts", "rabbitmqctl"), "-q", "list_queues", "-p", vhost, "name", "messages"], timeout=60)
     depths = {}
     for line in output.splitlines():
         parts = line.split()
