@@ -235,14 +235,19 @@ package struct Bench: Sendable {
         progress("bench: waiting for \(report.placed) orders to finish")
         let ids = measured.placed.compactMap { UUID(uuidString: $0) }
         let deadline = ContinuousClock.now + options.settleTimeout
-        // Polled by customer (a few hundred index probes), not by order (tens of thousands), so
-        // the waiting does not load the server that is finishing the orders.
+        // Polled by customer (a few hundred index probes), not by order (tens of thousands), and
+        // for whether any order is open rather than how many: the newest orders are the last to
+        // finish, and the index on (user_id, created_at DESC) meets one first, so a poll reads a
+        // few rows until the very end. Counting read every order placed, twice a second, on the
+        // server that is finishing them (0.17 ms of server time per order in the run of
+        // 2026-12-05 12:32).
         let customerIds = customers.map(\.userId)
         while options.settleTimeout > .zero {
-            let open = try await pool.query(
-                "SELECT count(*) AS n FROM orders WHERE user_id = ANY($1) AND created_at >= $2 AND status NOT IN ('CONFIRMED', 'CANCELLED')",
-                [customerIds, loadStarted])[0].decode(Int.self, "n")
-            if open == 0 || ContinuousClock.now > deadline { break }
+            let anyOpen = try await pool.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM orders WHERE user_id = ANY($1) AND created_at >= $2 AND status NOT IN ('CONFIRMED', 'CANCELLED')) AS open
+                """, [customerIds, loadStarted])[0].decode(Bool.self, "open")
+            if !anyOpen || ContinuousClock.now > deadline { break }
             try await Task.sleep(for: .milliseconds(500))
         }
         let outcome = try await pool.query(
