@@ -56,8 +56,9 @@ def fail(message):
 
 def run(args, env=None, check=True, timeout=900):
     """Runs a command and returns its standard output; a failure stops the bench with its output.
-    Every command has a deadline (the longest, an end-to-end load with its settle time, takes
-    about 7 minutes): a frozen server or broker stops the bench with a message, not a hang."""
+    Every command has a deadline: a frozen server or broker stops the bench with a message, not
+    a hang. Commands that run for a configured time (pgbench, `emporium bench`) get that time
+    plus a margin (`for_seconds`)."""
     try:
         result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -281,14 +282,20 @@ class PostgresBackends:
     def __init__(self, database):
         self.process = subprocess.Popen(superuser_command(database), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, bufsize=0)
+        self.given_up = False  # warned once that the split ends
 
     def labels(self):
-        if self.process.poll() is not None:
-            return None
-        output = self.read_answer()
-        if output is None:  # a session that missed its deadline may be stuck for good
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            output, failure = self.read_answer()
+        else:
+            output, failure = None, f"the psql session reading pg_stat_activity ended (exit {self.process.returncode})"
+        if output is None:
+            if not self.given_up:
+                log(f"warning: {failure}; PostgreSQL's CPU is not split by session from here on")
+                self.given_up = True
+            if self.process.poll() is None:  # a session that missed its deadline may be stuck for good
+                self.process.kill()
+                self.process.wait()
             return None
         labels = {}
         for line in output.decode(errors="replace").splitlines():
@@ -298,25 +305,25 @@ class PostgresBackends:
         return labels
 
     def read_answer(self):
-        """psql's answer up to the end marker, or None if psql died or PostgreSQL did not
-        answer within the deadline (a frozen server would otherwise hang the bench's phase)."""
+        """(psql's answer up to the end marker, None), or (None, why not) if psql died or
+        PostgreSQL did not answer within the deadline (a frozen server would otherwise hang the
+        bench's phase)."""
         try:
             self.process.stdin.write(self.QUERY)
-        except OSError:
-            return None
+        except OSError as error:
+            return None, f"the psql session reading pg_stat_activity is gone ({error})"
         deadline = time.monotonic() + self.DEADLINE_SECONDS
         output = b""
         descriptor = self.process.stdout.fileno()
         while not output.endswith(self.END):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
-                log(f"warning: pg_stat_activity gave no answer within {self.DEADLINE_SECONDS} s; PostgreSQL's CPU is not split by session from here on")
-                return None
+                return None, f"pg_stat_activity gave no answer within {self.DEADLINE_SECONDS} s"
             chunk = os.read(descriptor, 65536)
-            if not chunk:  # psql died
-                return None
+            if not chunk:
+                return None, "the psql session reading pg_stat_activity ended"
             output += chunk
-        return output[:-len(self.END)]
+        return output[:-len(self.END)], None
 
     def close(self):
         """Ends the session: its input closed, then killed if it does not exit in time."""
@@ -413,9 +420,19 @@ def cpu_line(usage):
     return ", ".join(f"{k} {v:.1f}" for k, v in usage["cpu_seconds"].items()) + f" CPU s in {usage['wall_seconds']:.0f} s"
 
 
+def for_seconds(seconds):
+    """The deadline of a command that runs for `seconds`: that, plus 10 minutes for its setup
+    (the load generator registers its customers and fills their carts first) and its report."""
+    return seconds + 600
+
+
 def emporium_bench(env, url, *args):
-    """`emporium bench … --json`, returning its report."""
-    output = run([os.path.join(BIN, "emporium"), "bench", "--url", url, "--json", *map(str, args)], env=env)
+    """`emporium bench … --json`, returning its report. Its deadline is its load's duration plus
+    its settle timeout (the CLI's default 120 s unless given), plus the margin."""
+    def option(name, default):  # the value after `name` (flags such as --cart-over-api have none)
+        return float(args[args.index(name) + 1]) if name in args else default
+    seconds = option("--duration", 0) + option("--settle-timeout", 120)
+    output = run([os.path.join(BIN, "emporium"), "bench", "--url", url, "--json", *map(str, args)], env=env, timeout=for_seconds(seconds))
     return json.loads(output)
 
 
@@ -429,7 +446,7 @@ def pgbench(db, env, clients, seconds):
     script = os.path.join(ROOT, "scripts", "bench", "order_tx.sql")
     output = run([os.path.join(PG_BIN, "pgbench"), "-n", "-M", "extended", "-c", str(clients), "-j", str(min(clients, CORES)),
                   "-T", str(seconds), "-f", script, "-D", f"user_id={user_id}", "-D", f"p1={products[0]}", "-D", f"p2={products[1]}",
-                  "-D", f"p3={products[2]}", db.url], env=env)
+                  "-D", f"p3={products[2]}", db.url], env=env, timeout=for_seconds(seconds))
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
     latency = float(re.search(r"latency average = ([\d.]+) ms", output).group(1))
     return {"clients": clients, "seconds": seconds, "tps": tps, "latency_avg_ms": latency}
@@ -553,7 +570,7 @@ def saga_floor(admin, parsed, env, clients, seconds, accounting):
                     script = pipelined(script, os.path.join(LOGS, f"{label}_pipelined.sql"))
                 accounting.start()
                 output = run([os.path.join(PG_BIN, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, CORES)),
-                              "-T", str(seconds), "-f", script, saga_db.url], env=env)
+                              "-T", str(seconds), "-f", script, saga_db.url], env=env, timeout=for_seconds(seconds))
                 usage = accounting.stop(exited="pgbench")
                 tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
                 sagas = max(1.0, tps * seconds)
