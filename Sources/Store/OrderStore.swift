@@ -417,16 +417,24 @@ package struct OrderStore: Sendable {
 
     /// The facts of order `id` for its payment; nil when there is no such order.
     package func paymentFacts(_ id: UUID, on db: PostgresConnection) async throws -> PaymentFacts? {
-        guard
-            let row = try await db.query(
-                """
-                SELECT user_id, status, total_cents, currency, payment_method, extract(epoch FROM now() - created_at)::float8 AS age_seconds,
-                       EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT') AS reached_payment
-                FROM orders o WHERE id = $1
-                """, [id]
-            ).first
-        else { return nil }
-        return PaymentFacts(
+        try await paymentFacts([id], on: db)[id]
+    }
+
+    /// The facts of each of the orders (a payment batch's) that exists, by id, in one statement.
+    package func paymentFacts(_ ids: [UUID], on db: PostgresConnection) async throws -> [UUID: PaymentFacts] {
+        let rows = try await db.query(
+            """
+            SELECT id, user_id, status, total_cents, currency, payment_method, extract(epoch FROM now() - created_at)::float8 AS age_seconds,
+                   EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT') AS reached_payment
+            FROM orders o WHERE id = ANY($1)
+            """, [ids])
+        var facts: [UUID: PaymentFacts] = [:]
+        for row in rows { facts[try row.decode(UUID.self, "id")] = try paymentFacts(row) }
+        return facts
+    }
+
+    private func paymentFacts(_ row: PostgresRow) throws -> PaymentFacts {
+        PaymentFacts(
             userId: try row.decode(UUID.self, "user_id"), status: OrderStatus(rawValue: try row.decode(String.self, "status")) ?? .pending,
             totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),
             paymentMethod: try row.decode(String.self, "payment_method"), reachedPayment: try row.decode(Bool.self, "reached_payment"),

@@ -73,6 +73,34 @@ package struct PaymentStore: Sendable {
         return try payment(try await db.query("SELECT \(Self.columns) FROM payments WHERE id = $1 FOR UPDATE", [new.id])[0])
     }
 
+    /// ``claim(_:on:)`` for a payment worker's batch, in one round trip: creates the payments
+    /// that do not exist, then locks every one and returns them by id. Both statements go in
+    /// id order, so two batches that share a payment (a redelivery beside its original) wait
+    /// for each other instead of deadlocking.
+    package func claim(_ batch: [NewPayment], on db: PostgresConnection) async throws -> [UUID: Payment] {
+        // uuid order is byte order, which the upper-case hex of `uuidString` keeps.
+        let sorted = batch.sorted { $0.id.uuidString < $1.id.uuidString }
+        try await db.enqueue(
+            """
+            INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider)
+            SELECT id, order_id, user_id, amount_cents, currency, method, 'PENDING', provider
+            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[], $7::text[])
+                AS p(id, order_id, user_id, amount_cents, currency, method, provider)
+            ON CONFLICT DO NOTHING
+            """,
+            [
+                sorted.map(\.id), sorted.map(\.orderId), sorted.map(\.userId), sorted.map(\.amountCents), sorted.map(\.currency),
+                sorted.map(\.method), sorted.map(\.provider),
+            ])
+        let rows = try await db.query("SELECT \(Self.columns) FROM payments WHERE id = ANY($1) ORDER BY id FOR UPDATE", [sorted.map(\.id)])
+        var claimed: [UUID: Payment] = [:]
+        for row in rows {
+            let payment = try payment(row)
+            claimed[payment.id] = payment
+        }
+        return claimed
+    }
+
     /// The payment with `id`, locked until the transaction ends.
     package func lock(_ id: UUID, on db: PostgresConnection) async throws -> Payment? {
         try await db.query("SELECT \(Self.columns) FROM payments WHERE id = $1 FOR UPDATE", [id]).first.map(payment)
