@@ -34,11 +34,12 @@ package protocol EventHandler: Sendable {
     /// Applies one message of a prepared batch. The default ignores `prepared` and calls
     /// ``handle(_:_:in:)``.
     func handle(_ input: Input, _ event: EventEnvelope, prepared: Prepared, in db: PostgresConnection) async throws -> [EventEnvelope]
-    /// Whether a message of this kind may share a transaction with others. One whose handling
-    /// calls the outside world (a payment provider, a mail relay) may not: when a batch fails,
-    /// each message is redone on its own, and its healthy batch-mates would call out a second
-    /// time. Such messages go one at a time, and a role whose every message calls out runs
-    /// more of them at once instead (``Worker`` `concurrency`). An instance method, because
+    /// Whether a message of this kind may share a transaction with others. When a batch fails,
+    /// each message is redone on its own, and its healthy batch-mates call out a second time:
+    /// one whose outside call is not idempotent (a mail) may not; one whose call carries an
+    /// idempotency key the other side honours (a charge) may. Messages that may not go one at
+    /// a time, and a role whose messages mostly call out runs more batches at once
+    /// (``Worker`` `concurrency`). An instance method, because
     /// whether a message calls out can depend on how the handler was configured (a
     /// notification channel that mails, or one that only records).
     func batches(_ input: Input) -> Bool

@@ -20,9 +20,12 @@ import Store
 /// locks the payment's row, so they serialise and each effect happens once.
 package struct PaymentHandler: EventHandler {
     package static var role: WorkerRole { .payment }
-    /// One message per transaction: each calls the payment provider, and a failed batch's redo would
-    /// call it again for the healthy messages.
-    package func batches(_ input: PaymentEvent) -> Bool { false }
+    /// Charge requests share transactions (``prepare(_:in:)`` charges a batch's at once): a
+    /// failed batch's redo calls the provider again for its healthy requests, under the same
+    /// idempotency keys, and the provider answers with the first charge. The rarer messages
+    /// (cancellations, captures, refunds, webhooks) go one per transaction, as their
+    /// provider calls are several and depend on each other.
+    package func batches(_ input: PaymentEvent) -> Bool { input == .paymentRequested }
     let provider: any PaymentProvider
     let payments = PaymentStore()
     let orders = OrderStore()
@@ -40,12 +43,20 @@ package struct PaymentHandler: EventHandler {
         }
     }
 
-    private func charge(_ request: PaymentRequested, cause: EventEnvelope, _ db: PostgresConnection) async throws -> [EventEnvelope] {
-        let payment = try await payments.claim(
-            PaymentStore.NewPayment(
-                id: PaymentIds.paymentId(for: request.orderId), orderId: request.orderId, userId: request.userId, amountCents: request.amountCents,
-                currency: request.currency, method: request.paymentMethod, provider: provider.name), on: db)
-        let order = try await orders.paymentFacts(request.orderId, on: db)
+    /// Decides a charge request; `prepared`, from a batch's ``prepare(_:in:)``, holds the payment
+    /// it claimed, the order's facts and the provider's answer if it charged, so that nothing
+    /// is read or charged twice.
+    func charge(_ request: PaymentRequested, cause: EventEnvelope, _ db: PostgresConnection, prepared: PreparedCharge? = nil) async throws
+        -> [EventEnvelope]
+    {
+        let payment: PaymentStore.Payment
+        let order: OrderStore.PaymentFacts?
+        if let prepared {
+            (payment, order) = (prepared.payment, prepared.order)
+        } else {
+            payment = try await payments.claim(newPayment(request), on: db)
+            order = try await orders.paymentFacts(request.orderId, on: db)
+        }
         let awaitingPayment = order?.status == .awaitingPayment
 
         switch payment.status {
@@ -70,10 +81,12 @@ package struct PaymentHandler: EventHandler {
         // but a worker may have charged it and died before recording that: ask first.
         guard awaitingPayment else { return try await settleAfterOrderMovedOn(payment, orderId: request.orderId, cause: cause, db) }
 
-        let result = try await provider.charge(
-            ChargeRequest(
-                idempotencyKey: key(payment), orderId: request.orderId,
-                amountCents: request.amountCents, currency: request.currency, paymentMethod: request.paymentMethod))
+        let result: ProviderResult
+        if let charged = prepared?.charged {
+            result = charged
+        } else {
+            result = try await provider.charge(chargeRequest(request, payment))
+        }
         switch result {
         case .succeeded(let reference):
             try await payments.markSucceeded(payment.id, reference: reference, on: db)
@@ -126,6 +139,20 @@ package struct PaymentHandler: EventHandler {
         }
         try await payments.markFailed(payment.id, reason: reason, on: db)
         return []
+    }
+
+    /// The payment row a charge request creates.
+    func newPayment(_ request: PaymentRequested) -> PaymentStore.NewPayment {
+        PaymentStore.NewPayment(
+            id: PaymentIds.paymentId(for: request.orderId), orderId: request.orderId, userId: request.userId, amountCents: request.amountCents,
+            currency: request.currency, method: request.paymentMethod, provider: provider.name)
+    }
+
+    /// What the provider is asked to charge for `request`, under the payment's idempotency key.
+    func chargeRequest(_ request: PaymentRequested, _ payment: PaymentStore.Payment) -> ChargeRequest {
+        ChargeRequest(
+            idempotencyKey: key(payment), orderId: request.orderId, amountCents: request.amountCents, currency: request.currency,
+            paymentMethod: request.paymentMethod)
     }
 
     /// The provider's idempotency key of a payment: its id.

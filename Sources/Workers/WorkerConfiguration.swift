@@ -44,9 +44,10 @@ package struct WorkerConfiguration: Sendable {
     /// `WORKER_PREFETCH` (default twice the batch size): most messages unacknowledged per
     /// worker process, so the next batch is waiting while one commits.
     package var prefetch: UInt16?
-    /// `WORKER_BATCH_SIZE` (default 32): most messages the stock and order workers apply in
-    /// one transaction. Batches form only from messages already waiting; 1 turns batching
-    /// off. The payment worker never batches (every message calls the provider); the
+    /// `WORKER_BATCH_SIZE` (default 32): most messages a worker applies in one transaction.
+    /// Batches form only from messages already waiting; 1 turns batching off. The payment
+    /// worker batches charge requests only (charged concurrently under their idempotency
+    /// keys; everything else calls the provider one message at a time); the
     /// notification worker, with a mail relay (`SMTP_HOST`), batches only the events merchants
     /// alone hear of (each mail has a transaction of its own), and without one batches all.
     package var batchSize = 32
