@@ -17,9 +17,11 @@ struct DecodedDelivery<Input: Sendable>: Sendable {
 extension Worker {
     /// Handles what one runner took: redeliveries one at a time (a message that crashed a
     /// worker must not drag its batch-mates towards the delivery limit), undecodable ones
-    /// straight to their failure route, those whose handling calls out (``EventHandler/batches(_:)``)
-    /// one at a time too, and the rest in one transaction when there are several. If that transaction fails, every message of it is redone on its own, so a
-    /// poison message is retried or dead-lettered alone and the others succeed.
+    /// straight to their failure route, those that may not share a transaction
+    /// (``EventHandler/batches(_:)``: their outside call is not idempotent) one at a time
+    /// too, and the rest in one transaction when there are several. If that transaction
+    /// fails, every message of it is redone on its own, so a poison message is retried or
+    /// dead-lettered alone and the others succeed.
     func processBatch(_ deliveries: [AMQPDelivery], consumer: AMQPConsumer, router: FailureRouter) async {
         // One delivery (always so for a role that does not batch): nothing to share, and
         // `process` decodes it itself; decoding it here first would be done twice.
