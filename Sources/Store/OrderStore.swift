@@ -421,12 +421,21 @@ package struct OrderStore: Sendable {
     }
 
     /// The facts of each of the orders (a payment batch's) that exists, by id, in one statement.
+    ///
+    /// The history is probed per order through a `LATERAL … LIMIT 1`, not an `EXISTS`: for
+    /// `id = ANY($1)` the generic plan expects about ten orders and turns an `EXISTS` into a
+    /// hashed subplan that scans the whole history (163 ms on a bench database of 25,000
+    /// orders, against well under a millisecond probing its index).
     package func paymentFacts(_ ids: [UUID], on db: PostgresConnection) async throws -> [UUID: PaymentFacts] {
         let rows = try await db.query(
             """
-            SELECT id, user_id, status, total_cents, currency, payment_method, extract(epoch FROM now() - created_at)::float8 AS age_seconds,
-                   EXISTS (SELECT 1 FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT') AS reached_payment
-            FROM orders o WHERE id = ANY($1)
+            SELECT o.id, o.user_id, o.status, o.total_cents, o.currency, o.payment_method,
+                   extract(epoch FROM now() - o.created_at)::float8 AS age_seconds, reached.order_id IS NOT NULL AS reached_payment
+            FROM orders o
+            LEFT JOIN LATERAL (
+                SELECT h.order_id FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = 'AWAITING_PAYMENT' LIMIT 1
+            ) AS reached ON true
+            WHERE o.id = ANY($1)
             """, [ids])
         var facts: [UUID: PaymentFacts] = [:]
         for row in rows { facts[try row.decode(UUID.self, "id")] = try paymentFacts(row) }
