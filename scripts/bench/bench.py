@@ -663,7 +663,10 @@ def drop_database(admin, name, required):
     """Drops the bench database. `WITH (FORCE)` ends the sessions on it, but not an autovacuum
     worker the bench user may not signal (after a heavy phase one is often still at work):
     retried for a while; at the end of a run a leftover database only warns (the next run
-    drops it first)."""
+    drops it first). Its pg_stat_statements entries go first (best effort): they outlive the
+    database, and runs that leave theirs behind fill the table (see `instance_state`)."""
+    superuser_psql(name, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;"
+                         " SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database WHERE datname = current_database()")
     for _ in range(30):
         try:
             dropped = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", admin.url, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
@@ -676,6 +679,40 @@ def drop_database(admin, name, required):
     if required:
         fail(f"cannot drop the database {name}")
     log(f"warning: the database {name} could not be dropped; the next run drops it")
+
+
+def instance_state(bench_db_name, app_db_name):
+    """What the PostgreSQL instance carries into the run: databases other than its own, the
+    application's and the bench's (test suites leave theirs behind when their process dies),
+    and how full pg_stat_statements is. A full table evicts entries in bulk under an exclusive
+    lock; the run of 2026-12-05 21:59, on an instance that had served the tests (4,764 of
+    5,000 entries, 72 leftover test databases), was 3 x slower on statements it did not
+    change. None if the superuser cannot read it."""
+    out = superuser_psql(bench_db_name, (
+        "SELECT (SELECT count(*) FROM pg_database WHERE NOT datistemplate"
+        f" AND datname NOT IN ('postgres', '{app_db_name.replace(chr(39), chr(39) * 2)}', current_database())),"
+        " (SELECT count(*) FROM pg_stat_statements), current_setting('pg_stat_statements.max'),"
+        " (SELECT dealloc FROM pg_stat_statements_info)"))
+    try:
+        others, entries, capacity, deallocs = (int(v) for v in out.strip().split("|"))
+    except (AttributeError, ValueError):
+        return None
+    state = {"other_databases": others, "statement_entries": entries, "statement_capacity": capacity,
+             "statement_deallocations": deallocs}
+    state["used"] = others > 0 or entries > 0.8 * capacity or deallocs > 0
+    return state
+
+
+def instance_line(state):
+    """The results block's line on the instance; says so when its figures may not compare."""
+    if state is None:
+        return "PostgreSQL instance: not read (it needs a superuser session and pg_stat_statements)"
+    line = (f"PostgreSQL instance at the start: {state['other_databases']} other databases, pg_stat_statements"
+            f" {state['statement_entries']} of {state['statement_capacity']} entries, {state['statement_deallocations']} deallocations")
+    if state["used"]:
+        line += ("; it has served other work (the tests?): not comparable with a run on a fresh instance"
+                 " (`make stop`, then move .local/pg/data aside)")
+    return line
 
 
 def database_counters(db):
@@ -902,6 +939,8 @@ def render(results):
     add = lines.append
     add(f"Run {results['started']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}, kernel {m['kernel']}")
     add(f"{m['swift']}; {m['postgresql']}; RabbitMQ {m['rabbitmq']}; librabbitmq {m['librabbitmq']}; release build")
+    if "instance" in results:
+        add(instance_line(results["instance"]))
     add("")
     add("Baselines (same machine, same run)")
     add(f"  (a) pgbench, order + 3 items + outbox row, {a['clients']} clients, {a['seconds']} s: {a['tps']:.0f} tx/s (latency avg {a['latency_avg_ms']:.2f} ms)")
@@ -1132,6 +1171,9 @@ def main():
     # which only a superuser can install: the local `postgres` over the socket.
     if superuser_psql(bench_db_name, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements") is None:
         log("pg_stat_statements is not available: no statement profile")
+    results["instance"] = instance_state(bench_db_name, parsed.path.lstrip("/"))
+    if results["instance"] is None or results["instance"]["used"]:
+        log("warning: " + instance_line(results["instance"]))
     run([rabbitmqctl, "-q", "add_vhost", vhost])
     run([rabbitmqctl, "-q", "set_permissions", "-p", vhost, amqp["user"], ".*", ".*", ".*"])
     env = dict(os.environ, DATABASE_URL=db.url,
