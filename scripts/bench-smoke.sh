@@ -15,6 +15,15 @@ echo "bench-smoke: $(echo "$report" | jq -r '"\(.placed) orders placed at \(.pla
 # publishes a thousand confirmed messages to a queue of its own and consumes them with
 # multiple acks (which deletes the queue).
 python3 -m py_compile scripts/bench/bench.py
+# A setting it cannot use ends it with a message naming the setting, before anything starts.
+for bad in "BENCH_CLIENTS=eight" "BENCH_RATES=100,200" "BENCH_REPLICAS=0" "BENCH_E2E_RATE=nan"; do
+  # No DATABASE_URL: a setting wrongly accepted ends the run at once instead of benchmarking.
+  if refused="$(env -u DATABASE_URL "$bad" timeout 60 python3 scripts/bench/bench.py --no-write 2>&1)"; then
+    echo "bench-smoke: make bench accepted $bad" >&2; exit 1
+  fi
+  grep -q "^bench: ${bad%%=*} must be" <<<"$refused" \
+    || { echo "bench-smoke: make bench refused $bad without naming it: $refused" >&2; exit 1; }
+done
 mkdir -p "$LOCAL/bench"
 cc -O2 -Wall -o "$LOCAL/bench/amqp_publish" scripts/bench/amqp_publish.c $(pkg-config --cflags --libs librabbitmq)
 queue="bench-smoke.raw-broker-$$"

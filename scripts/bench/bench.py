@@ -54,6 +54,26 @@ def fail(message):
     sys.exit(1)
 
 
+def setting(name, default, kind, minimum, many=False):
+    """A `BENCH_*` setting from the environment (unset or empty: `default`), as `kind` (int or
+    float), at least `minimum`; with `many`, a space-separated list of at least one. Anything
+    else ends the bench with a message naming the setting, before anything has started."""
+    raw = os.environ.get(name, "").strip() or default
+    what, plural = ("a whole number", "whole numbers") if kind is int else ("a number", "numbers")
+    values = []
+    for word in raw.split():
+        try:
+            value = kind(word)
+        except ValueError:
+            fail(f"{name} must be {'a space-separated list of ' + plural if many else what}, not {raw!r}")
+        if not value >= minimum:  # also refuses nan
+            fail(f"{name} must be at least {minimum}, not {raw!r}")
+        values.append(value)
+    if not values or (len(values) > 1 and not many):
+        fail(f"{name} must be {'a space-separated list of ' + plural if many else 'one ' + what[2:]}, not {raw!r}")
+    return values if many else values[0]
+
+
 def run(args, env=None, check=True, timeout=900):
     """Runs a command and returns its standard output; a failure stops the bench with its output.
     Every command has a deadline: a frozen server or broker stops the bench with a message, not
@@ -1137,21 +1157,25 @@ def main():
             write_markdown(os.path.join(ROOT, "BENCHMARKS.md"), text, results)
         return
     quick = options.quick
-    clients = int(os.environ.get("BENCH_CLIENTS", 8))
-    rates = [float(r) for r in os.environ.get("BENCH_RATES", "500").split()]
+    clients = setting("BENCH_CLIENTS", "8", int, 1)
+    rates = setting("BENCH_RATES", "500", float, 0.1, many=True)
     # Offered rates as fractions of the peak (c) measured in this run: the latency a shop sees
     # below saturation, with the saga running.
-    fractions = [float(f) for f in os.environ.get("BENCH_PEAK_FRACTIONS", "0.25 0.5 0.8").split()]
-    rate_seconds = 3 if quick else int(os.environ.get("BENCH_RATE_SECONDS", 20))
-    e2e_rate = float(os.environ.get("BENCH_E2E_RATE", 500))
-    e2e_seconds = 5 if quick else int(os.environ.get("BENCH_E2E_SECONDS", 60))
+    fractions = setting("BENCH_PEAK_FRACTIONS", "0.25 0.5 0.8", float, 0.01, many=True)
+    rate_seconds = setting("BENCH_RATE_SECONDS", "20", int, 1)
+    e2e_rate = setting("BENCH_E2E_RATE", "500", float, 0.1)
+    e2e_seconds = setting("BENCH_E2E_SECONDS", "60", int, 1)
     # Three runs of (e) give a median and a spread; each starts and ends drained.
-    e2e_runs = 1 if quick else int(os.environ.get("BENCH_E2E_RUNS", 3))
-    replicas = [int(r) for r in os.environ.get("BENCH_REPLICAS", "1 2 4").split()]
-    provider_ms = int(os.environ.get("BENCH_PROVIDER_MS", 50))
-    prefetch = int(os.environ.get("BENCH_PAYMENT_PREFETCH", 2))
-    drain_seconds = 3 if quick else int(os.environ.get("BENCH_DRAIN_SECONDS", 10))
-    port = int(os.environ.get("BENCH_HTTP_PORT", 8092))
+    e2e_runs = setting("BENCH_E2E_RUNS", "3", int, 1)
+    replicas = setting("BENCH_REPLICAS", "1 2 4", int, 1, many=True)
+    provider_ms = setting("BENCH_PROVIDER_MS", "50", int, 0)
+    prefetch = setting("BENCH_PAYMENT_PREFETCH", "2", int, 1)
+    drain_seconds = setting("BENCH_DRAIN_SECONDS", "10", int, 0)
+    port = setting("BENCH_HTTP_PORT", "8092", int, 1)
+    if port > 65535:
+        fail(f"BENCH_HTTP_PORT must be a port number (1 to 65535), not {port}")
+    if quick:
+        rate_seconds, e2e_seconds, e2e_runs, drain_seconds = 3, 5, 1, 3
     os.makedirs(LOGS, exist_ok=True)
 
     results = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
