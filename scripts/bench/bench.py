@@ -23,6 +23,7 @@ generator), which is the profile that locates a bottleneck.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -66,8 +67,8 @@ def setting(name, default, kind, minimum, many=False):
             value = kind(word)
         except ValueError:
             fail(f"{name} must be {'a space-separated list of ' + plural if many else what}, not {raw!r}")
-        if not value >= minimum:  # also refuses nan
-            fail(f"{name} must be at least {minimum}, not {raw!r}")
+        if not math.isfinite(value) or value < minimum:
+            fail(f"{name} must be {'a finite number of at least' if kind is float else 'at least'} {minimum}, not {raw!r}")
         values.append(value)
     if not values or (len(values) > 1 and not many):
         fail(f"{name} must be {'a space-separated list of ' + plural if many else 'one ' + what[2:]}, not {raw!r}")
@@ -708,13 +709,14 @@ def instance_state(bench_db_name, app_db_name):
     lock; the run of 2026-12-05 21:59, on an instance that had served the tests (4,764 of
     5,000 entries, 72 leftover test databases), confirmed 46 orders/s, and the first run on
     a fresh instance, same code, 223/s. None if the superuser cannot read it."""
+    # The names are compared here, not in SQL, so no setting is ever spliced into a statement.
+    names = superuser_psql(bench_db_name, "SELECT datname FROM pg_database WHERE NOT datistemplate")
     out = superuser_psql(bench_db_name, (
-        "SELECT (SELECT count(*) FROM pg_database WHERE NOT datistemplate"
-        f" AND datname NOT IN ('postgres', '{app_db_name.replace(chr(39), chr(39) * 2)}', current_database())),"
-        " (SELECT count(*) FROM pg_stat_statements), current_setting('pg_stat_statements.max'),"
+        "SELECT (SELECT count(*) FROM pg_stat_statements), current_setting('pg_stat_statements.max'),"
         " (SELECT dealloc FROM pg_stat_statements_info)"))
     try:
-        others, entries, capacity, deallocs = (int(v) for v in out.strip().split("|"))
+        entries, capacity, deallocs = (int(v) for v in out.strip().split("|"))
+        others = len(set(names.splitlines()) - {"postgres", app_db_name, bench_db_name})
     except (AttributeError, ValueError):
         return None
     state = {"other_databases": others, "statement_entries": entries, "statement_capacity": capacity,
@@ -727,7 +729,7 @@ def instance_line(state):
     """The results block's line on the instance; says so when its figures may not compare."""
     if state is None:
         return "PostgreSQL instance: not read (it needs a superuser session and pg_stat_statements)"
-    line = (f"PostgreSQL instance at the start: {state['other_databases']} other databases, pg_stat_statements"
+    line = (f"PostgreSQL instance at the start: other databases {state['other_databases']}, pg_stat_statements"
             f" {state['statement_entries']} of {state['statement_capacity']} entries, {state['statement_deallocations']} deallocations")
     if state["used"]:
         line += ("; it has served other work (the tests?): not comparable with a run on a fresh instance"
