@@ -243,7 +243,8 @@ struct OrdersController: Sendable {
         let items = lines.map { OrderStore.Item(productId: $0.productId, name: $0.name, sku: $0.sku, quantity: $0.quantity, unitPriceCents: $0.currentCents) }
         let order = try await orders.write(
             OrderStore.NewOrder(
-                id: UUID(), orderNumber: Checkout.newOrderNumber(), userId: userId, paymentMethod: input.paymentMethod, shippingAddress: input.shippingAddress,
+                id: UUID.random(), orderNumber: Checkout.newOrderNumber(), userId: userId, paymentMethod: input.paymentMethod,
+                shippingAddress: input.shippingAddress,
                 items: items, subtotalCents: totals.subtotalCents, taxCents: totals.taxCents, shippingCents: totals.shippingCents,
                 totalCents: totals.totalCents,
                 currency: totals.currency, traceparent: traceparent), created: created, on: db)

@@ -117,9 +117,28 @@ package enum Checkout {
     }
 
     /// `EMP-YYMMDD-XXXXXX`: readable on the phone, unique by its random part (and the index).
+    /// The day is UTC's.
     package static func newOrderNumber(now: Date = Date()) -> String {
-        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-        let day = now.formatted(.iso8601.year().month().day().dateSeparator(.omitted)).dropFirst(2)
-        return "EMP-\(day)-" + String((0..<6).map { _ in alphabet.randomElement()! })
+        // The day from gmtime_r and the six characters from one 64-bit draw (5 bits each): one
+        // draw per character and Foundation's ISO 8601 formatter were 0.4% of all CPU per order
+        // (profile of 2026-12-06).
+        var seconds = time_t(now.timeIntervalSince1970.rounded(.down))
+        var day = tm()
+        gmtime_r(&seconds, &day)
+        var text = Array("EMP-".utf8)
+        for part in [Int(day.tm_year) % 100, Int(day.tm_mon) + 1, Int(day.tm_mday)] {
+            text += [UInt8(ascii: "0") + UInt8(part / 10), UInt8(ascii: "0") + UInt8(part % 10)]
+        }
+        text.append(UInt8(ascii: "-"))
+        var generator = SystemRandomNumberGenerator()
+        var bits: UInt64 = generator.next()
+        for _ in 0..<6 {
+            text.append(orderNumberAlphabet[Int(bits & 31)])
+            bits >>= 5
+        }
+        return String(decoding: text, as: UTF8.self)
     }
+
+    /// 32 characters, none that reads like another (no I, O, 0 or 1): 5 bits each.
+    private static let orderNumberAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789".utf8)
 }

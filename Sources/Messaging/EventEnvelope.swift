@@ -27,7 +27,7 @@ package struct EventEnvelope: Sendable, Codable, Hashable {
     /// Wraps a typed payload in a new envelope.
     package init<Payload: Encodable>(
         type: EventType, orderId: UUID?, payload: Payload, traceparent: String? = nil,
-        id: UUID = UUID(), occurredAt: Date = Date()
+        id: UUID = .random(), occurredAt: Date = Date()
     ) throws {
         try self.init(typeName: type.rawValue, orderId: orderId, payload: payload, traceparent: traceparent, id: id, occurredAt: occurredAt)
     }
@@ -36,7 +36,7 @@ package struct EventEnvelope: Sendable, Codable, Hashable {
     /// unknown-type path and for tools that replay what others wrote).
     package init<Payload: Encodable>(
         typeName: String, orderId: UUID?, payload: Payload, traceparent: String? = nil,
-        id: UUID = UUID(), occurredAt: Date = Date()
+        id: UUID = .random(), occurredAt: Date = Date()
     ) throws {
         self.id = id
         self.type = typeName

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Instrumentation
 import OTel
@@ -68,7 +69,18 @@ package enum TraceContext {
 
     /// A new trace with a random id, sampled.
     package static func new() -> String {
-        func hex(_ count: Int) -> String { (0..<count).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
-        return "00-\(hex(32))-\(hex(16))-01"
+        // Three draws of 64 bits, not one per hex digit: each draw is a getrandom(2) call, and
+        // 48 of them per placed order were 4% of the API's CPU (profile of 2026-12-06).
+        var generator = SystemRandomNumberGenerator()
+        var traceId: [UInt64] = [0, 0]
+        while traceId == [0, 0] { traceId = [generator.next(), generator.next()] }  // all zeros is invalid
+        var spanId: UInt64 = 0
+        while spanId == 0 { spanId = generator.next() }  // so is a zero span id
+        return "00-\(hex(traceId[0]))\(hex(traceId[1]))-\(hex(spanId))-01"
+    }
+
+    /// `value` as 16 lower-case hex digits.
+    private static func hex(_ value: UInt64) -> String {
+        withUnsafeBytes(of: value.bigEndian) { $0.hexEncoded }
     }
 }

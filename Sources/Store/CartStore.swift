@@ -145,7 +145,7 @@ package struct CartStore: Sendable {
             INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity, unit_price_cents = EXCLUDED.unit_price_cents
             RETURNING id, quantity, unit_price_cents
-            """, [UUID(), cartId, productId, quantity, priceCents, currency])[0]
+            """, [UUID.random(), cartId, productId, quantity, priceCents, currency])[0]
         return (try line.decode(UUID.self, "id"), try line.decode(Int.self, "quantity"), try line.decode(Int.self, "unit_price_cents"))
     }
 

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Postgres
 
@@ -45,7 +46,7 @@ package struct FakeProviderLedger: Sendable {
             INSERT INTO fake_provider_operations (id, idempotency_key, kind, order_id, amount_cents, currency, payment_method, outcome, decline_code)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING
             """,
-            [UUID(), key, kind, orderId, amountCents, currency, method, succeeded ? "succeeded" : "declined", declineCode])
+            [UUID.random(), key, kind, orderId, amountCents, currency, method, succeeded ? "succeeded" : "declined", declineCode])
         guard let stored = try await operation(key: key, kind: nil) else {
             throw PostgresError(code: .rowNotFound, message: "the fake provider's operation \(key) vanished")
         }

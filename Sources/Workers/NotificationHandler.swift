@@ -111,7 +111,8 @@ package struct NotificationHandler: EventHandler {
         let body = try templates.render(notice.template, values)
         try await channel.deliver(
             OutgoingNotification(
-                id: UUID(), eventId: event.id, userId: order.userId, orderId: notice.orderId, recipient: order.email, template: notice.template, body: body),
+                id: UUID.random(), eventId: event.id, userId: order.userId, orderId: notice.orderId, recipient: order.email, template: notice.template,
+                body: body),
             on: db)
         return []
     }
