@@ -165,8 +165,10 @@ struct OrdersController: Sendable {
         let (cartId, lines) = try carts.checkoutLines(from: answers[2...])
         switch try await createOrder(userId: userId, cartId: cartId, lines: lines, created: now, input: input, traceparent: traceparent, db) {
         case .placed(let order, let event):
+            // Through the tree encoder, which writes what `EmporiumJSON.encoder()` writes:
+            // `JSONEncoder` was 9% of the API's CPU per order (profile of 2026-12-06).
             let stored = try await idempotency.recordAndCommit(
-                userId: userId, key: key, requestHash: hash, status: 201, body: try EmporiumJSON.encoder().encode(order), on: db)
+                userId: userId, key: key, requestHash: hash, status: 201, body: Data(try JSONValueEncoder().encode(order).jsonBytes), on: db)
             return .placed(stored, event)
         case .refused(let error):
             // Committed without an order (and without the key): the cart now shows the current prices.

@@ -108,6 +108,24 @@ struct HandlerTests {
         }
     }
 
+    @Test("an order as the placement stores it: the tree encoder writes the bytes EmporiumJSON's encoder writes")
+    func orderBodyThroughTheTreeEncoder() async throws {
+        try await Fixture.with { fixture in
+            let productIds = [try await fixture.product(stock: 10), try await fixture.product(stock: 10)]
+            let order = try await fixture.order(productIds.map { OrderLine(productId: $0, quantity: 2) })
+            let tree = try JSONValueEncoder().encode(order).jsonBytes
+            #expect(tree == Array(try EmporiumJSON.encoder().encode(order)), "\(String(decoding: tree, as: UTF8.self))")
+            // What a client reads back: the fields of the schema, snake_case, dates with milliseconds.
+            guard case .object(let fields) = try JSONValue(parsing: tree) else { throw TestFailure("the order is not a JSON object") }
+            #expect(fields["order_number"] == .string(order.orderNumber))
+            #expect(fields["total_cents"] == .int(4_000))
+            guard case .string(let created)? = fields["created_at"] else { throw TestFailure("no created_at") }
+            #expect(EmporiumJSON.parseDate(created) != nil && created.contains("."), "\(created)")
+            guard case .array(let items)? = fields["items"] else { throw TestFailure("no items") }
+            #expect(items.count == 2)
+        }
+    }
+
     @Test("an order number another order already has is replaced by a fresh one, and the order is written whole")
     func orderNumberCollision() async throws {
         try await Fixture.with { fixture in
