@@ -12,7 +12,7 @@ public struct PostgresStatement: Sendable {
     public init(_ sql: String, _ parameters: [any PostgresEncodable] = []) {
         self.sql = sql
         self.types = parameters.map { type(of: $0).postgresType.oid }
-        self.values = parameters.map(\.postgresText)
+        self.values = parameters.map { $0.postgresText }  // a closure: see `Array.postgresText`
     }
 }
 

@@ -61,6 +61,40 @@ struct PostgresTests {
         }
     }
 
+    @Test("uuids and arrays are written as the server writes them and read back whole: any case, every byte, escapes by byte")
+    func uuidAndArrayText() async throws {
+        let db = try await PostgresConnection.connect(configuration: TestEnvironment.postgres())
+        // 500 random ids, bound one by one and as an array: the server's text of each is ours.
+        let ids = (0..<500).map { _ in UUID() } + [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))]
+        let rows = try await db.query(
+            "SELECT u, u::text AS text, ord FROM unnest($1::uuid[]) WITH ORDINALITY AS t(u, ord) ORDER BY ord", [ids])
+        #expect(rows.count == ids.count)
+        for (row, id) in zip(rows, ids) {
+            #expect(try row.decode(UUID.self, "u") == id)
+            #expect(try row.decode(String.self, "text") == id.uuidString.lowercased())
+        }
+        let single = try #require(try await db.query("SELECT $1::uuid::text AS text", [ids[0]]).first)
+        #expect(try single.decode(String.self, "text") == ids[0].uuidString.lowercased())
+        // Text columns holding ids in upper case read as the same id; malformed ones are refused.
+        let upper = try #require(try await db.query("SELECT $1::text AS u", [ids[1].uuidString]).first)
+        #expect(try upper.decode(UUID.self, "u") == ids[1])
+        for bad in [
+            "", "not-a-uuid", String(ids[2].uuidString.dropLast()), ids[2].uuidString + "0", "{\(ids[2].uuidString)}",
+            ids[2].uuidString.replacingOccurrences(of: "-", with: "_"), "g" + ids[2].uuidString.dropFirst(),
+            ids[2].uuidString.replacingOccurrences(of: "-", with: "") + "----",
+        ] {
+            let row = try #require(try await db.query("SELECT $1::text AS u", [bad]).first)
+            #expect(throws: PostgresError.self, "\(bad)") { try row.decode(UUID.self, "u") }
+        }
+        // Quotes and backslashes are escaped by byte, also one that a combining mark follows
+        // (one Character with the quote); NULL elements stay NULL, the text "NULL" stays text.
+        let strings: [String?] = ["\"\u{301}", "\\\u{301}", "a\"b\\c", nil, "NULL", "", "{}", ",", "日本\"語", "e\u{301}"]
+        let echoed = try #require(try await db.query("SELECT $1::text[] AS a, array_length($1::text[], 1) AS n", [strings]).first)
+        #expect(try echoed.decode([String?].self, "a") == strings)
+        #expect(try echoed.decode(Int.self, "n") == strings.count)
+        await db.close()
+    }
+
     @Test("decoding errors name the column and the types")
     func decodingErrors() async throws {
         let db = try await PostgresConnection.connect(configuration: TestEnvironment.postgres())
