@@ -15,10 +15,10 @@ struct AuthMiddleware: RouterMiddleware {
     let accounts: AccountDirectory
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+        guard let token = BearerToken.from(request.headers[.authorization]) else {
             throw APIError.unauthorized("a bearer access token is required")
         }
-        guard let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)) else {
+        guard let verified = await tokens.verify(token) else {
             throw APIError.unauthorized("the access token is invalid or expired")
         }
         let identity = try await Self.current(verified, accounts: accounts)
@@ -51,8 +51,7 @@ struct OptionalAuthMiddleware: RouterMiddleware {
     let accounts: AccountDirectory
 
     func handle(_ request: Request, context: AppRequestContext, next: (Request, AppRequestContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
-            let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
+        guard let token = BearerToken.from(request.headers[.authorization]), let verified = await tokens.verify(token),
             let identity = try? await AuthMiddleware.current(verified, accounts: accounts)
         else { return try await next(request, context) }
         var context = context

@@ -43,8 +43,7 @@ struct OrderEventSocket: Sendable {
     /// left to the router.
     func shouldUpgrade(_ request: HTTPRequest, logger: Logger) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         guard let path = request.path, let (orderId, last) = Self.target(path),
-            let header = request.headerFields[.authorization], header.lowercased().hasPrefix("bearer "),
-            let verified = await tokens.verify(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)),
+            let token = BearerToken.from(request.headerFields[.authorization]), let verified = await tokens.verify(token),
             let identity = try? await AuthMiddleware.current(verified, accounts: accounts),
             (try? await pool.withConnection({ try await orders.ownerAndTrace(orderId, owner: identity.role.isAdmin ? nil : identity.userId, on: $0) }))
                 != nil
