@@ -122,11 +122,14 @@ package enum Checkout {
         // The day from gmtime_r and the six characters from one 64-bit draw (5 bits each): one
         // draw per character and Foundation's ISO 8601 formatter were 0.4% of all CPU per order
         // (profile of 2026-12-06).
-        var seconds = time_t(now.timeIntervalSince1970.rounded(.down))
+        // Clamped, as `time_t(_:)` traps on a value it cannot hold; the year's two digits
+        // taken non-negative, as years before 1900 count below zero.
+        let since1970 = now.timeIntervalSince1970.isFinite ? now.timeIntervalSince1970 : 0
+        var seconds = time_t(min(max(since1970, -1e15), 1e15).rounded(.down))
         var day = tm()
         gmtime_r(&seconds, &day)
         var text = Array("EMP-".utf8)
-        for part in [Int(day.tm_year) % 100, Int(day.tm_mon) + 1, Int(day.tm_mday)] {
+        for part in [(Int(day.tm_year) % 100 + 100) % 100, Int(day.tm_mon) + 1, Int(day.tm_mday)] {
             text += [UInt8(ascii: "0") + UInt8(part / 10), UInt8(ascii: "0") + UInt8(part % 10)]
         }
         text.append(UInt8(ascii: "-"))

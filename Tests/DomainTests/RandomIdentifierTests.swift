@@ -45,5 +45,9 @@ struct RandomIdentifierTests {
         #expect(seen.count > 1_990)  // 2^30 possible tails: a repeat in 2,000 is under one in 500
         #expect(Checkout.newOrderNumber(now: Date(timeIntervalSince1970: 1_796_601_600)).hasPrefix("EMP-261207-"))
         #expect(Checkout.newOrderNumber(now: Date(timeIntervalSince1970: 946_684_800)).hasPrefix("EMP-000101-"))
+        // Years before 1900 and dates no clock gives still make a number, not a crash.
+        #expect(Checkout.newOrderNumber(now: Date(timeIntervalSince1970: -3_786_825_600)).hasPrefix("EMP-500101-"))
+        #expect(Checkout.newOrderNumber(now: .distantFuture).hasPrefix("EMP-"))
+        #expect(Checkout.newOrderNumber(now: Date(timeIntervalSince1970: .infinity)).hasPrefix("EMP-700101-"))
     }
 }
