@@ -7,28 +7,99 @@ package enum OutboundAddress {
     /// ``refusal(ofWebhookURL:allowPrivate:)`` off Swift's cooperative threads: resolving a host
     /// name is a blocking call that can take seconds when DNS is slow.
     package static func checkWebhookURL(_ url: String, allowPrivate: Bool) async -> String? {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: refusal(ofWebhookURL: url, allowPrivate: allowPrivate)) }
-        }
+        await offCooperativeThreads { refusal(ofWebhookURL: url, allowPrivate: allowPrivate) }
+    }
+
+    /// ``pinnedTarget(ofWebhookURL:allowPrivate:resolve:)`` off Swift's cooperative threads.
+    package static func pinWebhookURL(
+        _ url: String, allowPrivate: Bool, resolve: @escaping @Sendable (String) -> [String] = OutboundAddress.resolve
+    ) async -> Result<PinnedTarget, TargetRefusal> {
+        await offCooperativeThreads { pinnedTarget(ofWebhookURL: url, allowPrivate: allowPrivate, resolve: resolve) }
     }
 
     /// Why `url` may not be a merchant webhook target; nil when it may: an absolute https URL
     /// without credentials whose host resolves to public addresses only. With `allowPrivate`
-    /// (local development and tests), http and any address are allowed.
+    /// (local development and tests), http and any address are allowed, and the host is not
+    /// resolved (an endpoint may be saved before its host exists).
     package static func refusal(ofWebhookURL url: String, allowPrivate: Bool) -> String? {
+        switch host(ofWebhookURL: url, allowPrivate: allowPrivate) {
+        case .failure(let refusal): return refusal.reason
+        case .success where allowPrivate: return nil
+        case .success(let host):
+            if case .failure(let refusal) = pin(host, allowPrivate: false, resolve: resolve) { return refusal.reason }
+            return nil
+        }
+    }
+
+    /// Where one attempt to deliver a webhook connects: the URL's host, and the address that
+    /// was checked for it.
+    ///
+    /// The attempt dials that address while still naming the host (for `Host` and TLS), so a
+    /// name that resolves to a public address when it is checked and to a private one a moment
+    /// later, when the HTTP client would resolve it again (DNS rebinding), cannot steer the
+    /// request into the private network.
+    package struct PinnedTarget: Sendable, Equatable {
+        /// The host as the URL names it.
+        package let host: String
+        /// The checked address the attempt connects to.
+        package let address: String
+        /// A target: `host` dialled at `address`.
+        package init(host: String, address: String) {
+            self.host = host
+            self.address = address
+        }
+    }
+
+    /// Why a webhook URL may not be called.
+    package struct TargetRefusal: Error, Equatable, CustomStringConvertible {
+        /// The reason, for the delivery's record.
+        package let reason: String
+        package var description: String { reason }
+        /// A refusal for `reason`.
+        package init(reason: String) { self.reason = reason }
+    }
+
+    /// The target `url` may be called at: its host resolved once with `resolve`, every
+    /// address public (unless `allowPrivate`), and one of them (IPv4 first) pinned for the
+    /// connection. Fails as ``refusal(ofWebhookURL:allowPrivate:)`` does, and also when the
+    /// host does not resolve.
+    package static func pinnedTarget(
+        ofWebhookURL url: String, allowPrivate: Bool, resolve: (String) -> [String] = OutboundAddress.resolve
+    ) -> Result<PinnedTarget, TargetRefusal> {
+        host(ofWebhookURL: url, allowPrivate: allowPrivate).flatMap { pin($0, allowPrivate: allowPrivate, resolve: resolve) }
+    }
+
+    /// The host of a URL of the documented shape and an allowed scheme.
+    private static func host(ofWebhookURL url: String, allowPrivate: Bool) -> Result<String, TargetRefusal> {
         // The shape the API contract documents: a host name or IPv4 address, an optional port
         // and path; no credentials, query or fragment.
         guard url.count <= 2_048, url.wholeMatch(of: webhookURLShape) != nil,
             let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host, !host.isEmpty
         else {
-            return "must be an http(s) URL of a host name or IPv4 address, an optional port and path"
+            return .failure(TargetRefusal(reason: "must be an http(s) URL of a host name or IPv4 address, an optional port and path"))
         }
-        guard scheme == "https" || (allowPrivate && scheme == "http") else { return "must use https" }
-        guard !allowPrivate else { return nil }
-        let addresses = resolve(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
-        guard !addresses.isEmpty else { return "host \(host) does not resolve" }
-        guard addresses.allSatisfy(isPublic) else { return "host \(host) resolves to a private, loopback or reserved address" }
-        return nil
+        guard scheme == "https" || (allowPrivate && scheme == "http") else { return .failure(TargetRefusal(reason: "must use https")) }
+        return .success(host)
+    }
+
+    /// Resolves `host` once and picks the address to connect to, if every address may be called.
+    private static func pin(_ host: String, allowPrivate: Bool, resolve: (String) -> [String]) -> Result<PinnedTarget, TargetRefusal> {
+        // An address is its own answer; only a name is looked up.
+        let addresses = ipv4(host) != nil || ipv6(host) != nil ? [host] : resolve(host)
+        guard !addresses.isEmpty else { return .failure(TargetRefusal(reason: "host \(host) does not resolve")) }
+        // All of them, not only the one dialled: a refused name stays refused whichever
+        // address a resolver would have answered first.
+        guard allowPrivate || addresses.allSatisfy(isPublic) else {
+            return .failure(TargetRefusal(reason: "host \(host) resolves to a private, loopback or reserved address"))
+        }
+        return .success(PinnedTarget(host: host, address: addresses.first { ipv4($0) != nil } ?? addresses[0]))
+    }
+
+    /// Runs `work` (which may block on DNS) on a Dispatch thread and returns its result.
+    private static func offCooperativeThreads<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: work()) }
+        }
     }
 
     /// The documented shape of a webhook URL (the OpenAPI document's pattern): scheme, a host

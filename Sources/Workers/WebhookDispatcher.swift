@@ -74,7 +74,6 @@ package struct WebhookDispatcher: Service {
             // dry, and the process would not stop. Leases of unsent rows simply run out.
             while !Task.isShuttingDownGracefully, !Task.isCancelled, try await dispatchOnce() == settings.concurrency {}
         }
-        try? await sender.http.shutdown()
     }
 
     /// Leases and sends one batch; returns how many deliveries it sent.

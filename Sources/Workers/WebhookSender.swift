@@ -6,7 +6,8 @@ import NIOCore
 /// Sends one signed merchant webhook: `POST` the event JSON with `Emporium-Event-Id`,
 /// `Emporium-Event-Type` and `Emporium-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`
 /// (one `v1` per live secret while a secret rotates), a short deadline, and no redirects.
-/// The target must resolve to public addresses unless private targets are allowed.
+/// The target must resolve to public addresses unless private targets are allowed, and the
+/// connection goes to the address that was checked (see ``OutboundAddress/PinnedTarget``).
 package struct WebhookSender: Sendable {
     /// What the sender reads from its environment.
     package struct Settings: Sendable {
@@ -27,19 +28,24 @@ package struct WebhookSender: Sendable {
         package let duration: Duration
     }
 
-    let http: HTTPClient
     let settings: Settings
+    /// Resolves a host name (the system resolver; a test may answer for names of its own).
+    let resolve: @Sendable (String) -> [String]
 
-    /// Creates the sender; `http` must not follow redirects (see ``makeClient()``).
-    package init(http: HTTPClient, settings: Settings) {
-        self.http = http
+    /// Creates the sender.
+    package init(settings: Settings, resolve: @escaping @Sendable (String) -> [String] = OutboundAddress.resolve) {
         self.settings = settings
+        self.resolve = resolve
     }
 
-    /// An HTTP client that never follows a redirect (a 3xx is the receiver's answer).
-    package static func makeClient() -> HTTPClient {
+    /// An HTTP client for one attempt: it connects to the checked address of `target` (and
+    /// names its host for `Host` and TLS), and never follows a redirect (a 3xx is the
+    /// receiver's answer). One client per attempt because the pinned address is part of the
+    /// client's configuration; webhooks are few, so the lost connection reuse costs little.
+    static func makeClient(pinnedTo target: OutboundAddress.PinnedTarget) -> HTTPClient {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(30))
+        if target.address != target.host { configuration.dnsOverride = [target.host: target.address] }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -50,10 +56,26 @@ package struct WebhookSender: Sendable {
             Answer(status: status, retryAfter: retryAfter, error: error, duration: ContinuousClock.now - started)
         }
         // Checked at every attempt, not only when the endpoint was saved: a name can be made to
-        // resolve elsewhere later.
-        if let refusal = await OutboundAddress.checkWebhookURL(url, allowPrivate: settings.allowPrivateTargets) {
-            return answer(nil, nil, "refused target: \(refusal)")
+        // resolve elsewhere later. The connection goes to the address checked here.
+        let target: OutboundAddress.PinnedTarget
+        switch await OutboundAddress.pinWebhookURL(url, allowPrivate: settings.allowPrivateTargets, resolve: resolve) {
+        case .success(let pinned): target = pinned
+        case .failure(let refusal): return answer(nil, nil, "refused target: \(refusal.reason)")
         }
+        let http = Self.makeClient(pinnedTo: target)
+        let result = await post(body, to: url, eventId: eventId, eventType: eventType, secrets: secrets, with: http)
+        // Nothing is left to send on it: a failed shutdown does not change the answer.
+        try? await http.shutdown()
+        switch result {
+        case .success(let (status, retryAfter)): return answer(status, retryAfter, (200..<300).contains(status) ? nil : "HTTP \(status)")
+        case .failure(let error): return answer(nil, nil, "\(type(of: error)): \(String(describing: error).prefix(300))")
+        }
+    }
+
+    /// The signed `POST`: the receiver's status and `Retry-After`, or the error.
+    private func post(
+        _ body: String, to url: String, eventId: UUID, eventType: String, secrets: [String], with http: HTTPClient
+    ) async -> Result<(Int, Duration?), any Error> {
         let timestamp = Int(Date().timeIntervalSince1970)
         let signatures = secrets.map { "v1=" + WebhookSignature.hexSignature(Data(body.utf8), secret: $0, timestamp: timestamp) }
         var request = HTTPClientRequest(url: url)
@@ -68,13 +90,11 @@ package struct WebhookSender: Sendable {
             let response = try await http.execute(
                 request,
                 timeout: .milliseconds(Int64(settings.timeout.components.seconds * 1_000 + settings.timeout.components.attoseconds / 1_000_000_000_000_000)))
-            // The receiver's body is not needed; read a little so the connection can be reused.
+            // The receiver's body is not needed; read a little so the connection closes cleanly.
             _ = try? await response.body.collect(upTo: 64 * 1024)
-            let status = Int(response.status.code)
-            return answer(
-                status, MerchantWebhooks.retryAfter(response.headers.first(name: "Retry-After")), (200..<300).contains(status) ? nil : "HTTP \(status)")
+            return .success((Int(response.status.code), MerchantWebhooks.retryAfter(response.headers.first(name: "Retry-After"))))
         } catch {
-            return answer(nil, nil, "\(type(of: error)): \(String(describing: error).prefix(300))")
+            return .failure(error)
         }
     }
 }

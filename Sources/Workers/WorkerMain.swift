@@ -59,7 +59,7 @@ package enum WorkerMain {
             extra.append(
                 WebhookDispatcher(
                     pool: pool, publisher: publisher, names: configuration.names,
-                    sender: WebhookSender(http: WebhookSender.makeClient(), settings: configuration.webhooks.sender), settings: configuration.webhooks,
+                    sender: WebhookSender(settings: configuration.webhooks.sender), settings: configuration.webhooks,
                     logger: logger))
         case .payment:
             let ledger = PostgresPool(

@@ -115,4 +115,23 @@ struct OutboundAddressTests {
         #expect(OutboundAddress.refusal(ofWebhookURL: "https://93.184.216.34/x?token=1", allowPrivate: true) != nil)
         #expect(OutboundAddress.refusal(ofWebhookURL: "", allowPrivate: true) != nil)
     }
+
+    @Test("a webhook target is resolved once and pinned to a checked address, IPv4 first")
+    func pinnedTargets() {
+        let answers: [String: [String]] = [
+            "hooks.example": ["2606:4700::1111", "93.184.216.34"], "v6.example": ["2606:4700::1111"],
+            "mixed.example": ["93.184.216.34", "10.0.0.7"], "local.example": ["127.0.0.1"],
+        ]
+        func pin(_ url: String, allowPrivate: Bool = false) -> Result<OutboundAddress.PinnedTarget, OutboundAddress.TargetRefusal> {
+            OutboundAddress.pinnedTarget(ofWebhookURL: url, allowPrivate: allowPrivate) { answers[$0] ?? [] }
+        }
+        #expect(pin("https://hooks.example/h") == .success(.init(host: "hooks.example", address: "93.184.216.34")))
+        #expect(pin("https://v6.example:8443/h") == .success(.init(host: "v6.example", address: "2606:4700::1111")))
+        #expect(pin("https://93.184.216.34/h") == .success(.init(host: "93.184.216.34", address: "93.184.216.34")))
+        // One private address among public ones is enough to refuse the name.
+        #expect(pin("https://mixed.example/h") == .failure(.init(reason: "host mixed.example resolves to a private, loopback or reserved address")))
+        #expect(pin("https://nowhere.example/h") == .failure(.init(reason: "host nowhere.example does not resolve")))
+        #expect(pin("http://local.example/h", allowPrivate: true) == .success(.init(host: "local.example", address: "127.0.0.1")))
+        #expect(pin("http://local.example/h") == .failure(.init(reason: "must use https")))
+    }
 }

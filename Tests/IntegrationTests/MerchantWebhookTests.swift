@@ -2,8 +2,10 @@ import Crypto
 import Domain
 import Foundation
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
+import Workers
 
 /// Merchant webhooks against a local receiver: signed as documented, retried on 5xx (after
 /// what `Retry-After` asks), never on a 4xx, given up into the dead-letter queue and replayed
@@ -276,5 +278,36 @@ struct MerchantWebhookTests {
             #expect(receiver.requests.count == 1)
             #expect(elsewhere.requests.isEmpty)
         }
+    }
+
+    @Test("an attempt connects to the address it checked, not to what the name resolves to afterwards (DNS rebinding)")
+    func pinnedAddress() async throws {
+        let receiver = try WebhookReceiver()
+        defer { receiver.close() }
+        let lookups = Mutex(0)
+        var settings = WebhookSender.Settings()
+        settings.allowPrivateTargets = true
+        // A `.invalid` name never resolves (RFC 2606), so the request can arrive only if the
+        // sender dials the address its own check resolved, not one the HTTP client looks up.
+        let sender = WebhookSender(settings: settings) { host in
+            lookups.withLock { $0 += 1 }
+            return host == "merchant.invalid" ? ["127.0.0.1"] : []
+        }
+        let url = "http://merchant.invalid:\(receiver.port)/hooks/emporium"
+        let sent = await sender.send(url: url, eventId: UUID(), eventType: "order.confirmed", body: #"{"ok":true}"#, secrets: ["whsec_pinned"])
+        #expect(sent.status == 200, "\(sent.error ?? "no error")")
+        let arrived = try #require(receiver.requests.first)
+        #expect(arrived.headers["host"] == "merchant.invalid:\(receiver.port)", "the request still names the host")
+        #expect(verifies(arrived, secret: "whsec_pinned"))
+        #expect(lookups.withLock { $0 } == 1, "one resolution per attempt: the one that was checked")
+
+        // The name was public when the endpoint was saved and is private at the attempt: the
+        // attempt is refused before anything connects.
+        let rebound = WebhookSender(settings: WebhookSender.Settings()) { _ in ["93.184.216.34", "127.0.0.1"] }
+        let refused = await rebound.send(
+            url: "https://merchant.invalid:\(receiver.port)/hooks/emporium", eventId: UUID(), eventType: "order.confirmed", body: "{}", secrets: ["s"])
+        #expect(refused.status == nil)
+        #expect(refused.error?.contains("refused target: host merchant.invalid resolves to a private") == true, "\(refused.error ?? "no error")")
+        #expect(receiver.requests.count == 1)
     }
 }
