@@ -27,9 +27,8 @@ struct CatalogPages: Sendable {
     private func list(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer, _ form: FormFields) async throws -> Response {
         let query = request.uri.queryParameters
         let text = query.get("q").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 }
-        let page = max(1, min(Int(query.get("page") ?? "1") ?? 1, 10_000))
-        let found = try await ConsoleQueries().products(
-            sellerId: seller(viewer), text: text, size: Self.pageSize, offset: (page - 1) * Self.pageSize, on: dependencies.pool)
+        let page = ListPage(query, size: Self.pageSize)
+        let found = try await ConsoleQueries().products(sellerId: seller(viewer), text: text, size: page.size, offset: page.offset, on: dependencies.pool)
         var values = controller.base(viewer, title: "Products", section: "catalog")
         values["products"] = found.products.map {
             [
@@ -41,8 +40,7 @@ struct CatalogPages: Sendable {
         values["total"] = found.total
         values["q"] = text ?? ""
         let keep = text.map { "q=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&" } ?? ""
-        if page > 1 { values["previous"] = "/admin/products?\(keep)page=\(page - 1)" }
-        if page * Self.pageSize < found.total { values["next"] = "/admin/products?\(keep)page=\(page + 1)" }
+        values.addPager(page.pagerValues(path: "/admin/products", keeping: keep, total: found.total))
         return try controller.pages.page("products", values)
     }
 

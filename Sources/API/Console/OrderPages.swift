@@ -46,8 +46,8 @@ struct OrderPages: Sendable {
         if let max = text("max_total") {
             if let cents = Self.cents(max) { filter.maxTotalCents = cents } else { problems.append("maximum total must be an amount such as 99.50") }
         }
-        let page = max(1, min(Int(query.get("page") ?? "1") ?? 1, 10_000))
-        let found = try await ConsoleQueries().orders(filter, size: Self.pageSize, offset: (page - 1) * Self.pageSize, on: dependencies.pool)
+        let page = ListPage(query, size: Self.pageSize)
+        let found = try await ConsoleQueries().orders(filter, size: page.size, offset: page.offset, on: dependencies.pool)
         var values = controller.base(viewer, title: "Orders", section: "orders")
         values["rows"] = found.rows.map(Self.row)
         values["total"] = found.total
@@ -58,13 +58,11 @@ struct OrderPages: Sendable {
             "min_total": text("min_total") ?? "", "max_total": text("max_total") ?? "",
         ]
         values["statuses"] = OrderStatus.allCases.map { ["value": $0.rawValue, "selected": $0.rawValue == filter.status] }
-        var keep = request.uri.query.map { $0.split(separator: "&").filter { !$0.hasPrefix("page=") }.joined(separator: "&") } ?? ""
-        if !keep.isEmpty { keep += "&" }
-        if page > 1 { values["previous"] = "/admin/orders?\(keep)page=\(page - 1)" }
-        if page * Self.pageSize < found.total { values["next"] = "/admin/orders?\(keep)page=\(page + 1)" }
-        values["page"] = page
+        let keep = ListPage.otherParameters(of: request.uri.query)
+        // Newest first: the previous page holds newer orders.
+        values.addPager(page.pagerValues(path: "/admin/orders", keeping: keep, total: found.total, labels: ("← Newer", "Older →")))
         // The live script re-fetches this page's rows when an order event arrives.
-        values["live_rows"] = "/admin/orders?\(keep)page=\(page)&fragment=rows"
+        values["live_rows"] = "/admin/orders?\(keep)page=\(page.number)&fragment=rows"
         return try controller.pages.page(query.get("fragment") == "rows" ? "order-rows" : "orders", values)
     }
 

@@ -60,8 +60,8 @@ struct ShopCatalogPages: Sendable {
         let search = CatalogStore.Search(
             text: text("q"), minPrice: price("min", "The lowest price"), maxPrice: price("max", "The highest price"),
             inStock: query.get("in_stock") == "on" ? true : nil, category: text("category"), sort: sort)
-        let page = max(1, min(Int(query.get("page") ?? "1") ?? 1, 1_000))
-        let found = try await catalog.search(search, size: Self.pageSize, offset: (page - 1) * Self.pageSize, on: shop.pool)
+        let page = ListPage(query, size: Self.pageSize, deepest: 1_000)
+        let found = try await catalog.search(search, size: page.size, offset: page.offset, on: shop.pool)
         var values = await controller.base(viewer, title: search.text.map { "“\($0)”" } ?? "All products", request: request)
         values["description"] =
             search.text.map { "Products matching “\($0)”: \(found.total) found." } ?? "All products of the shop: \(found.total), with prices and stock."
@@ -81,11 +81,7 @@ struct ShopCatalogPages: Sendable {
         }
         let categories = try await catalog.categories(on: shop.pool)
         values["categories"] = categories.map { ["slug": $0.slug, "name": $0.name, "selected": $0.slug == search.category] }
-        var keep = request.uri.query.map { $0.split(separator: "&").filter { !$0.hasPrefix("page=") }.joined(separator: "&") } ?? ""
-        if !keep.isEmpty { keep += "&" }
-        if page > 1 { values["previous"] = "/search?\(keep)page=\(page - 1)" }
-        if page * Self.pageSize < found.total { values["next"] = "/search?\(keep)page=\(page + 1)" }
-        values["page"] = page
+        values.addPager(page.pagerValues(path: "/search", keeping: ListPage.otherParameters(of: request.uri.query), total: found.total))
         return try controller.pages.page("search", values)
     }
 

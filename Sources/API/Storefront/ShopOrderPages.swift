@@ -21,10 +21,8 @@ struct ShopOrderPages: Sendable {
 
     private func list(_ request: Request, _ context: AppRequestContext, _ viewer: SessionViewer?, _ form: FormFields) async throws -> Response {
         guard let viewer else { throw APIError.unauthorized("sign in first") }
-        let page = max(1, min(Int(request.uri.queryParameters.get("page") ?? "1") ?? 1, 10_000))
-        let found = try await shop.pool.withConnection {
-            try await OrderStore().page(of: viewer.userId, size: Self.pageSize, offset: (page - 1) * Self.pageSize, on: $0)
-        }
+        let page = ListPage(request.uri.queryParameters, size: Self.pageSize)
+        let found = try await shop.pool.withConnection { try await OrderStore().page(of: viewer.userId, size: page.size, offset: page.offset, on: $0) }
         var values = await controller.base(viewer, title: "Your orders", request: request)
         values["orders"] = found.orders.map {
             [
@@ -33,8 +31,8 @@ struct ShopOrderPages: Sendable {
             ] as [String: Any]
         }
         values["empty"] = found.orders.isEmpty
-        if page > 1 { values["previous"] = "/orders?page=\(page - 1)" }
-        if page * Self.pageSize < found.total { values["next"] = "/orders?page=\(page + 1)" }
+        // Newest first: the previous page holds newer orders.
+        values.addPager(page.pagerValues(path: "/orders", total: found.total, labels: ("← Newer", "Older →")))
         return try controller.pages.page("orders", values)
     }
 
