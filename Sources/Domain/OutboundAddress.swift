@@ -31,22 +31,24 @@ package enum OutboundAddress {
         }
     }
 
-    /// Where one attempt to deliver a webhook connects: the URL's host, and the address that
-    /// was checked for it.
+    /// Where one attempt to deliver a webhook connects: the URL's host, and the addresses that
+    /// were checked for it, in the order to dial them.
     ///
-    /// The attempt dials that address while still naming the host (for `Host` and TLS), so a
-    /// name that resolves to a public address when it is checked and to a private one a moment
-    /// later, when the HTTP client would resolve it again (DNS rebinding), cannot steer the
-    /// request into the private network.
+    /// The attempt dials those addresses while still naming the host (for `Host` and TLS), so
+    /// a name that resolves to a public address when it is checked and to a private one a
+    /// moment later, when the HTTP client would resolve it again (DNS rebinding), cannot steer
+    /// the request into the private network.
     package struct PinnedTarget: Sendable, Equatable {
         /// The host as the URL names it.
         package let host: String
-        /// The checked address the attempt connects to.
-        package let address: String
-        /// A target: `host` dialled at `address`.
-        package init(host: String, address: String) {
+        /// Every checked address, IPv4 first (then in the resolver's order), without repeats:
+        /// the attempt dials the first, and the next only when a connection could not be made.
+        package let addresses: [String]
+        /// A target: `host` dialled at `addresses` (``pinnedTarget(ofWebhookURL:allowPrivate:resolve:)``
+        /// never makes one without an address).
+        package init(host: String, addresses: [String]) {
             self.host = host
-            self.address = address
+            self.addresses = addresses
         }
     }
 
@@ -60,8 +62,8 @@ package enum OutboundAddress {
     }
 
     /// The target `url` may be called at: its host resolved once with `resolve`, every
-    /// address public (unless `allowPrivate`), and one of them (IPv4 first) pinned for the
-    /// connection. Fails as ``refusal(ofWebhookURL:allowPrivate:)`` does, and also when the
+    /// address public (unless `allowPrivate`), and those addresses pinned for the connection,
+    /// IPv4 first. Fails as ``refusal(ofWebhookURL:allowPrivate:)`` does, and also when the
     /// host does not resolve.
     package static func pinnedTarget(
         ofWebhookURL url: String, allowPrivate: Bool, resolve: (String) -> [String] = OutboundAddress.resolve
@@ -92,7 +94,12 @@ package enum OutboundAddress {
         guard allowPrivate || addresses.allSatisfy(isPublic) else {
             return .failure(TargetRefusal(reason: "host \(host) resolves to a private, loopback or reserved address"))
         }
-        return .success(PinnedTarget(host: host, address: addresses.first { ipv4($0) != nil } ?? addresses[0]))
+        // IPv4 first: where a host has both, IPv6 is the likelier to be unroutable from here.
+        var ordered: [String] = []
+        for address in addresses.filter({ ipv4($0) != nil }) + addresses.filter({ ipv4($0) == nil }) where !ordered.contains(address) {
+            ordered.append(address)
+        }
+        return .success(PinnedTarget(host: host, addresses: ordered))
     }
 
     /// Runs `work` (which may block on DNS) on a Dispatch thread and returns its result.

@@ -121,17 +121,20 @@ struct OutboundAddressTests {
         let answers: [String: [String]] = [
             "hooks.example": ["2606:4700::1111", "93.184.216.34"], "v6.example": ["2606:4700::1111"],
             "mixed.example": ["93.184.216.34", "10.0.0.7"], "local.example": ["127.0.0.1"],
+            "many.example": ["2606:4700::1111", "93.184.216.35", "93.184.216.34", "93.184.216.35"],
         ]
         func pin(_ url: String, allowPrivate: Bool = false) -> Result<OutboundAddress.PinnedTarget, OutboundAddress.TargetRefusal> {
             OutboundAddress.pinnedTarget(ofWebhookURL: url, allowPrivate: allowPrivate) { answers[$0] ?? [] }
         }
-        #expect(pin("https://hooks.example/h") == .success(.init(host: "hooks.example", address: "93.184.216.34")))
-        #expect(pin("https://v6.example:8443/h") == .success(.init(host: "v6.example", address: "2606:4700::1111")))
-        #expect(pin("https://93.184.216.34/h") == .success(.init(host: "93.184.216.34", address: "93.184.216.34")))
+        #expect(pin("https://hooks.example/h") == .success(.init(host: "hooks.example", addresses: ["93.184.216.34", "2606:4700::1111"])))
+        #expect(pin("https://v6.example:8443/h") == .success(.init(host: "v6.example", addresses: ["2606:4700::1111"])))
+        #expect(pin("https://93.184.216.34/h") == .success(.init(host: "93.184.216.34", addresses: ["93.184.216.34"])))
+        // IPv4 in the resolver's order, then IPv6; each address once.
+        #expect(pin("https://many.example/h") == .success(.init(host: "many.example", addresses: ["93.184.216.35", "93.184.216.34", "2606:4700::1111"])))
         // One private address among public ones is enough to refuse the name.
         #expect(pin("https://mixed.example/h") == .failure(.init(reason: "host mixed.example resolves to a private, loopback or reserved address")))
         #expect(pin("https://nowhere.example/h") == .failure(.init(reason: "host nowhere.example does not resolve")))
-        #expect(pin("http://local.example/h", allowPrivate: true) == .success(.init(host: "local.example", address: "127.0.0.1")))
+        #expect(pin("http://local.example/h", allowPrivate: true) == .success(.init(host: "local.example", addresses: ["127.0.0.1"])))
         #expect(pin("http://local.example/h") == .failure(.init(reason: "must use https")))
     }
 }

@@ -310,4 +310,40 @@ struct MerchantWebhookTests {
         #expect(refused.error?.contains("refused target: host merchant.invalid resolves to a private") == true, "\(refused.error ?? "no error")")
         #expect(receiver.requests.count == 1)
     }
+
+    @Test("an attempt that cannot connect to one checked address dials the next; any other failure ends the attempt")
+    func nextPinnedAddress() async throws {
+        let receiver = try WebhookReceiver()
+        defer { receiver.close() }
+        var settings = WebhookSender.Settings()
+        settings.allowPrivateTargets = true
+        // The receiver listens on 127.0.0.1 only, so 127.0.0.2 and 127.0.0.3 refuse the connection.
+        let answers: [String: [String]] = [
+            "refuses-first.invalid": ["127.0.0.2", "127.0.0.1"], "refuses-all.invalid": ["127.0.0.2", "127.0.0.3"],
+        ]
+        let sender = WebhookSender(settings: settings) { answers[$0] ?? [] }
+        let sent = await sender.send(
+            url: "http://refuses-first.invalid:\(receiver.port)/hooks/emporium", eventId: UUID(), eventType: "order.confirmed", body: #"{"ok":true}"#,
+            secrets: ["whsec_next"])
+        #expect(sent.status == 200, "\(sent.error ?? "no error")")
+        #expect(receiver.requests.count == 1)
+        #expect(receiver.requests.first.map { verifies($0, secret: "whsec_next") } == true)
+
+        let refused = await sender.send(
+            url: "http://refuses-all.invalid:\(receiver.port)/hooks/emporium", eventId: UUID(), eventType: "order.confirmed", body: "{}", secrets: ["s"])
+        #expect(refused.status == nil)
+        #expect(refused.error?.contains("no connection to any of 127.0.0.2, 127.0.0.3") == true, "\(refused.error ?? "no error")")
+        #expect(receiver.requests.count == 1)
+
+        // A receiver that answered (here 500) was reached: the next address is not dialled (it
+        // would refuse, and the answer would be that refusal), or a receiver behind it would
+        // get the event twice in one attempt.
+        receiver.answer { _, _ in (500, [:]) }
+        let answersFirst = WebhookSender(settings: settings) { _ in ["127.0.0.1", "127.0.0.4"] }
+        let failed = await answersFirst.send(
+            url: "http://answers-first.invalid:\(receiver.port)/hooks/emporium", eventId: UUID(), eventType: "order.confirmed", body: "{}", secrets: ["s"])
+        #expect(failed.status == 500)
+        #expect(failed.error == "HTTP 500")
+        #expect(receiver.requests.count == 2)
+    }
 }
