@@ -116,37 +116,40 @@ package struct ConsoleQueries: Sendable {
 
     /// The facts of order `id`; nil when there is no such order.
     package func facts(of id: UUID, on pool: PostgresPool) async throws -> OrderFacts? {
-        try await pool.withConnection { db in
-            guard
-                let head = try await db.query("SELECT o.user_id, u.email, o.trace_parent FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1", [id])
-                    .first
-            else { return nil }
-            let reservations = try await db.query(
-                "SELECT p.sku, r.quantity, r.status FROM stock_reservations r JOIN products p ON p.id = r.product_id WHERE r.order_id = $1 ORDER BY p.sku", [id]
-            ).map {
-                OrderFacts.Reservation(
-                    sku: try $0.decode(String.self, "sku"), quantity: try $0.decode(Int.self, "quantity"), status: try $0.decode(String.self, "status"))
-            }
-            let payment = try await db.query(
-                "SELECT status, provider, provider_reference, amount_cents, refunded_cents, failure_reason FROM payments WHERE order_id = $1", [id]
-            ).first.map {
-                OrderFacts.Payment(
-                    status: try $0.decode(String.self, "status"), provider: try $0.decode(String.self, "provider"),
-                    reference: try $0.decode(String?.self, "provider_reference"), amountCents: try $0.decode(Int.self, "amount_cents"),
-                    refundedCents: try $0.decode(Int.self, "refunded_cents"), failureReason: try $0.decode(String?.self, "failure_reason"))
-            }
-            let notifications = try await db.query(
-                "SELECT channel, template, recipient, status, created_at FROM notifications WHERE order_id = $1 ORDER BY created_at, id LIMIT 100", [id]
-            ).map {
-                OrderFacts.Notification(
-                    channel: try $0.decode(String.self, "channel"), template: try $0.decode(String.self, "template"),
-                    recipient: try $0.decode(String.self, "recipient"), status: try $0.decode(String.self, "status"),
-                    createdAt: try $0.decode(Date.self, "created_at"))
-            }
-            return OrderFacts(
-                customerId: try head.decode(UUID.self, "user_id"), customerEmail: try head.decode(String.self, "email"),
-                traceparent: try head.decode(String?.self, "trace_parent"), reservations: reservations, payment: payment, notifications: notifications)
+        try await pool.withConnection { try await facts(of: id, on: $0) }
+    }
+
+    /// The facts of order `id` read on session `db`; nil when there is no such order.
+    package func facts(of id: UUID, on db: PostgresConnection) async throws -> OrderFacts? {
+        guard
+            let head = try await db.query("SELECT o.user_id, u.email, o.trace_parent FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1", [id])
+                .first
+        else { return nil }
+        let reservations = try await db.query(
+            "SELECT p.sku, r.quantity, r.status FROM stock_reservations r JOIN products p ON p.id = r.product_id WHERE r.order_id = $1 ORDER BY p.sku", [id]
+        ).map {
+            OrderFacts.Reservation(
+                sku: try $0.decode(String.self, "sku"), quantity: try $0.decode(Int.self, "quantity"), status: try $0.decode(String.self, "status"))
         }
+        let payment = try await db.query(
+            "SELECT status, provider, provider_reference, amount_cents, refunded_cents, failure_reason FROM payments WHERE order_id = $1", [id]
+        ).first.map {
+            OrderFacts.Payment(
+                status: try $0.decode(String.self, "status"), provider: try $0.decode(String.self, "provider"),
+                reference: try $0.decode(String?.self, "provider_reference"), amountCents: try $0.decode(Int.self, "amount_cents"),
+                refundedCents: try $0.decode(Int.self, "refunded_cents"), failureReason: try $0.decode(String?.self, "failure_reason"))
+        }
+        let notifications = try await db.query(
+            "SELECT channel, template, recipient, status, created_at FROM notifications WHERE order_id = $1 ORDER BY created_at, id LIMIT 100", [id]
+        ).map {
+            OrderFacts.Notification(
+                channel: try $0.decode(String.self, "channel"), template: try $0.decode(String.self, "template"),
+                recipient: try $0.decode(String.self, "recipient"), status: try $0.decode(String.self, "status"),
+                createdAt: try $0.decode(Date.self, "created_at"))
+        }
+        return OrderFacts(
+            customerId: try head.decode(UUID.self, "user_id"), customerEmail: try head.decode(String.self, "email"),
+            traceparent: try head.decode(String?.self, "trace_parent"), reservations: reservations, payment: payment, notifications: notifications)
     }
 
     // MARK: Catalog and accounts

@@ -1,0 +1,108 @@
+import Foundation
+import Postgres
+import Store
+import TestSupport
+import Testing
+
+/// Look-ups by a column that is not a key stay index scans as their tables grow. On tables of
+/// a few thousand rows, analysed, the planner already prefers any usable index to a
+/// sequential scan, so a look-up that scans here has no index to use and would read its
+/// whole table at every size. Each look-up runs through its store in a transaction whose own
+/// counters (`pg_stat_xact_user_tables`) say how it read the table.
+@Suite("Look-ups stay indexed as tables grow", .timeLimit(.minutes(2)))
+struct IndexedLookupTests {
+    /// Orders, each with a payment, a notification and a refund.
+    static let orders = 3_000
+
+    @Test("a payment by its provider reference, the last day's payments, an order's notifications and its refunds are read through indexes")
+    func lookupsUseIndexes() async throws {
+        try await TestEnvironment.withMigratedDatabase { config in
+            let pool = PostgresPool(configuration: config, maxConnections: 1)
+            try await Self.fill(pool)
+            let target = try await pool.query("SELECT id FROM orders WHERE order_number = 'GROW-1234'")[0].decode(UUID.self, "id")
+
+            // The payment worker's look-up for a provider event that names only the PaymentIntent.
+            let (orderId, paymentScans) = try await Self.scans(of: "payments", on: pool) { db in
+                try await PaymentStore().orderId(ofReference: "pi_GROW-1234", on: db)
+            }
+            #expect(orderId == target)
+            #expect(paymentScans.sequential == 0, "payments read by a sequential scan to find a provider reference")
+            #expect(paymentScans.index >= 1)
+
+            // The payment worker's reconciliation sweep: the last day's charges, oldest first.
+            let (recent, recentScans) = try await Self.scans(of: "payments", on: pool) { db in
+                try await PaymentStore().capturedSince(Date().addingTimeInterval(-86_400), provider: "fake", limit: 500, on: db)
+            }
+            #expect(recent.count == 23, "one order an hour, the newest an hour old")
+            #expect(recentScans.sequential == 0, "payments read by a sequential scan to find the last day's")
+            #expect(recentScans.index >= 1)
+
+            // The console's order page: the order's notifications (and the rest of its facts).
+            let (facts, notificationScans) = try await Self.scans(of: "notifications", on: pool) { db in
+                try await ConsoleQueries().facts(of: target, on: db)
+            }
+            #expect(facts?.notifications.count == 1)
+            #expect(notificationScans.sequential == 0, "notifications read by a sequential scan to list an order's")
+            #expect(notificationScans.index >= 1)
+
+            // The order pages of the API, the storefront and the console: the order's refunds.
+            let (refunds, refundScans) = try await Self.scans(of: "refunds", on: pool) { db in
+                try await PaymentStore().refunds(ofOrder: target, on: db)
+            }
+            #expect(refunds.map(\.amountCents) == [100])
+            #expect(refundScans.sequential == 0, "refunds read by a sequential scan to list an order's")
+            #expect(refundScans.index >= 1)
+        }
+    }
+
+    /// Runs `body` in a transaction and returns what it returned with how many sequential and
+    /// index scans of `table` it started. The session's counters not yet sent to the
+    /// statistics (`pg_stat_xact_user_tables`) may hold earlier transactions' too, and none are
+    /// sent while a transaction is open, so the difference across `body` is exactly its own.
+    static func scans<T: Sendable>(
+        of table: String, on pool: PostgresPool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> (T, (sequential: Int, index: Int)) {
+        try await pool.withTransaction { db in
+            func counters() async throws -> (Int, Int) {
+                let row = try await db.query(
+                    "SELECT seq_scan, coalesce(idx_scan, 0) AS idx_scan FROM pg_stat_xact_user_tables WHERE relname = $1", [table])[0]
+                return (try row.decode(Int.self, "seq_scan"), try row.decode(Int.self, "idx_scan"))
+            }
+            let before = try await counters()
+            let value = try await body(db)
+            let after = try await counters()
+            return (value, (after.0 - before.0, after.1 - before.1))
+        }
+    }
+
+    /// One customer with `orders` orders, one an hour going back from an hour ago, each paid
+    /// (with a provider reference), notified and partly refunded; then analysed, as
+    /// autovacuum would have.
+    static func fill(_ pool: PostgresPool) async throws {
+        let user = UUID()
+        try await pool.query(
+            "INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, 'growth@example.com', 'x', 'G', 'T')", [user])
+        try await pool.query(
+            """
+            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, total_cents, currency)
+            SELECT gen_random_uuid(), 'GROW-' || i, $1, 'CONFIRMED', 'tok_visa', '{}', 1000, 1000, 'EUR' FROM generate_series(1, $2::int) AS i
+            """, [user, orders])
+        try await pool.query(
+            """
+            INSERT INTO payments (id, order_id, user_id, amount_cents, currency, method, status, provider, provider_reference, created_at)
+            SELECT gen_random_uuid(), id, user_id, 1000, 'EUR', 'card', 'SUCCEEDED', 'fake', 'pi_' || order_number,
+                   now() - make_interval(hours => substr(order_number, 6)::int) FROM orders
+            """)
+        try await pool.query(
+            """
+            INSERT INTO notifications (id, user_id, order_id, event_id, channel, template, recipient, body, status)
+            SELECT gen_random_uuid(), user_id, id, gen_random_uuid(), 'email', 'order_confirmed', 'growth@example.com', 'Thanks', 'SENT' FROM orders
+            """)
+        try await pool.query(
+            """
+            INSERT INTO refunds (id, payment_id, order_id, amount_cents, currency, status)
+            SELECT gen_random_uuid(), id, order_id, 100, 'EUR', 'SUCCEEDED' FROM payments
+            """)
+        try await pool.query("ANALYZE")
+    }
+}
