@@ -259,6 +259,7 @@ package struct Worker<Handler: EventHandler>: Service {
         started: ContinuousClock.Instant, log: Logger
     ) async throws {
         let outgoing = try await pool.withTransaction { db -> [OutboxStore.OutboxEvent]? in
+            try db.preferGenericPlans()
             guard try await InboxStore.claim(consumer: handler.consumerName, messageID: event.id, on: db) else { return nil }
             // What this message causes continues its trace, as children of this span.
             let traceparent = EmporiumTracing.currentTraceparent()

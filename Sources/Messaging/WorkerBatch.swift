@@ -76,6 +76,7 @@ extension Worker {
         let started = ContinuousClock.now
         let queue = names.queue(role)
         let emitted = try await pool.withTransaction { db -> [[OutboxStore.OutboxEvent]?] in
+            try db.preferGenericPlans()
             let claimed = try await InboxStore.claim(consumer: handler.consumerName, messageIDs: batch.map(\.event.id), on: db)
             var seen = Set<UUID>()
             let fresh = batch.map { claimed.contains($0.event.id) && seen.insert($0.event.id).inserted }

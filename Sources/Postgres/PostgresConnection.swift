@@ -311,6 +311,22 @@ public final class PostgresConnection: Sendable {
         if !queued { try await query(sql, parameters) }
     }
 
+    /// Makes the rest of the open transaction run each statement on the plan its session made
+    /// once for it (`SET LOCAL plan_cache_mode = force_generic_plan`), queued like
+    /// ``enqueue(_:_:)`` so it costs no round trip of its own; outside a transaction it does
+    /// nothing. PostgreSQL otherwise plans a statement that takes an array afresh on every
+    /// call, because its plan for the array at hand always looks cheaper than the general one,
+    /// and for a worker's batch statements that planning cost about as much as running them
+    /// (BENCHMARKS.md, "2026-12-06 (night)"). Only for transactions whose every statement
+    /// has a good general plan whatever its parameters; the setting ends with the transaction.
+    public func preferGenericPlans() throws {
+        try outgoing.withLock { state in
+            guard state.inTransaction else { return }
+            guard !state.committed else { throw Self.afterCommit }
+            state.statements.append(PostgresStatement("SET LOCAL plan_cache_mode = force_generic_plan", []))
+        }
+    }
+
     /// A statement sent in a transaction that ``queryAndCommit(_:_:)`` already committed.
     private static let afterCommit = PostgresError(
         code: .server, message: "a statement after queryAndCommit: the transaction is already committed", sqlState: "25000")

@@ -188,6 +188,40 @@ struct PipelineTests {
         }
     }
 
+    @Test("preferGenericPlans holds for the rest of its transaction only: a statement that takes an array is planned once, not on every call")
+    func genericPlansForOneTransaction() async throws {
+        try await withTable { db, _ in
+            try await db.query("INSERT INTO t SELECT i, 'n' FROM generate_series(1, 1000) AS i")
+            try await db.query("ANALYZE t")
+            let lookup = "SELECT count(*) AS n FROM t WHERE id = ANY($1)"
+            func plans() async throws -> (generic: Int, custom: Int) {
+                let row = try await db.query("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", [lookup])[0]
+                return (try row.decode(Int.self, "generic_plans"), try row.decode(Int.self, "custom_plans"))
+            }
+            func mode() async throws -> String { try await db.query("SHOW plan_cache_mode")[0].decode(String.self, "plan_cache_mode") }
+            // By default the plan for the array at hand always looks cheaper: planned every call.
+            for i in 1...8 { try await db.transaction { try await $0.query(lookup, [[i, i + 1]]) } }
+            let before = try await plans()
+            #expect(before.custom == 8)
+            for i in 1...8 {
+                let count = try await db.transaction { db in
+                    try db.preferGenericPlans()
+                    let count = try await db.query(lookup, [[i, i + 1]])[0].decode(Int.self, "n")
+                    #expect(try await mode() == "force_generic_plan")
+                    return count
+                }
+                #expect(count == 2)
+            }
+            let after = try await plans()
+            #expect(after.custom == before.custom, "planned again for the array at hand")
+            #expect(after.generic == before.generic + 8)
+            // The setting ends with its transaction, and outside one it does nothing.
+            #expect(try await mode() == "auto")
+            try db.preferGenericPlans()
+            #expect(try await mode() == "auto")
+        }
+    }
+
     @Test("a migration script inside a transaction sends the queued writes first")
     func scriptAfterQueuedWrites() async throws {
         try await withTable { db, observer in
