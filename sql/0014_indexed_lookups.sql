@@ -1,9 +1,9 @@
 -- Look-ups that must stay indexed as the tables grow. Each was a sequential scan of its
 -- whole table (about 10 ms at 85,000 orders, and growing with them). Built in the
 -- migration's transaction, as every migration runs: writes to each table wait while its
--- index is built, one to two seconds per million rows here.
--- the payment a provider's webhook names only by its PaymentIntent (disputes, and charge
--- and refund events without the order in their metadata), looked up by the payment worker;
+-- index is built, one to two seconds per million rows here. They serve:
+-- the payment a provider's webhook names only by its PaymentIntent (disputes and the charge
+-- events that carry no metadata), looked up by the payment worker;
 CREATE INDEX payments_provider_reference_idx ON payments (provider_reference) WHERE provider_reference IS NOT NULL;
 -- the payments of the last day that the payment worker compares with the provider's charges
 -- (`PAYMENT_RECONCILE_LOOKBACK_HOURS`), every 15 minutes in each replica;
