@@ -52,6 +52,7 @@ struct IndexedLookupTests {
             #expect(refunds.map(\.amountCents) == [100])
             #expect(refundScans.sequential == 0, "refunds read by a sequential scan to list an order's")
             #expect(refundScans.index >= 1)
+            await pool.close()
         }
     }
 
