@@ -44,12 +44,26 @@ package struct ConsoleQueries: Sendable {
         }
     }
 
-    /// A page of orders matching `filter`, newest first. Each filter is a fixed clause that is
-    /// off when its parameter is NULL.
-    package func orders(_ filter: OrderFilter, size: Int, offset: Int, on pool: PostgresPool) async throws -> (rows: [OrderRow], total: Int) {
-        let rows = try await pool.query(
-            """
-            SELECT o.id, o.order_number, o.status, u.email, o.total_cents, o.currency, o.created_at, o.payment_flag, count(*) OVER () AS total
+    /// How many matching orders past a page's first the orders list counts; past that it says
+    /// "more than". An exact count would read every matching order on each view, and the
+    /// list re-reads itself whenever an order event arrives while it is open.
+    package static let orderCountLimit = 1_000
+
+    /// A page of orders matching `filter`, newest first, walked along `orders_created_idx`,
+    /// and how many match: counted up to `offset + orderCountLimit`, past which `more` is
+    /// true and `total` is that bound. Each filter is a fixed clause that is off when its
+    /// parameter is NULL.
+    package func orders(_ filter: OrderFilter, size: Int, offset: Int, on pool: PostgresPool) async throws -> (
+        rows: [OrderRow], total: Int, more: Bool
+    ) {
+        try await pool.withConnection { try await orders(filter, size: size, offset: offset, on: $0) }
+    }
+
+    /// The orders list read on session `db`.
+    package func orders(_ filter: OrderFilter, size: Int, offset: Int, on db: PostgresConnection) async throws -> (
+        rows: [OrderRow], total: Int, more: Bool
+    ) {
+        let matching = """
             FROM orders o JOIN users u ON u.id = o.user_id
             WHERE ($1::text IS NULL OR o.status = $1)
               AND ($2::timestamptz IS NULL OR o.created_at >= $2)
@@ -58,9 +72,20 @@ package struct ConsoleQueries: Sendable {
               AND ($5::text IS NULL OR o.order_number = $5)
               AND ($6::int8 IS NULL OR o.total_cents >= $6)
               AND ($7::int8 IS NULL OR o.total_cents <= $7)
+            """
+        let parameters: [any PostgresEncodable] = [
+            filter.status, filter.from, filter.to, filter.email, filter.orderNumber, filter.minTotalCents, filter.maxTotalCents,
+        ]
+        let rows = try await db.query(
+            """
+            SELECT o.id, o.order_number, o.status, u.email, o.total_cents, o.currency, o.created_at, o.payment_flag
+            \(matching)
             ORDER BY o.created_at DESC, o.id LIMIT $8 OFFSET $9
-            """,
-            [filter.status, filter.from, filter.to, filter.email, filter.orderNumber, filter.minTotalCents, filter.maxTotalCents, size, offset])
+            """, parameters + [size, offset])
+        let bound = offset + Self.orderCountLimit
+        let counted = try await db.query(
+            "SELECT count(*) AS n FROM (SELECT 1 \(matching) LIMIT $8) AS found", parameters + [bound + 1]
+        )[0].decode(Int.self, "n")
         return (
             try rows.map {
                 OrderRow(
@@ -68,18 +93,31 @@ package struct ConsoleQueries: Sendable {
                     email: try $0.decode(String.self, "email"), totalCents: try $0.decode(Int.self, "total_cents"),
                     currency: try $0.decode(String.self, "currency"), createdAt: try $0.decode(Date.self, "created_at"),
                     paymentFlag: try $0.decode(String?.self, "payment_flag"))
-            }, try rows.first?.decode(Int.self, "total") ?? 0
+            }, min(counted, bound), counted > bound
         )
     }
 
     /// Orders placed per minute over the last `minutes` minutes, oldest first, zeros included.
+    /// Reads only those minutes' orders (`orders_created_idx`): the overview asks every few
+    /// seconds while it is open, whatever the size of the table.
     package func ordersPerMinute(minutes: Int, on pool: PostgresPool) async throws -> [Int] {
-        let rows = try await pool.query(
+        try await pool.withConnection { try await ordersPerMinute(minutes: minutes, on: $0) }
+    }
+
+    /// The orders per minute read on session `db`.
+    package func ordersPerMinute(minutes: Int, on db: PostgresConnection) async throws -> [Int] {
+        let rows = try await db.query(
             """
-            SELECT m.minute, count(o.id) AS placed
+            WITH placed AS (
+              SELECT date_trunc('minute', created_at) AS minute, count(*) AS placed FROM orders
+              WHERE created_at >= date_trunc('minute', now()) - make_interval(mins => $1::int4 - 1)
+                AND created_at < date_trunc('minute', now()) + interval '1 minute'
+              GROUP BY 1
+            )
+            SELECT m.minute, coalesce(placed.placed, 0) AS placed
             FROM generate_series(date_trunc('minute', now()) - make_interval(mins => $1::int4 - 1), date_trunc('minute', now()), interval '1 minute') AS m(minute)
-            LEFT JOIN orders o ON o.created_at >= m.minute AND o.created_at < m.minute + interval '1 minute'
-            GROUP BY m.minute ORDER BY m.minute
+            LEFT JOIN placed ON placed.minute = m.minute
+            ORDER BY m.minute
             """, [minutes])
         return try rows.map { try $0.decode(Int.self, "placed") }
     }

@@ -14,7 +14,9 @@ struct IndexedLookupTests {
     /// Orders, each with a payment, a notification and a refund.
     static let orders = 3_000
 
-    @Test("a payment by its provider reference, the last day's payments, an order's notifications and its refunds are read through indexes")
+    @Test(
+        "a payment by its provider reference, the last day's payments, an order's notifications and refunds, the console's orders per minute and its orders list are read through indexes"
+    )
     func lookupsUseIndexes() async throws {
         try await TestEnvironment.withMigratedDatabase { config in
             let pool = PostgresPool(configuration: config, maxConnections: 1)
@@ -52,6 +54,37 @@ struct IndexedLookupTests {
             #expect(refunds.map(\.amountCents) == [100])
             #expect(refundScans.sequential == 0, "refunds read by a sequential scan to list an order's")
             #expect(refundScans.index >= 1)
+
+            // The console's overview, every few seconds while it is open: the last hour's
+            // orders per minute, one order a minute (59 of them, 58 if a minute turned since).
+            let (perMinute, minuteScans) = try await Self.scans(of: "orders", on: pool) { db in
+                try await ConsoleQueries().ordersPerMinute(minutes: 60, on: db)
+            }
+            #expect(perMinute.count == 60)
+            #expect((58...59).contains(perMinute.reduce(0, +)))
+            #expect(perMinute.allSatisfy { $0 <= 1 })
+            #expect(minuteScans.sequential == 0, "orders read by a sequential scan to count the last hour's")
+            #expect(minuteScans.index >= 1)
+            // The index returns the hour's orders and a neighbour or two; the whole table is 3,000.
+            #expect(minuteScans.read <= 120, "\(minuteScans.read) orders read to count the last hour's 59")
+
+            // The console's orders list, re-read whenever an order event arrives: the newest
+            // page, and a count that stops past a bound instead of reading every order.
+            let (newest, listScans) = try await Self.scans(of: "orders", on: pool) { db in
+                try await ConsoleQueries().orders(ConsoleQueries.OrderFilter(), size: 20, offset: 0, on: db)
+            }
+            #expect(newest.rows.map(\.orderNumber) == (1...20).map { "GROW-\($0)" })
+            #expect(newest.total == ConsoleQueries.orderCountLimit && newest.more)
+            #expect(
+                listScans.read <= 20 + ConsoleQueries.orderCountLimit + 1,
+                "\(listScans.read) orders read for a page of 20 of \(Self.orders)")
+            var byNumber = ConsoleQueries.OrderFilter()
+            byNumber.orderNumber = "GROW-1234"
+            let oneNumber = byNumber
+            let (found, _) = try await Self.scans(of: "orders", on: pool) { db in
+                try await ConsoleQueries().orders(oneNumber, size: 20, offset: 0, on: db)
+            }
+            #expect(found.rows.map(\.id) == [target] && found.total == 1 && !found.more)
             await pool.close()
         }
     }
@@ -62,31 +95,35 @@ struct IndexedLookupTests {
     /// sent while a transaction is open, so the difference across `body` is exactly its own.
     static func scans<T: Sendable>(
         of table: String, on pool: PostgresPool, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
-    ) async throws -> (T, (sequential: Int, index: Int)) {
+    ) async throws -> (T, (sequential: Int, index: Int, read: Int)) {
         try await pool.withTransaction { db in
-            func counters() async throws -> (Int, Int) {
+            func counters() async throws -> (Int, Int, Int) {
                 let row = try await db.query(
-                    "SELECT seq_scan, coalesce(idx_scan, 0) AS idx_scan FROM pg_stat_xact_user_tables WHERE relname = $1", [table])[0]
-                return (try row.decode(Int.self, "seq_scan"), try row.decode(Int.self, "idx_scan"))
+                    """
+                    SELECT seq_scan, coalesce(idx_scan, 0) AS idx_scan, seq_tup_read + coalesce(idx_tup_fetch, 0) AS tuples
+                    FROM pg_stat_xact_user_tables WHERE relname = $1
+                    """, [table])[0]
+                return (try row.decode(Int.self, "seq_scan"), try row.decode(Int.self, "idx_scan"), try row.decode(Int.self, "tuples"))
             }
             let before = try await counters()
             let value = try await body(db)
             let after = try await counters()
-            return (value, (after.0 - before.0, after.1 - before.1))
+            return (value, (after.0 - before.0, after.1 - before.1, after.2 - before.2))
         }
     }
 
-    /// One customer with `orders` orders, one an hour going back from an hour ago, each paid
-    /// (with a provider reference), notified and partly refunded; then analysed, as
-    /// autovacuum would have.
+    /// One customer with `orders` orders, placed one a minute going back from a minute ago,
+    /// each paid (with a provider reference) one an hour going back from an hour ago, notified
+    /// and partly refunded; then analysed, as autovacuum would have.
     static func fill(_ pool: PostgresPool) async throws {
         let user = UUID()
         try await pool.query(
             "INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, 'growth@example.com', 'x', 'G', 'T')", [user])
         try await pool.query(
             """
-            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, total_cents, currency)
-            SELECT gen_random_uuid(), 'GROW-' || i, $1, 'CONFIRMED', 'tok_visa', '{}', 1000, 1000, 'EUR' FROM generate_series(1, $2::int) AS i
+            INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, total_cents, currency, created_at)
+            SELECT gen_random_uuid(), 'GROW-' || i, $1, 'CONFIRMED', 'tok_visa', '{}', 1000, 1000, 'EUR', now() - make_interval(mins => i)
+            FROM generate_series(1, $2::int) AS i
             """, [user, orders])
         try await pool.query(
             """

@@ -50,7 +50,7 @@ struct OrderPages: Sendable {
         let found = try await ConsoleQueries().orders(filter, size: page.size, offset: page.offset, on: dependencies.pool)
         var values = controller.base(viewer, title: "Orders", section: "orders")
         values["rows"] = found.rows.map(Self.row)
-        values["total"] = found.total
+        values["total"] = found.more ? "more than \(found.total)" : "\(found.total)"
         values["empty"] = found.rows.isEmpty
         values["problems"] = problems
         values["filter"] = [
