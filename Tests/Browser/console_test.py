@@ -70,6 +70,8 @@ def test_2_new_order_appears_live_and_confirms_live(driver):
     STATE["order"] = order_id
     row = 'tr[data-order-id="%s"]' % order_id
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the new order in the list")
+    # The heading's count follows the rows (it stayed at its first value before).
+    wait(driver, lambda d: text(d, "#order-count") == "(%s)" % sql("SELECT count(*) FROM orders"), "the heading's count to include the new order")
     assert not_reloaded(driver), "the list was reloaded"
     # The rows are re-rendered as events arrive: read and click through the wait, which
     # retries an element replaced under it.

@@ -61,9 +61,12 @@ struct OrderPages: Sendable {
         let keep = ListPage.otherParameters(of: request.uri.query)
         // Newest first: the previous page holds newer orders.
         values.addPager(page.pagerValues(path: "/admin/orders", keeping: keep, total: found.total, labels: ("← Newer", "Older →")))
-        // The live script re-fetches this page's rows when an order event arrives.
+        // The live script re-fetches this page's rows, and the count in the heading, when an
+        // order event arrives.
         values["live_rows"] = "/admin/orders?\(keep)page=\(page.number)&fragment=rows"
-        return try controller.pages.page(query.get("fragment") == "rows" ? "order-rows" : "orders", values)
+        values["live_count"] = "/admin/orders?\(keep)page=\(page.number)&fragment=count"
+        let template = ["rows": "order-rows", "count": "order-count"][query.get("fragment") ?? ""] ?? "orders"
+        return try controller.pages.page(template, values)
     }
 
     static func row(_ row: ConsoleQueries.OrderRow) -> [String: Any] {
