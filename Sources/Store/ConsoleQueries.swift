@@ -49,52 +49,49 @@ package struct ConsoleQueries: Sendable {
     /// list re-reads itself whenever an order event arrives while it is open.
     package static let orderCountLimit = 1_000
 
-    /// A page of orders matching `filter`, newest first, walked along `orders_created_idx`,
-    /// and how many match: counted up to `offset + orderCountLimit`, past which `more` is
-    /// true and `total` is that bound. Each filter is a fixed clause that is off when its
-    /// parameter is NULL.
-    package func orders(_ filter: OrderFilter, size: Int, offset: Int, on pool: PostgresPool) async throws -> (
-        rows: [OrderRow], total: Int, more: Bool
-    ) {
-        try await pool.withConnection { try await orders(filter, size: size, offset: offset, on: $0) }
-    }
-
-    /// The orders list read on session `db`.
-    package func orders(_ filter: OrderFilter, size: Int, offset: Int, on db: PostgresConnection) async throws -> (
-        rows: [OrderRow], total: Int, more: Bool
-    ) {
-        let matching = """
-            FROM orders o JOIN users u ON u.id = o.user_id
-            WHERE ($1::text IS NULL OR o.status = $1)
-              AND ($2::timestamptz IS NULL OR o.created_at >= $2)
-              AND ($3::timestamptz IS NULL OR o.created_at < $3)
-              AND ($4::text IS NULL OR lower(u.email) = lower($4))
-              AND ($5::text IS NULL OR o.order_number = $5)
-              AND ($6::int8 IS NULL OR o.total_cents >= $6)
-              AND ($7::int8 IS NULL OR o.total_cents <= $7)
-            """
-        let parameters: [any PostgresEncodable] = [
-            filter.status, filter.from, filter.to, filter.email, filter.orderNumber, filter.minTotalCents, filter.maxTotalCents,
-        ]
-        let rows = try await db.query(
+    /// A page of orders matching `filter`, newest first, walked along `orders_created_idx`.
+    package func orderRows(_ filter: OrderFilter, size: Int, offset: Int, on db: PostgresConnection) async throws -> [OrderRow] {
+        try await db.query(
             """
             SELECT o.id, o.order_number, o.status, u.email, o.total_cents, o.currency, o.created_at, o.payment_flag
-            \(matching)
+            \(Self.matchingOrders)
             ORDER BY o.created_at DESC, o.id LIMIT $8 OFFSET $9
-            """, parameters + [size, offset])
+            """, Self.parameters(filter) + [size, offset]
+        ).map {
+            OrderRow(
+                id: try $0.decode(UUID.self, "id"), orderNumber: try $0.decode(String.self, "order_number"), status: try $0.decode(String.self, "status"),
+                email: try $0.decode(String.self, "email"), totalCents: try $0.decode(Int.self, "total_cents"),
+                currency: try $0.decode(String.self, "currency"), createdAt: try $0.decode(Date.self, "created_at"),
+                paymentFlag: try $0.decode(String?.self, "payment_flag"))
+        }
+    }
+
+    /// How many orders match `filter`, counted up to `offset + orderCountLimit`: past that
+    /// `more` is true and `total` is that bound.
+    package func orderCount(_ filter: OrderFilter, offset: Int, on db: PostgresConnection) async throws -> (total: Int, more: Bool) {
         let bound = offset + Self.orderCountLimit
         let counted = try await db.query(
-            "SELECT count(*) AS n FROM (SELECT 1 \(matching) LIMIT $8) AS found", parameters + [bound + 1]
+            "SELECT count(*) AS n FROM (SELECT 1 \(Self.matchingOrders) LIMIT $8) AS found", Self.parameters(filter) + [bound + 1]
         )[0].decode(Int.self, "n")
-        return (
-            try rows.map {
-                OrderRow(
-                    id: try $0.decode(UUID.self, "id"), orderNumber: try $0.decode(String.self, "order_number"), status: try $0.decode(String.self, "status"),
-                    email: try $0.decode(String.self, "email"), totalCents: try $0.decode(Int.self, "total_cents"),
-                    currency: try $0.decode(String.self, "currency"), createdAt: try $0.decode(Date.self, "created_at"),
-                    paymentFlag: try $0.decode(String?.self, "payment_flag"))
-            }, min(counted, bound), counted > bound
-        )
+        return (min(counted, bound), counted > bound)
+    }
+
+    /// The orders `OrderFilter` matches, from `$1` to `$7` (``parameters(_:)``). Each filter is a
+    /// fixed clause that is off when its parameter is NULL.
+    private static let matchingOrders = """
+        FROM orders o JOIN users u ON u.id = o.user_id
+        WHERE ($1::text IS NULL OR o.status = $1)
+          AND ($2::timestamptz IS NULL OR o.created_at >= $2)
+          AND ($3::timestamptz IS NULL OR o.created_at < $3)
+          AND ($4::text IS NULL OR lower(u.email) = lower($4))
+          AND ($5::text IS NULL OR o.order_number = $5)
+          AND ($6::int8 IS NULL OR o.total_cents >= $6)
+          AND ($7::int8 IS NULL OR o.total_cents <= $7)
+        """
+
+    /// `filter`'s values for ``matchingOrders``, in order.
+    private static func parameters(_ filter: OrderFilter) -> [any PostgresEncodable] {
+        [filter.status, filter.from, filter.to, filter.email, filter.orderNumber, filter.minTotalCents, filter.maxTotalCents]
     }
 
     /// Orders placed per minute over the last `minutes` minutes, oldest first, zeros included.

@@ -71,7 +71,7 @@ struct IndexedLookupTests {
             // The console's orders list, re-read whenever an order event arrives: the newest
             // page, and a count that stops past a bound instead of reading every order.
             let (newest, listScans) = try await Self.scans(of: "orders", on: pool) { db in
-                try await ConsoleQueries().orders(ConsoleQueries.OrderFilter(), size: 20, offset: 0, on: db)
+                try await Self.orderList(ConsoleQueries.OrderFilter(), on: db)
             }
             #expect(newest.rows.map(\.orderNumber) == (1...20).map { "GROW-\($0)" })
             #expect(newest.total == ConsoleQueries.orderCountLimit && newest.more)
@@ -82,11 +82,20 @@ struct IndexedLookupTests {
             byNumber.orderNumber = "GROW-1234"
             let oneNumber = byNumber
             let (found, _) = try await Self.scans(of: "orders", on: pool) { db in
-                try await ConsoleQueries().orders(oneNumber, size: 20, offset: 0, on: db)
+                try await Self.orderList(oneNumber, on: db)
             }
             #expect(found.rows.map(\.id) == [target] && found.total == 1 && !found.more)
             await pool.close()
         }
+    }
+
+    /// The console orders list's first page of 20 and its count, as the page reads them.
+    static func orderList(
+        _ filter: ConsoleQueries.OrderFilter, on db: PostgresConnection
+    ) async throws -> (rows: [ConsoleQueries.OrderRow], total: Int, more: Bool) {
+        let rows = try await ConsoleQueries().orderRows(filter, size: 20, offset: 0, on: db)
+        let count = try await ConsoleQueries().orderCount(filter, offset: 0, on: db)
+        return (rows, count.total, count.more)
     }
 
     /// Runs `body` in a transaction and returns what it returned with how many sequential and

@@ -47,11 +47,18 @@ struct OrderPages: Sendable {
             if let cents = Self.cents(max) { filter.maxTotalCents = cents } else { problems.append("maximum total must be an amount such as 99.50") }
         }
         let page = ListPage(query, size: Self.pageSize)
-        let found = try await ConsoleQueries().orders(filter, size: page.size, offset: page.offset, on: dependencies.pool)
+        // The live fragments re-read only what they show: the rows, or the heading's count.
+        let fragment = query.get("fragment")
+        let (rows, count) = try await dependencies.pool.withConnection { db in
+            let queries = ConsoleQueries()
+            let rows = fragment == "count" ? [] : try await queries.orderRows(filter, size: page.size, offset: page.offset, on: db)
+            let count = fragment == "rows" ? (total: 0, more: false) : try await queries.orderCount(filter, offset: page.offset, on: db)
+            return (rows, count)
+        }
         var values = controller.base(viewer, title: "Orders", section: "orders")
-        values["rows"] = found.rows.map(Self.row)
-        values["total"] = found.more ? "more than \(found.total)" : "\(found.total)"
-        values["empty"] = found.rows.isEmpty
+        values["rows"] = rows.map(Self.row)
+        values["total"] = count.more ? "more than \(count.total)" : "\(count.total)"
+        values["empty"] = rows.isEmpty
         values["problems"] = problems
         values["filter"] = [
             "email": filter.email ?? "", "number": filter.orderNumber ?? "", "from": text("from") ?? "", "to": text("to") ?? "",
@@ -60,12 +67,12 @@ struct OrderPages: Sendable {
         values["statuses"] = OrderStatus.allCases.map { ["value": $0.rawValue, "selected": $0.rawValue == filter.status] }
         let keep = ListPage.otherParameters(of: request.uri.query)
         // Newest first: the previous page holds newer orders.
-        values.addPager(page.pagerValues(path: "/admin/orders", keeping: keep, total: found.total, labels: ("← Newer", "Older →")))
+        values.addPager(page.pagerValues(path: "/admin/orders", keeping: keep, total: count.total, labels: ("← Newer", "Older →")))
         // The live script re-fetches this page's rows, and the count in the heading, when an
         // order event arrives.
         values["live_rows"] = "/admin/orders?\(keep)page=\(page.number)&fragment=rows"
         values["live_count"] = "/admin/orders?\(keep)page=\(page.number)&fragment=count"
-        let template = ["rows": "order-rows", "count": "order-count"][query.get("fragment") ?? ""] ?? "orders"
+        let template = ["rows": "order-rows", "count": "order-count"][fragment ?? ""] ?? "orders"
         return try controller.pages.page(template, values)
     }
 
