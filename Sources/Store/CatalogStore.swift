@@ -123,26 +123,25 @@ package struct CatalogStore: Sendable {
     /// every sort ends with the id.
     package func search(_ search: Search, size: Int, offset: Int, on pool: PostgresPool) async throws -> (products: [Product], total: Int) {
         let order = Self.sorts[search.sort] ?? Self.sorts["newest"]!
-        let rows = try await pool.query(
-            """
-            WITH RECURSIVE wanted AS (
-              SELECT id FROM categories WHERE $5::text IS NOT NULL AND (slug = $5 OR id::text = $5)
-              UNION SELECT c.id FROM categories c JOIN wanted w ON c.parent_id = w.id
-            ), matches AS (
-              SELECT products.*, CASE WHEN $1::text IS NULL THEN 0 ELSE ts_rank(search, websearch_to_tsquery('english', $1)) END AS rank
-              FROM products
-              WHERE is_active
-                AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1))
-                AND ($2::int8 IS NULL OR price_cents >= $2)
-                AND ($3::int8 IS NULL OR price_cents <= $3)
-                AND ($4::bool IS NULL OR ($4 AND stock > 0) OR (NOT $4 AND stock = 0))
-                AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM product_categories pc JOIN wanted w ON w.id = pc.category_id WHERE pc.product_id = products.id))
-            )
-            SELECT \(Self.columns), count(*) OVER () AS total FROM matches AS products
-            ORDER BY \(order) LIMIT $6 OFFSET $7
-            """,
-            [search.text, search.minPrice, search.maxPrice, search.inStock, search.category, size, offset])
-        return (try rows.map(Product.init), try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await pool.page(
+            select: Self.columns, "FROM matches AS products", orderBy: order,
+            [search.text, search.minPrice, search.maxPrice, search.inStock, search.category], size: size, offset: offset,
+            prefix: """
+                WITH RECURSIVE wanted AS (
+                  SELECT id FROM categories WHERE $5::text IS NOT NULL AND (slug = $5 OR id::text = $5)
+                  UNION SELECT c.id FROM categories c JOIN wanted w ON c.parent_id = w.id
+                ), matches AS (
+                  SELECT products.*, CASE WHEN $1::text IS NULL THEN 0 ELSE ts_rank(search, websearch_to_tsquery('english', $1)) END AS rank
+                  FROM products
+                  WHERE is_active
+                    AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1))
+                    AND ($2::int8 IS NULL OR price_cents >= $2)
+                    AND ($3::int8 IS NULL OR price_cents <= $3)
+                    AND ($4::bool IS NULL OR ($4 AND stock > 0) OR (NOT $4 AND stock = 0))
+                    AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM product_categories pc JOIN wanted w ON w.id = pc.category_id WHERE pc.product_id = products.id))
+                )
+                """)
+        return (try found.rows.map(Product.init), found.total)
     }
 
     /// A product `viewer` may see: an active one, or an inactive one for an admin or its seller.
@@ -370,12 +369,10 @@ package struct CatalogStore: Sendable {
 
     /// A product's reviews, newest first.
     package func reviews(of productId: UUID, size: Int, offset: Int, on pool: PostgresPool) async throws -> (reviews: [Review], total: Int) {
-        let rows = try await pool.query(
-            """
-            SELECT \(Self.reviewColumns), count(*) OVER () AS total
-            FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.product_id = $1 ORDER BY r.created_at DESC, r.id LIMIT $2 OFFSET $3
-            """, [productId, size, offset])
-        return (try rows.map(Review.init), try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await pool.page(
+            select: Self.reviewColumns, "FROM reviews r JOIN users u ON u.id = r.user_id WHERE r.product_id = $1", orderBy: "r.created_at DESC, r.id",
+            [productId], size: size, offset: offset)
+        return (try found.rows.map(Review.init), found.total)
     }
 
     /// Locks a product's row for a review; false when there is no such product.

@@ -194,13 +194,13 @@ package struct ConsoleQueries: Sendable {
     package func products(sellerId: UUID?, text: String?, size: Int, offset: Int, on pool: PostgresPool) async throws -> (
         products: [CatalogStore.Product], total: Int
     ) {
-        let rows = try await pool.query(
+        let found = try await pool.page(
+            select: CatalogStore.columns,
             """
-            SELECT \(CatalogStore.columns), count(*) OVER () AS total FROM products
+            FROM products
             WHERE ($1::uuid IS NULL OR seller_id = $1) AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' OR sku ILIKE '%' || $2 || '%')
-            ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
-            """, [sellerId, text, size, offset])
-        return (try rows.map(CatalogStore.Product.init), try rows.first?.decode(Int.self, "total") ?? 0)
+            """, orderBy: "created_at DESC, id", [sellerId, text], size: size, offset: offset)
+        return (try found.rows.map(CatalogStore.Product.init), found.total)
     }
 
     /// One product, active or not, when `sellerId` is nil or owns it.
@@ -211,12 +211,12 @@ package struct ConsoleQueries: Sendable {
 
     /// A page of open accounts whose email or name contains `text`, by email.
     package func users(text: String?, size: Int, offset: Int, on pool: PostgresPool) async throws -> (users: [UserStore.User], total: Int) {
-        let rows = try await pool.query(
+        let found = try await pool.page(
+            select: UserStore.userColumns,
             """
-            SELECT \(UserStore.userColumns), count(*) OVER () AS total FROM users
+            FROM users
             WHERE closed_at IS NULL AND ($1::text IS NULL OR email ILIKE '%' || $1 || '%' OR (first_name || ' ' || last_name) ILIKE '%' || $1 || '%')
-            ORDER BY lower(email), id LIMIT $2 OFFSET $3
-            """, [text, size, offset])
-        return (try rows.map(UserStore.User.init), try rows.first?.decode(Int.self, "total") ?? 0)
+            """, orderBy: "lower(email), id", [text], size: size, offset: offset)
+        return (try found.rows.map(UserStore.User.init), found.total)
     }
 }

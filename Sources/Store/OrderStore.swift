@@ -330,15 +330,13 @@ package struct OrderStore: Sendable {
         return try await orders(rows, db).first
     }
 
-    /// A page of orders, newest first: `owner`'s, or every order for nil. Three statements
-    /// whatever the page's size: the orders, their lines, their history.
+    /// A page of orders, newest first: `owner`'s, or every order for nil. Three round trips
+    /// whatever the page's size: the orders with their count, their lines, their history.
     package func page(of owner: UUID?, size: Int, offset: Int, on db: PostgresConnection) async throws -> (orders: [Order], total: Int) {
-        let rows = try await db.query(
-            """
-            SELECT \(Self.columns), count(*) OVER () AS total FROM orders
-            WHERE ($1::uuid IS NULL OR user_id = $1) ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
-            """, [owner, size, offset])
-        return (try await orders(rows, db), try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await db.page(
+            select: Self.columns, "FROM orders WHERE ($1::uuid IS NULL OR user_id = $1)", orderBy: "created_at DESC, id", [owner],
+            size: size, offset: offset)
+        return (try await orders(found.rows, db), found.total)
     }
 
     private func orders(_ rows: PostgresRows, _ db: PostgresConnection) async throws -> [Order] {

@@ -426,12 +426,12 @@ package struct PaymentStore: Sendable {
 
     /// The user's payments, newest first.
     package func history(of userId: UUID, size: Int, offset: Int, on pool: PostgresPool) async throws -> (payments: [HistoryEntry], total: Int) {
-        let rows = try await pool.query(
-            """
-            SELECT p.id, p.order_id, p.amount_cents, p.currency, p.method, p.status, p.failure_reason,
-                   NULLIF(p.refunded_cents, 0) AS refunded_cents, p.created_at, count(*) OVER () AS total
-            FROM payments p WHERE p.user_id = $1 ORDER BY p.created_at DESC, p.id LIMIT $2 OFFSET $3
-            """, [userId, size, offset])
+        let (rows, total) = try await pool.page(
+            select: """
+                p.id, p.order_id, p.amount_cents, p.currency, p.method, p.status, p.failure_reason,
+                NULLIF(p.refunded_cents, 0) AS refunded_cents, p.created_at
+                """,
+            "FROM payments p WHERE p.user_id = $1", orderBy: "p.created_at DESC, p.id", [userId], size: size, offset: offset)
         let paymentIds = try rows.map { try $0.decode(UUID.self, "id") }
         let refundRows = try await pool.query(
             "SELECT payment_id, id, amount_cents, currency, status, reason, restock, created_at FROM refunds WHERE payment_id = ANY($1::uuid[]) ORDER BY created_at, id",
@@ -445,6 +445,6 @@ package struct PaymentStore: Sendable {
                 failureReason: try $0.decode(String?.self, "failure_reason"), refundedCents: try $0.decode(Int?.self, "refunded_cents"),
                 createdAt: try $0.decode(Date.self, "created_at"), refunds: refunds[try $0.decode(UUID.self, "id")] ?? [])
         }
-        return (entries, try rows.first?.decode(Int.self, "total") ?? 0)
+        return (entries, total)
     }
 }

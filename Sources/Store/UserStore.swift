@@ -89,10 +89,9 @@ package struct UserStore: Sendable {
 
     /// Open accounts, oldest first.
     package func users(size: Int, offset: Int, on pool: PostgresPool) async throws -> (users: [User], total: Int) {
-        let rows = try await pool.query(
-            "SELECT \(Self.userColumns), count(*) OVER () AS total FROM users WHERE closed_at IS NULL ORDER BY created_at, id LIMIT $1 OFFSET $2",
-            [size, offset])
-        return (try rows.map(User.init), try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await pool.page(
+            select: Self.userColumns, "FROM users WHERE closed_at IS NULL", orderBy: "created_at, id", size: size, offset: offset)
+        return (try found.rows.map(User.init), found.total)
     }
 
     /// Changes a user's names.

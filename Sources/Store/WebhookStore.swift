@@ -65,9 +65,9 @@ package struct WebhookStore: Sendable {
 
     /// A page of endpoints, oldest first.
     package func endpoints(size: Int, offset: Int, on pool: PostgresPool) async throws -> (endpoints: [Endpoint], total: Int) {
-        let rows = try await pool.query(
-            "SELECT \(Self.endpointColumns), count(*) OVER () AS total FROM webhook_endpoints ORDER BY created_at, id LIMIT $1 OFFSET $2", [size, offset])
-        return (try rows.map(endpoint), try rows.first?.decode(Int.self, "total") ?? 0)
+        let found = try await pool.page(
+            select: Self.endpointColumns, "FROM webhook_endpoints", orderBy: "created_at, id", size: size, offset: offset)
+        return (try found.rows.map(endpoint), found.total)
     }
 
     /// Changes what is given; enabling again clears the failure record.
@@ -264,13 +264,13 @@ package struct WebhookStore: Sendable {
     package func deliveries(endpointId: UUID?, status: String?, size: Int, offset: Int, on pool: PostgresPool) async throws -> (
         deliveries: [Delivery], total: Int
     ) {
-        let rows = try await pool.query(
-            """
-            SELECT id, endpoint_id, event_id, event_type, status, attempts, response_code, duration_ms, last_error,
-                   CASE WHEN status = 'PENDING' THEN next_attempt_at END AS next_attempt_at, created_at, updated_at, count(*) OVER () AS total
-            FROM webhook_deliveries WHERE ($1::uuid IS NULL OR endpoint_id = $1) AND ($2::text IS NULL OR status = $2)
-            ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
-            """, [endpointId, status, size, offset])
+        let (rows, total) = try await pool.page(
+            select: """
+                id, endpoint_id, event_id, event_type, status, attempts, response_code, duration_ms, last_error,
+                CASE WHEN status = 'PENDING' THEN next_attempt_at END AS next_attempt_at, created_at, updated_at
+                """,
+            "FROM webhook_deliveries WHERE ($1::uuid IS NULL OR endpoint_id = $1) AND ($2::text IS NULL OR status = $2)",
+            orderBy: "created_at DESC, id", [endpointId, status], size: size, offset: offset)
         let deliveries = try rows.map {
             Delivery(
                 id: try $0.decode(UUID.self, "id"), endpointId: try $0.decode(UUID.self, "endpoint_id"), eventId: try $0.decode(UUID.self, "event_id"),
@@ -280,7 +280,7 @@ package struct WebhookStore: Sendable {
                 nextAttemptAt: try $0.decode(Date?.self, "next_attempt_at"), createdAt: try $0.decode(Date.self, "created_at"),
                 updatedAt: try $0.decode(Date.self, "updated_at"))
         }
-        return (deliveries, try rows.first?.decode(Int.self, "total") ?? 0)
+        return (deliveries, total)
     }
 
     /// Deletes, at most `batch`, deliveries that succeeded longer than `age` ago (failed ones
