@@ -12,6 +12,11 @@ struct ListTotalTests {
         try await Stack.run { stack in
             let admin = try await stack.admin()
             let productId = try await stack.product(admin, stock: 10)
+            // An endpoint that refuses every attempt: each order event still leaves a delivery row.
+            let endpoint = try await stack.request(
+                .post, "/api/v1/webhook-endpoints", token: admin, json: ["url": "http://127.0.0.1:9/hook", "event_types": ["order.*"]])
+            try #require(endpoint.status == .created, "\(endpoint.body)")
+            let endpointId = try #require(uuid(endpoint.json["id"]))
             let (_, alice) = try await stack.customer()
             var orders: [UUID] = []
             for _ in 0..<3 {
@@ -23,10 +28,7 @@ struct ListTotalTests {
                 #expect(try await stack.request(.put, "/api/v1/orders/\(orders[0])/status", token: admin, json: ["status": status]).status == .ok)
             }
             #expect(try await stack.request(.post, "/api/v1/products/\(productId)/reviews", token: alice, json: ["rating": 5]).status == .created)
-            let endpoint = try await stack.request(
-                .post, "/api/v1/webhook-endpoints", token: admin, json: ["url": "http://127.0.0.1:9/hook", "event_types": ["order.*"]])
-            try #require(endpoint.status == .created, "\(endpoint.body)")
-
+            for order in orders { #expect(await stack.awaitSettled(order), "order \(order) settled") }
             // (path, token, the total the database says it must be)
             let lists: [(String, String, Int)] = [
                 ("/api/v1/orders", alice, 3),
@@ -36,6 +38,10 @@ struct ListTotalTests {
                 ("/api/v1/products/\(productId)/reviews", alice, 1),
                 ("/api/v1/users", admin, try await stack.count("SELECT count(*) FROM users WHERE closed_at IS NULL")),
                 ("/api/v1/webhook-endpoints", admin, try await stack.count("SELECT count(*) FROM webhook_endpoints")),
+                (
+                    "/api/v1/webhook-endpoints/\(endpointId)/deliveries", admin,
+                    try await stack.count("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1", [endpointId])
+                ),
             ]
             for (path, token, expected) in lists {
                 try #require(expected >= 1, "\(path): nothing to list")
