@@ -11,7 +11,9 @@ import Postgres
 //   columns, before it can sort and return a page of them. For the admin's list of every
 //   order, that took over a second at 1,000,000 orders.
 // Now the page reads only its rows (along an index when one fits its order), and the count
-// reads only what counting needs.
+// reads only what counting needs. Each statement reads the table as committed when it starts
+// (READ COMMITTED), so a row committed between the two can be in the count and not on the
+// page, or the other way round; a list that moves while it is read pages that way anyway.
 
 extension PostgresConnection {
     /// The rows `SELECT columns source ORDER BY orderBy` gives from `offset`, at most `size`,
