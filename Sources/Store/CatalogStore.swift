@@ -89,10 +89,15 @@ package struct CatalogStore: Sendable {
         """
 
     /// Sort orders a client may ask for, mapped to fixed SQL (never user text).
+    ///
+    /// Each has an index that returns active products in its order (`sql/0005` for price,
+    /// `sql/0016` for the rest), so a page reads about its own rows however large the catalog;
+    /// relevance without a text is newest first. The rating's index is on this expression as
+    /// written: change both or neither.
     package static let sorts: [String: String] = [
         "relevance": "rank DESC, created_at DESC, id",
         "price_asc": "price_cents ASC, id",
-        "price_desc": "price_cents DESC, id",
+        "price_desc": "price_cents DESC, id DESC",
         "newest": "created_at DESC, id",
         "name": "name ASC, id",
         "rating": "(CASE WHEN rating_count = 0 THEN 0 ELSE rating_sum::float8 / rating_count END) DESC, id",
@@ -122,8 +127,13 @@ package struct CatalogStore: Sendable {
     /// parameterized clause that is off when its parameter is NULL; pages are stable because
     /// every sort ends with the id.
     package func search(_ search: Search, size: Int, offset: Int, on pool: PostgresPool) async throws -> (products: [Product], total: Int) {
+        try await pool.withConnection { try await self.search(search, size: size, offset: offset, on: $0) }
+    }
+
+    /// The same search on a connection the caller holds.
+    package func search(_ search: Search, size: Int, offset: Int, on db: PostgresConnection) async throws -> (products: [Product], total: Int) {
         let order = Self.sorts[search.sort] ?? Self.sorts["newest"]!
-        let found = try await pool.page(
+        let found = try await db.page(
             select: Self.columns, "FROM matches AS products", orderBy: order,
             [search.text, search.minPrice, search.maxPrice, search.inStock, search.category], size: size, offset: offset,
             prefix: """
@@ -142,6 +152,15 @@ package struct CatalogStore: Sendable {
                 )
                 """)
         return (try found.rows.map(Product.init), found.total)
+    }
+
+    /// The newest active products in stock, at most `limit`: the storefront home page's. One
+    /// statement along `products_newest_idx` (0016) that reads about `limit` rows, without the
+    /// count of all products that a search page shows.
+    package func newestInStock(limit: Int, on db: PostgresConnection) async throws -> [Product] {
+        try await db.query(
+            "SELECT \(Self.columns) FROM products WHERE is_active AND stock > 0 ORDER BY \(Self.sorts["newest"]!) LIMIT $1", [limit]
+        ).map(Product.init)
     }
 
     /// A product `viewer` may see: an active one, or an inactive one for an admin or its seller.

@@ -35,10 +35,9 @@ struct ShopCatalogPages: Sendable {
         values["canonical"] = controller.publicBase(request) + "/"
         let categories = try await catalog.categories(on: shop.pool)
         values["categories"] = categories.filter { $0.parentId == nil }.map { ["name": $0.name, "slug": $0.slug] }
-        let featured = try await catalog.search(
-            .init(text: nil, minPrice: nil, maxPrice: nil, inStock: true, category: nil, sort: "newest"), size: 8, offset: 0, on: shop.pool)
-        values["products"] = featured.products.map(Self.card)
-        values["empty"] = featured.products.isEmpty
+        let featured = try await shop.pool.withConnection { try await catalog.newestInStock(limit: 8, on: $0) }
+        values["products"] = featured.map(Self.card)
+        values["empty"] = featured.isEmpty
         return try controller.pages.page("home", values)
     }
 
