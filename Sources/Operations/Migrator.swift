@@ -14,6 +14,10 @@ package struct Migration: Sendable, Hashable {
     package let sql: String
     /// SHA-256 of the file, hex; an applied migration whose file changes is refused.
     package let checksum: String
+    /// Checksums of earlier texts of this file whose statements were the same (a comment
+    /// reworded), from the directory's ``Migrator/checksumsFileName``: a database that
+    /// recorded one of them is not refused.
+    package let earlierChecksums: Set<String>
 }
 
 /// A migration failure with a message meant for the operator.
@@ -44,10 +48,16 @@ package struct MigrationError: Error, Sendable, CustomStringConvertible {
 /// (version, file name, checksum, time), so a failing file leaves no trace. A session-level
 /// advisory lock serializes concurrent runs (several replicas starting at once): the second
 /// waits, then finds nothing pending. Before applying anything, every applied file's
-/// checksum is compared with the one recorded; an edited file stops the run.
+/// checksum is compared with the one recorded; an edited file stops the run, unless the
+/// directory's ``checksumsFileName`` names the recorded checksum as an earlier text of the
+/// same statements.
 package struct Migrator: Sendable {
     /// Arbitrary constant shared by every Emporium migrator ("empo").
     static let advisoryLockKey = 0x656D_706F
+
+    /// The manifest beside the migrations: `#` comments, and per released file a line of its
+    /// name, its checksum now and the checksums of earlier texts with the same statements.
+    package static let checksumsFileName = "checksums.txt"
 
     /// Where the `.sql` files are.
     package let directory: URL
@@ -67,6 +77,7 @@ package struct Migrator: Sendable {
         } catch {
             throw MigrationError(code: .invalidFile, message: "cannot read migrations directory \(directory.path): \(error.localizedDescription)")
         }
+        let manifest = try checksumManifest()
         var migrations: [Migration] = []
         for name in names.sorted() where name.hasSuffix(".sql") {
             let parts = name.split(separator: "_", maxSplits: 1)
@@ -78,12 +89,36 @@ package struct Migrator: Sendable {
                 throw MigrationError(code: .invalidFile, message: "migration file \(name) is not UTF-8")
             }
             let checksum = SHA256.hash(data: data).hexEncoded
-            migrations.append(Migration(version: version, fileName: name, sql: sql, checksum: checksum))
+            migrations.append(
+                Migration(version: version, fileName: name, sql: sql, checksum: checksum, earlierChecksums: Set(manifest[name]?.dropFirst() ?? [])))
         }
         for (previous, next) in zip(migrations, migrations.dropFirst()) where previous.version == next.version {
             throw MigrationError(code: .invalidFile, message: "migrations \(previous.fileName) and \(next.fileName) share version \(next.version)")
         }
         return migrations
+    }
+
+    /// The directory's ``checksumsFileName`` as file name → checksums (now, then earlier);
+    /// empty when there is none.
+    package func checksumManifest() throws -> [String: [String]] {
+        let url = directory.appendingPathComponent(Self.checksumsFileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw MigrationError(code: .invalidFile, message: "cannot read \(url.path) as UTF-8 text")
+        }
+        var manifest: [String: [String]] = [:]
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            if fields.isEmpty || fields[0].hasPrefix("#") { continue }
+            let hex = fields.dropFirst().allSatisfy { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }
+            guard fields.count >= 2, fields[0].hasSuffix(".sql"), hex, manifest[fields[0]] == nil else {
+                throw MigrationError(
+                    code: .invalidFile,
+                    message: "\(url.path) line \(index + 1) must be a migration's file name followed by SHA-256 checksums in hex, one line per file")
+            }
+            manifest[fields[0]] = Array(fields.dropFirst())
+        }
+        return manifest
     }
 
     /// Applies pending migrations; returns the ones applied by this call.
@@ -124,11 +159,16 @@ package struct Migrator: Sendable {
             guard let file = byVersion[version] else {
                 throw MigrationError(code: .missingFile, message: "migration \(entry.fileName) was applied but its file is missing from \(directory.path)")
             }
-            guard file.checksum == entry.checksum else {
+            if file.earlierChecksums.contains(entry.checksum) {
+                logger.debug(
+                    "migration applied from an earlier text with the same statements",
+                    metadata: ["migration": "\(file.fileName)", "recorded_checksum": "\(entry.checksum)"])
+            }
+            guard file.checksum == entry.checksum || file.earlierChecksums.contains(entry.checksum) else {
                 throw MigrationError(
                     code: .checksumMismatch,
                     message:
-                        "migration \(file.fileName) was edited after it was applied (recorded checksum \(entry.checksum.prefix(12))…, file now \(file.checksum.prefix(12))…). Applied migrations must not change: restore the file and put the change in a new migration."
+                        "migration \(file.fileName) was edited after it was applied (recorded checksum \(entry.checksum.prefix(12))…, file now \(file.checksum.prefix(12))…). Applied migrations must not change: restore the file and put the change in a new migration (if only a comment changed, list the recorded checksum after the new one in \(Self.checksumsFileName))."
                 )
             }
         }

@@ -80,6 +80,55 @@ struct MigratorTests {
         }
     }
 
+    @Test("a file whose earlier text is named in checksums.txt is accepted, later files apply; a checksum the manifest does not name is still refused")
+    func earlierTextAccepted() async throws {
+        try await TestEnvironment.withTemporaryDatabase { config in
+            try await withFiles(numbered) { dir in
+                let migrator = Migrator(directory: dir)
+                try await migrator.migrate(configuration: config)
+                let released = try migrator.loadMigrations()[1]
+                #expect(released.fileName == "0002_first.sql")
+                // The comment is reworded after the release; the statement is the same.
+                try "-- The second step.\nINSERT INTO log (step) VALUES (2);".write(
+                    to: dir.appendingPathComponent("0002_first.sql"), atomically: true, encoding: .utf8)
+                try "INSERT INTO log (step) VALUES (20);".write(to: dir.appendingPathComponent("0020_later.sql"), atomically: true, encoding: .utf8)
+                let reworded = try migrator.loadMigrations()[1]
+                let manifest = dir.appendingPathComponent(Migrator.checksumsFileName)
+
+                try "# released\n0002_first.sql \(reworded.checksum)\n".write(to: manifest, atomically: true, encoding: .utf8)
+                let refused = await #expect(throws: MigrationError.self) { try await migrator.migrate(configuration: config) }
+                #expect(refused?.code == .checksumMismatch)
+
+                try "# released\n0002_first.sql \(reworded.checksum) \(released.checksum)\n".write(to: manifest, atomically: true, encoding: .utf8)
+                #expect(try await migrator.migrate(configuration: config).map(\.fileName) == ["0020_later.sql"])
+                let db = try await PostgresConnection.connect(configuration: config)
+                let steps = try await db.query("SELECT step FROM log ORDER BY seq").map { try $0.decode(Int.self, "step") }
+                #expect(steps == [2, 10, 11, 20], "the reworded file ran again or the later one did not run")
+                await db.close()
+
+                try "0002_first.sql not-a-checksum\n".write(to: manifest, atomically: true, encoding: .utf8)
+                let malformed = #expect(throws: MigrationError.self) { try migrator.loadMigrations() }
+                #expect(malformed?.code == .invalidFile && malformed?.message.contains("line 1") == true)
+            }
+        }
+    }
+
+    @Test("every file in the project's sql/ has its line in checksums.txt, with its text's checksum first: a released migration was not edited")
+    func projectManifest() throws {
+        let migrator = Migrator(directory: TestEnvironment.repositoryRoot.appendingPathComponent("sql"))
+        let manifest = try migrator.checksumManifest()
+        let migrations = try migrator.loadMigrations()
+        for migration in migrations {
+            #expect(
+                manifest[migration.fileName]?.first == migration.checksum,
+                """
+                sql/\(migration.fileName) is \(migration.checksum) but checksums.txt says \(manifest[migration.fileName]?.first ?? "nothing"): \
+                a new file needs its line; a released one must not change what it does (only a comment may, with the earlier checksum kept)
+                """)
+        }
+        #expect(Set(manifest.keys) == Set(migrations.map(\.fileName)), "checksums.txt names a file sql/ does not have")
+    }
+
     @Test("a failing file is rolled back entirely and not recorded")
     func failingFileRollsBack() async throws {
         try await TestEnvironment.withTemporaryDatabase { config in
