@@ -51,13 +51,38 @@ package struct ConsoleQueries: Sendable {
 
     /// A page of orders matching `filter`, newest first, walked along `orders_created_idx`.
     package func orderRows(_ filter: OrderFilter, size: Int, offset: Int, on db: PostgresConnection) async throws -> [OrderRow] {
-        try await db.query(
+        try Self.orderRows(try await db.queries([Self.orderRowsStatement(filter, size: size, offset: offset)])[0])
+    }
+
+    /// How many orders match `filter`, counted up to `offset + orderCountLimit`: past that
+    /// `more` is true and `total` is that bound.
+    package func orderCount(_ filter: OrderFilter, offset: Int, on db: PostgresConnection) async throws -> (total: Int, more: Bool) {
+        try Self.orderCount(try await db.queries([Self.orderCountStatement(filter, offset: offset)])[0], offset: offset)
+    }
+
+    /// ``orderRows(_:size:offset:on:)`` and ``orderCount(_:offset:on:)`` in one round trip:
+    /// the whole orders page.
+    package func orderPage(_ filter: OrderFilter, size: Int, offset: Int, on db: PostgresConnection) async throws -> (
+        rows: [OrderRow], total: Int, more: Bool
+    ) {
+        let answers = try await db.queries([
+            Self.orderRowsStatement(filter, size: size, offset: offset), Self.orderCountStatement(filter, offset: offset),
+        ])
+        let count = try Self.orderCount(answers[1], offset: offset)
+        return (try Self.orderRows(answers[0]), count.total, count.more)
+    }
+
+    private static func orderRowsStatement(_ filter: OrderFilter, size: Int, offset: Int) -> PostgresStatement {
+        PostgresStatement(
             """
             SELECT o.id, o.order_number, o.status, u.email, o.total_cents, o.currency, o.created_at, o.payment_flag
-            \(Self.matchingOrders)
+            \(matchingOrders)
             ORDER BY o.created_at DESC, o.id LIMIT $8 OFFSET $9
-            """, Self.parameters(filter) + [size, offset]
-        ).map {
+            """, parameters(filter) + [size, offset])
+    }
+
+    private static func orderRows(_ rows: PostgresRows) throws -> [OrderRow] {
+        try rows.map {
             OrderRow(
                 id: try $0.decode(UUID.self, "id"), orderNumber: try $0.decode(String.self, "order_number"), status: try $0.decode(String.self, "status"),
                 email: try $0.decode(String.self, "email"), totalCents: try $0.decode(Int.self, "total_cents"),
@@ -66,13 +91,14 @@ package struct ConsoleQueries: Sendable {
         }
     }
 
-    /// How many orders match `filter`, counted up to `offset + orderCountLimit`: past that
-    /// `more` is true and `total` is that bound.
-    package func orderCount(_ filter: OrderFilter, offset: Int, on db: PostgresConnection) async throws -> (total: Int, more: Bool) {
-        let bound = offset + Self.orderCountLimit
-        let counted = try await db.query(
-            "SELECT count(*) AS n FROM (SELECT 1 \(Self.matchingOrders) LIMIT $8) AS found", Self.parameters(filter) + [bound + 1]
-        )[0].decode(Int.self, "n")
+    private static func orderCountStatement(_ filter: OrderFilter, offset: Int) -> PostgresStatement {
+        PostgresStatement(
+            "SELECT count(*) AS n FROM (SELECT 1 \(matchingOrders) LIMIT $8) AS found", parameters(filter) + [offset + orderCountLimit + 1])
+    }
+
+    private static func orderCount(_ rows: PostgresRows, offset: Int) throws -> (total: Int, more: Bool) {
+        let bound = offset + orderCountLimit
+        let counted = try rows[0].decode(Int.self, "n")
         return (min(counted, bound), counted > bound)
     }
 

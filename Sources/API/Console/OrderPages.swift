@@ -48,12 +48,17 @@ struct OrderPages: Sendable {
         }
         let page = ListPage(query, size: Self.pageSize)
         // The live fragments re-read only what they show: the rows, or the heading's count.
+        // The whole page reads both in one round trip.
         let fragment = query.get("fragment")
         let (rows, count) = try await dependencies.pool.withConnection { db in
             let queries = ConsoleQueries()
-            let rows = fragment == "count" ? [] : try await queries.orderRows(filter, size: page.size, offset: page.offset, on: db)
-            let count = fragment == "rows" ? (total: 0, more: false) : try await queries.orderCount(filter, offset: page.offset, on: db)
-            return (rows, count)
+            switch fragment {
+            case "rows": return (try await queries.orderRows(filter, size: page.size, offset: page.offset, on: db), (total: 0, more: false))
+            case "count": return ([], try await queries.orderCount(filter, offset: page.offset, on: db))
+            default:
+                let found = try await queries.orderPage(filter, size: page.size, offset: page.offset, on: db)
+                return (found.rows, (total: found.total, more: found.more))
+            }
         }
         var values = controller.base(viewer, title: "Orders", section: "orders")
         values["rows"] = rows.map(Self.row)
