@@ -120,13 +120,15 @@ package func buildApplication(configuration: APIConfiguration, extraServices: [a
     let orderOperations = OrderOperations(pool: pool, outbox: outbox, names: configuration.names)
     if configuration.console.enabled {
         let status = SystemStatus(amqp: configuration.amqp, names: configuration.names, pool: pool)
+        // One reading a second for all the overviews open on this process.
+        let overview = CoalescedReading { [logger] in await OverviewPages.read(status, pool: pool, logger: logger) }
         ConsoleController(
             pages: try await ConsolePages(),
             sessions: WebSessions(kind: .console, pool: pool, accounts: accounts, settings: configuration.console),
             signIn: signIn,
             dependencies: ConsoleDependencies(
                 pool: pool, orders: orderOperations, products: ProductsController(pool: pool), categories: CategoriesController(pool: pool),
-                accounts: AccountAdministration(pool: pool, accounts: accounts), feed: feed, status: { OverviewPages.values(await status.collect()) },
+                accounts: AccountAdministration(pool: pool, accounts: accounts), feed: feed, overview: overview,
                 deadLetters: DeadLetters(amqp: configuration.amqp, names: configuration.names), settings: configuration.console, logger: logger)
         )
         .register(on: router)

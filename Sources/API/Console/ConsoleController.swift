@@ -154,7 +154,8 @@ struct ConsoleDependencies: Sendable {
     let categories: CategoriesController
     let accounts: AccountAdministration
     let feed: EventFanOut
-    let status: @Sendable () async -> [String: Any]
+    /// The overview's figures, shared by every open overview of this process.
+    let overview: CoalescedReading<OverviewPages.Reading>
     let deadLetters: DeadLetters
     let settings: ConsoleSettings
     let logger: Logger

@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import Logging
 import OperatorTools
+import Postgres
 import Store
 
 /// The overview: orders by status, orders per minute over the last hour, queues and their
@@ -21,22 +23,41 @@ struct OverviewPages: Sendable {
         try controller.pages.page("overview-figures", try await figures())
     }
 
-    /// The overview's figures, read now.
+    /// The overview's figures, from a reading taken after this call began (shared with the
+    /// other overviews open on this process).
     func figures() async throws -> [String: Any] {
-        var values = await dependencies.status()
-        // PostgreSQL down: the status report already says so; the chart stays empty.
+        let reading = await dependencies.overview.value()
+        var values = Self.values(reading.status)
+        values["chart"] = ConsoleFormat.barChart(reading.perMinute)
+        values["orders_last_hour"] = reading.perMinute.reduce(0, +)
+        values["live_connected"] = dependencies.feed.isConnected
+        values["generated_at"] = ConsoleFormat.date(reading.at)
+        return values
+    }
+
+    /// What the overview shows, read at one time.
+    struct Reading: Sendable {
+        /// Orders by status, queues, the outbox, and which server did not answer.
+        let status: StatusReport
+        /// Orders placed per minute over the last hour, oldest first; empty when PostgreSQL
+        /// did not answer (the status report says so).
+        let perMinute: [Int]
+        /// When the reading was taken.
+        let at: Date
+    }
+
+    /// Reads the overview's figures now.
+    static func read(_ status: SystemStatus, pool: PostgresPool, logger: Logger) async -> Reading {
+        let at = Date()
+        let report = await status.collect()
         let perMinute: [Int]
         do {
-            perMinute = try await ConsoleQueries().ordersPerMinute(minutes: 60, on: dependencies.pool)
+            perMinute = try await ConsoleQueries().ordersPerMinute(minutes: 60, on: pool)
         } catch {
             perMinute = []
-            dependencies.logger.warning("overview: orders per minute unavailable", metadata: ["error": "\(error)"])
+            logger.warning("overview: orders per minute unavailable", metadata: ["error": "\(error)"])
         }
-        values["chart"] = ConsoleFormat.barChart(perMinute)
-        values["orders_last_hour"] = perMinute.reduce(0, +)
-        values["live_connected"] = dependencies.feed.isConnected
-        values["generated_at"] = ConsoleFormat.date(Date())
-        return values
+        return Reading(status: report, perMinute: perMinute, at: at)
     }
 }
 
