@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Operations
 import Postgres
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -29,23 +30,49 @@ public enum TestEnvironment {
         try AMQPConfiguration.fromEnvironment()
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it), for
-    /// a child process's server.
+    /// A TCP port on 127.0.0.1 that nothing listens on right now, for a child process's
+    /// server, which binds it a moment later.
+    ///
+    /// Not one the kernel picks: those come from its ephemeral range, which every outgoing
+    /// connection of the run (thousands: PostgreSQL, RabbitMQ, curl) also draws from, so one
+    /// of them could take the port before the child binds it. That happened in CI on
+    /// 2026-12-07: a payment replica's health server found its port taken and the worker
+    /// exited. So the port is drawn from 16000–24999, below that range and clear of
+    /// RabbitMQ's 15672 and 25672, and this process never hands the same one out twice.
     public static func freePort() throws -> Int {
+        if ephemeralPortsStart() >= 25_000 {
+            for _ in 0..<1_000 {
+                let port = Int.random(in: 16_000..<25_000)
+                guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
+                if let (fd, _) = try? bindLoopback(listening: false, port: port) {
+                    close(fd)
+                    return port
+                }
+            }
+        }
         let (fd, port) = try bindLoopback(listening: false)
         close(fd)
         return port
     }
 
-    /// A socket bound to 127.0.0.1 on a port the kernel picks (listening when asked): the
-    /// file descriptor and the port, for a test's stand-in server.
-    public static func bindLoopback(listening: Bool = true) throws -> (fd: Int32, port: Int) {
+    /// Ports ``freePort()`` has handed out in this process.
+    private static let handedOutPorts = Mutex<Set<Int>>([])
+
+    /// The first port of the kernel's ephemeral range (`ip_local_port_range`), 32768 if unknown.
+    private static func ephemeralPortsStart() -> Int {
+        let range = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        return range.flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32_768
+    }
+
+    /// A socket bound to 127.0.0.1 on `port`, or on one the kernel picks when it is 0
+    /// (listening when asked): the file descriptor and the port, for a test's stand-in server.
+    public static func bindLoopback(listening: Bool = true, port: Int = 0) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
