@@ -33,12 +33,13 @@ public enum TestEnvironment {
     /// A TCP port on 127.0.0.1 that nothing listens on right now, for a child process's
     /// server, which binds it a moment later.
     ///
-    /// Not one the kernel picks: those come from its ephemeral range, which every outgoing
-    /// connection of the run (thousands: PostgreSQL, RabbitMQ, curl) also draws from, so one
-    /// of them could take the port before the child binds it. That happened in CI on
-    /// 2026-12-07: a payment replica's health server found its port taken and the worker
-    /// exited. So the port is drawn from 16000–24999, below that range and clear of
-    /// RabbitMQ's 15672 and 25672, and this process never hands the same one out twice.
+    /// A port is free here only until the child binds it, so two children started close
+    /// together could be handed the same one. That happened in CI on 2026-12-07: a payment
+    /// replica of `ScalingTests` found its health port taken, exited with 2, and another
+    /// test's child answered its readiness check in its place. So this process never hands
+    /// the same port out twice, and draws it from 16000–24999: below the kernel's ephemeral
+    /// range, which every outgoing connection of the run (thousands: PostgreSQL, RabbitMQ,
+    /// curl) also draws from, and clear of RabbitMQ's 15672 and 25672.
     public static func freePort() throws -> Int {
         if ephemeralPortsStart() >= 25_000 {
             for _ in 0..<1_000 {
