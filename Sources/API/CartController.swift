@@ -60,28 +60,41 @@ struct CartController: Sendable {
     }
 
     /// Adds to `userId`'s cart (the API's route and the storefront's form): the product's
-    /// line, new or with the quantity added, priced now.
+    /// line, new or with the quantity added, priced now. Two round trips: every read (the cart,
+    /// touched, and its lines; the product), then the line written with the `COMMIT`.
     func add(_ input: AddItem, userId: UUID) async throws -> CartStore.Line {
         try checkQuantity(input.quantity)
         return try await pool.withTransaction { db -> CartStore.Line in
-            let cartId = try await carts.cartId(for: userId, on: db)
-            guard let product = try await catalog.sellable(input.productId, on: db) else { throw APIError.notFound("product") }
-            let others = try await carts.otherLines(cartId, than: input.productId, on: db)
-            if let currency = others.currency, currency != product.currency { throw APIError.conflict("the cart holds items in another currency") }
-            guard others.count < Checkout.maxLines else { throw APIError.conflict("a cart holds at most \(Checkout.maxLines) lines") }
+            let answers = try await db.queries(
+                carts.additionStatements(ofUser: userId, productId: input.productId) + [catalog.sellableStatement(input.productId)])
+            let cart = try carts.addition(from: answers[0..<3])
+            guard let product = try catalog.sellable(from: answers[3]) else { throw APIError.notFound("product") }
+            if let currency = cart.otherCurrency, currency != product.currency { throw APIError.conflict("the cart holds items in another currency") }
+            guard cart.otherLines < Checkout.maxLines else { throw APIError.conflict("a cart holds at most \(Checkout.maxLines) lines") }
             // The price is captured when added; adding the same product again adds quantity and
             // takes the current price for the whole line.
-            let line = try await carts.add(
-                cartId, productId: input.productId, quantity: input.quantity, priceCents: product.priceCents,
-                currency: product.currency, on: db)
-            guard line.quantity <= Self.maxQuantity else {
-                throw APIError.conflict("a cart line holds at most \(Self.maxQuantity); this one would hold \(line.quantity)")
+            let quantity = cart.quantityHeld + input.quantity
+            try checkLine(quantity, stock: product.stock)
+            guard
+                let line = try await carts.addAndCommit(
+                    cart.cartId, productId: input.productId, quantity: input.quantity, priceCents: product.priceCents,
+                    currency: product.currency, limit: min(Self.maxQuantity, product.stock), on: db)
+            else {
+                // The line grew between the read and the write (its quantity set at that moment).
+                throw APIError.conflict("the cart line changed meanwhile; it holds at most \(min(Self.maxQuantity, product.stock)) of this product")
             }
-            guard line.quantity <= product.stock else { throw APIError.conflict("only \(product.stock) in stock") }
             return CartStore.Line(
                 id: line.id, productId: input.productId, name: product.name, quantity: line.quantity,
                 unitPriceCents: line.unitPriceCents, currency: product.currency)
         }
+    }
+
+    /// Refuses a line of `quantity` above the per-line limit or the product's stock.
+    private func checkLine(_ quantity: Int, stock: Int) throws {
+        guard quantity <= Self.maxQuantity else {
+            throw APIError.conflict("a cart line holds at most \(Self.maxQuantity); this one would hold \(quantity)")
+        }
+        guard quantity <= stock else { throw APIError.conflict("only \(stock) in stock") }
     }
 
     private func update(_ request: Request, _ context: AppRequestContext) async throws -> CartBody {

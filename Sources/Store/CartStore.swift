@@ -128,24 +128,70 @@ package struct CartStore: Sendable {
         try await db.enqueue("DELETE FROM cart_items WHERE cart_id = $1", [cartId])
     }
 
-    /// The currencies of the cart's lines other than `productId`'s, and how many there are.
-    package func otherLines(_ cartId: UUID, than productId: UUID, on db: PostgresConnection) async throws -> (count: Int, currency: String?) {
-        let rows = try await db.query("SELECT currency FROM cart_items WHERE cart_id = $1 AND product_id <> $2", [cartId, productId])
-        return (rows.count, try rows.first?.decode(String.self, "currency"))
+    /// What an addition of `productId` to the user's cart finds there (read by
+    /// ``additionStatements(ofUser:productId:)``): the cart, how many lines of other products it
+    /// holds and their currency, and how many of the product it holds already.
+    package struct Addition: Sendable {
+        package let cartId: UUID
+        package let otherLines: Int
+        package let otherCurrency: String?
+        package let quantityHeld: Int
     }
 
-    /// Adds `quantity` of a product at `priceCents`; the product's line grows if it is already
-    /// there and takes the current price. Returns the line's id, quantity and price.
-    package func add(
-        _ cartId: UUID, productId: UUID, quantity: Int, priceCents: Int, currency: String,
+    /// The statements that open an addition of `productId` to `userId`'s cart in the caller's
+    /// transaction, for ``PostgresConnection/queries(_:)`` (with the caller's other reads, in
+    /// one round trip): the cart is emptied if it expired, touched (created on first use),
+    /// which locks its row until the transaction ends, and its lines read. So two additions by
+    /// one user take turns, and each reads the lines as the other left them.
+    /// ``addition(from:)`` reads the answers.
+    package func additionStatements(ofUser userId: UUID, productId: UUID) -> [PostgresStatement] {
+        [
+            expireStatement(ofUser: userId), touchStatement(ofUser: userId),
+            PostgresStatement(
+                "SELECT ci.product_id = $2 AS same, ci.currency, ci.quantity FROM carts c JOIN cart_items ci ON ci.cart_id = c.id WHERE c.user_id = $1",
+                [userId, productId]),
+        ]
+    }
+
+    /// The cart and its lines from the answers to ``additionStatements(ofUser:productId:)``, in order.
+    package func addition(from answers: ArraySlice<PostgresRows>) throws -> Addition {
+        let answers = Array(answers)
+        guard answers.count == 3 else {
+            throw PostgresError(
+                code: .rowNotFound, message: "addition(from:) reads the 3 answers to additionStatements(ofUser:productId:), not \(answers.count)")
+        }
+        var otherLines = 0, otherCurrency: String?, quantityHeld = 0
+        for row in answers[2] {
+            if try row.decode(Bool.self, "same") {
+                quantityHeld = try row.decode(Int.self, "quantity")
+            } else {
+                otherLines += 1
+                otherCurrency = try row.decode(String.self, "currency")
+            }
+        }
+        return Addition(cartId: try answers[1][0].decode(UUID.self, "id"), otherLines: otherLines, otherCurrency: otherCurrency, quantityHeld: quantityHeld)
+    }
+
+    /// Adds `quantity` of a product at `priceCents` and commits the caller's transaction in
+    /// the same round trip: the product's line grows if it is already there and takes the
+    /// current price. Returns the line's id, quantity and price, or nil (still committed,
+    /// with no line changed) when the line would hold more than `limit`: the caller checked
+    /// that against ``Addition/quantityHeld``, so this happens only when the line changed in
+    /// between (a quantity set at the same moment, which does not lock the cart).
+    package func addAndCommit(
+        _ cartId: UUID, productId: UUID, quantity: Int, priceCents: Int, currency: String, limit: Int,
         on db: PostgresConnection
-    ) async throws -> (id: UUID, quantity: Int, unitPriceCents: Int) {
-        let line = try await db.query(
-            """
-            INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity, unit_price_cents = EXCLUDED.unit_price_cents
-            RETURNING id, quantity, unit_price_cents
-            """, [UUID.random(), cartId, productId, quantity, priceCents, currency])[0]
+    ) async throws -> (id: UUID, quantity: Int, unitPriceCents: Int)? {
+        guard
+            let line = try await db.queryAndCommit(
+                """
+                INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency) VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity, unit_price_cents = EXCLUDED.unit_price_cents
+                WHERE cart_items.quantity + EXCLUDED.quantity <= $7
+                RETURNING id, quantity, unit_price_cents
+                """, [UUID.random(), cartId, productId, quantity, priceCents, currency, limit]
+            ).first
+        else { return nil }
         return (try line.decode(UUID.self, "id"), try line.decode(Int.self, "quantity"), try line.decode(Int.self, "unit_price_cents"))
     }
 

@@ -184,11 +184,18 @@ package struct CatalogStore: Sendable {
         try await pool.query("SELECT 1 FROM products WHERE id = $1 AND (is_active OR $2 OR seller_id = $3)", [id, viewer.isAdmin, viewer.userId]).count == 1
     }
 
-    /// A product on sale: its name, price, currency and stock; nil when missing or inactive.
-    package func sellable(_ id: UUID, on db: PostgresConnection) async throws -> (name: String, priceCents: Int, currency: String, stock: Int)? {
-        guard let row = try await db.query("SELECT name, price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [id]).first else {
-            return nil
-        }
+    /// A product on sale as ``sellable(from:)`` reads it: its name, price, currency and stock.
+    package typealias Sellable = (name: String, priceCents: Int, currency: String, stock: Int)
+
+    /// Reads product `id` if it is on sale, for ``PostgresConnection/queries(_:)`` (with the
+    /// caller's other reads, in one round trip); ``sellable(from:)`` reads the answer.
+    package func sellableStatement(_ id: UUID) -> PostgresStatement {
+        PostgresStatement("SELECT name, price_cents, currency, stock FROM products WHERE id = $1 AND is_active", [id])
+    }
+
+    /// The product from the answer to ``sellableStatement(_:)``; nil when missing or inactive.
+    package func sellable(from rows: PostgresRows) throws -> Sellable? {
+        guard let row = rows.first else { return nil }
         return (
             try row.decode(String.self, "name"), try row.decode(Int.self, "price_cents"), try row.decode(String.self, "currency"),
             try row.decode(Int.self, "stock")
