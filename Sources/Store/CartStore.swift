@@ -57,15 +57,19 @@ package struct CartStore: Sendable {
         try await db.enqueue("SELECT id FROM carts WHERE id = $1 FOR NO KEY UPDATE", [cartId])
     }
 
-    /// The user's cart: its lines, by product name.
+    /// The user's cart: its lines, by product name. One round trip: the cart's expiry, its
+    /// touch and its lines go out together (every storefront page counts the cart's items).
     package func lines(ofUser userId: UUID, on db: PostgresConnection) async throws -> (cartId: UUID, lines: [Line]) {
-        let cartId = try await cartId(for: userId, on: db)
-        let lines = try await db.query(
-            """
-            SELECT ci.id, ci.product_id, p.name, ci.quantity, ci.unit_price_cents, ci.currency
-            FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.cart_id = $1 ORDER BY p.name, ci.id
-            """, [cartId]
-        ).map {
+        let answers = try await db.queries([
+            expireStatement(ofUser: userId), touchStatement(ofUser: userId),
+            PostgresStatement(
+                """
+                SELECT ci.id, ci.product_id, p.name, ci.quantity, ci.unit_price_cents, ci.currency
+                FROM carts c JOIN cart_items ci ON ci.cart_id = c.id JOIN products p ON p.id = ci.product_id WHERE c.user_id = $1 ORDER BY p.name, ci.id
+                """, [userId]),
+        ])
+        let cartId = try answers[1][0].decode(UUID.self, "id")
+        let lines = try answers[2].map {
             Line(
                 id: try $0.decode(UUID.self, "id"), productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"),
                 quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"),
