@@ -31,6 +31,14 @@ struct CartController: Sendable {
         let items: [CartStore.Line]
         let totalCents: Int
         let currency: String?
+
+        /// The cart with `items`, its total and its currency (every line shares one).
+        init(id: UUID, items: [CartStore.Line]) {
+            self.id = id
+            self.items = items
+            self.totalCents = items.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }
+            self.currency = items.first?.currency
+        }
     }
 
     func register(on group: RouterGroup<AppRequestContext>) {
@@ -43,7 +51,7 @@ struct CartController: Sendable {
     /// `userId`'s cart with its lines as they are now.
     func cart(for userId: UUID) async throws -> CartBody {
         let (cartId, items) = try await pool.withConnection { try await carts.lines(ofUser: userId, on: $0) }
-        return CartBody(id: cartId, items: items, totalCents: items.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }, currency: items.first?.currency)
+        return CartBody(id: cartId, items: items)
     }
 
     private func checkQuantity(_ quantity: Int) throws {
@@ -104,16 +112,22 @@ struct CartController: Sendable {
         return try await update(itemId, to: input.quantity, userId: userId)
     }
 
-    /// Sets a line's quantity (it takes the product's current price); the cart after.
+    /// Sets a line's quantity; the cart after. The line takes the product's current price and
+    /// is held to the product's stock and the per-line limit, as an addition is. Two round
+    /// trips: the change with every read (``CartStore/quantityChangeStatements(_:ofUser:to:)``),
+    /// then the `COMMIT` (a refusal rolls back instead).
     func update(_ itemId: UUID, to quantity: Int, userId: UUID) async throws -> CartBody {
-        let input = UpdateItem(quantity: quantity)
-        try checkQuantity(input.quantity)
-        // A changed line takes the product's current price (and needs it still on sale).
-        try await pool.withTransaction { db in
-            guard let stillSold = try await carts.setQuantity(itemId, ofUser: userId, to: input.quantity, on: db) else { throw APIError.notFound("cart item") }
-            guard stillSold else { throw APIError.conflict("this product is no longer sold; remove it from the cart") }
+        try checkQuantity(quantity)
+        let change = try await pool.withTransaction { db -> CartStore.QuantityChange in
+            let change = try carts.quantityChange(from: try await db.queries(carts.quantityChangeStatements(itemId, ofUser: userId, to: quantity)))
+            guard let product = change.product else { throw APIError.notFound("cart item") }
+            guard product.isActive else { throw APIError.conflict("this product is no longer sold; remove it from the cart") }
+            try checkLine(quantity, stock: product.stock)
+            // Read as sold and in stock, yet not set: the product changed between the two.
+            guard change.changed else { throw APIError.conflict("the product changed meanwhile; try again") }
+            return change
         }
-        return try await cart(for: userId)
+        return CartBody(id: change.cartId, items: change.lines)
     }
 
     private func remove(_ context: AppRequestContext) async throws -> Response {

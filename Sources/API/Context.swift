@@ -31,7 +31,7 @@ package struct AppRequestContext: RequestContext {
 
     package var maxUploadSize: Int { 64 * 1024 }
     package var requestDecoder: JSONDecoder { EmporiumJSON.decoder() }
-    package var responseEncoder: JSONEncoder { EmporiumJSON.encoder() }
+    package var responseEncoder: TreeResponseEncoder { TreeResponseEncoder() }
 
     /// The verified caller; routes behind ``AuthMiddleware`` always have one.
     func requireIdentity() throws -> Identity {

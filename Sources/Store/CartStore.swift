@@ -60,23 +60,28 @@ package struct CartStore: Sendable {
     /// The user's cart: its lines, by product name. One round trip: the cart's expiry, its
     /// touch and its lines go out together (every storefront page counts the cart's items).
     package func lines(ofUser userId: UUID, on db: PostgresConnection) async throws -> (cartId: UUID, lines: [Line]) {
-        let answers = try await db.queries([
-            expireStatement(ofUser: userId), touchStatement(ofUser: userId),
-            PostgresStatement(
-                """
-                SELECT ci.id, ci.product_id, p.name, ci.quantity, ci.unit_price_cents, ci.currency
-                FROM carts c JOIN cart_items ci ON ci.cart_id = c.id JOIN products p ON p.id = ci.product_id WHERE c.user_id = $1 ORDER BY p.name, ci.id
-                """, [userId]),
-        ])
-        let cartId = try answers[1][0].decode(UUID.self, "id")
-        let lines = try answers[2].map {
+        let answers = try await db.queries([expireStatement(ofUser: userId), touchStatement(ofUser: userId), linesStatement(ofUser: userId)])
+        return (try answers[1][0].decode(UUID.self, "id"), try Self.lines(from: answers[2]))
+    }
+
+    /// The user's lines with their products' names, by name (a line's id breaks ties).
+    private func linesStatement(ofUser userId: UUID) -> PostgresStatement {
+        PostgresStatement(
+            """
+            SELECT ci.id, ci.product_id, p.name, ci.quantity, ci.unit_price_cents, ci.currency
+            FROM carts c JOIN cart_items ci ON ci.cart_id = c.id JOIN products p ON p.id = ci.product_id WHERE c.user_id = $1 ORDER BY p.name, ci.id
+            """, [userId])
+    }
+
+    private static func lines(from rows: PostgresRows) throws -> [Line] {
+        try rows.map {
             Line(
                 id: try $0.decode(UUID.self, "id"), productId: try $0.decode(UUID.self, "product_id"), name: try $0.decode(String.self, "name"),
                 quantity: try $0.decode(Int.self, "quantity"), unitPriceCents: try $0.decode(Int.self, "unit_price_cents"),
                 currency: try $0.decode(String.self, "currency"))
         }
-        return (cartId, lines)
     }
+
 
     /// The user's cart lines with their products as they are now, by product id.
     package func pricedLines(ofUser userId: UUID, on db: PostgresConnection) async throws -> [Checkout.Line] {
@@ -199,16 +204,53 @@ package struct CartStore: Sendable {
         return (try line.decode(UUID.self, "id"), try line.decode(Int.self, "quantity"), try line.decode(Int.self, "unit_price_cents"))
     }
 
-    /// Sets a line's quantity and gives it its product's current price; returns whether the
-    /// product is still sold, or nil when the line is not `userId`'s.
-    package func setQuantity(_ itemId: UUID, ofUser userId: UUID, to quantity: Int, on db: PostgresConnection) async throws -> Bool? {
-        try await db.query(
-            """
-            UPDATE cart_items ci SET quantity = $3, unit_price_cents = p.price_cents FROM carts c, products p
-            WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2 AND p.id = ci.product_id
-            RETURNING p.is_active
-            """, [itemId, userId, quantity]
-        ).first.map { try $0.decode(Bool.self, "is_active") }
+    /// What a quantity change read and wrote, from ``quantityChange(from:)``.
+    package struct QuantityChange: Sendable {
+        /// The line's product as it was read (whether it is sold, its stock), or nil when the
+        /// line is not in `userId`'s cart (never was, removed, or emptied with an expired cart).
+        package let product: (isActive: Bool, stock: Int)?
+        /// Whether the line was set: only while its product is sold and holds the quantity.
+        package let changed: Bool
+        /// The cart's lines after the change, in the transaction.
+        package let lines: [Line]
+        package let cartId: UUID
+    }
+
+    /// The statements that set a line of `userId`'s cart to `quantity` in the caller's
+    /// transaction, for ``PostgresConnection/queries(_:)``, so the change and the cart after it
+    /// are one round trip and the `COMMIT` the other: the cart emptied if it expired (an
+    /// expired line is not found), touched, which locks its row as an addition does, the line's
+    /// product read, the line set with its product's current price only while the product is
+    /// sold and has `quantity` in stock, and the cart's lines read back.
+    /// ``quantityChange(from:)`` reads the answers; the caller decides from them and rolls
+    /// back on a refusal.
+    package func quantityChangeStatements(_ itemId: UUID, ofUser userId: UUID, to quantity: Int) -> [PostgresStatement] {
+        [
+            expireStatement(ofUser: userId), touchStatement(ofUser: userId),
+            PostgresStatement(
+                """
+                SELECT p.is_active, p.stock FROM cart_items ci JOIN carts c ON c.id = ci.cart_id JOIN products p ON p.id = ci.product_id
+                WHERE ci.id = $1 AND c.user_id = $2
+                """, [itemId, userId]),
+            PostgresStatement(
+                """
+                UPDATE cart_items ci SET quantity = $3, unit_price_cents = p.price_cents FROM carts c, products p
+                WHERE ci.id = $1 AND ci.cart_id = c.id AND c.user_id = $2 AND p.id = ci.product_id AND p.is_active AND p.stock >= $3
+                RETURNING ci.id
+                """, [itemId, userId, quantity]),
+            linesStatement(ofUser: userId),
+        ]
+    }
+
+    /// The change from the answers to ``quantityChangeStatements(_:ofUser:to:)``, in order.
+    package func quantityChange(from answers: [PostgresRows]) throws -> QuantityChange {
+        guard answers.count == 5 else {
+            throw PostgresError(
+                code: .rowNotFound, message: "quantityChange(from:) reads the 5 answers to quantityChangeStatements(_:ofUser:to:), not \(answers.count)")
+        }
+        let product = try answers[2].first.map { (isActive: try $0.decode(Bool.self, "is_active"), stock: try $0.decode(Int.self, "stock")) }
+        return QuantityChange(
+            product: product, changed: answers[3].first != nil, lines: try Self.lines(from: answers[4]), cartId: try answers[1][0].decode(UUID.self, "id"))
     }
 
     /// Removes a line of `userId`'s cart; false when there is no such line.

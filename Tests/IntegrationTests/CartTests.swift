@@ -4,7 +4,7 @@ import Postgres
 import TestSupport
 import Testing
 
-@Suite("The cart's additions against real PostgreSQL", .timeLimit(.minutes(5)))
+@Suite("The cart's additions and quantity changes against real PostgreSQL", .timeLimit(.minutes(5)))
 struct CartTests {
     @Test("an addition's rules: a new line, the same product again, the line and stock limits, another currency, a product not on sale")
     func additionRules() async throws {
@@ -66,6 +66,66 @@ struct CartTests {
             let held = try await lines().map { (uuid($0["product_id"]), $0["quantity"] as? Int ?? 0) }
             #expect(held.count == 2)
             #expect(Dictionary(uniqueKeysWithValues: held) == [lamp: 100, scarce: 30])
+        }
+    }
+
+    @Test("a quantity change's rules: the price of now, the stock and line limits, another customer's line, a product no longer sold, an expired cart")
+    func quantityChangeRules() async throws {
+        try await Stack.apiOnly { stack in
+            let admin = try await stack.admin()
+            let (_, token) = try await stack.customer()
+            let (_, otherToken) = try await stack.customer()
+            let lamp = try await stack.product(admin, stock: 20, priceCents: 1_000)
+            let added = try await stack.request(.post, "/api/v1/cart/items", token: token, json: ["product_id": lamp.uuidString, "quantity": 2])
+            let lineId = try #require(added.json["id"] as? String)
+            func put(_ quantity: Int, as caller: String? = nil) async throws -> Stack.HTTPResult {
+                try await stack.request(.put, "/api/v1/cart/items/\(lineId)", token: caller ?? token, json: ["quantity": quantity])
+            }
+            func held() async throws -> Int {
+                try await stack.count("SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE product_id = $1", [lamp])
+            }
+
+            // Set, at the price of now; the answer is the cart after the change.
+            try await stack.db.query("UPDATE products SET price_cents = 1500 WHERE id = $1", [lamp])
+            let set = try await put(4)
+            #expect(set.status == .ok)
+            let items = set.json["items"] as? [[String: Any]] ?? []
+            #expect(items.count == 1)
+            #expect(items.first?["quantity"] as? Int == 4)
+            #expect(items.first?["unit_price_cents"] as? Int == 1_500)
+            #expect(set.json["total_cents"] as? Int == 6_000)
+            #expect(set.json["currency"] as? String == "EUR")
+
+            // No more than the stock, as an addition: 21 refused and nothing changed, 20 taken.
+            let overStock = try await put(21)
+            #expect(overStock.status == .conflict)
+            #expect(overStock.body.contains("only 20 in stock"))
+            #expect(try await held() == 4)
+            #expect(try await put(20).status == .ok)
+            #expect(try await held() == 20)
+            // Outside 1...100: a validation problem.
+            #expect(try await put(0).status.code == 422)
+            #expect(try await put(101).status.code == 422)
+
+            // Another customer's line is not found, and stays as it was.
+            #expect(try await put(3, as: otherToken).status == .notFound)
+            #expect(try await held() == 20)
+
+            // No longer sold: 409, nothing changed.
+            try await stack.db.query("UPDATE products SET is_active = false WHERE id = $1", [lamp])
+            let unsold = try await put(3)
+            #expect(unsold.status == .conflict)
+            #expect(unsold.body.contains("no longer sold"))
+            #expect(try await held() == 20)
+            try await stack.db.query("UPDATE products SET is_active = true WHERE id = $1", [lamp])
+
+            // An expired cart is emptied on its next use: its line is not found (the refusal
+            // rolls back, so the reading after it is what empties the cart).
+            try await stack.db.query(
+                "UPDATE carts SET updated_at = now() - interval '400 days' WHERE id = (SELECT cart_id FROM cart_items WHERE id = $1)", [UUID(uuidString: lineId)!])
+            #expect(try await put(3).status == .notFound)
+            #expect((try await stack.request(.get, "/api/v1/cart", token: token).json["items"] as? [Any])?.isEmpty == true)
+            #expect(try await held() == 0)
         }
     }
 
