@@ -73,6 +73,7 @@ package struct CartStore: Sendable {
             """, [userId])
     }
 
+    /// The lines from the answer to ``linesStatement(ofUser:)``.
     private static func lines(from rows: PostgresRows) throws -> [Line] {
         try rows.map {
             Line(
@@ -81,7 +82,6 @@ package struct CartStore: Sendable {
                 currency: try $0.decode(String.self, "currency"))
         }
     }
-
 
     /// The user's cart lines with their products as they are now, by product id.
     package func pricedLines(ofUser userId: UUID, on db: PostgresConnection) async throws -> [Checkout.Line] {
@@ -213,6 +213,7 @@ package struct CartStore: Sendable {
         package let changed: Bool
         /// The cart's lines after the change, in the transaction.
         package let lines: [Line]
+        /// The cart's id.
         package let cartId: UUID
     }
 

@@ -122,7 +122,8 @@ struct CartTests {
             // An expired cart is emptied on its next use: its line is not found (the refusal
             // rolls back, so the reading after it is what empties the cart).
             try await stack.db.query(
-                "UPDATE carts SET updated_at = now() - interval '400 days' WHERE id = (SELECT cart_id FROM cart_items WHERE id = $1)", [UUID(uuidString: lineId)!])
+                "UPDATE carts SET updated_at = now() - interval '400 days' WHERE id = (SELECT cart_id FROM cart_items WHERE id = $1)",
+                [UUID(uuidString: lineId)!])
             #expect(try await put(3).status == .notFound)
             #expect((try await stack.request(.get, "/api/v1/cart", token: token).json["items"] as? [Any])?.isEmpty == true)
             #expect(try await held() == 0)
