@@ -1,14 +1,15 @@
 import Domain
 import Hummingbird
 
-/// The API's JSON response encoder: the JSON `EmporiumJSON.encoder()` writes (snake_case
-/// keys, ISO 8601 dates with milliseconds, keys sorted), built by ``JSONValueEncoder`` and
-/// written by ``JSONValue/jsonBytes``.
+/// The API's JSON response encoder, by the rules of `EmporiumJSON.encoder()` (snake_case
+/// keys, ISO 8601 dates with milliseconds, keys sorted): built by ``JSONValueEncoder`` and
+/// written by ``JSONValue/jsonBytes``, as the placement's stored response already was.
 ///
 /// Why: `JSONEncoder` was 9% of the API's CPU per placement in issue 15's profile
-/// (2026-12-06), and every cart, order and catalog response went through a new one. The tree
-/// coders are tested to agree with Foundation's (`JSONCodingTests`); the only difference in
-/// the bytes is that `/` is not escaped, which every JSON reader takes as the same text.
+/// (2026-12-06), and every cart, order and catalog response went through a new one.
+/// `JSONCodingTests` checks that the tree coders give the values Foundation's give. The bytes
+/// can differ where no JSON reader looks: `/` is not escaped, and keys are sorted by their
+/// UTF-8 bytes.
 package struct TreeResponseEncoder: ResponseEncoder {
     package init() {}
 
