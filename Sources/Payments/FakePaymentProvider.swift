@@ -144,10 +144,21 @@ package struct FakePaymentProvider: PaymentProvider {
     ) async throws -> (result: ProviderResult, new: Bool) {
         try await asProvider {
             if latency > .zero { try await Task.sleep(for: latency) }
-            try await refuseDuringOutage(key)
-            let (operation, new) = try await ledger.record(
+            let operation: FakeProviderLedger.Operation, new: Bool
+            if let stored = try await ledger.recordUnlessDownOrTaken(
                 key: key, kind: kind, orderId: orderId, amountCents: amountCents, currency: currency,
                 method: method, succeeded: declineCode == nil, declineCode: declineCode)
+            {
+                (operation, new) = (stored, true)
+            } else {
+                // Nothing stored: the outage drill is on (refused and noted), or the key was
+                // used before (a retry), whose operation is the answer.
+                try await refuseDuringOutage(key)
+                guard let earlier = try await ledger.operation(key: key, kind: nil) else {
+                    throw TransientFailure("payment provider: the operation \(key) was neither stored nor found; retry")
+                }
+                (operation, new) = (earlier, false)
+            }
             let result: ProviderResult =
                 operation.succeeded ? .succeeded(reference: Self.reference(kind, operation.id)) : .declined(code: operation.declineCode ?? "declined")
             return (result, new)

@@ -35,42 +35,43 @@ package struct FakeProviderLedger: Sendable {
         try await pool.query("INSERT INTO fake_provider_refused_calls (idempotency_key) VALUES ($1)", [key])
     }
 
-    /// Stores an operation unless one with the same key exists; returns the stored one and
-    /// whether this call stored it.
-    package func record(
+    /// Stores a new operation in one round trip, unless the drill switch says the provider is
+    /// down or an operation with the same key exists; returns the stored operation, or nil
+    /// when nothing was stored (ask ``outage()`` and ``operation(key:kind:)`` which it was).
+    /// A charge is the provider's hot path: the outage check, the insert and the read back
+    /// were three round trips and three transactions.
+    package func recordUnlessDownOrTaken(
         key: String, kind: String, orderId: UUID, amountCents: Int, currency: String, method: String?,
         succeeded: Bool, declineCode: String?
-    ) async throws -> (operation: Operation, new: Bool) {
-        let inserted = try await pool.query(
+    ) async throws -> Operation? {
+        try await pool.query(
             """
             INSERT INTO fake_provider_operations (id, idempotency_key, kind, order_id, amount_cents, currency, payment_method, outcome, decline_code)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+            WHERE NOT EXISTS (SELECT 1 FROM fake_provider_outage WHERE id = 1 AND active)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id, outcome, decline_code
             """,
-            [UUID.random(), key, kind, orderId, amountCents, currency, method, succeeded ? "succeeded" : "declined", declineCode])
-        guard let stored = try await operation(key: key, kind: nil) else {
-            throw PostgresError(code: .rowNotFound, message: "the fake provider's operation \(key) vanished")
-        }
-        return (stored, inserted.affectedRows == 1)
+            [UUID.random(), key, kind, orderId, amountCents, currency, method, succeeded ? "succeeded" : "declined", declineCode]
+        ).first.map(operation)
     }
 
     /// The operation stored under `key` (of `kind`, when given).
     package func operation(key: String, kind: String?) async throws -> Operation? {
         try await pool.query(
             "SELECT id, outcome, decline_code FROM fake_provider_operations WHERE idempotency_key = $1 AND ($2::text IS NULL OR kind = $2)", [key, kind]
-        ).first.map {
-            Operation(
-                id: try $0.decode(UUID.self, "id"), succeeded: try $0.decode(String.self, "outcome") == "succeeded",
-                declineCode: try $0.decode(String?.self, "decline_code"))
-        }
+        ).first.map(operation)
     }
 
     /// The operation with `id`.
     package func operation(id: UUID) async throws -> Operation? {
-        try await pool.query("SELECT id, outcome, decline_code FROM fake_provider_operations WHERE id = $1", [id]).first.map {
-            Operation(
-                id: try $0.decode(UUID.self, "id"), succeeded: try $0.decode(String.self, "outcome") == "succeeded",
-                declineCode: try $0.decode(String?.self, "decline_code"))
-        }
+        try await pool.query("SELECT id, outcome, decline_code FROM fake_provider_operations WHERE id = $1", [id]).first.map(operation)
+    }
+
+    private func operation(_ row: PostgresRow) throws -> Operation {
+        Operation(
+            id: try row.decode(UUID.self, "id"), succeeded: try row.decode(String.self, "outcome") == "succeeded",
+            declineCode: try row.decode(String?.self, "decline_code"))
     }
 
     /// A recorded operation with what the reconciler compares.
