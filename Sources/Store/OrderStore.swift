@@ -514,13 +514,23 @@ package struct OrderStore: Sendable {
     /// orders); an order that does not exist is absent.
     package func notificationFacts(of ids: [UUID], on db: PostgresConnection) async throws -> [UUID: NotificationFacts] {
         guard !ids.isEmpty else { return [:] }
-        var facts: [UUID: NotificationFacts] = [:]
-        for row in try await db.query(
+        return try Self.notificationFacts(from: try await db.queries([Self.notificationFactsStatement(of: ids)])[0])
+    }
+
+    /// The statement that reads the notification facts of the orders `ids`, to go out with a
+    /// batch's other reads; ``notificationFacts(from:)`` reads its answer.
+    package static func notificationFactsStatement(of ids: [UUID]) -> PostgresStatement {
+        PostgresStatement(
             """
             SELECT o.id, o.user_id, o.order_number, o.total_cents, o.currency, u.email, u.first_name
             FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = ANY($1)
             """, [ids])
-        {
+    }
+
+    /// Reads the answer to ``notificationFactsStatement(of:)``, by order.
+    package static func notificationFacts(from rows: PostgresRows) throws -> [UUID: NotificationFacts] {
+        var facts: [UUID: NotificationFacts] = [:]
+        for row in rows {
             facts[try row.decode(UUID.self, "id")] = NotificationFacts(
                 userId: try row.decode(UUID.self, "user_id"), orderNumber: try row.decode(String.self, "order_number"),
                 totalCents: try row.decode(Int.self, "total_cents"), currency: try row.decode(String.self, "currency"),

@@ -119,6 +119,17 @@ package struct WebhookStore: Sendable {
 
     // MARK: Deliveries
 
+    /// Every pattern an enabled endpoint subscribes to, read once for a notification batch
+    /// (with its other reads), so a batch's events that no endpoint receives are neither
+    /// encoded nor sent to the database; ``subscribedPatterns(from:)`` reads its answer.
+    package static let subscribedPatternsStatement = PostgresStatement(
+        "SELECT DISTINCT unnest(event_types) AS pattern FROM webhook_endpoints WHERE enabled")
+
+    /// Reads the answer to ``subscribedPatternsStatement``.
+    package static func subscribedPatterns(from rows: PostgresRows) throws -> Set<String> {
+        Set(try rows.map { try $0.decode(String.self, "pattern") })
+    }
+
     /// Queues a PENDING delivery of the event for every enabled endpoint subscribed to it,
     /// once per endpoint and event. The endpoints are chosen in the same statement (an
     /// endpoint's `event_types` share a pattern with `patterns`, from

@@ -40,23 +40,39 @@ package struct NotificationHandler: EventHandler {
     }
 
     package func handle(_ input: NotificationEvent, _ event: EventEnvelope, in db: PostgresConnection) async throws -> [EventEnvelope] {
-        try await handle(input, event, facts: [:], db)
+        try await handle(input, event, facts: [:], subscribed: nil, db)
+    }
+
+    /// What a notification batch reads once, in one round trip: the facts of every order
+    /// whose customer it tells something, and the patterns enabled endpoints subscribe to.
+    package struct Prepared: Sendable {
+        /// The orders' facts, by order.
+        package let facts: [UUID: OrderStore.NotificationFacts]
+        /// The patterns enabled endpoints subscribe to; nil when not read (a single message,
+        /// whose delivery statement chooses the endpoints itself).
+        package let subscribed: Set<String>?
     }
 
     /// Reads the facts of every order whose customer the batch tells something in one
-    /// statement, instead of one read per message. Returns them by order.
-    package func prepare(
-        _ batch: [(input: NotificationEvent, event: EventEnvelope)], in db: PostgresConnection
-    ) async throws -> [UUID: OrderStore.NotificationFacts] {
-        let orderIds = try batch.compactMap { try Self.notice($0.input, $0.event)?.orderId }
-        return try await orders.notificationFacts(of: Array(Set(orderIds)), on: db)
+    /// statement, instead of one read per message, and with it the patterns merchants
+    /// subscribe to: a merchant event that no enabled endpoint receives (most of them, in a
+    /// shop without webhooks) then queues nothing. An endpoint enabled while the batch runs
+    /// receives the events handled after it, as it would a moment later anyway.
+    package func prepare(_ batch: [(input: NotificationEvent, event: EventEnvelope)], in db: PostgresConnection) async throws -> Prepared {
+        let orderIds = Array(Set(try batch.compactMap { try Self.notice($0.input, $0.event)?.orderId }))
+        var reads = [WebhookStore.subscribedPatternsStatement]
+        if !orderIds.isEmpty { reads.append(OrderStore.notificationFactsStatement(of: orderIds)) }
+        let answers = try await db.queries(reads)
+        return Prepared(
+            facts: orderIds.isEmpty ? [:] : try OrderStore.notificationFacts(from: answers[1]),
+            subscribed: try WebhookStore.subscribedPatterns(from: answers[0]))
     }
 
-    /// Handles a message of a prepared batch with the facts the batch read.
+    /// Handles a message of a prepared batch with what the batch read.
     package func handle(
-        _ input: NotificationEvent, _ event: EventEnvelope, prepared: [UUID: OrderStore.NotificationFacts], in db: PostgresConnection
+        _ input: NotificationEvent, _ event: EventEnvelope, prepared: Prepared, in db: PostgresConnection
     ) async throws -> [EventEnvelope] {
-        try await handle(input, event, facts: prepared, db)
+        try await handle(input, event, facts: prepared.facts, subscribed: prepared.subscribed, db)
     }
 
     /// The customer's notice of `input`; nil for the events only merchants hear of (customers
@@ -83,9 +99,12 @@ package struct NotificationHandler: EventHandler {
     }
 
     /// Queues the merchants' webhook deliveries of the event and tells the customer, with
-    /// the order's facts from `facts` when the batch read them (else read here).
+    /// the order's facts from `facts` when the batch read them (else read here). With
+    /// `subscribed` (the batch's read of the endpoints' patterns), an event none of them
+    /// receives queues nothing.
     private func handle(
-        _ input: NotificationEvent, _ event: EventEnvelope, facts: [UUID: OrderStore.NotificationFacts], _ db: PostgresConnection
+        _ input: NotificationEvent, _ event: EventEnvelope, facts: [UUID: OrderStore.NotificationFacts], subscribed: Set<String>?,
+        _ db: PostgresConnection
     ) async throws -> [EventEnvelope] {
         if input == .webhookDelivery {
             // A given-up delivery's dead letter, replayed: it is due again, with fresh attempts.
@@ -94,9 +113,11 @@ package struct NotificationHandler: EventHandler {
             return []
         }
         if let type = event.eventType, MerchantWebhooks.eventTypes.contains(type) {
-            let body = String(decoding: try JSONValueEncoder().encode(MerchantEventBody(event)).jsonBytes, as: UTF8.self)
-            try await webhooks.enqueue(
-                eventId: event.id, eventType: type.rawValue, body: body, patterns: MerchantWebhooks.patterns(receiving: type.rawValue), on: db)
+            let patterns = MerchantWebhooks.patterns(receiving: type.rawValue)
+            if subscribed.map({ !$0.isDisjoint(with: patterns) }) ?? true {
+                let body = String(decoding: try JSONValueEncoder().encode(MerchantEventBody(event)).jsonBytes, as: UTF8.self)
+                try await webhooks.enqueue(eventId: event.id, eventType: type.rawValue, body: body, patterns: patterns, on: db)
+            }
         }
         guard let notice = try Self.notice(input, event) else { return [] }
         var values: [String: Any] = notice.values

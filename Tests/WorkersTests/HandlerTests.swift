@@ -621,9 +621,71 @@ struct HandlerTests {
                     for (input, event) in batch.messages { _ = try await handler.handle(input, event, prepared: prepared, in: db) }
                     return prepared
                 }
-                #expect(Set(facts.keys) == Set(batch.messages.compactMap(\.event.orderId)), "the batch did not read its orders' facts at once")
+                #expect(Set(facts.facts.keys) == Set(batch.messages.compactMap(\.event.orderId)), "the batch did not read its orders' facts at once")
             }
             #expect(try await recorded(batch) == expected)
+        }
+    }
+
+    @Test(
+        "notification: a batch queues a merchant event's webhook deliveries exactly as one message at a time does, and none for an event no enabled endpoint receives"
+    )
+    func notificationBatchWebhooksAsAlone() async throws {
+        try await Fixture.with { fixture in
+            let mug = try await fixture.product(stock: 10)
+            let handler = NotificationHandler(channel: RecordingEmailChannel(), templates: try NotificationTemplates())
+            let webhooks = WebhookStore()
+            // A family, an exact type, and a disabled endpoint that would receive everything.
+            let families = try await webhooks.create(
+                id: UUID(), url: "https://merchant.example/a", eventTypes: ["order.*"], enabled: true, secret: "whsec_a", createdBy: fixture.customer,
+                on: fixture.pool)
+            let exact = try await webhooks.create(
+                id: UUID(), url: "https://merchant.example/b", eventTypes: ["payment.succeeded"], enabled: true, secret: "whsec_b",
+                createdBy: fixture.customer, on: fixture.pool)
+            _ = try await webhooks.create(
+                id: UUID(), url: "https://merchant.example/c", eventTypes: ["*"], enabled: false, secret: "whsec_c", createdBy: fixture.customer,
+                on: fixture.pool)
+            /// One order's merchant events: two that endpoints receive, two that none does.
+            func scenario() async throws -> [(input: NotificationEvent, event: EventEnvelope)] {
+                let order = try await fixture.order([OrderLine(productId: mug, quantity: 1)])
+                let placed = OrderPlaced(
+                    orderId: order.id, userId: fixture.customer, totalCents: order.totalCents, currency: "EUR", paymentMethod: "tok_visa",
+                    lines: [OrderLine(productId: mug, quantity: 1)])
+                let payment = PaymentOutcome(orderId: order.id, paymentId: UUID(), reason: nil)
+                let refund = RefundRequested(orderId: order.id, refundId: UUID())
+                return [
+                    (.orderPlaced, try EventEnvelope(type: .orderPlaced, orderId: order.id, payload: placed)),
+                    (.paymentSucceeded, try EventEnvelope(type: .paymentSucceeded, orderId: order.id, payload: payment)),
+                    (.paymentFailed, try EventEnvelope(type: .paymentFailed, orderId: order.id, payload: payment)),
+                    (.refundRequested, try EventEnvelope(type: .refundRequested, orderId: order.id, payload: refund)),
+                ]
+            }
+            /// Each message's queued deliveries, as the endpoint's URL.
+            func queued(_ messages: [(input: NotificationEvent, event: EventEnvelope)]) async throws -> [[String]] {
+                var all: [[String]] = []
+                for (_, event) in messages {
+                    all.append(
+                        try await fixture.pool.query(
+                            "SELECT e.url FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.event_id = $1 ORDER BY e.url",
+                            [event.id]
+                        ).map { try $0.decode(String.self, "url") })
+                }
+                return all
+            }
+
+            let alone = try await scenario()
+            for (input, event) in alone { _ = try await fixture.pool.withTransaction { try await handler.handle(input, event, in: $0) } }
+            let expected = try await queued(alone)
+            #expect(expected == [[families.url], [exact.url], [], []], "what one message at a time queues: \(expected)")
+
+            let batch = try await scenario()
+            let prepared = try await fixture.pool.withTransaction { db in
+                let prepared = try await handler.prepare(batch, in: db)
+                for (input, event) in batch { _ = try await handler.handle(input, event, prepared: prepared, in: db) }
+                return prepared
+            }
+            #expect(prepared.subscribed == ["order.*", "payment.succeeded"], "the batch read the enabled endpoints' patterns once")
+            #expect(try await queued(batch) == expected)
         }
     }
 }
