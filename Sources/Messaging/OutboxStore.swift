@@ -112,7 +112,8 @@ package enum OutboxStore {
     /// it would time the mark out and drop every id in it, each then published a second time
     /// by the next relay pass. The relay that holds a row publishes and marks it itself, or
     /// rolls back and leaves it to the next pass; a relay's own claimed rows are not skipped.
-    static func markPublished(_ ids: [UUID], on db: PostgresConnection) async throws {
+    /// Each id is found through the primary key, whatever waits in the outbox (migration 0017).
+    package static func markPublished(_ ids: [UUID], on db: PostgresConnection) async throws {
         try await db.query(
             """
             UPDATE outbox SET published_at = now(), attempts = attempts + 1

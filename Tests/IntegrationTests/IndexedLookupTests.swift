@@ -1,4 +1,5 @@
 import Foundation
+import Messaging
 import Postgres
 import Store
 import TestSupport
@@ -86,6 +87,74 @@ struct IndexedLookupTests {
                 try await Self.orderList(oneNumber, on: db)
             }
             #expect(found.rows.map(\.id) == [target] && found.total == 1 && !found.more)
+            await pool.close()
+        }
+    }
+
+    /// Events waiting in the outbox for ``outboxMarksReadTheirOwnRows()``: a broker outage's
+    /// backlog, written after the table was last analysed.
+    static let waitingEvents = 3_000
+
+    @Test(
+        "a mark of published events reads its own rows, however many events wait that the statistics have not seen, and the reconciler still finds an order's waiting events through an index"
+    )
+    func outboxMarksReadTheirOwnRows() async throws {
+        try await TestEnvironment.withMigratedDatabase { config in
+            let pool = PostgresPool(configuration: config, maxConnections: 1)
+            // Published events, analysed as autovacuum would have: the statistics say that
+            // almost nothing waits. Then the backlog, which they have not seen.
+            try await pool.query(
+                """
+                INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload, created_at, published_at)
+                SELECT gen_random_uuid(), 'order.placed', 'emporium.events', 'order.placed', gen_random_uuid(), '{}', now() - interval '1 hour', now()
+                FROM generate_series(1, 3000)
+                """)
+            try await pool.query("ANALYZE outbox")
+            try await pool.query(
+                """
+                INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload)
+                SELECT gen_random_uuid(), 'order.placed', 'emporium.events', 'order.placed', gen_random_uuid(), '{}' FROM generate_series(1, $1::int)
+                """, [Self.waitingEvents])
+            let waiting = try await pool.query("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id").map { try $0.decode(UUID.self, "id") }
+            #expect(waiting.count == Self.waitingEvents)
+            // A session plans a prepared statement for its parameters five times, then may
+            // keep one plan for all: the mark is measured after that, a batch of 50 as the relay's.
+            for round in 0..<6 {
+                let ids = Array(waiting[(round * 50)..<((round + 1) * 50)])
+                try await pool.withConnection { try await OutboxStore.markPublished(ids, on: $0) }
+            }
+            let batch = Array(waiting[300..<350])
+            let (_, reads) = try await Self.scans(of: "outbox", on: pool) { db in try await OutboxStore.markPublished(batch, on: db) }
+            // Each id once through the primary key to lock it and once to update it. Through the
+            // index of unpublished events (before migration 0017) every waiting row was read.
+            #expect(reads.sequential == 0)
+            #expect(reads.read <= 4 * batch.count, "\(reads.read) outbox rows read to mark \(batch.count) of \(Self.waitingEvents) waiting")
+            let marked = try await pool.query(
+                "SELECT count(*) FILTER (WHERE id = ANY($1) AND published_at IS NOT NULL) AS marked, count(*) FILTER (WHERE published_at IS NULL) AS waiting FROM outbox",
+                [batch])[0]
+            #expect(try marked.decode(Int.self, "marked") == batch.count)
+            #expect(try marked.decode(Int.self, "waiting") == Self.waitingEvents - 350)
+
+            // The reconciler leaves alone a stalled order whose event still waits, found by order.
+            let user = UUID()
+            try await pool.query(
+                "INSERT INTO users (id, email, password_hash, first_name, last_name) VALUES ($1, 'outbox@example.com', 'x', 'O', 'B')", [user])
+            let (held, stalled) = (UUID(), UUID())
+            try await pool.query(
+                """
+                INSERT INTO orders (id, order_number, user_id, status, payment_method, shipping_address, subtotal_cents, total_cents, currency, updated_at)
+                SELECT id, 'OUTBOX-' || n, $3, 'PENDING', 'tok_visa', '{}', 1000, 1000, 'EUR', now() - interval '10 minutes'
+                FROM unnest(ARRAY[$1::uuid, $2::uuid]) WITH ORDINALITY AS o(id, n)
+                """, [held, stalled, user])
+            try await pool.query(
+                "INSERT INTO outbox (id, event_type, exchange, routing_key, order_id, payload) VALUES (gen_random_uuid(), 'order.placed', 'emporium.events', 'order.placed', $1, '{}')",
+                [held])
+            let (found, reconcilerReads) = try await Self.scans(of: "outbox", on: pool) { db in
+                try await SagaStore().stalled(stall: .seconds(60), lookback: .seconds(3_600), maxRedrives: 5, limit: 10, on: db)
+            }
+            #expect(found.map(\.orderId) == [stalled])
+            #expect(reconcilerReads.sequential == 0, "the outbox read by a sequential scan to find an order's waiting events")
+            #expect(reconcilerReads.index >= 1)
             await pool.close()
         }
     }
