@@ -261,13 +261,19 @@ package struct CartStore: Sendable {
     }
 
     /// Fills the cart with one of each product (the load generator's refill, so that what
-    /// it measures is placement alone).
+    /// it measures is placement alone). One round trip: the statement runs on its session's
+    /// plan (``PostgresConnection/preferGenericPlans()``), a look-up of each product by key
+    /// whatever the array, because PostgreSQL otherwise planned it afresh for every refill,
+    /// about a third of its server time (BENCHMARKS.md, "2026-12-07 (16:00)").
     package func refill(_ cartId: UUID, with productIds: [UUID], on pool: PostgresPool) async throws {
-        try await pool.query(
-            """
-            INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency)
-            SELECT gen_random_uuid(), $1, p.id, 1, p.price_cents, p.currency FROM products p WHERE p.id = ANY($2)
-            ON CONFLICT (cart_id, product_id) DO NOTHING
-            """, [cartId, productIds])
+        try await pool.withTransaction { db in
+            try db.preferGenericPlans()
+            _ = try await db.queryAndCommit(
+                """
+                INSERT INTO cart_items (id, cart_id, product_id, quantity, unit_price_cents, currency)
+                SELECT gen_random_uuid(), $1, p.id, 1, p.price_cents, p.currency FROM products p WHERE p.id = ANY($2)
+                ON CONFLICT (cart_id, product_id) DO NOTHING
+                """, [cartId, productIds])
+        }
     }
 }
