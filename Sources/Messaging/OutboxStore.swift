@@ -173,11 +173,20 @@ package enum OutboxStore {
 
     /// Unpublished rows: waiting, and parked.
     package static func backlog(on pool: PostgresPool) async throws -> Backlog {
-        let row = try await pool.query(
+        try await pool.withConnection { try await backlog(on: $0) }
+    }
+
+    /// Unpublished rows: waiting, and parked. Each figure is read through the partial index
+    /// whose predicate it names (waiting: `outbox_unpublished_idx`, parked:
+    /// `outbox_parked_idx`), so it reads the rows it counts and not the table: no index
+    /// serves `published_at IS NULL` alone (migration 0017), and the outbox keeps a week of
+    /// published rows.
+    package static func backlog(on db: PostgresConnection) async throws -> Backlog {
+        let row = try await db.query(
             """
-            SELECT count(*) FILTER (WHERE parked_at IS NULL) AS n, count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
-                   extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8 AS oldest
-            FROM outbox WHERE published_at IS NULL
+            SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS n,
+                   (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NOT NULL) AS parked,
+                   extract(epoch FROM now() - (SELECT min(created_at) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL))::float8 AS oldest
             """)[0]
         return Backlog(
             unpublished: try row.decode(Int.self, "n"), parked: try row.decode(Int.self, "parked"), oldestSeconds: try row.decode(Double?.self, "oldest"))

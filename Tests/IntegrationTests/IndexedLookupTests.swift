@@ -135,6 +135,16 @@ struct IndexedLookupTests {
             #expect(try marked.decode(Int.self, "marked") == batch.count)
             #expect(try marked.decode(Int.self, "waiting") == Self.waitingEvents - 350)
 
+            // The relay's backlog count (every 15 s in each process, and the operator's status)
+            // reads the waiting and parked rows through their indexes, not the published ones.
+            try await pool.query("UPDATE outbox SET parked_at = now() WHERE id = ANY($1)", [Array(waiting[350..<360])])
+            let (backlog, backlogReads) = try await Self.scans(of: "outbox", on: pool) { db in try await OutboxStore.backlog(on: db) }
+            #expect(backlog.unpublished == Self.waitingEvents - 360 && backlog.parked == 10)
+            #expect(backlog.oldestSeconds.map { $0 >= 0 } == true)
+            #expect(backlogReads.sequential == 0, "the outbox read by a sequential scan to count its backlog")
+            #expect(
+                backlogReads.read <= 2 * Self.waitingEvents, "\(backlogReads.read) outbox rows read to count \(Self.waitingEvents - 350) unpublished")
+
             // The reconciler leaves alone a stalled order whose event still waits, found by order.
             let user = UUID()
             try await pool.query(
