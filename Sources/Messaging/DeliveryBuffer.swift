@@ -3,54 +3,109 @@ import Synchronization
 
 /// Deliveries received but not yet taken by a batch runner.
 ///
-/// A runner that finds deliveries waiting takes up to its batch size of them at once; one
-/// that finds none waits for the next. So batches grow only when deliveries arrive faster than
-/// the runners finish (under load, where one commit for many messages pays), and a lone
-/// message is never held back waiting for company.
+/// A runner that finds deliveries waiting takes up to a batch of them at once; one that finds
+/// none waits for the next. So batches grow when deliveries arrive faster than the runners
+/// finish (under load, where one commit for many messages pays).
+///
+/// With a `gather` time, a short batch of deliveries that may wait is held until its oldest
+/// has waited that long (or the batch is full), so that deliveries arriving one at a time
+/// still share a transaction, a commit and an ack. Only deliveries nobody waits on may wait
+/// (``EventHandler/mayWait(_:)``): a batch holding any other is handed out at once, since on
+/// the saga's path every step would wait that much longer.
 final class DeliveryBuffer: Sendable {
+    private typealias Runner = CheckedContinuation<[AMQPDelivery]?, Never>
+
     private struct State {
-        var waiting: [AMQPDelivery] = []
-        var runners: [CheckedContinuation<[AMQPDelivery]?, Never>] = []
+        var waiting: [(delivery: AMQPDelivery, arrived: ContinuousClock.Instant, urgent: Bool)] = []
+        /// Waiting deliveries that may not wait: while there are any, a batch is ready.
+        var urgent = 0
+        var runners: [Runner] = []
         var finished = false
+        /// A timer will hand out the short batch when its oldest delivery has waited `gather`.
+        var timerSet = false
     }
 
     private let state = Mutex(State())
+    private let batchSize: Int
+    private let gather: Duration
+    private let mayWait: @Sendable (AMQPDelivery) -> Bool
 
-    /// Hands `delivery` to a waiting runner, or keeps it for the next one.
+    /// A buffer handing out batches of at most `batchSize`; a short one at once, or, when
+    /// every delivery in it `mayWait`, once its oldest has waited `gather`.
+    init(batchSize: Int, gather: Duration = .zero, mayWait: @escaping @Sendable (AMQPDelivery) -> Bool = { _ in false }) {
+        self.batchSize = max(1, batchSize)
+        self.gather = max(.zero, gather)
+        if gather > .zero { self.mayWait = mayWait } else { self.mayWait = { _ in false } }
+    }
+
+    /// Hands `delivery` to a waiting runner when a batch is ready, or keeps it.
     func push(_ delivery: AMQPDelivery) {
-        let runner = state.withLock { state -> CheckedContinuation<[AMQPDelivery]?, Never>? in
-            if !state.runners.isEmpty { return state.runners.removeFirst() }
-            state.waiting.append(delivery)
-            return nil
+        let urgent = !mayWait(delivery)
+        let (handouts, timer) = state.withLock { state in
+            state.waiting.append((delivery, .now, urgent))
+            if urgent { state.urgent += 1 }
+            return handOut(&state)
         }
-        runner?.resume(returning: [delivery])
+        deliver(handouts, timer: timer)
     }
 
-    /// No more deliveries come: runners take what is left, then get nil.
+    /// No more deliveries come: runners take what is left at once, then get nil.
     func finish() {
-        let runners = state.withLock { state -> [CheckedContinuation<[AMQPDelivery]?, Never>] in
+        let (handouts, _) = state.withLock { state in
             state.finished = true
-            defer { state.runners.removeAll() }
-            return state.runners
+            return handOut(&state)
         }
-        for runner in runners { runner.resume(returning: nil) }
+        deliver(handouts, timer: nil)
     }
 
-    /// Up to `limit` waiting deliveries in arrival order, waiting for one if there are none;
+    /// Up to a batch of waiting deliveries in arrival order, waiting until a batch is ready;
     /// nil once finished and empty.
-    func take(upTo limit: Int) async -> [AMQPDelivery]? {
+    func take() async -> [AMQPDelivery]? {
         await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> [AMQPDelivery]?? in
-                if !state.waiting.isEmpty {
-                    let count = min(limit, state.waiting.count)
-                    defer { state.waiting.removeFirst(count) }
-                    return .some(Array(state.waiting.prefix(count)))
-                }
-                if state.finished { return .some(nil) }
+            let (handouts, timer) = state.withLock { state in
                 state.runners.append(continuation)
-                return .none
+                return handOut(&state)
             }
-            if let ready { continuation.resume(returning: ready) }
+            deliver(handouts, timer: timer)
+        }
+    }
+
+    /// Pairs waiting runners with ready batches (a full one, one holding a delivery that may
+    /// not wait, one whose oldest delivery has waited `gather`, or anything once finished)
+    /// and says when to look again if a short batch is left waiting and no timer is set.
+    /// Runs under the lock.
+    private func handOut(_ state: inout State) -> (handouts: [(Runner, [AMQPDelivery]?)], timer: ContinuousClock.Instant?) {
+        var handouts: [(Runner, [AMQPDelivery]?)] = []
+        let now = ContinuousClock.now
+        while !state.runners.isEmpty, let oldest = state.waiting.first,
+            state.finished || state.urgent > 0 || state.waiting.count >= batchSize || oldest.arrived + gather <= now
+        {
+            let count = min(batchSize, state.waiting.count)
+            let batch = state.waiting.prefix(count)
+            state.urgent -= batch.count(where: \.urgent)
+            handouts.append((state.runners.removeFirst(), batch.map(\.delivery)))
+            state.waiting.removeFirst(count)
+        }
+        if state.finished, state.waiting.isEmpty {
+            handouts += state.runners.map { ($0, nil) }
+            state.runners.removeAll()
+        }
+        guard !state.runners.isEmpty, let oldest = state.waiting.first, !state.timerSet else { return (handouts, nil) }
+        state.timerSet = true
+        return (handouts, oldest.arrived + gather)
+    }
+
+    /// Resumes runners outside the lock, and sets the timer `handOut` asked for.
+    private func deliver(_ handouts: [(Runner, [AMQPDelivery]?)], timer: ContinuousClock.Instant?) {
+        for (runner, batch) in handouts { runner.resume(returning: batch) }
+        guard let deadline = timer else { return }
+        Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            let (handouts, timer) = state.withLock { state in
+                state.timerSet = false
+                return handOut(&state)
+            }
+            deliver(handouts, timer: timer)
         }
     }
 }

@@ -43,6 +43,12 @@ package protocol EventHandler: Sendable {
     /// whether a message calls out can depend on how the handler was configured (a
     /// notification channel that mails, or one that only records).
     func batches(_ input: Input) -> Bool
+    /// Whether a message of this kind may be held briefly for company (``Worker`` `gather`):
+    /// nobody waits on its outcome (a notification, the bookkeeping of a confirmed order's
+    /// reservation), and it may share a transaction. Messages on the saga's path may not:
+    /// every step they wait would delay the order. A short batch that holds one of them is
+    /// handed out at once, and takes the waiting ones along.
+    func mayWait(_ input: Input) -> Bool
 }
 
 extension EventHandler {
@@ -55,8 +61,17 @@ extension EventHandler {
 
     package func batches(_ input: Input) -> Bool { true }
 
+    package func mayWait(_ input: Input) -> Bool { false }
+
     /// Whether any message of the role may share a transaction: else the worker takes one at a time.
     var batchesAny: Bool { Input.allCases.contains { batches($0) } }
+
+    /// Whether `delivery` may wait for company: a first delivery of a kind that
+    /// ``mayWait(_:)`` and ``batches(_:)``, known by its routing key (the event type).
+    func mayWait(_ delivery: AMQPDelivery) -> Bool {
+        guard !delivery.redelivered, let type = EventType(rawValue: delivery.routingKey), let input = Input(type) else { return false }
+        return batches(input) && mayWait(input)
+    }
 }
 
 extension EventHandler where Prepared == Void {
@@ -113,6 +128,9 @@ package struct Worker<Handler: EventHandler>: Service {
     let batchSize: Int
     /// Batches in flight at once (each on its own pooled connection).
     let concurrency: Int
+    /// How long a short batch of messages that ``EventHandler/mayWait(_:)`` is held for
+    /// company (``DeliveryBuffer``); zero: never.
+    let gather: Duration
     let drainTimeout: Duration
     let logger: Logger
     /// Subscription and progress, for the health endpoint.
@@ -129,7 +147,8 @@ package struct Worker<Handler: EventHandler>: Service {
     /// Creates the worker; nothing connects until ``run()``.
     package init(
         handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, drainTimeout: Duration = .seconds(10),
+        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, gather: Duration = .zero,
+        drainTimeout: Duration = .seconds(10),
         status: WorkerStatus = WorkerStatus(), breaker: DependencyBreaker? = nil, logger: Logger
     ) {
         self.handler = handler
@@ -141,6 +160,7 @@ package struct Worker<Handler: EventHandler>: Service {
         self.prefetch = prefetch
         self.batchSize = handler.batchesAny ? max(1, batchSize) : 1
         self.concurrency = max(1, concurrency)
+        self.gather = self.batchSize > 1 ? max(.zero, gather) : .zero
         self.drainTimeout = drainTimeout
         self.status = status
         self.logger = logger
@@ -161,15 +181,15 @@ package struct Worker<Handler: EventHandler>: Service {
         let drainTimeout = self.drainTimeout
         let logger = self.logger
         let breaker = self.breaker
-        let buffer = DeliveryBuffer()
-        let batchSize = self.batchSize
+        let handler = self.handler
+        let buffer = DeliveryBuffer(batchSize: batchSize, gather: gather) { handler.mayWait($0) }
         await withGracefulShutdownHandler {
-            // `concurrency` runners take what has arrived, up to a batch each; prefetch bounds
-            // how many deliveries wait for them.
+            // `concurrency` runners take what has arrived, up to a batch each (a short one
+            // after `gather`); prefetch bounds how many deliveries wait for them.
             await withDiscardingTaskGroup { group in
                 for _ in 0..<concurrency {
                     group.addTask {
-                        while let deliveries = await buffer.take(upTo: batchSize) {
+                        while let deliveries = await buffer.take() {
                             await processBatch(deliveries, consumer: consumer, router: router)
                         }
                     }

@@ -19,6 +19,9 @@ package struct NotificationHandler: EventHandler {
         case .orderPlaced, .paymentSucceeded, .paymentFailed, .refundRequested, .webhookDelivery: true
         }
     }
+    /// Nobody waits on a notification: below saturation a short batch may wait for company
+    /// (a mail never does: it does not share a transaction).
+    package func mayWait(_ input: NotificationEvent) -> Bool { true }
     let channel: any NotificationChannel
     let templates: NotificationTemplates
     private let orders = OrderStore()

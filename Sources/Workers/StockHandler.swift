@@ -16,6 +16,12 @@ package struct StockHandler: EventHandler {
     /// Creates the handler.
     package init() {}
 
+    /// Committing a confirmed order's reservation is bookkeeping nobody waits on: below
+    /// saturation it may wait for company, and goes along with the next placement's batch.
+    /// Placements are on the saga's path, and a cancellation's release frees stock for
+    /// others, so neither waits.
+    package func mayWait(_ input: StockEvent) -> Bool { input == .orderConfirmed }
+
     /// A placement of a prepared batch: its order (so the answer need not read the payload
     /// again) and what the batch decided for it.
     package struct Decided: Sendable, Equatable {

@@ -45,7 +45,8 @@ package struct WorkerConfiguration: Sendable {
     /// worker process, so the next batch is waiting while one commits.
     package var prefetch: UInt16?
     /// `WORKER_BATCH_SIZE` (default 32): most messages a worker applies in one transaction.
-    /// Batches form only from messages already waiting; 1 turns batching off. The payment
+    /// Batches form from messages already waiting (and, for messages nobody waits on, those
+    /// that arrive within `batchWait`); 1 turns batching off. The payment
     /// worker batches charge requests only (charged concurrently under their idempotency
     /// keys; everything else calls the provider one message at a time); the
     /// notification worker, with a mail relay (`SMTP_HOST`), batches only the events merchants
@@ -55,6 +56,14 @@ package struct WorkerConfiguration: Sendable {
     /// notification workers, whose messages wait on the provider or the mail relay): batches
     /// (or single messages) in flight at once per process.
     package var concurrency: Int?
+    /// `WORKER_BATCH_WAIT_MS` (default 100; 0: never wait): how long a worker holds a batch
+    /// shorter than `WORKER_BATCH_SIZE` for more messages, counted from the oldest one's
+    /// arrival, when nobody waits on any of them (``EventHandler/mayWait(_:)``): the
+    /// notification worker's (except mails, which go one per transaction anyway) and the
+    /// stock worker's commits of confirmed orders' reservations. Below saturation messages
+    /// come one at a time, and each alone would cost a transaction, a commit and an ack.
+    /// Messages on the saga's path never wait: each step would delay the order.
+    package var batchWait: Duration = .milliseconds(100)
 
     /// The prefetch in effect: `WORKER_PREFETCH`, or twice the batch size.
     package var effectivePrefetch: UInt16 { prefetch ?? UInt16(min(Int(UInt16.max), 2 * batchSize)) }
@@ -115,6 +124,7 @@ package struct WorkerConfiguration: Sendable {
         if let prefetch = try env.int("WORKER_PREFETCH", in: 1...Int(UInt16.max)) { config.prefetch = UInt16(prefetch) }
         if let size = try env.int("WORKER_BATCH_SIZE", in: 1...1000) { config.batchSize = size }
         if let concurrency = try env.int("WORKER_CONCURRENCY", in: 1...256) { config.concurrency = concurrency }
+        if let ms = try env.int("WORKER_BATCH_WAIT_MS", in: 0...1_000, unit: "milliseconds") { config.batchWait = .milliseconds(ms) }
         if let ms = try env.nonNegative("PAYMENT_PROVIDER_LATENCY_MS", unit: "milliseconds") { config.providerLatency = .milliseconds(ms) }
         if let timeout = try env.milliseconds("WORKER_DRAIN_TIMEOUT_MS") { config.drainTimeout = timeout }
         if let timeout = try env.seconds("PAYMENT_TIMEOUT_SECONDS") { config.paymentTimeout = timeout }

@@ -147,6 +147,84 @@ struct BatchTests {
         }
     }
 
+    /// Below saturation messages arrive one at a time, to idle runners. With
+    /// `WORKER_BATCH_WAIT_MS`, those nobody waits on are held for company: the notification
+    /// worker's events share a transaction, and the stock worker's commit of order 1's
+    /// reservation waits until order 2's placement, which is handed out at once and takes it
+    /// along. With the wait off each message is handled the moment it arrives, alone. Order 2
+    /// is placed once order 1 is confirmed, so no backlog forms either way.
+    @Test(
+        "below saturation, messages nobody waits on are held for company (WORKER_BATCH_WAIT_MS) and a placement takes them along; each effect applied once; with the wait off every message goes alone",
+        arguments: [0, 1_000])
+    func messagesNobodyWaitsOnWaitForCompany(waitMS: Int) async throws {
+        var options = Stack.Options()
+        options.excludedRoles = [.notification, .stock]
+        try await Stack.run(options) { stack in
+            let workers = try WorkerProcesses(
+                stack: stack, providerLatencyMS: 0, extraEnvironment: ["WORKER_BATCH_WAIT_MS": String(waitMS)])
+            defer { workers.stopAll() }
+            try workers.start(.stock)
+            try workers.start(.notification)
+            let admin = try await stack.admin()
+            let productId = try await stack.product(admin, stock: 100)
+            var tokens: [String] = []
+            for _ in 0..<2 {
+                let (_, token) = try await stack.customer()
+                try await stack.addToCart(token, productId, quantity: 1)
+                tokens.append(token)
+            }
+            var orderIds: [UUID] = []
+            for token in tokens {
+                let orderId = try await stack.placeOrder(token)
+                orderIds.append(orderId)
+                #expect(
+                    await TestEnvironment.eventually(timeout: .seconds(30)) {
+                        (try? await stack.orderStatus(orderId).status) == "CONFIRMED"
+                    }, "order \(orderId) was not confirmed")
+                // Its order.confirmed is with the broker (marked after the confirm), so order 2's
+                // placement reaches the stock worker after it.
+                #expect(
+                    await TestEnvironment.eventually(timeout: .seconds(30)) {
+                        (try? await stack.count(
+                            "SELECT count(*) FROM outbox WHERE order_id = $1 AND event_type = 'order.confirmed' AND published_at IS NOT NULL",
+                            [orderId])) == 1
+                    })
+            }
+            // Every effect once: both reservations committed, three notification events per
+            // order recorded, each confirmation noted once, nothing dead-lettered.
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.count(
+                        "SELECT count(*) FROM stock_reservations WHERE order_id = ANY($1) AND status = 'COMMITTED'", [orderIds])) == 2
+                })
+            #expect(
+                await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    (try? await stack.count("SELECT count(*) FROM inbox WHERE consumer = 'notification'")) == 6
+                })
+            #expect(try await stack.count("SELECT count(*) FROM inbox WHERE consumer = 'stock'") == 4)
+            #expect(
+                try await stack.count(
+                    "SELECT count(*) FROM notifications WHERE order_id = ANY($1) AND template = 'order_confirmed'", [orderIds]) == 2)
+            #expect(try await stack.deadLetters(.notification) == 0)
+            #expect(try await stack.deadLetters(.stock) == 0)
+            let notificationBatch = try await Self.largestBatch(stack, .notification)
+            let placementWithCommit = try await stack.count(
+                """
+                SELECT count(*) FROM (
+                  SELECT 1 FROM inbox i JOIN outbox o ON o.id = i.message_id WHERE i.consumer = 'stock'
+                  GROUP BY i.processed_at, i.handled_by
+                  HAVING bool_or(o.event_type = 'order.placed') AND bool_or(o.event_type = 'order.confirmed')) AS shared
+                """)
+            if waitMS == 0 {
+                #expect(notificationBatch == 1, "with the wait off, \(notificationBatch) notification messages shared a transaction")
+                #expect(try await Self.largestBatch(stack, .stock) == 1, "with the wait off, stock messages shared a transaction")
+            } else {
+                #expect(notificationBatch > 1, "with a wait of \(waitMS) ms, no notification messages shared a transaction")
+                #expect(placementWithCommit == 1, "order 2's placement did not take order 1's waiting commit along")
+            }
+        }
+    }
+
     /// Twenty confirmed orders whose notification events wait for the stopped notification
     /// worker: per order, order.placed and payment.succeeded (merchants only) and
     /// order.confirmed (the customer's notification).
