@@ -7,7 +7,7 @@ import Synchronization
 /// none waits for the next. So batches grow when deliveries arrive faster than the runners
 /// finish (under load, where one commit for many messages pays).
 ///
-/// With a `gather` time, a short batch of deliveries that may wait is held until its oldest
+/// With a `batchWait`, a short batch of deliveries that may wait is held until its oldest
 /// has waited that long (or the batch is full), so that deliveries arriving one at a time
 /// still share a transaction, a commit and an ack. Only deliveries nobody waits on may wait
 /// (``EventHandler/mayWait(_:)``): a batch holding any other is handed out at once, since on
@@ -21,21 +21,21 @@ final class DeliveryBuffer: Sendable {
         var urgent = 0
         var runners: [Runner] = []
         var finished = false
-        /// A timer will hand out the short batch when its oldest delivery has waited `gather`.
+        /// A timer will hand out the short batch when its oldest delivery has waited `batchWait`.
         var timerSet = false
     }
 
     private let state = Mutex(State())
     private let batchSize: Int
-    private let gather: Duration
+    private let batchWait: Duration
     private let mayWait: @Sendable (AMQPDelivery) -> Bool
 
     /// A buffer handing out batches of at most `batchSize`; a short one at once, or, when
-    /// every delivery in it `mayWait`, once its oldest has waited `gather`.
-    init(batchSize: Int, gather: Duration = .zero, mayWait: @escaping @Sendable (AMQPDelivery) -> Bool = { _ in false }) {
+    /// every delivery in it `mayWait`, once its oldest has waited `batchWait`.
+    init(batchSize: Int, batchWait: Duration = .zero, mayWait: @escaping @Sendable (AMQPDelivery) -> Bool = { _ in false }) {
         self.batchSize = max(1, batchSize)
-        self.gather = max(.zero, gather)
-        if gather > .zero { self.mayWait = mayWait } else { self.mayWait = { _ in false } }
+        self.batchWait = max(.zero, batchWait)
+        if batchWait > .zero { self.mayWait = mayWait } else { self.mayWait = { _ in false } }
     }
 
     /// Hands `delivery` to a waiting runner when a batch is ready, or keeps it.
@@ -71,14 +71,14 @@ final class DeliveryBuffer: Sendable {
     }
 
     /// Pairs waiting runners with ready batches (a full one, one holding a delivery that may
-    /// not wait, one whose oldest delivery has waited `gather`, or anything once finished)
+    /// not wait, one whose oldest delivery has waited `batchWait`, or anything once finished)
     /// and says when to look again if a short batch is left waiting and no timer is set.
     /// Runs under the lock.
     private func handOut(_ state: inout State) -> (handouts: [(Runner, [AMQPDelivery]?)], timer: ContinuousClock.Instant?) {
         var handouts: [(Runner, [AMQPDelivery]?)] = []
         let now = ContinuousClock.now
         while !state.runners.isEmpty, let oldest = state.waiting.first,
-            state.finished || state.urgent > 0 || state.waiting.count >= batchSize || oldest.arrived + gather <= now
+            state.finished || state.urgent > 0 || state.waiting.count >= batchSize || oldest.arrived + batchWait <= now
         {
             let count = min(batchSize, state.waiting.count)
             let batch = state.waiting.prefix(count)
@@ -92,7 +92,7 @@ final class DeliveryBuffer: Sendable {
         }
         guard !state.runners.isEmpty, let oldest = state.waiting.first, !state.timerSet else { return (handouts, nil) }
         state.timerSet = true
-        return (handouts, oldest.arrived + gather)
+        return (handouts, oldest.arrived + batchWait)
     }
 
     /// Resumes runners outside the lock, and sets the timer `handOut` asked for.

@@ -43,7 +43,7 @@ package protocol EventHandler: Sendable {
     /// whether a message calls out can depend on how the handler was configured (a
     /// notification channel that mails, or one that only records).
     func batches(_ input: Input) -> Bool
-    /// Whether a message of this kind may be held briefly for company (``Worker`` `gather`):
+    /// Whether a message of this kind may be held briefly for company (``Worker`` `batchWait`):
     /// nobody waits on its outcome (a notification, the bookkeeping of a confirmed order's
     /// reservation), and it may share a transaction. Messages on the saga's path may not:
     /// every step they wait would delay the order. A short batch that holds one of them is
@@ -130,7 +130,7 @@ package struct Worker<Handler: EventHandler>: Service {
     let concurrency: Int
     /// How long a short batch of messages that ``EventHandler/mayWait(_:)`` is held for
     /// company (``DeliveryBuffer``); zero: never.
-    let gather: Duration
+    let batchWait: Duration
     let drainTimeout: Duration
     let logger: Logger
     /// Subscription and progress, for the health endpoint.
@@ -147,7 +147,7 @@ package struct Worker<Handler: EventHandler>: Service {
     /// Creates the worker; nothing connects until ``run()``.
     package init(
         handler: Handler, names: MessagingNames, policy: QueuePolicy, pool: PostgresPool, amqp: AMQPConfiguration,
-        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, gather: Duration = .zero,
+        outbox: OutboxPublisher, prefetch: UInt16 = 64, batchSize: Int = 32, concurrency: Int = 2, batchWait: Duration = .zero,
         drainTimeout: Duration = .seconds(10),
         status: WorkerStatus = WorkerStatus(), breaker: DependencyBreaker? = nil, logger: Logger
     ) {
@@ -160,7 +160,7 @@ package struct Worker<Handler: EventHandler>: Service {
         self.prefetch = prefetch
         self.batchSize = handler.batchesAny ? max(1, batchSize) : 1
         self.concurrency = max(1, concurrency)
-        self.gather = self.batchSize > 1 ? max(.zero, gather) : .zero
+        self.batchWait = self.batchSize > 1 ? max(.zero, batchWait) : .zero
         self.drainTimeout = drainTimeout
         self.status = status
         self.logger = logger
@@ -182,10 +182,10 @@ package struct Worker<Handler: EventHandler>: Service {
         let logger = self.logger
         let breaker = self.breaker
         let handler = self.handler
-        let buffer = DeliveryBuffer(batchSize: batchSize, gather: gather) { handler.mayWait($0) }
+        let buffer = DeliveryBuffer(batchSize: batchSize, batchWait: batchWait) { handler.mayWait($0) }
         await withGracefulShutdownHandler {
             // `concurrency` runners take what has arrived, up to a batch each (a short one
-            // after `gather`); prefetch bounds how many deliveries wait for them.
+            // after `batchWait`); prefetch bounds how many deliveries wait for them.
             await withDiscardingTaskGroup { group in
                 for _ in 0..<concurrency {
                     group.addTask {

@@ -33,7 +33,7 @@ package enum WorkerMain {
             return Worker(
                 handler: handler, names: configuration.names, policy: configuration.policy, pool: pool, amqp: configuration.amqp,
                 outbox: outbox, prefetch: configuration.effectivePrefetch, batchSize: configuration.batchSize,
-                concurrency: configuration.effectiveConcurrency(for: role), gather: configuration.batchWait, drainTimeout: configuration.drainTimeout,
+                concurrency: configuration.effectiveConcurrency(for: role), batchWait: configuration.batchWait, drainTimeout: configuration.drainTimeout,
                 status: status, logger: logger)
         }
         let consumer: any Service
