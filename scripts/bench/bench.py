@@ -12,7 +12,7 @@ transaction of one order's saga, plain and pipelined, (a'') the same for a leane
 (four hops fewer, every guarantee kept: the floor a redesign could reach), (b) a raw rabbitmq-c publisher with
 confirms and a raw consumer with multiple acks; then Emporium: (c) peak placement (closed
 loop, same concurrency as pgbench), (c') whole purchases with the carts filled over the API,
-(d) placement latency at fixed offered rates, (e) end-to-end completion at a sustained rate,
+(d) placement latency at fixed offered rates (and the API's own share, from its access log), (e) end-to-end completion at a sustained rate,
 three runs from drained to drained, (f) payment-worker scaling with a slow provider at 1, 2
 and 4 replicas, (g) resident memory of every process under load; and (h) a peer shop,
 django-oscar with django-oscar-api, doing the same purchases. During each phase it also
@@ -909,6 +909,43 @@ def log_lines():
     return total
 
 
+def api_placement_times(offset):
+    """The API's own time for each order it placed (201) after byte `offset` of its log, from
+    its access lines (`duration_ms`: from the router's first middleware to the response handed
+    back, so without the connection's accept, the request's read and the response's write), as
+    percentiles in ms; None without such lines. Beside the generator's figures it shows how
+    much of a placement's latency the API spent, and how much was spent around it: in the
+    generator, which shares the cores, and in the kernel between the two."""
+    durations = []
+    try:
+        with open(os.path.join(LOGS, "API.log"), "rb") as f:
+            f.seek(offset)
+            for line in f:
+                if b'"/api/v1/orders"' not in line or b'"http.status":"201"' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+                if entry.get("http.method") == "POST" and entry.get("http.path") == "/api/v1/orders":
+                    durations.append(float(entry["duration_ms"]))
+    except OSError:
+        return None
+    if not durations:
+        return None
+    durations.sort()
+    rank = lambda q: durations[min(len(durations) - 1, max(0, math.ceil(q * len(durations)) - 1))]  # nearest rank
+    return {"p50": rank(0.5), "p90": rank(0.9), "p99": rank(0.99), "p999": rank(0.999), "max": durations[-1], "count": len(durations)}
+
+
+def api_log_size():
+    """Where the API's log ends now (0 if it has none yet)."""
+    try:
+        return os.path.getsize(os.path.join(LOGS, "API.log"))
+    except OSError:
+        return 0
+
+
 def scaling_round(stack, db, env, url, replicas, latency_ms, prefetch, orders, accounting):
     """Queues `orders` payment requests with no payment worker running, then starts `replicas`
     workers and measures how fast they drain the backlog, from the payments' own timestamps."""
@@ -1057,6 +1094,10 @@ def render(results):
         share = f" ({r['peak_fraction']:.0%} of peak)" if r.get("peak_fraction") else ""
         add(f"      {r['offered_rate']:>5.0f}/s offered{share}: {r['placement_throughput']:.0f}/s placed, p50 {p.get('p50')} p90 {p.get('p90')} p99 {p.get('p99')}"
             f" p99.9 {p.get('p999')} max {p.get('max')} ms; errors {r['errors']}, dropped {r['dropped']}")
+        a = r.get("api_placement_ms")
+        if a:
+            add(f"             of which in the API (its access log, {a['count']} placements): p50 {a['p50']} p90 {a['p90']} p99 {a['p99']}"
+                f" p99.9 {a['p999']} max {a['max']} ms")
     half = [r for r in rates if r.get("peak_fraction") == 0.5]
     target_rate = half[0] if half else max(rates, key=lambda r: r["offered_rate"])
     p99 = (target_rate["placement_latency_ms"] or {}).get("p99", float("inf"))
@@ -1323,10 +1364,12 @@ def main():
         planned = [(max(1.0, round(peak_rate * f)), f) for f in fractions] + [(r, None) for r in rates]
         for rate, fraction in planned:
             log(f"(d) placement at {rate:.0f}/s" + (f" ({fraction:.0%} of the peak)" if fraction else ""))
+            offset = api_log_size()
             report = emporium_bench(env, url, "--rate", rate, "--duration", rate_seconds, "--customers", 200, accounting=accounting)
             results["cpu"][f"(d) {rate:.0f}/s offered"] = accounting.stop()
             log("    CPU: " + cpu_line(results["cpu"][f"(d) {rate:.0f}/s offered"]))
             report["peak_fraction"] = fraction
+            report["api_placement_ms"] = api_placement_times(offset)
             results["rates"].append(report)
             log(f"    p99 {(report['placement_latency_ms'] or {}).get('p99')} ms, errors {report['errors']}")
 
