@@ -925,10 +925,10 @@ def api_placement_times(offset):
                     continue
                 try:
                     entry = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a crash
-                if entry.get("http.method") == "POST" and entry.get("http.path") == "/api/v1/orders":
-                    durations.append(float(entry["duration_ms"]))
+                    if entry.get("http.method") == "POST" and entry.get("http.path") == "/api/v1/orders":
+                        durations.append(float(entry["duration_ms"]))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # a line cut short by a crash, or not an access line: not a placement's time
     except OSError:
         return None
     if not durations:
