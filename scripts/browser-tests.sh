@@ -39,7 +39,7 @@ PORT="${BROWSER_TEST_PORT:-8091}"
 STRIPE_PORT="${BROWSER_TEST_STRIPE_PORT:-$((PORT + 1))}"
 OUTPUT="${BROWSER_TEST_OUTPUT:-$ROOT/.build/test-output/browser}"
 mkdir -p "$OUTPUT"
-logs="$OUTPUT/logs"; mkdir -p "$logs"; rm -f "$logs"/*.log
+logs="$OUTPUT/logs"; mkdir -p "$logs"; rm -f "$logs"/*.log "$OUTPUT/failures.txt"
 pids=()
 databases=()
 vhosts=()
@@ -53,6 +53,9 @@ cleanup() {
   done
   if [ $status != 0 ]; then
     for log in "$logs"/*.log; do echo "--- $log" >&2; tail -20 "$log" >&2; done
+    # Last, where a log's tail shows it: each failed test, where it left the browser, its
+    # requests with their statuses and what the API logged above info meanwhile.
+    if [ -s "$OUTPUT/failures.txt" ]; then echo "=== browser tests that failed" >&2; cat "$OUTPUT/failures.txt" >&2; fi
   fi
   for db in "${databases[@]}"; do
     psql -q "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
@@ -78,7 +81,8 @@ start_stack() {
   export SEED_ADMIN_EMAIL="admin@browser.test" SEED_ADMIN_PASSWORD="browser-admin-$suffix"
   "$BIN/emporium" migrate >/dev/null
   "$BIN/emporium" seed >/dev/null
-  nohup "$BIN/emporium-api" >"$logs/$name-api.log" 2>&1 &
+  export API_LOG="$logs/$name-api.log"
+  nohup "$BIN/emporium-api" >"$API_LOG" 2>&1 &
   pids+=($!)
   local health=$((port + 100 + 10 * ${#databases[@]}))
   for role in stock payment order notification; do

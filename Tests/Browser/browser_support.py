@@ -126,18 +126,74 @@ def shot(driver, name):
 
 
 FOREIGN = set()
+# What the browser sent and got back since the last test ended (one line per request,
+# response, redirect or failed load), for a failing test's diagnosis; bounded.
+TRAFFIC = []
+TRAFFIC_LINES = 30
+REQUESTED = {}  # request id -> address, to name a failed load
 
 
 def collect_network(driver):
     """Done-when 4: every request any page made went to the API itself (read after each test,
-    so the browser's log buffer never drops entries)."""
+    so the browser's log buffer never drops entries). Also keeps the test's traffic with the
+    statuses it got, which a failure prints."""
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
-        if message.get("method") == "Network.requestWillBeSent":
-            url = message["params"]["request"]["url"]
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
             if not (url.startswith(BASE + "/") or url.startswith("data:")):
                 FOREIGN.add(url)
+            if url.startswith("data:"):
+                continue
+            redirect = params.get("redirectResponse")
+            if redirect:
+                TRAFFIC.append("<- %s %s (redirect)" % (redirect.get("status"), redirect.get("url")))
+            TRAFFIC.append("-> %s %s" % (params["request"]["method"], url))
+            REQUESTED[params.get("requestId")] = url
+        elif method == "Network.responseReceived":
+            response = params["response"]
+            if not response["url"].startswith("data:"):
+                TRAFFIC.append("<- %s %s" % (response.get("status"), response["url"]))
+        elif method == "Network.loadingFailed":
+            url = REQUESTED.get(params.get("requestId"), "request %s" % params.get("requestId"))
+            TRAFFIC.append("xx %s (%s%s)" % (url, params.get("errorText"), ", canceled" if params.get("canceled") else ""))
+    del TRAFFIC[:-TRAFFIC_LINES]
 
+
+def diagnosis(driver, since):
+    """What a failed test left behind, the page last (where a log's tail shows it): what the API
+    logged above info since the test began, the test's last requests with what they got
+    (static files left out), and the page (address, title, heading, any problem shown).
+    Never raises: the browser may be what failed."""
+    lines = []
+    page = []
+    try:
+        collect_network(driver)
+        page.append("page: %s (title %r)" % (driver.current_url, driver.title))
+        for css in ("h1", "[role=alert]", "#pay-problem"):
+            shown = text(driver, css)
+            if shown:
+                page.append("  %s: %s" % (css, shown[:300]))
+    except Exception as error:  # the browser itself may be gone
+        page.append("page: unreadable (%s)" % ((str(error).strip().splitlines() or [type(error).__name__])[0][:200]))
+    api_log = os.environ.get("API_LOG")
+    if api_log and os.path.exists(api_log):
+        noted = []
+        with open(api_log, errors="replace") as log:
+            for line in log:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("level") not in ("trace", "debug", "info") and str(record.get("ts", "")) >= since:
+                    noted.append("  " + line.strip()[:400])
+        lines.append("the API's log above info since the test began:")
+        lines += noted[-8:] or ["  (nothing)"]
+    requests = [line for line in TRAFFIC if "/static/" not in line and not line.endswith("/favicon.ico")]
+    lines.append("the browser's last requests (-> sent, <- answered, xx failed):")
+    lines += ["  " + line for line in requests[-14:]] or ["  (none recorded)"]
+    return "\n".join(lines + page)
 
 
 def make_driver(javascript=True, size=(1200, 900)):
@@ -158,29 +214,39 @@ def make_driver(javascript=True, size=(1200, 900)):
 
 
 def run(name, tests, network_check=True):
-    """Runs `tests` (functions of a driver) in order on one browser; exits 1 on any failure."""
+    """Runs `tests` (functions of a driver) in order on one browser; exits 1 on any failure.
+    A failure prints its traceback and where it left the browser (``diagnosis``), and adds
+    a summary to OUTPUT/failures.txt, which scripts/browser-tests.sh prints last."""
     os.makedirs(OUTPUT, exist_ok=True)
     driver = make_driver()
-    failures = 0
+    failures = []
     try:
         for test in tests:
             started = time.time()
+            since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
+            del TRAFFIC[:]
+            REQUESTED.clear()
             try:
                 test(driver)
                 collect_network(driver)
                 print("PASS %s (%.1f s)" % (test.__name__, time.time() - started), flush=True)
-            except Exception:
-                failures += 1
-                print("FAIL %s (%.1f s)\n%s" % (test.__name__, time.time() - started, traceback.format_exc()), flush=True)
+            except Exception as error:
+                found = diagnosis(driver, since)
+                print("FAIL %s (%.1f s)\n%s%s" % (test.__name__, time.time() - started, traceback.format_exc(), found), flush=True)
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+                failures.append("FAIL %s: %s\n%s" % (test.__name__, reason, found))
         if network_check:
             collect_network(driver)
             if FOREIGN:
-                failures += 1
-                print("FAIL pages fetched from outside the API: %s" % sorted(FOREIGN), flush=True)
+                failures.append("FAIL pages fetched from outside the API: %s" % sorted(FOREIGN))
+                print(failures[-1], flush=True)
             else:
                 print("PASS no page fetched anything outside the API", flush=True)
     finally:
         driver.quit()
     total = len(tests) + (1 if network_check else 0)
-    print("%s: %d passed, %d failed; screenshots in %s" % (name, total - failures, failures, OUTPUT))
+    print("%s: %d passed, %d failed; screenshots in %s" % (name, total - len(failures), len(failures), OUTPUT))
+    if failures:
+        with open(os.path.join(OUTPUT, "failures.txt"), "a") as summary:
+            summary.write("".join("[%s] %s\n" % (name, failure) for failure in failures))
     sys.exit(1 if failures else 0)
