@@ -113,11 +113,14 @@ fi
 [ "$only" != fake ] || exit $status
 
 # The storefront with Stripe: localstripe (started by scripts/services.sh) plays Stripe's API,
-# its Stripe.js and its webhooks, signed with this run's secret and sent to this stack.
+# its Stripe.js and its webhooks, signed with this run's secret and sent to this stack. One
+# endpoint id for every run: localstripe keeps its endpoints until it restarts and sends each
+# event to all of them, so a new id per run would have this stack receive every event again
+# under each earlier run's secret (refused, and logged as warnings a failure report shows).
 export PAYMENT_PROVIDER=stripe STRIPE_API_BASE="$LOCALSTRIPE_URL" STRIPE_SECRET_KEY="sk_test_browser$suffix"
 export STRIPE_PUBLISHABLE_KEY="pk_test_browser$suffix" STRIPE_JS_URL="$LOCALSTRIPE_URL/js.stripe.com/v3/"
 export STRIPE_WEBHOOK_SECRET="whsec_browser$suffix" STRIPE_TIMEOUT_MS=5000
-curl -fsS -o /dev/null "$LOCALSTRIPE_URL/_config/webhooks/browser-$suffix" \
+curl -fsS -o /dev/null "$LOCALSTRIPE_URL/_config/webhooks/browser-tests" \
   -d "url=http://127.0.0.1:$STRIPE_PORT/api/v1/webhooks/stripe" -d "secret=$STRIPE_WEBHOOK_SECRET" \
   || { echo "browser-tests: localstripe does not answer at $LOCALSTRIPE_URL (scripts/services.sh starts it)" >&2; exit 1; }
 start_stack browserstripe "$STRIPE_PORT"
